@@ -1,0 +1,76 @@
+"""jobs — an async client for one Gradio app, with gradio_client's surface.
+
+```python
+from jobs import Client, handle_file
+
+client = Client("http://127.0.0.1:7860")
+client.predict(num1=4, operation="add", num2=5, api_name="/predict")
+```
+"""
+
+from ._client import AsyncClient
+from ._files import file, handle_file, is_file_data
+from ._job import AsyncJob, JobTimings
+from ._protocol import ProgressUnit
+from ._schema import AppSchema, Endpoint, Parameter, Return
+from ._status import Status, StatusUpdate
+from ._sync import Client, Job
+from .errors import (
+    AppError,
+    ArgumentError,
+    AuthError,
+    ConnectionFailed,
+    EndpointNotFound,
+    FileError,
+    InputRejected,
+    JobCancelled,
+    JobsError,
+    JobTimeout,
+    ProtocolError,
+    QueueFull,
+    RateLimited,
+    ServerError,
+    SpaceError,
+    SpaceNotRunning,
+    StreamLost,
+    UnsupportedVersion,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AppError",
+    "AppSchema",
+    "ArgumentError",
+    "AsyncClient",
+    "AsyncJob",
+    "AuthError",
+    "Client",
+    "ConnectionFailed",
+    "Endpoint",
+    "EndpointNotFound",
+    "FileError",
+    "InputRejected",
+    "Job",
+    "JobCancelled",
+    "JobTimeout",
+    "JobTimings",
+    "JobsError",
+    "Parameter",
+    "ProgressUnit",
+    "ProtocolError",
+    "QueueFull",
+    "RateLimited",
+    "Return",
+    "ServerError",
+    "SpaceError",
+    "SpaceNotRunning",
+    "Status",
+    "StatusUpdate",
+    "StreamLost",
+    "UnsupportedVersion",
+    "__version__",
+    "file",
+    "handle_file",
+    "is_file_data",
+]

@@ -1,0 +1,126 @@
+"""Opening an app: where it is, who we are to it, and what its API is."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from ._schema import AppSchema
+from ._transport import Transport
+from .errors import AuthError, ProtocolError
+
+__all__ = ["AppConnection", "open_app"]
+
+# Paths users paste along with an app's URL that are not part of its root.
+_ROUTE_SUFFIXES = ("/gradio_api/info", "/gradio_api", "/config", "/info", "/api", "/?view=api")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppConnection:
+    transport: Transport
+    schema: AppSchema
+    space_id: str | None
+
+
+async def open_app(
+    http: httpx.AsyncClient,
+    src: str,
+    *,
+    hf_token: str | None,
+    auth: tuple[str, str] | None,
+    headers: Mapping[str, str],
+    token_header: str,
+    hub_endpoint: str | None,
+    space_deadline: float,
+    on_space_stage: Callable[[str], None] | None,
+) -> AppConnection:
+    """Resolve `src` (URL or Space id), log in if asked, and read the app's API."""
+    from . import _spaces
+
+    token = hf_token or _spaces.hf_token_from_env()
+    space_id: str | None = None
+    if _spaces.looks_like_space_id(src):
+        space_id = src
+        base = await _spaces.wait_until_running(
+            src, token=token, endpoint=hub_endpoint, deadline=space_deadline,
+            on_stage=on_space_stage)
+    else:
+        base = _normalize_url(src)
+    request_headers = dict(headers)
+    if token and _spaces.is_hf_host(base):
+        request_headers[token_header] = f"Bearer {token}"
+    transport = Transport(http, base, headers=request_headers)
+    if auth is not None:
+        await _login(transport, auth)
+    config = await _read_config(transport)
+    AppSchema.check_protocol(config, base)
+    transport.prefix = str(config.get("api_prefix") or "")
+    info = await transport.get_json("info", params={"all_endpoints": "True"})
+    schema = AppSchema.parse(config, info, url=base)
+    return AppConnection(transport=transport, schema=schema,
+                         space_id=space_id or schema.space_id)
+
+
+def _normalize_url(src: str) -> str:
+    if not src.startswith(("http://", "https://")):
+        raise ProtocolError(
+            f"{src!r} is neither a URL (http:// or https://) nor a Space id (owner/name)")
+    parts = urlsplit(src)
+    path = parts.path.rstrip("/")
+    for suffix in _ROUTE_SUFFIXES:
+        if path.endswith(suffix):
+            path = path[: -len(suffix)]
+            break
+    return urlunsplit((parts.scheme, parts.netloc, path.rstrip("/"), "", ""))
+
+
+async def _login(transport: Transport, auth: tuple[str, str]) -> None:
+    user, password = auth
+    response = await transport.post_form("login", {"username": user, "password": password},
+                                         prefixed=False)
+    if response.status_code == 200:
+        return
+    if response.status_code in (400, 401, 403):
+        raise AuthError(
+            f"login to {transport.base_url} as {user!r} failed: wrong user name or password",
+            url=transport.base_url,
+        )
+    raise ProtocolError(
+        f"login to {transport.base_url} answered HTTP {response.status_code}; does this app "
+        "use password auth?", url=transport.base_url)
+
+
+async def _read_config(transport: Transport) -> dict[str, Any]:
+    url = transport.url("config", prefixed=False)
+    response = await _get(transport, url)
+    if response.status_code == 401:
+        raise AuthError(
+            f"{transport.base_url} needs a login: pass auth=(user, password)",
+            url=transport.base_url)
+    if response.status_code == 404:
+        raise ProtocolError(
+            f"{transport.base_url} has no /config route: is it a Gradio app, and is this its "
+            "root URL?", url=transport.base_url)
+    if response.status_code >= 400:
+        from ._transport import _check
+
+        _check(response)
+    try:
+        config = response.json()
+    except ValueError as exc:
+        raise ProtocolError(f"{url} did not answer JSON: is it a Gradio app?", url=url) from exc
+    if not isinstance(config, dict):
+        raise ProtocolError(f"{url} answered {type(config).__name__}, not an app config",
+                            url=url)
+    return config
+
+
+async def _get(transport: Transport, url: str) -> httpx.Response:
+    from ._transport import REQUEST_TIMEOUT, translate_errors
+
+    with translate_errors(url):
+        return await transport.http.get(url, headers=transport.headers, timeout=REQUEST_TIMEOUT)

@@ -1,0 +1,243 @@
+"""Files in and out: `handle_file` markers, uploads (once per content), and downloads of
+output files into a chosen folder under names that cannot escape it."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import tempfile
+import unicodedata
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote, urlparse
+
+import anyio
+
+from ._schema import Parameter
+from ._transport import Transport
+from .errors import FileError, ProtocolError
+
+__all__ = ["Downloader", "Uploader", "file", "handle_file", "is_file_data"]
+
+_META = {"_type": "gradio.FileData"}
+_CHUNK = 1 << 20
+
+
+def handle_file(path_or_url: str | os.PathLike[str]) -> dict[str, Any]:
+    """Mark a local path or a URL as a file input (it is uploaded, or fetched by the app).
+
+    Raises `FileError` at once if a local file does not exist.
+    """
+    text = os.fspath(path_or_url)
+    if _is_url(text):
+        name = Path(unquote(urlparse(text).path)).name or "file"
+        return {"path": text, "url": text, "orig_name": name, "meta": dict(_META)}
+    if not os.path.isfile(text):
+        raise FileError(f"file not found: {text!r} (paths are relative to {os.getcwd()!r})",
+                        path=text)
+    return {"path": text, "orig_name": os.path.basename(text), "meta": dict(_META)}
+
+
+#: gradio_client's older name for `handle_file`.
+file = handle_file
+
+
+def is_file_data(value: Any) -> bool:
+    """True for a FileData dict (a file marker, an uploaded file, or a file output)."""
+    if not isinstance(value, dict) or not isinstance(value.get("path"), str):
+        return False
+    meta = value.get("meta")
+    return (isinstance(meta, dict) and meta.get("_type") == "gradio.FileData") or "url" in value
+
+
+def _is_url(text: str) -> bool:
+    return text.startswith(("http://", "https://"))
+
+
+def wrap_files(param: Parameter, value: Any) -> Any:
+    """Accept a plain path or URL string where the endpoint expects a file."""
+    if param.file_kind == "single" and isinstance(value, (str, os.PathLike)):
+        return handle_file(value)
+    if param.file_kind == "list" and isinstance(value, (list, tuple)):
+        return [handle_file(v) if isinstance(v, (str, os.PathLike)) else v for v in value]
+    return value
+
+
+class Uploader:
+    """Uploads local file markers found in a payload; each content goes up once."""
+
+    def __init__(self, transport: Transport, max_file_size: int | None) -> None:
+        self._transport = transport
+        self._max = max_file_size
+        self._by_digest: dict[str, str] = {}
+        self._digest_by_stat: dict[tuple[str, int, int], str] = {}
+        self._inflight: dict[str, anyio.Event] = {}
+
+    def check(self, value: Any) -> None:
+        """Raise `FileError` for a missing or oversized local file, before anything is sent."""
+        for marker in _local_markers(value):
+            path = marker["path"]
+            try:
+                size = os.stat(path).st_size
+            except OSError:
+                raise FileError(f"file not found: {path!r}", path=path) from None
+            if self._max is not None and size > self._max:
+                raise FileError(
+                    f"file {path!r} is {_human(size)}, over the app's limit of "
+                    f"{_human(self._max)} (max_file_size); use a smaller file",
+                    path=path, size=size, limit=self._max,
+                )
+
+    async def upload_all(self, value: Any) -> Any:
+        """Return `value` with every local file marker replaced by its uploaded FileData."""
+        if not _local_markers(value):
+            return value
+        return await _map_async(value, self._upload_marker)
+
+    async def _upload_marker(self, marker: dict[str, Any]) -> dict[str, Any]:
+        path = marker["path"]
+        digest = await anyio.to_thread.run_sync(self._digest, path)
+        while digest not in self._by_digest:
+            event = self._inflight.get(digest)
+            if event is not None:
+                await event.wait()
+                continue
+            event = self._inflight[digest] = anyio.Event()
+            try:
+                name = marker.get("orig_name") or os.path.basename(path)
+                with open(path, "rb") as handle:  # noqa: ASYNC230 - streamed by httpx
+                    reply = await self._transport.post_files(
+                        "upload", [("files", (name, handle, "application/octet-stream"))])
+                if not (isinstance(reply, list) and reply and isinstance(reply[0], str)):
+                    raise ProtocolError(f"the upload route answered {reply!r} for {path!r}")
+                self._by_digest[digest] = reply[0]
+            finally:
+                del self._inflight[digest]
+                event.set()
+        return {"path": self._by_digest[digest],
+                "orig_name": marker.get("orig_name") or os.path.basename(path),
+                "meta": dict(_META)}
+
+    def _digest(self, path: str) -> str:
+        st = os.stat(path)
+        key = (os.path.realpath(path), st.st_size, st.st_mtime_ns)
+        digest = self._digest_by_stat.get(key)
+        if digest is None:
+            digest = sha256_file(path)
+            self._digest_by_stat[key] = digest
+        return digest
+
+
+class Downloader:
+    """Downloads every output file into `folder` and returns local paths in their place."""
+
+    def __init__(self, transport: Transport, folder: Path | Callable[[], Path]) -> None:
+        self._transport = transport
+        self._folder = folder
+
+    async def localize(self, value: Any) -> Any:
+        if not _contains_file(value):
+            return value
+        folder = self._folder() if callable(self._folder) else self._folder
+        return await _map_async(value, lambda fd: self._download(fd, folder),
+                                match=is_file_data)
+
+    async def _download(self, data: dict[str, Any], folder: Path) -> str:
+        path = data["path"]
+        if data.get("is_stream") and data.get("url"):
+            url = str(data["url"])
+        elif _is_url(path):
+            url = path
+        else:
+            url = self._transport.url("file=" + quote(path, safe="/"))
+        name = safe_name(str(data.get("orig_name") or os.path.basename(path)))
+        folder.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".part-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                async with self._transport.stream("GET", url) as response:
+                    async for chunk in response.aiter_bytes(_CHUNK):
+                        digest.update(chunk)
+                        out.write(chunk)
+            target_dir = folder / digest.hexdigest()[:16]
+            target_dir.mkdir(exist_ok=True)
+            target = target_dir / name
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        return str(target)
+
+
+def safe_name(name: str) -> str:
+    """A file name from a server, made safe: no directories, no `..`, no control or odd
+    characters, not hidden, not empty, at most 120 characters."""
+    name = unicodedata.normalize("NFKC", name).replace("\\", "/").split("/")[-1]
+    name = re.sub(r"[^\w.\- ()+,=@]", "_", name).strip(" .")
+    if not name or set(name) <= {"_", "."}:
+        name = "file"
+    stem, dot, ext = name.rpartition(".")
+    if len(name) > 120:
+        name = (stem[: 110] + dot + ext[:9]) if dot else name[:120]
+    return name
+
+
+def sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _local_markers(value: Any) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if is_file_data(item) and "url" not in item and not _is_url(item["path"]):
+                found.append(item)
+            else:
+                stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return found
+
+
+def _contains_file(value: Any) -> bool:
+    if isinstance(value, dict):
+        return is_file_data(value) or any(_contains_file(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_contains_file(v) for v in value)
+    return False
+
+
+async def _map_async(value: Any, fn: Callable[[dict[str, Any]], Any],
+                     match: Callable[[Any], bool] | None = None) -> Any:
+    """Rebuild `value` with each matching dict replaced by `await fn(dict)`."""
+    is_match = match or (lambda v: is_file_data(v) and "url" not in v
+                         and not _is_url(v["path"]))
+    if isinstance(value, dict):
+        if is_match(value):
+            return await fn(value)
+        return {k: await _map_async(v, fn, match) for k, v in value.items()}
+    if isinstance(value, list):
+        return [await _map_async(v, fn, match) for v in value]
+    if isinstance(value, tuple):
+        return tuple([await _map_async(v, fn, match) for v in value])
+    return value
+
+
+def _human(size: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:g} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size = size / 1000  # type: ignore[assignment]
+    return f"{size} bytes"
+

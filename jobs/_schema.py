@@ -1,0 +1,361 @@
+"""An app's API as read from its `/config` and info routes, and argument binding.
+
+`AppSchema.parse(config, info)` is pure: it maps every listener (`dependencies[k]`) to an
+`Endpoint` with its visible parameters and returns, the positions of hidden State slots,
+and whether it is a generator. `Endpoint.bind(args, kwargs)` turns a call into the
+positional `data` list the queue expects, raising before anything is sent.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ArgumentError, EndpointNotFound, ProtocolError, UnsupportedVersion
+
+__all__ = ["AppSchema", "Endpoint", "Parameter", "Return"]
+
+_SUPPORTED_PROTOCOLS = {"sse_v3"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Parameter:
+    """One visible input of an endpoint."""
+
+    name: str
+    label: str
+    component: str
+    python_type: str
+    json_type: Mapping[str, Any]
+    required: bool
+    default: Any = None
+    #: "single" for a file parameter, "list" for a list of files, None otherwise.
+    file_kind: str | None = None
+    choices: tuple[Any, ...] | None = None
+    multiselect: bool = False
+    example: Any = None
+
+    @property
+    def is_file(self) -> bool:
+        return self.file_kind is not None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Return:
+    """One visible output of an endpoint."""
+
+    label: str
+    component: str
+    python_type: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Endpoint:
+    """One callable listener of the app."""
+
+    fn_index: int
+    api_name: str | None
+    parameters: tuple[Parameter, ...]
+    returns: tuple[Return, ...]
+    #: Per input component: index into `parameters`, or None for a hidden (State) slot.
+    input_slots: tuple[int | None, ...]
+    #: Per output component: True when it is visible (not State).
+    output_visible: tuple[bool, ...]
+    generator: bool
+    uses_state: bool
+    visibility: str
+    description: str = ""
+
+    @property
+    def display_name(self) -> str:
+        return self.api_name or f"fn_index={self.fn_index}"
+
+    def bind(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """Match a call's arguments to parameters, filling defaults. Returns name -> value."""
+        names = [p.name for p in self.parameters]
+        if len(args) > len(self.parameters):
+            raise ArgumentError(
+                f"{self.display_name} takes {len(self.parameters)} argument(s) "
+                f"({_listing(names)}) but {len(args)} were given",
+                valid=names,
+            )
+        bound: dict[str, Any] = dict(zip(names, args))
+        for key, value in kwargs.items():
+            if key not in names:
+                raise ArgumentError(
+                    f"{self.display_name} has no parameter {key!r}{_did_you_mean(key, names)}; "
+                    f"its parameters are {_listing(names)}",
+                    parameter=key,
+                    valid=names,
+                )
+            if key in bound:
+                raise ArgumentError(
+                    f"{self.display_name}: parameter {key!r} was given both by position and "
+                    "by keyword",
+                    parameter=key,
+                    valid=names,
+                )
+            bound[key] = value
+        for param in self.parameters:
+            if param.name in bound:
+                continue
+            if param.required:
+                raise ArgumentError(
+                    f"{self.display_name} is missing the required parameter {param.name!r} "
+                    f"({param.component}, {param.python_type}); its parameters are "
+                    f"{_listing(names)}",
+                    parameter=param.name,
+                    valid=names,
+                )
+            bound[param.name] = param.default
+        return {name: bound[name] for name in names}
+
+    def payload(self, values: Mapping[str, Any]) -> list[Any]:
+        """The positional `data` list for `queue/join`: State slots are sent as None."""
+        params = self.parameters
+        return [None if i is None else values[params[i].name] for i in self.input_slots]
+
+    def visible_outputs(self, data: Sequence[Any]) -> list[Any]:
+        """Drop hidden (State) outputs and unwrap `gr.update(...)` values."""
+        return [
+            _unwrap_update(value)
+            for value, visible in zip(data, self.output_visible)
+            if visible
+        ]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppSchema:
+    """Everything a client needs to know about one app."""
+
+    version: str
+    protocol: str
+    api_prefix: str
+    root: str
+    connect_heartbeat: bool
+    max_file_size: int | None
+    space_id: str | None
+    endpoints: tuple[Endpoint, ...]
+
+    @classmethod
+    def check_protocol(cls, config: Mapping[str, Any], url: str) -> None:
+        """Refuse apps older than sse_v3 with a message naming their version."""
+        protocol = config.get("protocol", "ws")
+        version = str(config.get("version", "unknown"))
+        if protocol not in _SUPPORTED_PROTOCOLS:
+            raise UnsupportedVersion(
+                f"the app at {url} runs gradio {version} (protocol {protocol!r}), which spacerun "
+                "does not support: it speaks the sse_v3 protocol of gradio 4.22 and later. "
+                "Upgrade the app's gradio, or use gradio_client for this app.",
+                url=url,
+                version=version,
+            )
+
+    @classmethod
+    def parse(cls, config: Mapping[str, Any], info: Mapping[str, Any], *, url: str) -> AppSchema:
+        cls.check_protocol(config, url)
+        components = {c["id"]: c for c in config.get("components", ()) if "id" in c}
+        named = info.get("named_endpoints") or {}
+        endpoints = tuple(
+            _endpoint(dep, components, named)
+            for dep in config.get("dependencies", ())
+            if dep.get("backend_fn", True)
+        )
+        return cls(
+            version=str(config.get("version", "unknown")),
+            protocol=str(config.get("protocol")),
+            api_prefix=str(config.get("api_prefix") or ""),
+            root=str(config.get("root") or url),
+            connect_heartbeat=bool(config.get("connect_heartbeat")),
+            max_file_size=_int_or_none(config.get("max_file_size")),
+            space_id=config.get("space_id"),
+            endpoints=endpoints,
+        )
+
+    @property
+    def public_endpoints(self) -> list[Endpoint]:
+        return [e for e in self.endpoints if e.api_name and e.visibility == "public"]
+
+    def endpoint(self, api_name: str | None = None, fn_index: int | None = None) -> Endpoint:
+        """Find an endpoint by api_name (leading slash optional) or fn_index; with neither,
+        the app's only public endpoint."""
+        if api_name is not None:
+            wanted = "/" + api_name.lstrip("/")
+            for ep in self.endpoints:
+                if ep.api_name == wanted:
+                    return ep
+            names = [e.api_name for e in self.public_endpoints if e.api_name]
+            raise EndpointNotFound(
+                f"the app has no endpoint {wanted!r}{_did_you_mean(wanted, names)}; "
+                f"its endpoints are {_listing(names)}",
+                parameter="api_name",
+                valid=names,
+            )
+        if fn_index is not None:
+            for ep in self.endpoints:
+                if ep.fn_index == fn_index:
+                    return ep
+            raise EndpointNotFound(
+                f"the app has no function with fn_index={fn_index}; valid indices are "
+                f"{sorted(e.fn_index for e in self.endpoints)}",
+                parameter="fn_index",
+            )
+        public = self.public_endpoints
+        if len(public) == 1:
+            return public[0]
+        names = [e.api_name for e in public if e.api_name]
+        raise EndpointNotFound(
+            f"the app has {len(public)} endpoints, so say which one with api_name=: "
+            f"{_listing(names)}",
+            parameter="api_name",
+            valid=names,
+        )
+
+
+def _endpoint(
+    dep: Mapping[str, Any], components: Mapping[int, Any], named: Mapping[str, Any]
+) -> Endpoint:
+    raw_name = dep.get("api_name")
+    api_name = "/" + str(raw_name).lstrip("/") if raw_name not in (None, False, "") else None
+    info = named.get(api_name) if api_name else None
+    inputs = [components.get(cid, {}) for cid in dep.get("inputs", ())]
+    outputs = [components.get(cid, {}) for cid in dep.get("outputs", ())]
+    in_visible = [not _hidden(c) for c in inputs]
+    out_visible = tuple(not _hidden(c) for c in outputs)
+    if info is not None:
+        parameters = tuple(_parameter(p, i) for i, p in enumerate(info.get("parameters", ())))
+        returns = tuple(_return(r) for r in info.get("returns", ()))
+    else:
+        parameters = tuple(
+            _parameter_from_component(c) for c, vis in zip(inputs, in_visible) if vis
+        )
+        returns = tuple(
+            Return(label=_label(c), component=str(c.get("type", "")).title(), python_type="")
+            for c, vis in zip(outputs, out_visible) if vis
+        )
+    if sum(in_visible) != len(parameters):
+        raise ProtocolError(
+            f"endpoint {api_name or dep.get('id')}: the config lists {sum(in_visible)} visible "
+            f"inputs but the API info lists {len(parameters)} parameters"
+        )
+    slots: list[int | None] = []
+    next_param = 0
+    for vis in in_visible:
+        slots.append(next_param if vis else None)
+        next_param += int(vis)
+    types = dep.get("types") or {}
+    return Endpoint(
+        fn_index=int(dep["id"]),
+        api_name=api_name,
+        parameters=parameters,
+        returns=returns,
+        input_slots=tuple(slots),
+        output_visible=out_visible,
+        generator=bool(types.get("generator")),
+        uses_state=any(c.get("type") == "state" for c in inputs + outputs),
+        visibility=_visibility(dep, api_name),
+        description=str((info or {}).get("description") or ""),
+    )
+
+
+def _hidden(component: Mapping[str, Any]) -> bool:
+    return bool(component.get("skip_api")) or component.get("type") == "state"
+
+
+def _visibility(dep: Mapping[str, Any], api_name: str | None) -> str:
+    if api_name is None:
+        return "private"
+    visibility = dep.get("api_visibility")
+    if visibility:
+        return str(visibility)
+    return "public" if dep.get("show_api", True) else "undocumented"
+
+
+def _parameter(raw: Mapping[str, Any], index: int) -> Parameter:
+    python_type = str((raw.get("python_type") or {}).get("type", ""))
+    json_type = raw.get("type") or {}
+    has_default = bool(raw.get("parameter_has_default"))
+    choices, multiselect = _choices(json_type)
+    return Parameter(
+        name=str(raw.get("parameter_name") or _identifier(raw.get("label"), index)),
+        label=str(raw.get("label") or ""),
+        component=str(raw.get("component", "")),
+        python_type=python_type,
+        json_type=json_type,
+        required=not has_default,
+        default=raw.get("parameter_default") if has_default else None,
+        file_kind=_file_kind(python_type),
+        choices=choices,
+        multiselect=multiselect,
+        example=raw.get("example_input"),
+    )
+
+
+def _parameter_from_component(component: Mapping[str, Any]) -> Parameter:
+    props = component.get("props") or {}
+    return Parameter(
+        name=_identifier(props.get("label"), int(component.get("id", 0))),
+        label=_label(component),
+        component=str(component.get("type", "")).title(),
+        python_type="",
+        json_type={},
+        required=props.get("value") is None,
+        default=props.get("value"),
+    )
+
+
+def _return(raw: Mapping[str, Any]) -> Return:
+    return Return(
+        label=str(raw.get("label") or ""),
+        component=str(raw.get("component", "")),
+        python_type=str((raw.get("python_type") or {}).get("type", "")),
+    )
+
+
+def _choices(json_type: Mapping[str, Any]) -> tuple[tuple[Any, ...] | None, bool]:
+    if "enum" in json_type:
+        return tuple(json_type["enum"]), False
+    items = json_type.get("items")
+    if json_type.get("type") == "array" and isinstance(items, Mapping) and "enum" in items:
+        return tuple(items["enum"]), True
+    return None, False
+
+
+def _file_kind(python_type: str) -> str | None:
+    compact = python_type.replace(" ", "").lower()
+    if compact == "filepath":
+        return "single"
+    if compact in ("list[filepath]", "list[filepath]|none"):
+        return "list"
+    return None
+
+
+def _label(component: Mapping[str, Any]) -> str:
+    return str((component.get("props") or {}).get("label") or f"value_{component.get('id')}")
+
+
+def _identifier(label: Any, index: int) -> str:
+    text = "".join(ch if ch.isalnum() else "_" for ch in str(label or "")).strip("_").lower()
+    return text or f"param_{index}"
+
+
+def _unwrap_update(value: Any) -> Any:
+    if isinstance(value, dict) and value.get("__type__") == "update":
+        return value.get("value")
+    return value
+
+
+def _int_or_none(value: Any) -> int | None:
+    return int(value) if isinstance(value, (int, float)) else None
+
+
+def _did_you_mean(word: str, options: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _listing(names: Sequence[str]) -> str:
+    return ", ".join(repr(n) for n in names) if names else "(none)"
+

@@ -1,0 +1,190 @@
+"""A Gradio session: one `session_hash`, its event stream, and the jobs routed through it.
+
+The server keys State, cancellation and the event stream by session. Cancelling an event
+kills every *running* event of the same function in that session, and a dropped stream
+drops all of the session's work (see the protocol reference, §3.2 and §4). So:
+
+* a session runs at most one event per function at a time (`slot`); later jobs of the
+  same function wait on the client, where cancelling them needs no request. With that,
+  `/cancel` only ever touches the job it was meant for;
+* exactly one reader holds the session's stream, opened after the first join and kept
+  open while any job of the session is pending; it demultiplexes messages by event id.
+
+A client gives each stateless job a session of its own, so jobs never share a stream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+from ._protocol import Message, MsgKind, parse_message
+from ._sse import SSEDecoder
+from .errors import ConnectionFailed, JobsError, ProtocolError, StreamLost
+
+if TYPE_CHECKING:
+    from ._job import AsyncJob
+    from ._transport import Transport
+
+__all__ = ["Session", "new_session_hash"]
+
+log = logging.getLogger("jobs")
+
+
+def new_session_hash() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+class Session:
+    """One session_hash on one app. Cheap: no I/O until a job joins."""
+
+    __slots__ = ("_early", "_joining", "_locks", "_pending", "_reader_running",
+                 "_task_group", "_transport", "hash")
+
+    def __init__(self, transport: Transport, task_group: TaskGroup,
+                 session_hash: str | None = None) -> None:
+        self.hash = session_hash or new_session_hash()
+        self._transport = transport
+        self._task_group = task_group
+        self._pending: dict[str, AsyncJob] = {}
+        # Messages that arrive for an event before its join response was read.
+        self._early: dict[str, list[Message]] = {}
+        self._joining = 0
+        self._locks: dict[int, anyio.Lock] = {}
+        self._reader_running = False
+
+    def __repr__(self) -> str:
+        return (f"<Session {self.hash} pending={len(self._pending)} "
+                f"reader={'open' if self._reader_running else 'closed'}>")
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending) + self._joining
+
+    @contextlib.asynccontextmanager
+    async def slot(self, fn_index: int) -> AsyncIterator[None]:
+        """Hold the session's one slot for `fn_index` while a job of it is in flight."""
+        lock = self._locks.get(fn_index)
+        if lock is None:
+            lock = self._locks[fn_index] = anyio.Lock()
+        async with lock:
+            yield
+
+    async def join(self, job: AsyncJob, body: dict[str, Any],
+                   headers: dict[str, str] | None = None) -> str:
+        """Send `queue/join` for `job` and route its messages to it. Returns the event id."""
+        self._joining += 1
+        try:
+            reply = await self._transport.post_json("queue/join", body, headers=headers)
+        finally:
+            self._joining -= 1
+        event_id = reply.get("event_id") if isinstance(reply, dict) else None
+        if not isinstance(event_id, str):
+            raise ProtocolError(f"queue/join answered without an event_id: {reply!r}",
+                                url=self._transport.url("queue/join"))
+        self._pending[event_id] = job
+        for message in self._early.pop(event_id, ()):
+            self._route(message)
+        self._ensure_reader()
+        return event_id
+
+    async def cancel_event(self, fn_index: int, event_id: str) -> None:
+        """Ask the app to drop `event_id` (a queued one is removed, a running one stopped)."""
+        body = {"session_hash": self.hash, "fn_index": fn_index, "event_id": event_id}
+        with anyio.move_on_after(10, shield=True):
+            try:
+                await self._transport.post_json("cancel", body)
+            except JobsError as exc:
+                # Nothing more can be done: the job ends when the stream says so, or fails
+                # with it.
+                log.warning("cancel of event %s failed: %s", event_id, exc)
+
+    def spawn(self, coro: Awaitable[Any]) -> None:
+        async def run() -> None:
+            await coro
+
+        self._task_group.start_soon(run)
+
+    def _ensure_reader(self) -> None:
+        if not self._reader_running:
+            self._reader_running = True
+            self._task_group.start_soon(self._read_stream)
+
+    async def _read_stream(self) -> None:
+        try:
+            while self._pending or self._joining:
+                closed = await self._read_once()
+                if not closed and self._pending:
+                    self._fail_pending(StreamLost(
+                        "the app's event stream ended before the job finished: the server "
+                        "stopped, restarted or dropped the connection",
+                        url=self._transport.base_url,
+                    ))
+        except JobsError as exc:
+            self._fail_pending(exc)
+        finally:
+            self._reader_running = False
+        if self._pending or self._joining:
+            # A join landed while the reader was finishing: it needs a stream too.
+            self._ensure_reader()
+
+    async def _read_once(self) -> bool:
+        """Read one connection of the stream. True if the server closed it cleanly."""
+        decoder = SSEDecoder()
+        try:
+            async with self._transport.stream(
+                "GET", "queue/data", params={"session_hash": self.hash}
+            ) as response:
+                async for chunk in response.aiter_raw():
+                    for event in decoder.feed(chunk):
+                        message = parse_message(event.data)
+                        if message.kind is MsgKind.CLOSE_STREAM:
+                            return True
+                        if message.kind is MsgKind.UNEXPECTED_ERROR:
+                            self._fail_pending(_unexpected(message, self._transport.base_url))
+                            return True
+                        self._route(message)
+        except ConnectionFailed as exc:
+            if isinstance(exc, StreamLost):
+                raise
+            raise StreamLost(
+                f"lost the app's event stream mid-job: {exc.message}",
+                url=self._transport.base_url,
+            ) from exc
+        return False
+
+    def _route(self, message: Message) -> None:
+        event_id = message.event_id
+        if event_id is None:
+            return  # heartbeats and session-wide notices
+        job = self._pending.get(event_id)
+        if job is None:
+            self._early.setdefault(event_id, []).append(message)
+            return
+        if message.kind is MsgKind.PROCESS_COMPLETED:
+            del self._pending[event_id]
+        job.deliver(message)
+
+    def _fail_pending(self, error: JobsError) -> None:
+        pending, self._pending = self._pending, {}
+        for job in pending.values():
+            job.fail(error)
+
+
+def _unexpected(message: Message, url: str) -> JobsError:
+    if message.session_not_found:
+        return StreamLost(
+            "the app no longer knows this session (it restarted, or evicted the session); "
+            "the job's outcome is unknown — submit it again",
+            url=url,
+        )
+    if message.text == "Server stopped unexpectedly.":
+        return StreamLost("the app stopped while the job was pending", url=url)
+    return ProtocolError(f"the app reported an unexpected error: {message.text}", url=url)
+

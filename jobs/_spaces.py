@@ -1,0 +1,467 @@
+"""Hugging Face Spaces: Space id -> URL, runtime stage, waiting until it runs, duplication.
+
+All Hub traffic goes through huggingface_hub's `HfApi` (blocking, so every call runs in a
+worker thread), built for an explicit `endpoint` (None: huggingface_hub's configured one,
+i.e. `HF_ENDPOINT` as read at its import, else https://huggingface.co). Its errors are
+translated into ours in one place, `_translate`; no message carries the token.
+
+`token=None` means anonymous here: huggingface_hub would otherwise fall back to `HF_TOKEN`
+or the saved login behind the caller's back. Resolve the token once with
+`hf_token_from_env()` and pass it down.
+
+    token = hf_token_from_env(explicit)
+    url = await wait_until_running("owner/name", token=token, on_stage=print)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+from urllib.parse import urlsplit
+
+import anyio
+import httpx2
+from huggingface_hub import HfApi, get_token
+from huggingface_hub.errors import (
+    GatedRepoError,
+    HfHubHTTPError,
+    HFValidationError,
+    LocalTokenNotFoundError,
+    OIDCError,
+    RepositoryNotFoundError,
+)
+
+from .errors import (
+    AuthError,
+    ConnectionFailed,
+    JobsError,
+    RateLimited,
+    ServerError,
+    SpaceError,
+    SpaceNotRunning,
+)
+
+if TYPE_CHECKING:
+    from huggingface_hub import SpaceHardware
+
+__all__ = [
+    "SPACE_ID_RE",
+    "SpaceRuntime",
+    "duplicate_space",
+    "hf_token_from_env",
+    "is_hf_host",
+    "looks_like_space_id",
+    "space_host",
+    "space_runtime",
+    "wait_until_running",
+]
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: `owner/name`: owners are letters, digits, `-`, `_`; names may also hold dots.
+SPACE_ID_RE = re.compile(
+    r"^(?P<owner>[A-Za-z0-9][A-Za-z0-9_-]*)/(?P<name>[A-Za-z0-9_][\w.-]*)$", re.ASCII
+)
+
+#: The Space serves requests: go ahead.
+_UP = frozenset({"RUNNING", "RUNNING_BUILDING"})
+#: Asleep or stopped: only a request to the app wakes it (polling the Hub does not).
+_DORMANT = frozenset({"SLEEPING", "STOPPED"})
+#: Broken or gone: waiting will not help. Each with what the user can do.
+_BROKEN = {
+    "PAUSED": "its owner paused it; restart it from the Space's settings page, or ask the owner",
+    "NO_APP_FILE": "its repository has no app file; add one (e.g. app.py) or check the id",
+    "CONFIG_ERROR": "its README configuration is invalid; fix the metadata and push again",
+    "BUILD_ERROR": "its build failed; read the build logs on the Space page, fix and rebuild",
+    "RUNTIME_ERROR": (
+        "the app crashed; read the container logs on the Space page, then restart it "
+        "(or duplicate it)"
+    ),
+    "DELETING": "it is being deleted",
+}
+# Anything else (BUILDING, APP_STARTING, RUNNING_APP_STARTING, stages the Hub adds later)
+# is on its way up: poll with back-off.
+
+_FIRST_DELAY, _MAX_DELAY, _GROWTH = 1.0, 10.0, 1.5
+#: huggingface_hub sends with no timeout at all; never wait longer than this for one call.
+_CALL_TIMEOUT = 60.0
+_FREE_HARDWARE = "cpu-basic"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpaceRuntime:
+    """What the Hub says about a Space's container. `sleep_time` is in seconds."""
+
+    stage: str
+    hardware: str | None
+    requested_hardware: str | None
+    sleep_time: int | None
+
+
+def looks_like_space_id(src: str) -> bool:
+    """True for `owner/name` (not a URL, not a path with more parts)."""
+    return SPACE_ID_RE.match(src) is not None
+
+
+def is_hf_host(url: str) -> bool:
+    """True only for https URLs on huggingface.co or a subdomain of hf.space (default port).
+
+    Decides where an HF token may be sent, so it matches exact host names:
+    `evil-hf.space`, `hf.space.evil.com` and `huggingface.co.evil.com` are not HF hosts.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return False
+    host = parts.hostname or ""
+    if parts.scheme != "https" or port not in (None, 443):
+        return False
+    # One label before hf.space: Space hosts are `owner-name.hf.space`.
+    label, dot, rest = host.partition(".")
+    return host == "huggingface.co" or (bool(label) and dot == "." and rest == "hf.space")
+
+
+def hf_token_from_env(explicit: str | None = None) -> str | None:
+    """The HF token to use: `explicit`, else `HF_TOKEN`, else huggingface_hub's saved login."""
+    if explicit:
+        return explicit
+    if env := os.environ.get("HF_TOKEN", "").strip():
+        return env
+    try:
+        return get_token()
+    except OIDCError as exc:  # HF_OIDC_RESOURCE is set (CI) and the exchange failed
+        raise AuthError(f"Could not get an HF token through OIDC: {exc}") from exc
+
+
+async def space_runtime(
+    space_id: str, *, token: str | None, endpoint: str | None = None
+) -> SpaceRuntime:
+    """The Space's runtime stage and hardware.
+
+    Raises `SpaceNotRunning` (stage None) if the Space does not exist or is private and
+    `token` cannot see it, `AuthError` for a bad token, `ConnectionFailed` if the Hub is
+    unreachable.
+    """
+    api = _api(endpoint, token)
+    runtime = await _call(api, space_id, api.get_space_runtime, space_id)
+    return _runtime(runtime)
+
+
+async def space_host(space_id: str, *, token: str | None, endpoint: str | None = None) -> str:
+    """The Space's app URL (`https://owner-name.hf.space`), as the Hub API reports it.
+
+    Only if the API gives no host is it derived by the documented convention.
+    Raises as `space_runtime`.
+    """
+    api = _api(endpoint, token)
+    info = await _call(api, space_id, api.space_info, space_id)
+    host = getattr(info, "host", None)
+    return str(host).rstrip("/") if host else _conventional_host(space_id)
+
+
+async def wait_until_running(
+    space_id: str,
+    *,
+    token: str | None,
+    endpoint: str | None = None,
+    deadline: float = 600,
+    on_stage: Callable[[str], None] | None = None,
+    sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    wake: Callable[[str], Awaitable[object]] | None = None,
+) -> str:
+    """Wait until the Space serves requests; return its host URL.
+
+    * RUNNING, RUNNING_BUILDING: return at once.
+    * BUILDING, APP_STARTING, RUNNING_APP_STARTING (and unknown stages): poll the Hub,
+      1 s growing to 10 s apart, until `deadline` seconds have been spent.
+    * SLEEPING, STOPPED: only a request to the app wakes the Space. With `wake`, it is
+      awaited once with the host URL (it should send a request and tolerate a slow or
+      failed answer), then polling goes on as above. Without `wake`, the host is returned
+      at once, as gradio_client does: the caller's first request wakes it (and is slow).
+    * PAUSED, NO_APP_FILE, CONFIG_ERROR, BUILD_ERROR, RUNTIME_ERROR, DELETING: raise
+      `SpaceNotRunning` with the stage at once.
+
+    Each new stage is reported through `on_stage` (first one included). The deadline
+    counts the time spent sleeping plus the time spent in Hub calls, so an injected fast
+    `sleep` makes it pass quickly in tests. Past it: `SpaceNotRunning(stage=last stage)`.
+    Errors of `space_runtime` pass through.
+    """
+    elapsed, delay, last, woken = 0.0, _FIRST_DELAY, None, False
+    while True:
+        started = anyio.current_time()
+        stage = (await space_runtime(space_id, token=token, endpoint=endpoint)).stage
+        elapsed += anyio.current_time() - started
+        if stage != last and on_stage is not None:
+            on_stage(stage)
+        last = stage
+        if stage in _BROKEN:
+            raise SpaceNotRunning(
+                f"Space {space_id} is not running (stage {stage}): {_BROKEN[stage]}.",
+                url=_page(endpoint, space_id),
+                space_id=space_id,
+                stage=stage,
+            )
+        if stage in _UP or (stage in _DORMANT and wake is None):
+            return await space_host(space_id, token=token, endpoint=endpoint)
+        if stage in _DORMANT and not woken:
+            assert wake is not None
+            woken = True
+            await wake(await space_host(space_id, token=token, endpoint=endpoint))
+        if elapsed >= deadline:
+            raise SpaceNotRunning(
+                f"Space {space_id} did not come up within {deadline:g} s (last stage {stage}). "
+                "Try again later, or allow a longer deadline.",
+                url=_page(endpoint, space_id),
+                space_id=space_id,
+                stage=stage,
+            )
+        pause = min(delay, deadline - elapsed)
+        await sleep(pause)
+        elapsed += pause
+        delay = min(delay * _GROWTH, _MAX_DELAY)
+
+
+async def duplicate_space(
+    from_id: str,
+    to_id: str | None = None,
+    *,
+    token: str | None,
+    endpoint: str | None = None,
+    private: bool = True,
+    hardware: str | None = None,
+    secrets: Mapping[str, str] | None = None,
+    sleep_timeout: int | None = 5,
+) -> str:
+    """Make (or reuse) a copy of Space `from_id` in the token's account; return its id.
+
+    The target is `to_id` if it has an owner (the token's user or one of its orgs), else
+    `<token's user>/<to_id or the source's name>`.
+
+    * New target: one duplicate request carries visibility (`private`), hardware
+      (`hardware`, else the source's), `secrets`, and the sleep time (`sleep_timeout`
+      minutes, only for hardware other than cpu-basic, where the Hub fixes it at 48 h).
+    * Existing target (a second run): nothing is duplicated again. Secrets whose keys it
+      lacks are added; keys it has keep their value (changing a secret restarts the
+      Space, so it is not done on every run; a warning names the keys). Hardware is
+      requested only when `hardware` is given and differs; the sleep time is set when it
+      differs. Visibility is left alone.
+
+    The copy starts building; follow it with `wait_until_running(target)`.
+    Raises `AuthError` without a token or with a bad or read-only one, `SpaceNotRunning`
+    if the source does not exist or is private, `SpaceError` for other refusals.
+    """
+    if not token:
+        raise AuthError(
+            f"Duplicating Space {from_id} needs an HF token with write access: pass token= "
+            "or set HF_TOKEN (https://huggingface.co/settings/tokens)."
+        )
+    _check_id(from_id)
+    if to_id is not None and not looks_like_space_id(to_id if "/" in to_id else f"x/{to_id}"):
+        raise SpaceError(
+            f"{to_id!r} is not a Space name; expected 'name' or 'owner/name'.", space_id=to_id
+        )
+    api = _api(endpoint, token)
+    source = await space_runtime(from_id, token=token, endpoint=endpoint)
+    target = await _target_id(api, from_id, to_id)
+    found = await _call(api, target, api.get_space_runtime, target, missing_ok=True)
+    want_hw = hardware or source.hardware or source.requested_hardware or _FREE_HARDWARE
+    sleep_s = (
+        sleep_timeout * 60 if sleep_timeout is not None and want_hw != _FREE_HARDWARE else None
+    )
+    if found is None:
+        logger.info("Duplicating Space %s to %s", from_id, target)
+        await _call(
+            api,
+            target,
+            api.duplicate_repo,
+            from_id,
+            target,
+            repo_type="space",
+            private=private,
+            exist_ok=True,
+            space_hardware=cast("SpaceHardware", want_hw),
+            space_sleep_time=sleep_s,
+            space_secrets=[{"key": k, "value": v} for k, v in (secrets or {}).items()] or None,
+        )
+        return target
+    logger.info("Reusing Space %s (a duplicate of %s)", target, from_id)
+    existing = _runtime(found)
+    await _add_missing_secrets(api, target, secrets or {})
+    current_hw = existing.requested_hardware or existing.hardware
+    if hardware is not None and hardware != current_hw:
+        await _call(
+            api, target, api.request_space_hardware, target, cast("SpaceHardware", hardware)
+        )
+        current_hw = hardware
+    if sleep_s is not None and current_hw != _FREE_HARDWARE and existing.sleep_time != sleep_s:
+        await _call(api, target, api.set_space_sleep_time, target, sleep_s)
+    return target
+
+
+# -- steps ---------------------------------------------------------------------------
+
+
+async def _target_id(api: HfApi, from_id: str, to_id: str | None) -> str:
+    if to_id is not None and "/" in to_id:
+        return to_id
+    name = to_id or from_id.split("/", 1)[1]
+    whoami = await _call(api, from_id, api.whoami)
+    target = f"{whoami['name']}/{name}"
+    _check_id(target)
+    return target
+
+
+async def _add_missing_secrets(api: HfApi, target: str, secrets: Mapping[str, str]) -> None:
+    if not secrets:
+        return
+    present = await _call(api, target, api.get_space_secrets, target)
+    kept = sorted(k for k in secrets if k in present)
+    if kept:
+        logger.warning(
+            "Space %s already has the secrets %s; their values were not changed. Edit them "
+            "in the Space's settings if they must change.",
+            target,
+            ", ".join(kept),
+        )
+    for key, value in secrets.items():
+        if key not in present:
+            await _call(api, target, api.add_space_secret, target, key, value)
+
+
+def _runtime(raw: Any) -> SpaceRuntime:
+    # huggingface_hub keeps the Hub's strings (SLEEPING is not in its SpaceStage enum);
+    # unwrap an enum anyway, since str() of a str-Enum is "SpaceStage.RUNNING".
+    def plain(value: Any) -> Any:
+        return getattr(value, "value", value)
+
+    return SpaceRuntime(
+        stage=str(plain(raw.stage)),
+        hardware=plain(raw.hardware),
+        requested_hardware=plain(raw.requested_hardware),
+        sleep_time=raw.sleep_time,
+    )
+
+
+def _api(endpoint: str | None, token: str | None) -> HfApi:
+    # token=False: anonymous for real; None would make huggingface_hub pick up a saved token.
+    return HfApi(endpoint=endpoint, token=token or False)
+
+
+def _check_id(space_id: str) -> None:
+    if not looks_like_space_id(space_id):
+        raise SpaceError(
+            f"{space_id!r} is not a Space id; expected 'owner/name'.", space_id=space_id
+        )
+
+
+def _conventional_host(space_id: str) -> str:
+    sub = re.sub(r"[_.]", "-", space_id.replace("/", "-")).lower()
+    return f"https://{sub}.hf.space"
+
+
+def _page(endpoint: str | None, space_id: str) -> str:
+    return f"{(endpoint or HfApi().endpoint).rstrip('/')}/spaces/{space_id}"
+
+
+async def _call(
+    api: HfApi,
+    space_id: str,
+    fn: Callable[..., T],
+    *args: Any,
+    missing_ok: bool = False,
+    **kwargs: Any,
+) -> T:
+    """Run one blocking huggingface_hub call in a thread, with our errors and a timeout.
+
+    With `missing_ok`, a missing repo gives None (typed as T for the callers' convenience).
+    """
+    try:
+        with anyio.fail_after(_CALL_TIMEOUT):
+            return await anyio.to_thread.run_sync(
+                partial(fn, *args, **kwargs), abandon_on_cancel=True
+            )
+    except RepositoryNotFoundError as exc:
+        if missing_ok:
+            return cast(T, None)
+        raise _translate(exc, api, space_id) from exc
+    # OSError covers HfHubHTTPError, LocalTokenNotFoundError, OfflineModeIsEnabled and
+    # TimeoutError; httpx2 is the HTTP client huggingface_hub 2.x is built on.
+    except (OSError, httpx2.TransportError, HFValidationError) as exc:
+        raise _translate(exc, api, space_id) from exc
+
+
+def _translate(exc: Exception, api: HfApi, space_id: str) -> JobsError:
+    """The one place where huggingface_hub and network errors become `jobs` errors."""
+    hub, page = api.endpoint, _page(api.endpoint, space_id)
+    token = api.token if isinstance(api.token, str) else None
+    if isinstance(exc, RepositoryNotFoundError):
+        why = (
+            "or your token has no access to it"
+            if token
+            else "or it is private and needs a token: pass token= or set HF_TOKEN"
+        )
+        return SpaceNotRunning(
+            f"Space {space_id} was not found on the Hub ({hub}): it does not exist, {why}.",
+            url=page,
+            space_id=space_id,
+        )
+    if isinstance(exc, GatedRepoError):
+        return AuthError(f"Space {space_id} is gated: request access on its page.", url=page)
+    if isinstance(exc, LocalTokenNotFoundError):
+        return AuthError(f"Space {space_id} needs an HF token: pass token= or set HF_TOKEN.")
+    if isinstance(exc, HFValidationError):
+        return SpaceError(f"{space_id!r} is not a valid Space id: {exc}", space_id=space_id)
+    if isinstance(exc, TimeoutError):
+        return ConnectionFailed(
+            f"The Hugging Face Hub ({hub}) did not answer about Space {space_id} within "
+            f"{_CALL_TIMEOUT:g} s. Check the network and try again.",
+            url=hub,
+        )
+    if not isinstance(exc, HfHubHTTPError):
+        return ConnectionFailed(
+            f"Could not reach the Hugging Face Hub ({hub}) for Space {space_id}: "
+            f"{type(exc).__name__}. Check the network, HF_ENDPOINT and HF_HUB_OFFLINE.",
+            url=hub,
+        )
+    status = exc.response.status_code
+    said = f" The Hub said: {exc.server_message.strip()}" if exc.server_message else ""
+    if token:
+        said = said.replace(token, "***")  # should the Hub ever echo it, it is not shown
+    if status == 401:
+        return AuthError(
+            "The Hugging Face Hub refused the HF token (401): it is invalid or expired. "
+            "Create a new one at https://huggingface.co/settings/tokens and pass it as "
+            f"token= or HF_TOKEN.{said}",
+            url=page,
+        )
+    if status == 403:
+        return AuthError(
+            f"The HF token may not do this on Space {space_id} (403): it needs write access "
+            f"to that account or organisation.{said}",
+            url=page,
+        )
+    if status == 429:
+        retry = exc.response.headers.get("Retry-After", "")
+        return RateLimited(
+            f"The Hugging Face Hub is rate limiting requests (429); wait and retry.{said}",
+            url=hub,
+            retry_after=float(retry) if retry.replace(".", "", 1).isdigit() else None,
+        )
+    if status >= 500:
+        return ServerError(
+            f"The Hugging Face Hub failed ({status}); try again later.{said}",
+            url=hub,
+            status_code=status,
+        )
+    return SpaceError(
+        f"The Hugging Face Hub refused a request about Space {space_id} ({status}).{said}",
+        url=page,
+        space_id=space_id,
+    )

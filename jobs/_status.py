@@ -1,0 +1,56 @@
+"""Job status values, with the names gradio_client users know."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+
+from ._protocol import ProgressUnit
+
+__all__ = ["Status", "StatusUpdate"]
+
+
+class Status(str, Enum):
+    """Where a job is. The string values are gradio_client's."""
+
+    #: Created; waiting for its turn in its session (or for its files to upload).
+    STARTING = "STARTING"
+    #: `queue/join` is being sent.
+    JOINING_QUEUE = "JOINING_QUEUE"
+    #: The app refused the job because its queue is full.
+    QUEUE_FULL = "QUEUE_FULL"
+    #: Waiting in the app's queue; `rank`, `queue_size` and `eta` say how long.
+    IN_QUEUE = "IN_QUEUE"
+    #: Inputs sent, waiting for the server to start (kept for gradio_client parity).
+    SENDING_DATA = "SENDING_DATA"
+    #: The app runs the job.
+    PROCESSING = "PROCESSING"
+    #: A generator endpoint produced an output and goes on.
+    ITERATING = "ITERATING"
+    #: The app reported progress (`progress_data`).
+    PROGRESS = "PROGRESS"
+    #: The app logged a message (`gr.Info` / `gr.Warning`); see `log`.
+    LOG = "LOG"
+    #: Finished: `success` tells whether it produced a result.
+    FINISHED = "FINISHED"
+    #: Cancelled before it produced its result.
+    CANCELLED = "CANCELLED"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (Status.FINISHED, Status.CANCELLED)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatusUpdate:
+    """A snapshot of a job's status (gradio_client's `StatusUpdate` fields)."""
+
+    code: Status
+    rank: int | None = None
+    queue_size: int | None = None
+    eta: float | None = None
+    success: bool | None = None
+    time: datetime = field(default_factory=datetime.now)
+    progress_data: tuple[ProgressUnit, ...] | None = None
+    log: tuple[str, str] | None = None

@@ -1,0 +1,163 @@
+"""The blocking facade: `Client` and `Job`, thin wrappers over the async core run on one
+event-loop thread (an anyio blocking portal). No logic of their own lives here."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from types import TracebackType
+from typing import Any, Literal
+
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+from ._client import AsyncClient
+from ._job import AsyncJob, JobTimings
+from ._schema import AppSchema, Endpoint
+from ._status import StatusUpdate
+from .errors import JobsError
+
+__all__ = ["Client", "Job"]
+
+
+class Job:
+    """A submitted call (blocking API). `result()` waits; iterate it for a generator's
+    outputs as they arrive. For a generator, `result()` returns the final value."""
+
+    __slots__ = ("_job", "_portal")
+
+    def __init__(self, job: AsyncJob, portal: BlockingPortal) -> None:
+        self._job = job
+        self._portal = portal
+
+    def __repr__(self) -> str:
+        return repr(self._job).replace("AsyncJob", "Job", 1)
+
+    def result(self, timeout: float | None = None) -> Any:
+        """Wait for the value (a tuple for several outputs). Raises the job's error,
+        `JobTimeout` after `timeout` seconds, or `JobCancelled`."""
+        return self._portal.call(self._job.result, timeout)
+
+    def status(self) -> StatusUpdate:
+        return self._job.status()
+
+    def done(self) -> bool:
+        return self._job.done()
+
+    def outputs(self) -> list[Any]:
+        return self._job.outputs()
+
+    def cancel(self, *, force: bool = False) -> bool:
+        """True if the job will not produce a result (see `AsyncJob.cancel`)."""
+        return self._portal.call(lambda: self._job.cancel(force=force))
+
+    @property
+    def event_id(self) -> str | None:
+        return self._job.event_id
+
+    @property
+    def error(self) -> JobsError | None:
+        return self._job.error
+
+    @property
+    def timings(self) -> JobTimings:
+        return self._job.timings
+
+    def __iter__(self) -> Iterator[Any]:
+        index = 0
+        while True:
+            more, value = self._portal.call(self._job.wait_output, index)
+            if not more:
+                return
+            yield value
+            index += 1
+
+
+class Client:
+    """A blocking client for one Gradio app, with gradio_client's surface.
+
+    ```python
+    client = Client("http://127.0.0.1:7860")      # or a Space id: "owner/name"
+    client.predict(num1=4, operation="add", num2=5, api_name="/predict")
+    job = client.submit("Hello", api_name="/predict")
+    job.result()
+    client.close()
+    ```
+    Options are those of `AsyncClient`. Runs one background event-loop thread.
+    """
+
+    def __init__(self, src: str, **options: Any) -> None:
+        self._stack = contextlib.ExitStack()
+        try:
+            self._portal = self._stack.enter_context(start_blocking_portal())
+            self._async = self._stack.enter_context(
+                self._portal.wrap_async_context_manager(AsyncClient(src, **options)))
+        except BaseException:
+            self._stack.close()
+            raise
+
+    @classmethod
+    def duplicate(cls, from_id: str, to_id: str | None = None, *,
+                  hf_token: str | None = None, private: bool = True,
+                  hardware: str | None = None, secrets: dict[str, str] | None = None,
+                  sleep_timeout: int | None = 5, hub_endpoint: str | None = None,
+                  **options: Any) -> Client:
+        """Duplicate the Space `from_id` into the token owner's account (or attach to the
+        duplicate made earlier) and connect to it."""
+        from anyio import run
+
+        from ._spaces import duplicate_space, hf_token_from_env
+
+        token = hf_token or hf_token_from_env()
+
+        async def make() -> str:
+            return await duplicate_space(from_id, to_id, token=token, endpoint=hub_endpoint,
+                                         private=private, hardware=hardware, secrets=secrets,
+                                         sleep_timeout=sleep_timeout)
+
+        target = run(make)
+        return cls(target, hf_token=token, hub_endpoint=hub_endpoint, **options)
+
+    def __repr__(self) -> str:
+        return repr(self._async).replace("AsyncClient", "Client", 1)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Cancel running jobs and close connections and the background thread."""
+        self._stack.close()
+
+    @property
+    def schema(self) -> AppSchema:
+        return self._async.schema
+
+    @property
+    def session_hash(self) -> str:
+        return self._async.session_hash
+
+    def endpoint(self, api_name: str | None = None, fn_index: int | None = None) -> Endpoint:
+        return self._async.endpoint(api_name, fn_index)
+
+    def submit(self, *args: Any, api_name: str | None = None, fn_index: int | None = None,
+               result_callbacks: Callable[..., Any] | Sequence[Callable[..., Any]] | None = None,
+               **kwargs: Any) -> Job:
+        job = self._portal.call(lambda: self._async.submit(
+            *args, api_name=api_name, fn_index=fn_index, result_callbacks=result_callbacks,
+            **kwargs))
+        return Job(job, self._portal)
+
+    def predict(self, *args: Any, api_name: str | None = None, fn_index: int | None = None,
+                **kwargs: Any) -> Any:
+        return self.submit(*args, api_name=api_name, fn_index=fn_index, **kwargs).result()
+
+    def view_api(self, all_endpoints: bool | None = None, print_info: bool = True,
+                 return_format: Literal["dict", "str"] | None = None
+                 ) -> dict[str, Any] | str | None:
+        return self._async.view_api(all_endpoints, print_info, return_format)
+
+    def reset_session(self) -> None:
+        self._portal.call(self._async.reset_session)

@@ -1,0 +1,238 @@
+"""The exceptions of the `jobs` client, rooted at one class.
+
+```
+JobsError
+├── ConnectionFailed          the app could not be reached (refused, DNS, TLS, timeout)
+│   └── StreamLost            the event stream ended mid-job (server died or restarted)
+├── ProtocolError             the server answered something this client does not understand
+│   └── UnsupportedVersion    the app speaks a protocol older than sse_v3 (gradio < 4.22)
+├── ServerError               an HTTP 5xx from the app or its proxy
+│   └── QueueFull             503: the app's queue is at its max_size
+├── RateLimited               429 from the Hugging Face proxy (carries retry_after)
+├── AuthError                 401/403, a wrong password, or a missing/invalid HF token
+├── SpaceError                a Hugging Face Space could not be used
+│   └── SpaceNotRunning       paused, broken, missing, or not up before the deadline
+├── ArgumentError             the call's arguments do not fit the endpoint (raised before sending)
+│   ├── EndpointNotFound      no such api_name / fn_index
+│   └── FileError             a local input file is missing or over the app's size limit
+├── AppError                  the app ran the job and it failed (gr.Error or a crash)
+│   └── InputRejected         the app's validator refused the inputs (HTTP 422)
+├── JobCancelled              the job was cancelled before it produced its result
+└── JobTimeout                `result(timeout=...)` ran out
+```
+
+Every message says what happened and what to do next. Errors carry the context a
+caller needs to decide (`url`, `status_code`, `retry_after`, `stage`, ...). Secrets
+never appear in them: messages are built from URLs and server text only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+__all__ = [
+    "AppError",
+    "ArgumentError",
+    "AuthError",
+    "ConnectionFailed",
+    "EndpointNotFound",
+    "FileError",
+    "InputRejected",
+    "JobCancelled",
+    "JobTimeout",
+    "JobsError",
+    "ProtocolError",
+    "QueueFull",
+    "RateLimited",
+    "ServerError",
+    "SpaceError",
+    "SpaceNotRunning",
+    "StreamLost",
+    "UnsupportedVersion",
+]
+
+
+class JobsError(Exception):
+    """Root of every error raised by `jobs`."""
+
+    #: True when trying the same job again later may succeed.
+    transient: bool = False
+
+    def __init__(self, message: str, *, url: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.url = url
+
+
+class ConnectionFailed(JobsError):
+    """The app could not be reached. Check the URL, that the server runs, and the network."""
+
+    transient = True
+
+
+class StreamLost(ConnectionFailed):
+    """The event stream ended before the job finished: the server died, restarted or dropped us.
+
+    The job may or may not have run; submitting it again is safe for idempotent work.
+    """
+
+    def __init__(self, message: str, *, url: str | None = None, event_id: str | None = None):
+        super().__init__(message, url=url)
+        self.event_id = event_id
+
+
+class ProtocolError(JobsError):
+    """The server answered in a way this client does not understand."""
+
+
+class UnsupportedVersion(ProtocolError):
+    """The app runs a Gradio version whose protocol this client does not speak."""
+
+    def __init__(self, message: str, *, url: str | None = None, version: str | None = None):
+        super().__init__(message, url=url)
+        self.version = version
+
+
+class ServerError(JobsError):
+    """The app (or a proxy in front of it) answered with a 5xx status."""
+
+    transient = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, url=url)
+        self.status_code = status_code
+        self.retry_after = retry_after
+
+
+class QueueFull(ServerError):
+    """The app's queue is full (HTTP 503). Wait and submit again, or send fewer jobs at once."""
+
+
+class RateLimited(JobsError):
+    """The Hugging Face proxy refused the request with 429. Wait `retry_after` seconds."""
+
+    transient = True
+
+    def __init__(
+        self, message: str, *, url: str | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, url=url)
+        self.retry_after = retry_after
+
+
+class AuthError(JobsError):
+    """Not allowed in: wrong or missing credentials, or a token without access."""
+
+
+class SpaceError(JobsError):
+    """A Hugging Face Space could not be resolved, duplicated or configured."""
+
+    def __init__(self, message: str, *, url: str | None = None, space_id: str | None = None):
+        super().__init__(message, url=url)
+        self.space_id = space_id
+
+
+class SpaceNotRunning(SpaceError):
+    """The Space is not running and will not be soon (paused, broken, missing), or it did
+    not come up before the deadline. `stage` is the Hub's runtime stage."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        space_id: str | None = None,
+        stage: str | None = None,
+    ) -> None:
+        super().__init__(message, url=url, space_id=space_id)
+        self.stage = stage
+        # Asleep or still starting after the deadline may work later; broken will not.
+        self.transient = stage in {"SLEEPING", "BUILDING", "APP_STARTING", "RUNNING_BUILDING",
+                                   "RUNNING_APP_STARTING", "STOPPED"}
+
+
+class ArgumentError(JobsError, ValueError):
+    """The arguments do not fit the endpoint. Raised before anything is sent."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        parameter: str | None = None,
+        valid: Sequence[str] = (),
+    ) -> None:
+        super().__init__(message, url=url)
+        self.parameter = parameter
+        self.valid = tuple(valid)
+
+
+class EndpointNotFound(ArgumentError):
+    """No endpoint with that api_name or fn_index; `valid` lists the ones that exist."""
+
+
+class FileError(ArgumentError):
+    """A local input file does not exist, or is larger than the app accepts."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        path: str | None = None,
+        size: int | None = None,
+        limit: int | None = None,
+    ) -> None:
+        super().__init__(message, url=url)
+        self.path = path
+        self.size = size
+        self.limit = limit
+
+
+class AppError(JobsError):
+    """The app ran the job and it failed: a `gr.Error` (with the app's message and title),
+    or an exception in the app's code (its text, if the app shows errors)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        app_message: str | None = None,
+        title: str | None = None,
+        event_id: str | None = None,
+    ) -> None:
+        super().__init__(message, url=url)
+        self.app_message = app_message
+        self.title = title
+        self.event_id = event_id
+
+
+class InputRejected(AppError):
+    """The app's validator refused the inputs (HTTP 422). `problems` maps parameter -> reason."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        problems: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, url=url, app_message=message)
+        self.problems = dict(problems or {})
+
+
+class JobCancelled(JobsError):
+    """The job was cancelled before it produced its result."""
+
+
+class JobTimeout(JobsError, TimeoutError):
+    """Waiting for the job's result took longer than the timeout given. The job itself
+    goes on; call `cancel()` to stop it."""

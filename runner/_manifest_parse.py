@@ -1,0 +1,510 @@
+"""Plain manifest data (with key positions) -> the typed `Manifest`, or a `ManifestError`.
+
+Each section is a short function that checks its keys (unknown ones get a did-you-mean),
+reads each value with a typed getter, and builds a frozen spec. Values that came from the
+environment are never echoed in messages: they are shown as their `${VAR}` text.
+"""
+
+from __future__ import annotations
+
+import codecs
+import difflib
+import glob
+import re
+import shlex
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, NoReturn
+
+from ._yaml import Document, dotted
+from ._yaml import Path as KeyPath
+from .durations import Rate, parse_duration, parse_rate
+from .manifest import (
+    AppSpec,
+    DuplicateReplica,
+    InputsSpec,
+    LocalReplica,
+    Manifest,
+    OutputSpec,
+    ReplicaSpec,
+    RunSpec,
+    Secret,
+    SourceKind,
+    SpaceReplica,
+    UrlReplica,
+)
+
+__all__ = ["parse_document"]
+
+TOP_KEYS = ("name", "app", "inputs", "run", "output")
+APP_KEYS = ("endpoint", "replicas", "hf_token", "url", "space")
+REPLICA_KEYS = {
+    "url": ("url", "concurrency"),
+    "space": ("space", "concurrency"),
+    "duplicate": (
+        "duplicate",
+        "count",
+        "hardware",
+        "private",
+        "sleep_timeout",
+        "to_id",
+        "concurrency",
+    ),
+    "local": ("local", "count", "python", "env", "args", "concurrency"),
+}
+SOURCES = ("rows", "csv", "jsonl", "parquet", "files")
+INPUT_KEYS = (*SOURCES, "map", "matrix", "limit", "delimiter", "encoding")
+RUN_KEYS = (
+    "concurrency",
+    "rate",
+    "retries",
+    "timeout",
+    "retry_app_errors",
+    "grace",
+    "share_session",
+)
+OUTPUT_KEYS = ("dir", "export", "download_files")
+EXPORT_FORMATS = ("csv", "parquet", "jsonl")
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_SPACE_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
+_MISSING = object()
+
+
+def parse_document(
+    doc: Document, *, manifest_path: Path, templates: dict[KeyPath, str]
+) -> Manifest:
+    return _Parser(doc, manifest_path, templates).manifest()
+
+
+class _Parser:
+    def __init__(self, doc: Document, manifest_path: Path, templates: dict[KeyPath, str]):
+        self.doc = doc
+        self.file = manifest_path
+        self.base = manifest_path.resolve().parent
+        self.templates = templates
+
+    # -- sections ------------------------------------------------------------------------
+
+    def manifest(self) -> Manifest:
+        top = self.section((), self.doc.data, TOP_KEYS)
+        name = self.name(top.get("name", _MISSING))
+        app = self.app(top.get("app", _MISSING))
+        inputs = self.inputs(top.get("inputs", {}))
+        run = self.run(top.get("run", {}))
+        output = self.output(top.get("output", {}), name)
+        return Manifest(
+            name=name,
+            path=self.file,
+            base_dir=self.base,
+            app=app,
+            inputs=inputs,
+            run=run,
+            output=output,
+            templates=dict(self.templates),
+            marks=dict(self.doc.marks),
+        )
+
+    def name(self, value: Any) -> str:
+        if value is _MISSING or value is None:
+            return self.file.stem if _NAME.fullmatch(self.file.stem) else "run"
+        text = self.text(("name",), value)
+        if not _NAME.fullmatch(text):
+            self.fail(
+                ("name",),
+                f"expected a folder-safe name (letters, digits, '.', '_', '-'; not starting "
+                f"with '.' or '-'), got {self.show(('name',), value)}",
+            )
+        return text
+
+    def app(self, value: Any) -> AppSpec:
+        if value is _MISSING or value is None or value == {}:
+            self.fail(
+                ("app",),
+                "the manifest says nothing about the app; expected app: with replicas: "
+                "(url:, space:, duplicate: or local:), or pass --app URL_OR_SPACE",
+            )
+        if isinstance(value, str):
+            self.move_template(("app",), ("app", "replicas", 0, _text_kind(value)))
+            return AppSpec(endpoint=None, replicas=(self.replica_text(("app",), value),))
+        app = self.section(("app",), value, APP_KEYS)
+        replicas = self.replicas(app)
+        endpoint = app.get("endpoint")
+        if endpoint is not None:
+            endpoint = "/" + self.text(("app", "endpoint"), endpoint).strip().lstrip("/")
+            if endpoint == "/":
+                self.fail(("app", "endpoint"), "expected an api_name like /predict, got ''")
+        token = app.get("hf_token")
+        secret = None
+        if token is not None:
+            secret = Secret(self.text(("app", "hf_token"), token))
+        return AppSpec(endpoint=endpoint, replicas=replicas, hf_token=secret)
+
+    def replicas(self, app: Mapping[str, Any]) -> tuple[ReplicaSpec, ...]:
+        shorthand = [k for k in ("url", "space") if k in app]
+        if shorthand and "replicas" in app:
+            self.fail(
+                ("app", shorthand[0]),
+                f"give either app.{shorthand[0]} or app.replicas, not both",
+            )
+        if len(shorthand) > 1:
+            self.fail(("app", "space"), "give either app.url or app.space, not both")
+        if shorthand:
+            kind = shorthand[0]
+            self.move_template(("app", kind), ("app", "replicas", 0, kind))
+            return (self.replica(("app",), {kind: app[kind]}),)
+        path: KeyPath = ("app", "replicas")
+        items = app.get("replicas")
+        if items is None:
+            self.fail(
+                path,
+                "expected at least one replica: a list of url:, space:, duplicate: or local: "
+                "entries (or pass --app URL_OR_SPACE)",
+            )
+        if not isinstance(items, list) or not items:
+            self.fail(
+                path,
+                f"expected a list of replicas (url:, space:, duplicate: or local:), got "
+                f"{self.show(path, items)}",
+            )
+        return tuple(self.replica((*path, i), item) for i, item in enumerate(items))
+
+    def replica(self, path: KeyPath, value: Any) -> ReplicaSpec:
+        if isinstance(value, str):
+            return self.replica_text(path, value)
+        if not isinstance(value, dict):
+            self.fail(
+                path,
+                f"expected a replica (url:, space:, duplicate: or local:), got "
+                f"{self.show(path, value)}",
+            )
+        kinds = [k for k in REPLICA_KEYS if k in value]
+        if len(kinds) != 1:
+            found = " and ".join(repr(k) for k in kinds) or "none of them"
+            self.fail(
+                path,
+                f"expected exactly one of url:, space:, duplicate: or local: in "
+                f"each replica, found {found}",
+            )
+        kind = kinds[0]
+        entry = self.section(path, value, REPLICA_KEYS[kind])
+        concurrency = self.optional_int((*path, "concurrency"), entry.get("concurrency"), 1)
+        target = (*path, kind)
+        if kind == "url":
+            return UrlReplica(url=self.url(target, entry["url"]), concurrency=concurrency)
+        if kind == "space":
+            return SpaceReplica(space=self.space(target, entry["space"]), concurrency=concurrency)
+        count = self.integer((*path, "count"), entry.get("count", 1), 1)
+        if kind == "duplicate":
+            sleep = entry.get("sleep_timeout")
+            to_id = entry.get("to_id")
+            hardware = entry.get("hardware")
+            return DuplicateReplica(
+                space=self.space(target, entry["duplicate"]),
+                count=count,
+                hardware=None if hardware is None else self.text((*path, "hardware"), hardware),
+                private=self.boolean((*path, "private"), entry.get("private", True)),
+                sleep_timeout=None
+                if sleep is None
+                else self.duration((*path, "sleep_timeout"), sleep),
+                to_id=None if to_id is None else self.text((*path, "to_id"), to_id),
+                concurrency=concurrency,
+            )
+        python = entry.get("python")
+        return LocalReplica(
+            script=self.existing_file(target, entry["local"], "an app script"),
+            count=count,
+            python=None if python is None else self.text((*path, "python"), python),
+            env=self.env((*path, "env"), entry.get("env", {})),
+            args=self.args((*path, "args"), entry.get("args", [])),
+            concurrency=concurrency,
+        )
+
+    def replica_text(self, path: KeyPath, value: str) -> ReplicaSpec:
+        kind = _text_kind(value)
+        if kind == "local":
+            return LocalReplica(script=self.existing_file(path, value, "an app script"))
+        if kind == "url":
+            return UrlReplica(url=self.url(path, value))
+        return SpaceReplica(space=self.space(path, value))
+
+    def inputs(self, value: Any) -> InputsSpec:
+        path: KeyPath = ("inputs",)
+        if value is None:
+            return InputsSpec()
+        spec = self.section(path, value, INPUT_KEYS)
+        sources = [k for k in SOURCES if k in spec]
+        if len(sources) > 1:
+            self.fail(
+                (*path, sources[1]),
+                f"give one source of rows, not both {sources[0]!r} and {sources[1]!r}",
+            )
+        source = SourceKind(sources[0]) if sources else SourceKind.NONE
+        options: dict[str, Any] = {"source": source}
+        if source is SourceKind.ROWS:
+            options["rows"], options["row_lines"] = self.rows((*path, "rows"), spec["rows"])
+        elif source is SourceKind.FILES:
+            options["pattern"] = self.pattern((*path, "files"), spec["files"])
+        elif source is not SourceKind.NONE:
+            options["path"] = self.existing_file(
+                (*path, source.value), spec[source.value], f"a {source.value} file"
+            )
+        for option in ("delimiter", "encoding"):
+            if option in spec and source is not SourceKind.CSV:
+                self.fail((*path, option), f"{option} applies to csv: inputs only")
+        if "delimiter" in spec:
+            options["delimiter"] = self.delimiter((*path, "delimiter"), spec["delimiter"])
+        if "encoding" in spec:
+            options["encoding"] = self.encoding((*path, "encoding"), spec["encoding"])
+        if spec.get("map") is not None:
+            options["map"] = self.mapping((*path, "map"), spec["map"], "parameter: value")
+        if spec.get("matrix") is not None:
+            options["matrix"] = self.matrix((*path, "matrix"), spec["matrix"], options.get("map"))
+        options["limit"] = self.optional_int((*path, "limit"), spec.get("limit"), 1)
+        return InputsSpec(**options)
+
+    def rows(
+        self, path: KeyPath, value: Any
+    ) -> tuple[tuple[dict[str, Any], ...], tuple[int | None, ...]]:
+        if not isinstance(value, list) or not value:
+            self.fail(
+                path,
+                f"expected a list of rows like [{{text: Hello}}], got {self.show(path, value)}",
+            )
+        rows = tuple(
+            self.mapping((*path, i), row, "parameter: value") for i, row in enumerate(value)
+        )
+        lines = tuple(self.doc.mark((*path, i)).line for i in range(len(value)))
+        return rows, lines
+
+    def matrix(
+        self, path: KeyPath, value: Any, mapping: Mapping[str, Any] | None
+    ) -> dict[str, tuple[Any, ...]]:
+        table = self.mapping(path, value, "parameter: [values]")
+        out = {}
+        for key, values in table.items():
+            if not isinstance(values, list) or not values:
+                self.fail(
+                    (*path, key),
+                    f"expected a non-empty list of values, got {self.show((*path, key), values)}",
+                )
+            if mapping is not None and key in mapping:
+                self.fail((*path, key), f"{key!r} is also set by inputs.map; keep one of them")
+            out[key] = tuple(values)
+        return out
+
+    def run(self, value: Any) -> RunSpec:
+        path: KeyPath = ("run",)
+        spec = self.section(path, value or {}, RUN_KEYS)
+        defaults = RunSpec()
+        timeout = spec.get("timeout", defaults.timeout)
+        rate = spec.get("rate")
+        return RunSpec(
+            concurrency=self.integer(
+                (*path, "concurrency"), spec.get("concurrency", defaults.concurrency), 1
+            ),
+            rate=None if rate is None else self.rate((*path, "rate"), rate),
+            retries=self.integer((*path, "retries"), spec.get("retries", defaults.retries), 0),
+            timeout=None
+            if timeout in (None, "none")
+            else self.duration((*path, "timeout"), timeout),
+            retry_app_errors=self.boolean(
+                (*path, "retry_app_errors"), spec.get("retry_app_errors", False)
+            ),
+            grace=self.duration((*path, "grace"), spec.get("grace", defaults.grace)),
+            share_session=self.boolean((*path, "share_session"), spec.get("share_session", False)),
+        )
+
+    def output(self, value: Any, name: str) -> OutputSpec:
+        path: KeyPath = ("output",)
+        spec = self.section(path, value or {}, OUTPUT_KEYS)
+        folder = spec.get("dir")
+        directory = self.base / "runs" / name
+        if folder is not None:
+            directory = self.base / Path(self.text((*path, "dir"), folder)).expanduser()
+        export = spec.get("export", [])
+        if isinstance(export, str):
+            export = [export]
+        if not isinstance(export, list):
+            self.fail(
+                (*path, "export"),
+                f"expected a list of formats from {list(EXPORT_FORMATS)}"
+                f", got {self.show((*path, 'export'), export)}",
+            )
+        for i, fmt in enumerate(export):
+            if fmt not in EXPORT_FORMATS:
+                self.fail(
+                    (*path, "export", i),
+                    f"expected one of {', '.join(EXPORT_FORMATS)}, "
+                    f"got {fmt!r}{_did_you_mean(str(fmt), EXPORT_FORMATS)}",
+                )
+        return OutputSpec(
+            dir=directory,
+            export=tuple(export),
+            download_files=self.boolean(
+                (*path, "download_files"), spec.get("download_files", True)
+            ),
+        )
+
+    # -- typed getters ---------------------------------------------------------------------
+
+    def section(self, path: KeyPath, value: Any, allowed: tuple[str, ...]) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            where = dotted(path) or "the manifest"
+            self.fail(
+                path,
+                f"expected a mapping with keys from {', '.join(allowed)} for "
+                f"{where}, got {self.show(path, value)}",
+            )
+        for key in value:
+            if key not in allowed:
+                self.fail(
+                    (*path, key),
+                    f"unknown key {key!r}{_did_you_mean(key, allowed)}; "
+                    f"expected one of {', '.join(allowed)}",
+                )
+        return value
+
+    def mapping(self, path: KeyPath, value: Any, shape: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            self.fail(path, f"expected a mapping of {shape}, got {self.show(path, value)}")
+        return value
+
+    def text(self, path: KeyPath, value: Any) -> str:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        if not isinstance(value, str):
+            self.fail(path, f"expected text, got {self.show(path, value)}")
+        return value
+
+    def integer(self, path: KeyPath, value: Any, minimum: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            self.fail(
+                path, f"expected a whole number of at least {minimum}, got {self.show(path, value)}"
+            )
+        return value
+
+    def optional_int(self, path: KeyPath, value: Any, minimum: int) -> int | None:
+        return None if value is None else self.integer(path, value, minimum)
+
+    def boolean(self, path: KeyPath, value: Any) -> bool:
+        if not isinstance(value, bool):
+            self.fail(path, f"expected true or false, got {self.show(path, value)}")
+        return value
+
+    def duration(self, path: KeyPath, value: Any) -> float:
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            self.fail(path, self.hide(path, value, str(exc)))
+
+    def rate(self, path: KeyPath, value: Any) -> Rate:
+        try:
+            return parse_rate(value)
+        except ValueError as exc:
+            self.fail(path, self.hide(path, value, str(exc)))
+
+    def url(self, path: KeyPath, value: Any) -> str:
+        text = self.text(path, value).strip()
+        if not re.match(r"https?://[^/\s]+", text):
+            self.fail(
+                path,
+                f"expected a URL starting with http:// or https://, got {self.show(path, value)}",
+            )
+        return text.rstrip("/")
+
+    def space(self, path: KeyPath, value: Any) -> str:
+        text = self.text(path, value).strip()
+        if not _SPACE_ID.fullmatch(text):
+            self.fail(
+                path,
+                f"expected a Space id like owner/name (or a URL starting with "
+                f"http:// or https://), got {self.show(path, value)}",
+            )
+        return text
+
+    def existing_file(self, path: KeyPath, value: Any, what: str) -> Path:
+        text = self.text(path, value)
+        file = (self.base / Path(text).expanduser()).resolve()
+        if not file.is_file():
+            self.fail(path, f"expected {what}, but {text!r} does not exist (looked for {file})")
+        return file
+
+    def pattern(self, path: KeyPath, value: Any) -> str:
+        text = self.text(path, value)
+        full = str(self.base / Path(text).expanduser())
+        if next(glob.iglob(full, recursive=True), None) is None:
+            self.fail(
+                path,
+                f"expected a glob that matches files, but {text!r} matches none "
+                f"(looked in {self.base})",
+            )
+        return text
+
+    def delimiter(self, path: KeyPath, value: Any) -> str:
+        if not isinstance(value, str) or len(value) != 1:
+            self.fail(
+                path,
+                f"expected one character such as ',' ';' or '\\t', got {self.show(path, value)}",
+            )
+        return value
+
+    def encoding(self, path: KeyPath, value: Any) -> str:
+        text = self.text(path, value)
+        try:
+            codecs.lookup(text)
+        except LookupError:
+            self.fail(path, f"expected a text encoding such as utf-8 or latin-1, got {text!r}")
+        return text
+
+    def env(self, path: KeyPath, value: Any) -> dict[str, str]:
+        table = self.mapping(path, value, "NAME: value")
+        return {
+            str(k): self.text((*path, k), v) if not isinstance(v, bool) else str(v).lower()
+            for k, v in table.items()
+        }
+
+    def args(self, path: KeyPath, value: Any) -> tuple[str, ...]:
+        if isinstance(value, str):
+            return tuple(shlex.split(value))
+        if not isinstance(value, list):
+            self.fail(path, f"expected a list of arguments, got {self.show(path, value)}")
+        return tuple(self.text((*path, i), v) for i, v in enumerate(value))
+
+    # -- messages ----------------------------------------------------------------------------
+
+    def show(self, path: KeyPath, value: Any) -> str:
+        """How to quote a value in a message; never the value of an environment variable."""
+        template = self.templates.get(path)
+        if template is not None:
+            return f"{template!r} (from the environment)"
+        if isinstance(value, dict):
+            return "a mapping"
+        if isinstance(value, list):
+            return "a list"
+        if value is None:
+            return "nothing"
+        return repr(value)
+
+    def hide(self, path: KeyPath, value: Any, message: str) -> str:
+        template = self.templates.get(path)
+        return message if template is None else message.replace(repr(value), self.show(path, value))
+
+    def move_template(self, old: KeyPath, new: KeyPath) -> None:
+        if old in self.templates:
+            self.templates[new] = self.templates.pop(old)
+
+    def fail(self, path: KeyPath, message: str) -> NoReturn:
+        raise self.doc.error(path, message)
+
+
+def _text_kind(value: str) -> str:
+    """A bare replica string: `*.py` is a local script, `http(s)://` a URL, else a Space."""
+    if value.endswith(".py"):
+        return "local"
+    return "url" if "://" in value else "space"
+
+
+def _did_you_mean(word: str, options: tuple[str, ...] | list[str]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -1,0 +1,118 @@
+"""The exceptions of the `runner` package, rooted at one class.
+
+```
+RunnerError                   anything spacerun reports to the user without a traceback
+├── ManifestError             the manifest or an input file is malformed (file, line, column, key)
+│   └── UnsetVariable         a ${VAR} in the manifest names an unset environment variable
+└── ValidationFailed          submissions do not fit the app's API (carries the full report)
+```
+
+The CLI catches `RunnerError`, prints `str(err)` and exits with `err.exit_status`:
+2 for a malformed manifest or command line (fix the input), 1 when the manifest is
+well formed but its submissions do not fit the app. Messages name the place and say
+what is expected; they never contain secrets (values read from `${VAR}` are not
+echoed back).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .validate import ValidationReport
+
+__all__ = [
+    "EXIT_INVALID",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "ManifestError",
+    "RunnerError",
+    "UnsetVariable",
+    "ValidationFailed",
+]
+
+#: Everything is valid (or the run finished with every submission ok).
+EXIT_OK = 0
+#: The manifest is well formed, but submissions do not fit the app's API.
+EXIT_INVALID = 1
+#: The manifest, an input file or the command line is malformed.
+EXIT_USAGE = 2
+
+
+class RunnerError(Exception):
+    """Root of every error raised by `runner`."""
+
+    exit_status: int = EXIT_USAGE
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ManifestError(RunnerError):
+    """A manifest (YAML or CSV) or one of its input files is malformed.
+
+    `str(err)` reads like a compiler message, so editors can jump to it:
+    `transcribe.yaml:12:3: run.rate: expected a rate like 10/s, 600/min or 1/h, got '10'`.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        key: str | None = None,
+    ) -> None:
+        self.file = file
+        self.line = line
+        self.column = column
+        self.key = key
+        self.detail = message
+        super().__init__(_locate(message, file=file, line=line, column=column, key=key))
+
+
+class UnsetVariable(ManifestError):
+    """A `${VAR}` names an environment variable that is not set (and has no `:-default`)."""
+
+    def __init__(
+        self,
+        variable: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        key: str | None = None,
+    ) -> None:
+        self.variable = variable
+        super().__init__(
+            f"the environment variable {variable} is not set; set it, or give a default "
+            f"with ${{{variable}:-default}}",
+            file=file,
+            line=line,
+            column=column,
+            key=key,
+        )
+
+
+class ValidationFailed(RunnerError):
+    """Submissions do not fit the app's API; `report` holds every problem, grouped."""
+
+    exit_status = EXIT_INVALID
+
+    def __init__(self, report: ValidationReport) -> None:
+        self.report = report
+        super().__init__(report.format())
+
+
+def _locate(
+    message: str, *, file: str | None, line: int | None, column: int | None, key: str | None
+) -> str:
+    place = file or ""
+    if file and line is not None:
+        place += f":{line}"
+        if column is not None:
+            place += f":{column}"
+    parts = [p for p in (place, key, message) if p]
+    return ": ".join(parts)
