@@ -40,6 +40,11 @@ class AsyncClient:
         async for partial in job: ...
     ```
 
+    `hf_token` (else `HF_TOKEN`, else the saved Hugging Face login) is sent, as
+    `token_header: Bearer ...`, to Hugging Face hosts only (`huggingface.co`,
+    `*.hf.space`) plus any host named in `token_hosts`; never elsewhere, never logged.
+    `auth=(user, password)` logs in to a password-protected app.
+
     The constructor does no I/O; `await AsyncClient.connect(src)` or `async with` opens
     the connection, reads the app's API and keeps jobs running until `aclose()`. Close it
     from the task that opened it (or use `async with`).
@@ -58,12 +63,14 @@ class AsyncClient:
         hub_endpoint: str | None = None,
         space_deadline: float = 600.0,
         on_space_stage: Callable[[str], None] | None = None,
+        token_hosts: Sequence[str] = (),
     ) -> None:
         self.src = src
         self._options = dict(
             hf_token=hf_token, auth=auth, headers=dict(headers or {}),
             token_header=token_header, hub_endpoint=hub_endpoint,
             space_deadline=space_deadline, on_space_stage=on_space_stage,
+            token_hosts=tuple(token_hosts),
         )
         self._http = http
         self._download_files = download_files
@@ -182,7 +189,8 @@ class AsyncClient:
         if session is None:
             # Stateful endpoints share the client's session; the rest get their own, so
             # a cancel or a lost stream touches only that job.
-            session = self._session if endpoint.uses_state else self._new_session()
+            session = (self._session if endpoint.uses_state
+                       else self._new_session(heartbeat=False))
         assert session is not None
         downloader = (self._make_downloader(download_to) if download_to is not None
                       else self._downloader)
@@ -251,6 +259,8 @@ class AsyncClient:
     def reset_session(self) -> None:
         """Start a fresh session: stateful endpoints forget what earlier calls stored."""
         self._require()
+        if self._session is not None:
+            self._session.close()
         self._session = self._new_session()
 
     def new_session(self) -> AsyncClient:
@@ -273,10 +283,11 @@ class AsyncClient:
                 "`async with AsyncClient(src) as client`")
         return self._app
 
-    def _new_session(self) -> Session:
+    def _new_session(self, *, heartbeat: bool = True) -> Session:
         app = self._require()
         assert self._task_group is not None
-        return Session(app.transport, self._task_group)
+        return Session(app.transport, self._task_group,
+                       heartbeat=heartbeat and app.schema.connect_heartbeat)
 
     def _make_downloader(self, target: DownloadFiles | Path) -> Downloader | None:
         if target is False:

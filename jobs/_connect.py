@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -37,22 +38,28 @@ async def open_app(
     hub_endpoint: str | None,
     space_deadline: float,
     on_space_stage: Callable[[str], None] | None,
+    token_hosts: Sequence[str] = (),
 ) -> AppConnection:
     """Resolve `src` (URL or Space id), log in if asked, and read the app's API."""
     from . import _spaces
 
-    token = hf_token or _spaces.hf_token_from_env()
+    token = _spaces.hf_token_from_env(hf_token)
     space_id: str | None = None
+
+    async def wake(host: str) -> None:
+        # Any request wakes a sleeping Space; its answer does not matter.
+        with contextlib.suppress(httpx.HTTPError):
+            await http.get(f"{host.rstrip('/')}/config", timeout=10.0,
+                           headers=_token_headers(host, token, token_header, token_hosts))
+
     if _spaces.looks_like_space_id(src):
         space_id = src
         base = await _spaces.wait_until_running(
             src, token=token, endpoint=hub_endpoint, deadline=space_deadline,
-            on_stage=on_space_stage)
+            on_stage=on_space_stage, wake=wake)
     else:
         base = _normalize_url(src)
-    request_headers = dict(headers)
-    if token and _spaces.is_hf_host(base):
-        request_headers[token_header] = f"Bearer {token}"
+    request_headers = {**headers, **_token_headers(base, token, token_header, token_hosts)}
     transport = Transport(http, base, headers=request_headers)
     if auth is not None:
         await _login(transport, auth)
@@ -63,6 +70,19 @@ async def open_app(
     schema = AppSchema.parse(config, info, url=base)
     return AppConnection(transport=transport, schema=schema,
                          space_id=space_id or schema.space_id)
+
+
+def _token_headers(url: str, token: str | None, header: str,
+                   extra_hosts: Sequence[str]) -> dict[str, str]:
+    """The HF token goes to Hugging Face hosts (and hosts the caller names) only."""
+    from . import _spaces
+
+    if not token:
+        return {}
+    host = (urlsplit(url).hostname or "").lower()
+    if _spaces.is_hf_host(url) or host in {h.lower() for h in extra_hosts}:
+        return {header: f"Bearer {token}"}
+    return {}
 
 
 def _normalize_url(src: str) -> str:

@@ -235,9 +235,5 @@ async def _map_async(value: Any, fn: Callable[[dict[str, Any]], Any],
 
 
 def _human(size: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:g} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
-        size = size / 1000  # type: ignore[assignment]
-    return f"{size} bytes"
+    return f"{size:,} bytes ({size / 1e6:.1f} MB)" if size >= 1e6 else f"{size:,} bytes"
 

@@ -44,12 +44,16 @@ def new_session_hash() -> str:
 class Session:
     """One session_hash on one app. Cheap: no I/O until a job joins."""
 
-    __slots__ = ("_early", "_joining", "_locks", "_pending", "_reader_running",
+    __slots__ = ("_early", "_heartbeat", "_heartbeat_started", "_joining", "_locks", "_pending", "_reader_running",
                  "_task_group", "_transport", "hash")
 
     def __init__(self, transport: Transport, task_group: TaskGroup,
-                 session_hash: str | None = None) -> None:
+                 session_hash: str | None = None, *, heartbeat: bool = False) -> None:
         self.hash = session_hash or new_session_hash()
+        # Apps with State ask clients to hold a heartbeat open (config `connect_heartbeat`):
+        # when it drops, the server runs unload handlers and later forgets the State.
+        self._heartbeat: anyio.CancelScope | None = anyio.CancelScope() if heartbeat else None
+        self._heartbeat_started = False
         self._transport = transport
         self._task_group = task_group
         self._pending: dict[str, AsyncJob] = {}
@@ -92,7 +96,31 @@ class Session:
         for message in self._early.pop(event_id, ()):
             self._route(message)
         self._ensure_reader()
+        self._ensure_heartbeat()
         return event_id
+
+    def close(self) -> None:
+        """Stop holding the heartbeat (the app may then forget this session's State)."""
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+
+    def _ensure_heartbeat(self) -> None:
+        if self._heartbeat is not None and not self._heartbeat_started:
+            self._heartbeat_started = True
+            self._task_group.start_soon(self._hold_heartbeat, self._heartbeat)
+
+    async def _hold_heartbeat(self, scope: anyio.CancelScope) -> None:
+        delay = 1.0
+        with scope:
+            while True:
+                try:
+                    async with self._transport.stream("GET", f"heartbeat/{self.hash}") as reply:
+                        async for _ in reply.aiter_raw():
+                            delay = 1.0
+                except JobsError as exc:
+                    log.debug("heartbeat of session %s dropped: %s", self.hash, exc)
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 30.0)
 
     async def cancel_event(self, fn_index: int, event_id: str) -> None:
         """Ask the app to drop `event_id` (a queued one is removed, a running one stopped)."""

@@ -90,7 +90,7 @@ def load_yaml(text: str, *, file: str) -> Document:
         data = None if node is None else _convert(loader, node, (), marks, file)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        problem = " ".join(p for p in (exc.context, exc.problem) if p)
+        problem = ": ".join(p for p in (exc.context, exc.problem) if p)
         raise ManifestError(
             f"this is not valid YAML: {problem}",
             file=file,

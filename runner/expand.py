@@ -147,10 +147,14 @@ def iter_submissions(
 
     expander = Expander(manifest, schema, hasher=hasher)
     if expander.static_problems:
-        raise ValidationFailed(ValidationReport.of(manifest, expander.static_problems))
-    for _, submissions, problems in expander.expand():
+        raise ValidationFailed(
+            ValidationReport.of(manifest, expander.static_problems, endpoint=expander.api_name)
+        )
+    for row, submissions, problems in expander.expand():
         if problems:
-            raise ValidationFailed(ValidationReport.of(manifest, problems))
+            report = ValidationReport.of(manifest, problems, endpoint=expander.api_name)
+            report.rows = row.index + 1
+            raise ValidationFailed(report)
         yield from submissions
 
 
@@ -310,7 +314,10 @@ class Expander:
             if found:
                 problems.extend(p for p in found if p not in problems)
             elif not problems:
-                submissions.append(self._submission(row, inputs))
+                try:
+                    submissions.append(self._submission(row, inputs))
+                except OSError as exc:  # a file vanished or became unreadable since its stat
+                    problems.append(self._unreadable_file(row, exc))
         return (submissions, problems) if not problems else ([], problems)
 
     def _given(
@@ -396,6 +403,16 @@ class Expander:
                 inputs[param.name] = param.default
         return problems
 
+    def _unreadable_file(self, row: SourceRow, exc: OSError) -> Problem:
+        return Problem(
+            kind=ProblemKind.FILE_MISSING,
+            where=row.where,
+            row=row.index,
+            field=None,
+            summary="a file cannot be read to compute the key",
+            detail=f"{exc.filename}: {exc.strerror}",
+        )
+
     def _submission(self, row: SourceRow, inputs: dict[str, Any]) -> Submission:
         ordered = {name: inputs[name] for name in self.names}
         files: list[str] = []
@@ -413,7 +430,6 @@ class Expander:
             key=key,
             row=row.index,
             where=row.where,
-            row=row.index,
             line=row.line,
             inputs=ordered,
             files=tuple(files),

@@ -11,8 +11,8 @@ It does not hash files (keys are not needed to validate), only `stat`s them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 

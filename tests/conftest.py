@@ -12,6 +12,7 @@ older gradio (`scripts/older_gradio.sh 5.50.0` prints one).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -117,10 +118,9 @@ def _slow_app_is_idle(app: RunningApp) -> bool:
     try:
         with httpx.Client(base_url=app.url, timeout=5, trust_env=False) as http:
             waiting = http.get(f"{prefix}/queue/status").json()["queue_size"]
-            calls: dict[str, Any] = http.post(f"{prefix}/run/calls", json={"data": []}).json()[
-                "data"
-            ][0]
-    except (httpx.HTTPError, KeyError, ValueError):
+            answer = http.post(f"{prefix}/run/calls", json={"data": []}).json()
+            calls: dict[str, Any] = json.loads(answer["data"][0])
+    except (httpx.HTTPError, KeyError, TypeError, ValueError):
         return False
     return waiting == 0 and calls["sleep_running"] == 0 and calls["slow_gen_running"] == 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -70,7 +71,7 @@ def test_slow_app_counters_start_at_zero(slow_app: RunningApp) -> None:
     with httpx.Client(base_url=slow_app.url, trust_env=False, timeout=10) as http:
         ran = http.post(f"{prefix}/run/sleep", json={"data": [0, "smoke"]})
         assert ran.status_code == 200
-        calls = http.post(f"{prefix}/run/calls", json={"data": []}).json()["data"][0]
+        calls = json.loads(http.post(f"{prefix}/run/calls", json={"data": []}).json()["data"][0])
     assert calls["sleep_completed"] == {"smoke": 1}
 
 

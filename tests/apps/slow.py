@@ -5,12 +5,13 @@
 * /slow_gen(n, tag): generator, concurrency_limit=1, one yield every SLOW_GEN_DELAY
   seconds (default 0.3).
 * /crash: raises ValueError (launched with show_error=True, so the text is sent).
-* /calls: what actually ran, per tag, so a test can see on the server that a
-  cancelled job never started or stopped early. /reset_calls clears it.
+* /calls: JSON text of what actually ran, per tag, so a test can see on the server
+  that a cancelled job never started or stopped early. /reset_calls clears it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -62,7 +63,7 @@ def crash() -> str:
     raise ValueError("the app crashed on purpose")
 
 
-def calls() -> dict[str, Any]:
+def _calls() -> dict[str, Any]:
     with _lock:
         return {
             "sleep_started": dict(_sleep_started),
@@ -76,7 +77,11 @@ def calls() -> dict[str, Any]:
         }
 
 
-def reset_calls() -> dict[str, Any]:
+def calls() -> str:
+    return json.dumps(_calls())
+
+
+def reset_calls() -> str:
     with _lock:
         for counter in (_sleep_started, _sleep_completed, _gen_steps, _gen_completed):
             counter.clear()
@@ -102,7 +107,8 @@ with gr.Blocks(title="slow") as demo:
     gr.Button("Crash").click(crash, inputs=None, outputs=crashed, api_name="crash")
 
     # queue=False: answered at once via /run/calls even while the queue is full.
-    counts = gr.JSON(label="Calls")
+    # JSON as text: gradio 5.50's /run sends a gr.JSON output as "root={...}" (a repr).
+    counts = gr.Textbox(label="Calls")
     gr.Button("Calls").click(calls, inputs=None, outputs=counts, api_name="calls", queue=False)
     gr.Button("Reset").click(
         reset_calls, inputs=None, outputs=counts, api_name="reset_calls", queue=False

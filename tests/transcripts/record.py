@@ -66,20 +66,35 @@ class Session:
         event_id = str(response.json()["event_id"])
         self.event_ids.append(event_id)
         self.requests.append(
-            {"method": "POST", "path": path, "api_name": api_name, "json": body,
-             "status": response.status_code, "response": response.json()}
+            {
+                "method": "POST",
+                "path": path,
+                "api_name": api_name,
+                "json": body,
+                "status": response.status_code,
+                "response": response.json(),
+            }
         )
         return event_id
 
     async def cancel(self, api_name: str, event_id: str) -> None:
-        body = {"session_hash": self.session_hash, "fn_index": self.fn_index(api_name),
-                "event_id": event_id}
+        body = {
+            "session_hash": self.session_hash,
+            "fn_index": self.fn_index(api_name),
+            "event_id": event_id,
+        }
         path = f"{self.prefix}/cancel"
         response = await self.http.post(self.app.url + path, json=body)
         response.raise_for_status()
         self.requests.append(
-            {"method": "POST", "path": path, "api_name": api_name, "json": body,
-             "status": response.status_code, "response": response.json()}
+            {
+                "method": "POST",
+                "path": path,
+                "api_name": api_name,
+                "json": body,
+                "status": response.status_code,
+                "response": response.json(),
+            }
         )
 
     async def read_stream(self, on_message: Any = None) -> None:
@@ -94,7 +109,9 @@ class Session:
         with anyio.fail_after(STREAM_TIMEOUT):
             async with self.http.stream("GET", self.app.url + path, params=params) as response:
                 self.stream_info = {
-                    "method": "GET", "path": path, "params": params,
+                    "method": "GET",
+                    "path": path,
+                    "params": params,
                     "status": response.status_code,
                     "content_type": response.headers.get("content-type"),
                     "content_encoding": response.headers.get("content-encoding"),
@@ -105,11 +122,11 @@ class Session:
                     *records, pending = pending.split(b"\n\n")
                     for record in records:
                         if on_message is not None and record.startswith(b"data: "):
-                            await on_message(json.loads(record[len(b"data: "):]))
+                            await on_message(json.loads(record[len(b"data: ") :]))
 
     def messages(self) -> list[dict[str, Any]]:
         return [
-            json.loads(line[len(b"data: "):])
+            json.loads(line[len(b"data: ") :])
             for line in bytes(self.raw).split(b"\n")
             if line.startswith(b"data: ")
         ]
@@ -135,8 +152,15 @@ class Session:
 
 
 async def _simple(
-    apps: dict[str, RunningApp], http: httpx.AsyncClient, out: Path, *,
-    name: str, app: str, api_name: str, data: list[Any], description: str,
+    apps: dict[str, RunningApp],
+    http: httpx.AsyncClient,
+    out: Path,
+    *,
+    name: str,
+    app: str,
+    api_name: str,
+    data: list[Any],
+    description: str,
 ) -> None:
     session = Session(app=apps[app], http=http, session_hash=f"rec-{name}")
     await session.join(api_name, data)
@@ -150,7 +174,8 @@ async def _interleaved(apps: dict[str, RunningApp], http: httpx.AsyncClient, out
     await session.join("stream_text", ["alpha beta gamma delta"])
     await session.read_stream()
     session.save(
-        out, "interleaved",
+        out,
+        "interleaved",
         "One session, two events joined before the stream opens (/count 3 with 0.15 s"
         " pauses, /stream_text): their messages interleave on one stream.",
     )
@@ -180,9 +205,10 @@ async def _cancel_queued(apps: dict[str, RunningApp], http: httpx.AsyncClient, o
         await second.read_stream(on_second)
     # What the server ran, by tag: "second" must be absent (it never started).
     calls = await http.post(f"{first.app.url}{first.prefix}/run/calls", json={"data": []})
-    server_calls = calls.json()["data"][0]
+    server_calls = json.loads(calls.json()["data"][0])
     second.save(
-        out, "cancel_queued",
+        out,
+        "cancel_queued",
         "/sleep(1.5) joined while another session's /sleep holds the only slot"
         " (concurrency_limit=1), cancelled via POST /cancel while queued:"
         " estimation, then process_completed with output {} and close_stream.",
@@ -190,50 +216,105 @@ async def _cancel_queued(apps: dict[str, RunningApp], http: httpx.AsyncClient, o
         server_calls_after=server_calls,
     )
     first.save(
-        out, "cancel_queued_other",
+        out,
+        "cancel_queued_other",
         "The other session of cancel_queued: its running /sleep(1.5) completes normally.",
     )
 
 
 async def record_all(out: Path, python: str | None) -> None:
-    apps = {app.name: app for app in start_apps(
-        ["calculator", "generator", "slow", "quiet_crash"], python=python
-    )}
+    apps = {
+        app.name: app
+        for app in start_apps(["calculator", "generator", "slow", "quiet_crash"], python=python)
+    }
     try:
         async with httpx.AsyncClient(
             trust_env=False, timeout=httpx.Timeout(STREAM_TIMEOUT)
         ) as http:
             simple = [
-                ("predict_add", "calculator", "predict", [3, "add", 4],
-                 "calculator /predict 3 + 4 = 7: estimation, process_starts,"
-                 " process_completed, close_stream."),
-                ("app_error", "calculator", "predict", [1, "divide", 0],
-                 "calculator 1 / 0: gr.Error('Cannot divide by zero', title='Math error')"
-                 " -> process_completed success false."),
-                ("generator_count", "generator", "count", [3, None],
-                 "/count 3: yields '0', '1', '2' (process_generating: first full value,"
-                 " then replace diffs), process_completed with the final value '2'."),
-                ("stream_text", "generator", "stream_text", ["the quick brown fox jumps"],
-                 "/stream_text: a growing text; after the first full value the server"
-                 " sends ['append', [], 'word '] diffs."),
-                ("chat_diffs", "generator", "chat", ["hello there"],
-                 "/chat: a messages Chatbot whose last message grows: nested append"
-                 " diffs on a path into the message content."),
-                ("fail_after", "generator", "fail_after", ["step"],
-                 "/fail_after: two process_generating, then process_completed success"
-                 " false with gr.Error('Generator failed after two steps')."),
-                ("progress", "generator", "progress", [3],
-                 "/progress 3: gr.Info log, progress messages (gr.Progress tqdm),"
-                 " gr.Warning log, then the result."),
-                ("crash_show_error", "slow", "crash", [],
-                 "/crash raising ValueError on an app with show_error=True: the error"
-                 " text is sent."),
-                ("crash_quiet", "quiet_crash", "crash", [],
-                 "/crash raising ValueError on an app with show_error=False: error null."),
+                (
+                    "predict_add",
+                    "calculator",
+                    "predict",
+                    [3, "add", 4],
+                    "calculator /predict 3 + 4 = 7: estimation, process_starts,"
+                    " process_completed, close_stream.",
+                ),
+                (
+                    "app_error",
+                    "calculator",
+                    "predict",
+                    [1, "divide", 0],
+                    "calculator 1 / 0: gr.Error('Cannot divide by zero', title='Math error')"
+                    " -> process_completed success false.",
+                ),
+                (
+                    "generator_count",
+                    "generator",
+                    "count",
+                    [3, None],
+                    "/count 3: yields '0', '1', '2' (process_generating: first full value,"
+                    " then replace diffs), process_completed with the final value '2'.",
+                ),
+                (
+                    "stream_text",
+                    "generator",
+                    "stream_text",
+                    ["the quick brown fox jumps"],
+                    "/stream_text: a growing text; after the first full value the server"
+                    " sends ['append', [], 'word '] diffs.",
+                ),
+                (
+                    "chat_diffs",
+                    "generator",
+                    "chat",
+                    ["hello there"],
+                    "/chat: a messages Chatbot whose last message grows: nested append"
+                    " diffs on a path into the message content.",
+                ),
+                (
+                    "fail_after",
+                    "generator",
+                    "fail_after",
+                    ["step"],
+                    "/fail_after: two process_generating, then process_completed success"
+                    " false with gr.Error('Generator failed after two steps').",
+                ),
+                (
+                    "progress",
+                    "generator",
+                    "progress",
+                    [3],
+                    "/progress 3: gr.Info log, progress messages (gr.Progress tqdm),"
+                    " gr.Warning log, then the result.",
+                ),
+                (
+                    "crash_show_error",
+                    "slow",
+                    "crash",
+                    [],
+                    "/crash raising ValueError on an app with show_error=True: the error"
+                    " text is sent.",
+                ),
+                (
+                    "crash_quiet",
+                    "quiet_crash",
+                    "crash",
+                    [],
+                    "/crash raising ValueError on an app with show_error=False: error null.",
+                ),
             ]
             for name, app, api_name, data, description in simple:
-                await _simple(apps, http, out, name=name, app=app, api_name=api_name,
-                              data=data, description=description)
+                await _simple(
+                    apps,
+                    http,
+                    out,
+                    name=name,
+                    app=app,
+                    api_name=api_name,
+                    data=data,
+                    description=description,
+                )
             await _interleaved(apps, http, out)
             await _cancel_queued(apps, http, out)
     finally:
