@@ -33,7 +33,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from runner.export import read_status  # noqa: E402
 from runner.results import RecordStatus, ResultRecord, ResultsStore  # noqa: E402
 
 MODES = ("store", "status", "naive")
@@ -95,7 +94,7 @@ def _template(status: RecordStatus) -> str:
 
 def _line(template: str, row: int, rng: random.Random) -> bytes:
     fields = {
-        "key": f"{row:07d}-{hashlib.blake2b(str(row).encode(), digest_size=8).hexdigest()}",
+        "key": hashlib.sha256(str(row).encode()).hexdigest()[:20],  # as expand.py makes them
         "row": row,
         "text": " ".join(rng.choices(_WORDS, k=rng.randint(5, 25))),
         "port": 7860 + row % 4,
@@ -117,6 +116,8 @@ def measure(mode: str, run_dir: Path, trace: bool) -> dict[str, float]:
         with ResultsStore.open(run_dir) as store:
             keys = len(store)
     elif mode == "status":
+        from runner.export import read_status  # imports pandas: only in this mode
+
         keys = read_status(run_dir).keys
     else:
         index: dict[str, str] = {}

@@ -15,13 +15,13 @@ import anyio
 import httpx
 from anyio.abc import TaskGroup
 
+from ._background import BackgroundTaskGroup
 from ._connect import AppConnection, open_app
 from ._files import Downloader, Uploader, wrap_files
 from ._job import AsyncJob
 from ._schema import AppSchema, Endpoint
 from ._session import Session
 from ._view import render_api
-from .errors import JobsError
 
 __all__ = ["AsyncClient"]
 
@@ -117,8 +117,7 @@ class AsyncClient:
                     follow_redirects=True,
                 ))
             self._app = await open_app(http, self.src, **self._options)  # type: ignore[arg-type]
-            self._task_group = await stack.enter_async_context(anyio.create_task_group())
-            stack.callback(self._task_group.cancel_scope.cancel)
+            self._task_group = await stack.enter_async_context(BackgroundTaskGroup())
         except BaseException:
             await stack.aclose()
             raise
@@ -182,7 +181,7 @@ class AsyncClient:
         """Submit already bound values (parameter name -> value). For batch drivers:
         `download_to` puts this job's output files in their own folder, and `session`
         runs it in a given session instead of the default choice."""
-        app = self._require()
+        self._require()
         assert self._uploader is not None and self._task_group is not None
         wrapped = {p.name: wrap_files(p, values[p.name]) for p in endpoint.parameters}
         self._uploader.check(wrapped)
@@ -217,7 +216,6 @@ class AsyncClient:
                     "session_hash": session.hash, "event_data": None, "trigger_id": None}
             return await session.join(job, body, headers={"x-gradio-user": "api"})
 
-        _ = app
         self._task_group.start_soon(job.run, join)
         return job
 
@@ -255,6 +253,14 @@ class AsyncClient:
         if return_format == "str":
             return text
         return None
+
+    async def ping(self) -> float:
+        """Check that the app answers (`GET /config`); returns the round trip in seconds.
+        Raises `ConnectionFailed` (or another `JobsError`) when it does not."""
+        app = self._require()
+        started = anyio.current_time()
+        await app.transport.get_json("config", prefixed=False)
+        return anyio.current_time() - started
 
     def reset_session(self) -> None:
         """Start a fresh session: stateful endpoints forget what earlier calls stored."""
@@ -298,5 +304,3 @@ class AsyncClient:
             return Downloader(app.transport, folder)
         return Downloader(app.transport, Path(os.fspath(target)))
 
-
-_ = JobsError

@@ -73,6 +73,7 @@ class AsyncJob:
         self.event_id: str | None = None
         self._postprocess = postprocess
         self._callbacks = tuple(callbacks)
+        self._status_listeners: list[Callable[[StatusUpdate], None]] = []
         self._status = StatusUpdate(code=Status.STARTING)
         self._outputs: list[Any] = []
         self._raw: list[Any] | None = None
@@ -82,6 +83,7 @@ class AsyncJob:
         self._finished = anyio.Event()
         self._value: Any = None
         self._error: JobsError | None = None
+        self._stream_error: JobsError | None = None
         self._joining = False
         self._cancel_requested = False
         self._wait_scope: anyio.CancelScope | None = None
@@ -117,6 +119,10 @@ class AsyncJob:
     def error(self) -> JobsError | None:
         """The failure, once the job is done and failed (None otherwise)."""
         return self._error
+
+    def add_status_listener(self, listener: Callable[[StatusUpdate], None]) -> None:
+        """Call `listener(update)` on every status change (queue rank, progress, ...)."""
+        self._status_listeners.append(listener)
 
     async def result(self, timeout: float | None = None) -> Any:
         """Wait for the job and return its value, or raise its error.
@@ -262,7 +268,7 @@ class AsyncJob:
     async def _handle_output(self, message: Message) -> bool:
         kind = message.kind
         if kind is MsgKind.UNEXPECTED_ERROR:
-            self._finish(error=getattr(self, "_stream_error", None) or ProtocolError(
+            self._finish(error=self._stream_error or ProtocolError(
                 f"the app reported an unexpected error: {message.text}"))
             return True
         if kind is not MsgKind.PROCESS_COMPLETED:
@@ -302,6 +308,8 @@ class AsyncJob:
         if not self._status.code.is_final:
             self._status = update
             self._notify()
+            for listener in self._status_listeners:
+                listener(update)
 
     def _notify(self) -> None:
         changed, self._changed = self._changed, anyio.Event()

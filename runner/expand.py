@@ -104,15 +104,25 @@ def submission_key(
     hasher: FileHasher | None = None,
 ) -> str:
     """The deterministic key of `inputs` for the endpoint `api_name` (see the module doc)."""
-    hashing = hasher or _default_hasher
-    files = set(file_params)
-    canon = {
-        name: _canon_file(value, hashing) if name in files else _canon(value)
-        for name, value in inputs.items()
-    }
-    text = json.dumps(
-        [api_name, canon], sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
-    )
+    return _key(api_name, inputs, frozenset(file_params), hasher or _default_hasher)
+
+
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+_PLAIN = (str, int, bool, type(None))
+
+
+def _key(
+    api_name: str, inputs: Mapping[str, Any], files: frozenset[str], hasher: FileHasher
+) -> str:
+    canon = {}
+    for name, value in inputs.items():
+        if name in files:
+            canon[name] = _canon_file(value, hasher)
+        elif type(value) in _PLAIN:
+            canon[name] = value
+        else:
+            canon[name] = _canon(value)
+    text = _ENCODER.encode([api_name, canon])
     return hashlib.sha256(text.encode()).hexdigest()[:KEY_LENGTH]
 
 
@@ -195,6 +205,7 @@ class Expander:
             for p in params
         }
         self.file_params = [p.name for p in params if p.is_file]
+        self.file_set = frozenset(self.file_params)
         self.static_problems: list[Problem] = []
         inputs = manifest.inputs
         self.map = None if inputs.map is None else {k: _compile(v) for k, v in inputs.map.items()}
@@ -313,7 +324,7 @@ class Expander:
             found = found + self._fill(inputs, row, {p.field for p in found})
             if found:
                 problems.extend(p for p in found if p not in problems)
-            elif not problems:
+            elif not problems and not self.static_problems:
                 try:
                     submissions.append(self._submission(row, inputs))
                 except OSError as exc:  # a file vanished or became unreadable since its stat
@@ -423,9 +434,7 @@ class Expander:
                     files.append(item)
         key = ""
         if self.keys:
-            key = submission_key(
-                self.api_name, ordered, file_params=self.file_params, hasher=self.hasher
-            )
+            key = _key(self.api_name, ordered, self.file_set, self.hasher)
         return Submission(
             key=key,
             row=row.index,

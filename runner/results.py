@@ -36,6 +36,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from .errors import RunnerError
 from .runfolder import RunDir, RunFolder
 
 if sys.platform != "win32":
@@ -84,7 +85,7 @@ class Durability(str, Enum):
     LINE = "line"
 
 
-class ResultsError(Exception):
+class ResultsError(RunnerError):
     """A results file cannot be written as asked."""
 
 
@@ -447,10 +448,9 @@ class Block:
         return self.buf[self.start : self.end].split(b"\n")
 
 
-def block_bounds(
-    buf: mmap.mmap | bytes, stop: int, block_size: int = _BLOCK_SIZE
-) -> list[tuple[int, int]]:
+def block_bounds(buf: mmap.mmap | bytes, stop: int) -> list[tuple[int, int]]:
     """(start, end) of blocks of whole lines covering `buf[:stop]`; `stop` follows a newline."""
+    block_size = _BLOCK_SIZE  # read at call time so tests can make blocks small
     bounds = []
     start = 0
     while start < stop:

@@ -30,6 +30,7 @@ SESSION_APPS = {
     "counter_app": "counter",
     "auth_app": "auth",
     "files_app": "files",
+    "slow_app": "slow",  # per test, but its process is shared (see slow_app)
 }
 
 
@@ -125,22 +126,15 @@ def _slow_app_is_idle(app: RunningApp) -> bool:
     return waiting == 0 and calls["sleep_running"] == 0 and calls["slow_gen_running"] == 0
 
 
-@pytest.fixture(scope="session")
-def _slow_app_process() -> Iterator[RunningApp]:
-    app = start_app("slow")
-    yield app
-    app.stop()
-
-
 @pytest.fixture
-def slow_app(_slow_app_process: RunningApp) -> RunningApp:
+def slow_app(_session_apps: _SessionApps) -> RunningApp:
     """/sleep, /slow_gen (limit 1, queue max_size 2), /crash, /calls: fresh per test.
 
     The process is reused when nothing is queued or running (counters are reset),
     else restarted on the same port: a cancelled sync /sleep keeps running in its
     thread, and would otherwise leak into the next test.
     """
-    app = _slow_app_process
+    app = _session_apps.get("slow")
     prefix = (app.config or {}).get("api_prefix", "")
     if app.is_running() and _slow_app_is_idle(app):
         with httpx.Client(base_url=app.url, timeout=5, trust_env=False) as http:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ def calc(calculator_app: RunningApp) -> Iterator[Client]:
 def calls(app: RunningApp) -> dict[str, Any]:
     prefix = (app.config or {}).get("api_prefix", "")
     reply = httpx.post(f"{app.url}{prefix}/run/calls", json={"data": []}, timeout=10)
-    result: dict[str, Any] = reply.json()["data"][0]
+    result: dict[str, Any] = json.loads(reply.json()["data"][0])
     return result
 
 

@@ -18,10 +18,10 @@ from typing import Any
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import gradio as gr  # noqa: E402
-import httpx  # noqa: E402
+import gradio as gr
+import httpx
 
-from jobs import AppSchema  # noqa: E402
+from jobs import AppSchema
 
 MAX_FILE_SIZE = 1000
 

@@ -1,0 +1,548 @@
+"""Local replicas: N copies of a Gradio app script, started and stopped by spacerun.
+
+    spec = LocalAppSpec(script=Path("transcribe.py"), count=2)
+    async with LocalApps(spec, log_dir=run_folder / "logs", on_status=print) as apps:
+        ...  # apps.urls == ["http://127.0.0.1:41873", "http://127.0.0.1:40219"]
+
+Each copy runs `python script [args]` in the script's folder on a free loopback port
+(`GRADIO_SERVER_PORT`), in its own process group, with stdout and stderr appended to
+`log_dir/local-<index>.log`. A copy is ready when GET /config answers 200 (or 401, for
+an app behind a login: the server is up, the client logs in later). On the way out every
+copy's process group gets SIGTERM, 5 s of grace, then SIGKILL.
+
+No copy outlives spacerun, however it ends:
+
+- normal exit, an exception, cancellation: `__aexit__` stops the copies, shielded from
+  the cancellation that brought it there.
+- Ctrl-C: the copies are in their own session, so the terminal's SIGINT reaches only
+  spacerun; `anyio.run` turns it into cancellation, which unwinds through `__aexit__`.
+  What is still running when the interpreter exits (a second Ctrl-C during cleanup)
+  is stopped by an `atexit` sweep.
+- SIGTERM with its default disposition, `kill -9`, a crash of the interpreter: no Python
+  code runs, so on Linux each copy asks the kernel, between fork and exec, for SIGKILL
+  when its parent dies (`prctl(PR_SET_PDEATHSIG)`). Its trap: the "parent" is the
+  *thread* that forked the copy, not the process. An `anyio.to_thread` worker is
+  retired after 10 s idle and would take the copies with it, so copies are forked only
+  from the event loop's thread: `_spawn` is called from async methods only, never from
+  a worker thread. (A CLI that wants a graceful SIGTERM turns it into cancellation with
+  `anyio.open_signal_receiver`; then the first path applies.)
+
+Not covered: on macOS and other non-Linux systems there is no PR_SET_PDEATHSIG, so
+after `kill -9` or an unhandled SIGTERM the copies keep running; each leads its own
+process group (pgid = the pid in its log header), and `kill -- -PGID` stops it. On
+every system, processes that the app itself starts survive a `kill -9` of spacerun
+(the kernel signals only the direct child); the graceful paths kill the whole group.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import functools
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import anyio
+import httpx
+
+from .errors import RunnerError
+
+__all__ = ["LocalApp", "LocalAppError", "LocalAppSpec", "LocalApps"]
+
+log = logging.getLogger(__name__)
+
+STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL
+_ATEXIT_GRACE = 2.0  # shorter: the user is already waiting for the prompt
+_POLL_FIRST, _POLL_MAX, _POLL_GROWTH = 0.05, 0.5, 1.5  # readiness poll interval, s
+_REQUEST_TIMEOUT = 5.0
+_LOG_TAIL_LINES = 30
+_PORT_ATTEMPTS = 3
+# What gradio (and uvicorn under it) print when the port was taken in the meantime.
+_PORT_CLASH_MARKERS = ("cannot find empty port", "address already in use")
+_PR_SET_PDEATHSIG = 1
+
+# Copies started by this process and not yet stopped, for the atexit sweep; and their
+# ports, so that two copies never get the same one.
+_live: set[subprocess.Popen[bytes]] = set()
+_claimed_ports: set[int] = set()
+
+
+class LocalAppError(RunnerError):
+    """A local copy exited before it was ready, or did not answer in time.
+
+    `str(err)` names the script, the copy, its port and exit code, and ends with the
+    last lines of its log (a traceback's last line says what went wrong).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        script: Path,
+        index: int | None = None,
+        port: int | None = None,
+        exit_code: int | None = None,
+        log_path: Path | None = None,
+        log_tail: str = "",
+    ) -> None:
+        self.script = script
+        self.index = index
+        self.port = port
+        self.exit_code = exit_code
+        self.log_path = log_path
+        self.log_tail = log_tail
+        super().__init__(message)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LocalAppSpec:
+    """What to start: `count` copies of `python script *args` with `env` added."""
+
+    script: Path
+    count: int = 1
+    python: str | None = None  # default: the interpreter running spacerun
+    env: Mapping[str, str] = field(default_factory=dict)
+    args: Sequence[str] = ()
+    ready_timeout: float = 120.0
+    host: str = "127.0.0.1"
+
+    def __post_init__(self) -> None:
+        if self.count < 1:
+            raise ValueError(f"count must be at least 1, got {self.count}")
+        if not self.ready_timeout > 0:
+            raise ValueError(f"ready_timeout must be positive, got {self.ready_timeout}")
+
+
+class _NotReady(Exception):
+    """Internal: why a copy is not ready; turned into LocalAppError once it is stopped."""
+
+    def __init__(self, why: str, *, port_clash: bool = False) -> None:
+        super().__init__(why)
+        self.why = why
+        self.port_clash = port_clash
+
+
+class LocalApp:
+    """One running copy of the script. Made by `LocalApps`; `restart()` is its only action."""
+
+    def __init__(
+        self, spec: LocalAppSpec, *, index: int, log_path: Path, on_status: Callable[[str], None]
+    ) -> None:
+        self.index = index
+        self.log_path = log_path
+        self.port = 0
+        self._spec = spec
+        self._on_status = on_status
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log_offset = 0  # where this start's output begins in the log
+
+    def __repr__(self) -> str:
+        state = "alive" if self.alive() else "stopped"
+        return f"<LocalApp {self.name} {self.url} {state}>"
+
+    @property
+    def name(self) -> str:
+        return f"local-{self.index}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self._spec.host}:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        """The pid (and process group id) of the current, or last, process."""
+        if self._proc is None:
+            raise RuntimeError(f"{self.name} was never started")
+        return self._proc.pid
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    async def restart(self) -> None:
+        """Stop this copy (if running) and start it again, on the same port if it is
+        still free; waits until it is ready. Raises LocalAppError like `LocalApps`."""
+        self._on_status(f"restarting {self.name}…")
+        with anyio.CancelScope(shield=True):
+            await self._stop()
+        await self._start()
+
+    # -- starting ------------------------------------------------------------
+
+    async def _start(self) -> None:
+        """Spawn and wait until ready, picking another port if the port was taken."""
+        began = anyio.current_time()
+        for attempt in range(1, _PORT_ATTEMPTS + 1):
+            if not self.port or not _port_is_free(self._spec.host, self.port):
+                self._set_port(_free_port(self._spec.host))
+            try:
+                self._spawn()
+                await self._wait_ready()
+            except _NotReady as not_ready:
+                with anyio.CancelScope(shield=True):
+                    await self._stop()
+                if not_ready.port_clash and attempt < _PORT_ATTEMPTS:
+                    log.info("%s: port %d was taken, trying another", self.name, self.port)
+                    self._set_port(0)
+                    continue
+                raise self._error(not_ready.why) from None
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await self._stop()
+                raise
+            took = anyio.current_time() - began
+            self._on_status(f"{self.name} ready at {self.url} ({took:.1f} s)")
+            return
+
+    def _set_port(self, port: int) -> None:
+        _claimed_ports.discard(self.port)
+        self.port = port
+        if port:
+            _claimed_ports.add(port)
+
+    def _command(self) -> list[str]:
+        python = self._spec.python or sys.executable
+        # A relative interpreter path means relative to here, not to the script's folder.
+        if os.sep in python:
+            python = os.path.abspath(python)
+        return [python, str(self._spec.script.resolve()), *self._spec.args]
+
+    def _environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
+        env.update(self._spec.env)
+        # Ours win: readiness and the replica's url depend on them.
+        env.update(GRADIO_SERVER_NAME=self._spec.host, GRADIO_SERVER_PORT=str(self.port))
+        return env
+
+    def _spawn(self) -> None:
+        # Runs on the event loop's thread (we are called from async code): PDEATHSIG
+        # ties the child to the thread that forks it. See the module docstring.
+        command = self._command()
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log_file:
+            self._log_offset = log_file.tell()
+            self._proc = subprocess.Popen(
+                command,
+                cwd=self._spec.script.resolve().parent,
+                env=self._environment(),
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # own process group; the terminal's ^C skips it
+                preexec_fn=_die_with_parent_hook(),
+            )
+            header = f"--- spacerun: pid {self._proc.pid} port {self.port}: {' '.join(command)}\n"
+            log_file.write(header.encode())
+        _live.add(self._proc)
+
+    async def _wait_ready(self) -> None:
+        """Poll GET /config at a growing interval until it answers; raise _NotReady if
+        the process exits first or the deadline passes. Wakes at once on an exit."""
+        proc = self._running()
+        deadline = anyio.current_time() + self._spec.ready_timeout
+        delay = _POLL_FIRST
+        async with httpx.AsyncClient(trust_env=False) as http:
+            while True:
+                if proc.poll() is not None:
+                    clash = any(m in self._log_tail().lower() for m in _PORT_CLASH_MARKERS)
+                    raise _NotReady("exited before it was ready", port_clash=clash)
+                remaining = deadline - anyio.current_time()
+                if await _answers(http, f"{self.url}/config", min(_REQUEST_TIMEOUT, remaining)):
+                    return
+                remaining = deadline - anyio.current_time()
+                if remaining <= 0:
+                    raise _NotReady(
+                        f"did not answer GET {self.url}/config within "
+                        f"{self._spec.ready_timeout:g} s (stopped it)"
+                    )
+                await _wait_exit(proc, min(delay, remaining))
+                delay = min(delay * _POLL_GROWTH, _POLL_MAX)
+
+    def _running(self) -> subprocess.Popen[bytes]:
+        if self._proc is None:
+            raise RuntimeError(f"{self.name} was never started")
+        return self._proc
+
+    def _log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
+        """The last lines this start wrote to the log (earlier starts excluded)."""
+        try:
+            with self.log_path.open("rb") as log_file:
+                size = log_file.seek(0, os.SEEK_END)
+                log_file.seek(max(self._log_offset, size - 64 * 1024))
+                text = log_file.read().decode(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def _error(self, why: str) -> LocalAppError:
+        code = None if self._proc is None else self._proc.returncode
+        tail = self._log_tail()
+        script = self._spec.script
+        message = (
+            f"local copy {self.name} of {script.name} ({script}) on port {self.port} {why}; "
+            f"exit code {_describe_exit(code)}\n"
+            f"last {_LOG_TAIL_LINES} lines of {self.log_path}:\n"
+            + "\n".join(f"    {line}" for line in tail.splitlines())
+        )
+        return LocalAppError(
+            message,
+            script=script,
+            index=self.index,
+            port=self.port,
+            exit_code=code,
+            log_path=self.log_path,
+            log_tail=tail,
+        )
+
+    # -- stopping ------------------------------------------------------------
+
+    async def _stop(self, grace: float = STOP_GRACE) -> None:
+        """SIGTERM the process group, wait up to `grace` s, then SIGKILL the group (so
+        nothing the app started survives it). Idempotent. Call it shielded."""
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            _signal_group(proc.pid, signal.SIGTERM)
+            await _wait_exit(proc, grace)
+        _signal_group(proc.pid, signal.SIGKILL)
+        if not await _wait_exit(proc, grace):
+            log.warning("%s (pid %d) did not die after SIGKILL", self.name, proc.pid)
+            return  # left in _live: the atexit sweep tries again
+        _live.discard(proc)
+
+    def _release(self) -> None:
+        # Keep `port` (and `url`) readable after the run; only free the claim on it.
+        if not self.alive():
+            _claimed_ports.discard(self.port)
+
+
+class LocalApps:
+    """`spec.count` copies of a Gradio app script, for the length of an `async with`.
+
+    Entering starts all copies in parallel and waits until each is ready; if one exits
+    early or misses `spec.ready_timeout`, all are stopped and LocalAppError is raised.
+    Leaving (also by an exception or cancellation) stops them all. See the module
+    docstring for how orphans are prevented when spacerun itself dies.
+    """
+
+    def __init__(
+        self,
+        spec: LocalAppSpec,
+        *,
+        log_dir: Path,
+        on_status: Callable[[str], None] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.log_dir = log_dir
+        self._on_status = on_status or _ignore
+        self.apps: list[LocalApp] = []
+
+    def __repr__(self) -> str:
+        alive = sum(app.alive() for app in self.apps)
+        return f"<LocalApps {self.spec.script.name}: {alive}/{self.spec.count} alive>"
+
+    @property
+    def urls(self) -> list[str]:
+        return [app.url for app in self.apps]
+
+    async def __aenter__(self) -> LocalApps:
+        script = self.spec.script
+        if not script.is_file():
+            raise LocalAppError(f"no app script at {script}", script=script)
+        count = self.spec.count
+        self._on_status(
+            f"starting {count} local {'copy' if count == 1 else 'copies'} of {script.name}…"
+        )
+        self.apps = [
+            LocalApp(
+                self.spec,
+                index=index,
+                log_path=self.log_dir / f"local-{index}.log",
+                on_status=self._on_status,
+            )
+            for index in range(1, count + 1)
+        ]
+        try:
+            await self._start_all()
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self._stop_all()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        with anyio.CancelScope(shield=True):
+            await self._stop_all()
+        count = len(self.apps)
+        self._on_status(f"stopped {count} local {'copy' if count == 1 else 'copies'}")
+
+    async def _start_all(self) -> None:
+        # Collect the first failure ourselves rather than letting the task group wrap
+        # it in an ExceptionGroup: the caller wants one LocalAppError.
+        failures: list[LocalAppError] = []
+
+        async def start(app: LocalApp, scope: anyio.CancelScope) -> None:
+            try:
+                await app._start()
+            except LocalAppError as error:
+                failures.append(error)
+                scope.cancel()
+
+        async with anyio.create_task_group() as group:
+            for app in self.apps:
+                group.start_soon(start, app, group.cancel_scope)
+        if failures:
+            raise failures[0]
+
+    async def _stop_all(self) -> None:
+        async with anyio.create_task_group() as group:
+            for app in self.apps:
+                group.start_soon(app._stop)
+        for app in self.apps:
+            app._release()
+
+
+def _ignore(message: str) -> None:
+    pass
+
+
+# -- processes -----------------------------------------------------------------
+
+
+async def _answers(http: httpx.AsyncClient, url: str, timeout: float) -> bool:
+    try:
+        response = await http.get(url, timeout=max(timeout, 0.1))
+    except httpx.TransportError:
+        return False
+    return response.status_code in (200, 401)
+
+
+async def _wait_exit(proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Wait up to `timeout` s for `proc` to exit; True (and reaped) if it has."""
+    with anyio.move_on_after(timeout):
+        await _exited(proc)
+    return proc.poll() is not None
+
+
+async def _exited(proc: subprocess.Popen[bytes]) -> None:
+    """Return once `proc` has exited: a pidfd wakes us on Linux, polling elsewhere."""
+    if proc.poll() is not None:
+        return
+    pidfd = _open_pidfd(proc.pid)
+    if pidfd is None:
+        delay = 0.01
+        while proc.poll() is None:
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 0.2)
+        return
+    try:
+        await anyio.wait_readable(pidfd)
+    finally:
+        os.close(pidfd)
+
+
+def _open_pidfd(pid: int) -> int | None:
+    # pidfd_open: Linux 5.3+; anyio.wait_readable: anyio 4.7+.
+    if not hasattr(os, "pidfd_open") or not hasattr(anyio, "wait_readable"):
+        return None
+    try:
+        return os.pidfd_open(pid)
+    except OSError:
+        return None
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "unknown (still running)"
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"{code} (killed by {signal.Signals(-code).name})"
+    return str(code)
+
+
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    # Loaded in the parent: dlopen between fork and exec could deadlock on the loader lock.
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return prctl
+
+
+def _die_with_parent_hook() -> Callable[[], None] | None:
+    """A preexec_fn asking the kernel to SIGKILL the child when its parent thread dies."""
+    prctl = _prctl()
+    if prctl is None:
+        return None
+    parent = os.getpid()
+
+    def hook() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
+        # The parent may have died between fork and prctl: nobody would signal us then.
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return hook
+
+
+def _free_port(host: str) -> int:
+    # The kernel picks a port that is free now; the app binds it a moment later. A clash
+    # in between is rare, shows in the app's log, and `_start` then tries another port.
+    for _ in range(20):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port: int = sock.getsockname()[1]
+        if port not in _claimed_ports:
+            return port
+    raise RuntimeError("no free loopback port")  # pragma: no cover - the kernel ran out
+
+
+def _port_is_free(host: str, port: int) -> bool:
+    # SO_REUSEADDR like uvicorn: connections in TIME_WAIT on the port do not block it.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+@atexit.register
+def _sweep() -> None:
+    """At interpreter exit, stop copies that no `__aexit__` stopped (e.g. a second ^C)."""
+    procs = list(_live)
+    for proc in procs:
+        _signal_group(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + _ATEXIT_GRACE
+    for proc in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=max(deadline - time.monotonic(), 0))
+        _signal_group(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=1.0)
+    _live.clear()

@@ -1,0 +1,314 @@
+"""The engine: submissions in, outcomes out, every replica as busy as allowed and no busier.
+
+For each submission: wait for a replica slot (the pool) and a rate token (global), send
+it, wait for the result within `timeout`, and retry what is transient (tenacity) —
+possibly on another replica. Every submission ends in exactly one `Outcome` handed to
+`on_outcome`, which is shielded from cancellation so a result is never half-recorded.
+
+`stop()` is the first Ctrl-C: nothing new is sent, jobs still waiting (on spacerun or in
+an app's queue) are cancelled on their servers, running ones get `grace` seconds, then
+they are cancelled too. `abort()` is the second: everything stops at once; what was
+not recorded simply runs again on resume.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, Protocol
+
+import anyio
+from anyio.abc import TaskGroup
+from tenacity import RetryCallState
+
+from jobs import AsyncJob, JobCancelled, JobsError, Status, StatusUpdate
+
+from .replicas import Replica, ReplicaPool
+from .retry import AttemptTimeout, RetryPolicy, cause_of
+from .throttle import RateLimiter, Sleep
+
+__all__ = ["Outcome", "OutcomeStatus", "Scheduler", "SchedulerListener", "SubmissionLike"]
+
+log = logging.getLogger("runner")
+
+_BATCH = 256
+
+
+class SubmissionLike(Protocol):
+    @property
+    def key(self) -> str: ...
+    @property
+    def row(self) -> int: ...
+    @property
+    def inputs(self) -> Mapping[str, Any]: ...
+
+
+class OutcomeStatus(str, Enum):
+    OK = "ok"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    """How one submission ended, after all its attempts."""
+
+    submission: SubmissionLike
+    status: OutcomeStatus
+    value: Any = None
+    error: BaseException | None = None
+    attempts: int = 0
+    causes: tuple[str, ...] = ()
+    replica: str | None = None
+    queue_time: float | None = None
+    run_time: float | None = None
+    finished_at: float = field(default_factory=time.time)
+
+
+class SchedulerListener(Protocol):
+    """What the progress display hears from the scheduler."""
+
+    def attempt_started(self, key: str, replica: str) -> None: ...
+    def retrying(self, key: str, cause: str, delay: float) -> None: ...
+    def outcome(self, outcome: Outcome) -> None: ...
+
+
+@dataclass(slots=True)
+class _Task:
+    scope: anyio.CancelScope
+    replica: Replica | None = None
+    job: AsyncJob | None = None
+
+
+class Scheduler:
+    """Runs submissions across a `ReplicaPool`; see the module docstring."""
+
+    def __init__(
+        self,
+        pool: ReplicaPool,
+        *,
+        on_outcome: Callable[[Outcome], Awaitable[None] | None],
+        endpoint: str | None = None,
+        rate: RateLimiter | None = None,
+        policy: RetryPolicy | None = None,
+        timeout: float | None = None,
+        grace: float = 30.0,
+        share_session: bool = False,
+        download_dir: Callable[[str], Path] | None = None,
+        listener: SchedulerListener | None = None,
+        sleep: Sleep = anyio.sleep,
+    ) -> None:
+        self.pool = pool
+        self._on_outcome = on_outcome
+        self._endpoint = endpoint
+        self._rate = rate or RateLimiter(None)
+        self._policy = policy or RetryPolicy()
+        self._timeout = timeout
+        self._grace = grace
+        self._share_session = share_session
+        self._download_dir = download_dir
+        self._listener = listener
+        self._sleep = sleep
+        self._tasks: dict[int, _Task] = {}
+        self._stopping = False
+        self._stopped = anyio.Event()
+        self._idle = anyio.Event()
+        self._task_group: TaskGroup | None = None
+        self._shared: dict[str, Any] = {}
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    async def run(self, submissions: Iterable[SubmissionLike]) -> None:
+        """Run every submission (pulled lazily) until done, stopped or aborted."""
+        window = anyio.Semaphore(max(1, self.pool.capacity * 2))
+        async with anyio.create_task_group() as group:
+            self._task_group = group
+            group.start_soon(self.pool.probe_forever)
+            group.start_soon(self._watch_stop)
+            async for submission in _pull(submissions):
+                if self._stopping:
+                    break
+                await window.acquire()
+                if self._stopping:
+                    window.release()
+                    break
+                self._idle = anyio.Event()
+                group.start_soon(self._run_one, submission, window)
+            if self._tasks:
+                await self._idle.wait()
+            group.cancel_scope.cancel()
+
+    def stop(self) -> None:
+        """Stop sending; cancel waiting jobs; let running ones finish within the grace."""
+        if not self._stopping:
+            self._stopping = True
+            self._stopped.set()
+
+    def abort(self) -> None:
+        """Stop everything now."""
+        self._stopping = True
+        self._stopped.set()
+        if self._task_group is not None:
+            self._task_group.cancel_scope.cancel()
+
+    async def _watch_stop(self) -> None:
+        await self._stopped.wait()
+        for task in list(self._tasks.values()):
+            job = task.job
+            if job is None:
+                task.scope.cancel()
+            elif job.status().code in (Status.STARTING, Status.JOINING_QUEUE, Status.IN_QUEUE):
+                await job.cancel()
+        with anyio.move_on_after(self._grace):
+            if self._tasks:
+                await self._idle.wait()
+        for task in list(self._tasks.values()):
+            if task.job is not None and not task.job.done():
+                await task.job.cancel(force=True)
+            task.scope.cancel()
+
+    async def _run_one(self, submission: SubmissionLike, window: anyio.Semaphore) -> None:
+        task = _Task(scope=anyio.CancelScope())
+        self._tasks[id(task)] = task
+        attempts = 0
+        causes: list[str] = []
+        tried: list[str] = []
+        status = OutcomeStatus.CANCELLED
+        value: Any = None
+        error: BaseException | None = None
+        try:
+            with task.scope:
+                retrying = self._policy.retrying(
+                    sleep=self._sleep,
+                    before_sleep=lambda state: self._note_retry(submission, state, causes))
+                async for attempt in retrying:
+                    with attempt:
+                        attempts += 1
+                        value = await self._attempt(submission, task, tried)
+                status = OutcomeStatus.OK
+        except AttemptTimeout as exc:
+            status, error = OutcomeStatus.TIMEOUT, exc
+            causes.append(cause_of(exc))
+        except JobCancelled as exc:
+            status, error = OutcomeStatus.CANCELLED, exc
+        except JobsError as exc:
+            status, error = OutcomeStatus.ERROR, exc
+            causes.append(cause_of(exc))
+        finally:
+            if status is OutcomeStatus.CANCELLED and error is None:
+                error = JobCancelled("stopped before it finished")
+            timings = task.job.timings if task.job is not None else None
+            outcome = Outcome(
+                submission=submission, status=status, value=value, error=error,
+                attempts=attempts, causes=tuple(causes),
+                replica=task.replica.name if task.replica is not None else None,
+                queue_time=timings.queue_time if timings else None,
+                run_time=timings.run_time if timings else None,
+            )
+            with anyio.CancelScope(shield=True):
+                await self._record(outcome)
+            del self._tasks[id(task)]
+            window.release()
+            if not self._tasks:
+                self._idle.set()
+
+    async def _attempt(self, submission: SubmissionLike, task: _Task, tried: list[str]) -> Any:
+        replica = await self.pool.acquire(avoid=tried)
+        task.replica, task.job = replica, None
+        started = time.monotonic()
+        error: BaseException | None = None
+        try:
+            await self._rate.acquire()
+            if self._stopping:
+                raise JobCancelled("the run is stopping")
+            job = self._submit(replica, submission)
+            task.job = job
+            if self._listener is not None:
+                self._listener.attempt_started(submission.key, replica.name)
+            job.add_status_listener(lambda update: self._on_status(replica, update))
+            return await self._await(job)
+        except BaseException as exc:
+            error = exc
+            tried.append(replica.name)
+            raise
+        finally:
+            self.pool.release(replica, error, busy_seconds=time.monotonic() - started)
+
+    def _submit(self, replica: Replica, submission: SubmissionLike) -> AsyncJob:
+        client = replica.client
+        endpoint = client.endpoint(self._endpoint)
+        if endpoint.uses_state:
+            client = self._session_for(replica, submission)
+        values = endpoint.bind((), submission.inputs)
+        folder = self._download_dir(submission.key) if self._download_dir else None
+        return client.submit_values(endpoint, values, download_to=folder)
+
+    def _session_for(self, replica: Replica, submission: SubmissionLike) -> Any:
+        # Each row gets a session of its own, unless the manifest asks rows to share one.
+        if not self._share_session:
+            return replica.client.new_session()
+        view = self._shared.get(replica.name)
+        if view is None:
+            view = self._shared[replica.name] = replica.client.new_session()
+        return view
+
+    async def _await(self, job: AsyncJob) -> Any:
+        if self._timeout is None:
+            return await job.result()
+        with anyio.move_on_after(self._timeout):
+            return await job.result()
+        with anyio.CancelScope(shield=True):
+            await job.cancel(force=True)
+        raise AttemptTimeout(f"no result within {self._timeout:g} s; cancelled on the server")
+
+    def _on_status(self, replica: Replica, update: StatusUpdate) -> None:
+        if update.code is Status.IN_QUEUE and update.rank is not None:
+            self.pool.note_queue(replica, update.rank)
+
+    def _note_retry(self, submission: SubmissionLike, state: RetryCallState,
+                    causes: list[str]) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        cause = cause_of(error) if error is not None else "unknown"
+        causes.append(cause)
+        delay = state.next_action.sleep if state.next_action is not None else 0.0
+        log.info("%s: attempt %d failed (%s); retrying in %.1f s", submission.key,
+                 state.attempt_number, cause, delay)
+        if self._listener is not None:
+            self._listener.retrying(submission.key, cause, delay)
+
+    async def _record(self, outcome: Outcome) -> None:
+        try:
+            result = self._on_outcome(outcome)
+            if result is not None:
+                await result
+        finally:
+            if self._listener is not None:
+                self._listener.outcome(outcome)
+
+
+async def _pull(submissions: Iterable[SubmissionLike]) -> Any:
+    """Iterate lazily, reading batches in a worker thread (expansion may read files)."""
+    iterator: Iterator[SubmissionLike] = iter(submissions)
+
+    def next_batch() -> list[SubmissionLike]:
+        batch = []
+        for item in iterator:
+            batch.append(item)
+            if len(batch) >= _BATCH:
+                break
+        return batch
+
+    while batch := await anyio.to_thread.run_sync(next_batch):
+        for item in batch:
+            yield item
