@@ -96,9 +96,7 @@ def main() -> None:
             path = write_inputs(Path(tmp), args.rows, url)
             manifest = load_manifest(path)
             size = (Path(tmp) / "rows.csv").stat().st_size
-            print(
-                f"{args.rows:,} rows, {size / 1e6:.1f} MB of CSV; RSS before: {peak_rss_mb():.0f} MB"
-            )
+            print(f"{args.rows:,} rows, {size / 1e6:.1f} MB of CSV; RSS {peak_rss_mb():.0f} MB")
 
             start = time.perf_counter()
             report = validate_submissions(manifest, schema)
@@ -128,8 +126,9 @@ def main() -> None:
                 for values in frame.itertuples(index=False)
             ]
             naive_s = time.perf_counter() - start
+            grown = peak_rss_mb() - rss_before_naive
             print(f"naive:    {len(naive_rows) / naive_s:>10,.0f} rows/s  ({naive_s:.1f} s), "
-                  f"peak RSS {peak_rss_mb():.0f} MB (+{peak_rss_mb() - rss_before_naive:.0f} MB)")  # fmt: skip
+                  f"peak RSS {peak_rss_mb():.0f} MB (+{grown:.0f} MB)")  # fmt: skip
             print(f"expand / naive time: {expand_s / naive_s:.1f}x; "
                   f"validate / naive time: {validate_s / naive_s:.1f}x")  # fmt: skip
     finally:

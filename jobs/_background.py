@@ -10,6 +10,7 @@ to the caller's task, where `async with` keeps the order right.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from types import TracebackType
 
 import anyio
@@ -52,7 +53,5 @@ class BackgroundTaskGroup:
             self._group.cancel_scope.cancel()
         if self._host is not None:
             with anyio.CancelScope(shield=True):
-                try:
+                with contextlib.suppress(asyncio.CancelledError):
                     await self._host
-                except asyncio.CancelledError:
-                    pass

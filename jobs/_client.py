@@ -96,6 +96,31 @@ class AsyncClient:
         await client._open()
         return client
 
+    @classmethod
+    async def duplicate(
+        cls,
+        from_id: str,
+        to_id: str | None = None,
+        *,
+        hf_token: str | None = None,
+        private: bool = True,
+        hardware: str | None = None,
+        secrets: Mapping[str, str] | None = None,
+        sleep_timeout: int | None = 5,
+        hub_endpoint: str | None = None,
+        **options: Any,
+    ) -> AsyncClient:
+        """Duplicate the Space `from_id` into the token owner's account, or attach to the
+        duplicate made earlier, wait until it runs, and connect to it. `sleep_timeout` is
+        in minutes; hardware and secrets are set when asked."""
+        from ._spaces import duplicate_space, hf_token_from_env
+
+        token = hf_token_from_env(hf_token)
+        target = await duplicate_space(from_id, to_id, token=token, endpoint=hub_endpoint,
+                                       private=private, hardware=hardware, secrets=secrets,
+                                       sleep_timeout=sleep_timeout)
+        return await cls.connect(target, hf_token=token, hub_endpoint=hub_endpoint, **options)
+
     async def __aenter__(self) -> AsyncClient:
         if self._app is None:
             await self._open()

@@ -154,7 +154,7 @@ class Downloader:
         else:
             url = self._transport.url("file=" + quote(path, safe="/"))
         name = safe_name(str(data.get("orig_name") or os.path.basename(path)))
-        folder.mkdir(parents=True, exist_ok=True)
+        await anyio.Path(folder).mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".part-")
         try:

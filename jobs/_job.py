@@ -124,7 +124,7 @@ class AsyncJob:
         """Call `listener(update)` on every status change (queue rank, progress, ...)."""
         self._status_listeners.append(listener)
 
-    async def result(self, timeout: float | None = None) -> Any:
+    async def result(self, timeout: float | None = None) -> Any:  # noqa: ASYNC109 - gradio_client API
         """Wait for the job and return its value, or raise its error.
 
         Raises `JobTimeout` if `timeout` seconds pass first (the job goes on),
@@ -276,7 +276,8 @@ class AsyncJob:
             if self._raw is None:
                 self._raw = list(data)
             else:
-                self._raw = [apply_diff(old, ops) for old, ops in zip(self._raw, data)]
+                self._raw = [apply_diff(old, ops)
+                             for old, ops in zip(self._raw, data, strict=False)]
             value = _shape(await self._postprocess(self.endpoint.visible_outputs(self._raw)))
             self._outputs.append(value)
             self._set_status(StatusUpdate(code=Status.ITERATING))

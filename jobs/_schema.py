@@ -81,7 +81,7 @@ class Endpoint:
                 f"({_listing(names)}) but {len(args)} were given",
                 valid=names,
             )
-        bound: dict[str, Any] = dict(zip(names, args))
+        bound: dict[str, Any] = dict(zip(names, args, strict=False))
         for key, value in kwargs.items():
             if key not in names:
                 raise ArgumentError(
@@ -121,7 +121,7 @@ class Endpoint:
         """Drop hidden (State) outputs and unwrap `gr.update(...)` values."""
         return [
             _unwrap_update(value)
-            for value, visible in zip(data, self.output_visible)
+            for value, visible in zip(data, self.output_visible, strict=False)
             if visible
         ]
 
@@ -229,11 +229,11 @@ def _endpoint(
         returns = tuple(_return(r) for r in info.get("returns", ()))
     else:
         parameters = tuple(
-            _parameter_from_component(c) for c, vis in zip(inputs, in_visible) if vis
+            _parameter_from_component(c) for c, vis in zip(inputs, in_visible, strict=True) if vis
         )
         returns = tuple(
             Return(label=_label(c), component=str(c.get("type", "")).title(), python_type="")
-            for c, vis in zip(outputs, out_visible) if vis
+            for c, vis in zip(outputs, out_visible, strict=True) if vis
         )
     if sum(in_visible) != len(parameters):
         raise ProtocolError(

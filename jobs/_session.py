@@ -44,8 +44,8 @@ def new_session_hash() -> str:
 class Session:
     """One session_hash on one app. Cheap: no I/O until a job joins."""
 
-    __slots__ = ("_early", "_heartbeat", "_heartbeat_started", "_joining", "_locks", "_pending", "_reader_running",
-                 "_task_group", "_transport", "hash")
+    __slots__ = ("_early", "_heartbeat", "_heartbeat_started", "_joining", "_locks",
+                 "_pending", "_reader_running", "_task_group", "_transport", "hash")
 
     def __init__(self, transport: Transport, task_group: TaskGroup,
                  session_hash: str | None = None, *, heartbeat: bool = False) -> None:

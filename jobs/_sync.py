@@ -102,20 +102,19 @@ class Client:
                   sleep_timeout: int | None = 5, hub_endpoint: str | None = None,
                   **options: Any) -> Client:
         """Duplicate the Space `from_id` into the token owner's account (or attach to the
-        duplicate made earlier) and connect to it."""
+        duplicate made earlier) and connect to it. See `AsyncClient.duplicate`."""
         from anyio import run
 
         from ._spaces import duplicate_space, hf_token_from_env
 
-        token = hf_token or hf_token_from_env()
+        token = hf_token_from_env(hf_token)
 
         async def make() -> str:
             return await duplicate_space(from_id, to_id, token=token, endpoint=hub_endpoint,
                                          private=private, hardware=hardware, secrets=secrets,
                                          sleep_timeout=sleep_timeout)
 
-        target = run(make)
-        return cls(target, hf_token=token, hub_endpoint=hub_endpoint, **options)
+        return cls(run(make), hf_token=token, hub_endpoint=hub_endpoint, **options)
 
     def __repr__(self) -> str:
         return repr(self._async).replace("AsyncClient", "Client", 1)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator, Mapping
+from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
-from datetime import datetime, timezone
 
 import httpx
 

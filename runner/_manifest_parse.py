@@ -60,6 +60,7 @@ RUN_KEYS = (
     "retries",
     "timeout",
     "retry_app_errors",
+    "retry_timeouts",
     "grace",
     "share_session",
 )
@@ -310,6 +311,9 @@ class _Parser:
             else self.duration((*path, "timeout"), timeout),
             retry_app_errors=self.boolean(
                 (*path, "retry_app_errors"), spec.get("retry_app_errors", False)
+            ),
+            retry_timeouts=self.boolean(
+                (*path, "retry_timeouts"), spec.get("retry_timeouts", False)
             ),
             grace=self.duration((*path, "grace"), spec.get("grace", defaults.grace)),
             share_session=self.boolean((*path, "share_session"), spec.get("share_session", False)),

@@ -1,34 +1,186 @@
-"""`spacerun`: the command line."""
+"""`spacerun`: the command line.
+
+Exit status: 0 all ok, 1 some rows failed (or do not fit the app), 2 bad input (a
+malformed manifest or command line), 130 interrupted. No traceback reaches the user
+for an input mistake: every `RunnerError` and `JobsError` is printed as a message.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
-from jobs import __version__
+import anyio
+
+from jobs import AsyncClient, JobsError, __version__
+
+from .errors import RunnerError
+from .export import export
+from .manifest import load_manifest
+from .export import read_status
+from .run import EXIT_INTERRUPTED, RunOptions, run, validate_manifest
 
 __all__ = ["main"]
 
 DESCRIPTION = """\
 Run batches of jobs against Gradio apps: a manifest (YAML, or a CSV of rows) is sent
 row by row to one or more replicas of an app, throttled, retried, cancellable with
-Ctrl-C, with every result streamed to disk and interrupted runs resumed by running
-the same command again."""
+Ctrl-C, with every result streamed to disk. Run the same command again to resume."""
+
+EPILOG = """\
+examples:
+  spacerun run sample_manifests/transcribe.yaml       run (or resume) a batch
+  spacerun run rows.csv --app owner/space --endpoint /predict
+  spacerun validate manifest.yaml                     check every row, send nothing
+  spacerun view-api http://127.0.0.1:7860             what an app accepts
+  spacerun status runs/transcribe-demo                counts and last failures
+  spacerun export runs/transcribe-demo --format parquet
+
+exit status: 0 all ok, 1 some rows failed, 2 bad input, 130 interrupted."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="spacerun", description=DESCRIPTION)
+    parser = argparse.ArgumentParser(
+        prog="spacerun", description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"spacerun {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run_p = commands.add_parser(
+        "run", help="run (or resume) a batch",
+        description="Run every row of MANIFEST against the app, or resume its run folder: "
+                    "rows already ok are skipped without contacting any app.")
+    _manifest_args(run_p)
+    run_p.add_argument("--restart", action="store_true",
+                       help="start over: the old run folder is set aside, not deleted")
+    run_p.add_argument("--retry-failed", action=argparse.BooleanOptionalAction, default=True,
+                       help="run rows that failed for good in an earlier run again "
+                            "(default: yes)")
+    run_p.add_argument("--progress", choices=["auto", "bar", "json", "plain"], default="auto",
+                       help="bar on a terminal (default), JSON lines, or plain messages")
+    run_p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+
+    val_p = commands.add_parser(
+        "validate", help="check a manifest and every row against the app; send nothing",
+        description="Load MANIFEST, read the app's API from one replica and check every "
+                    "row. Problems are listed together, grouped; exit 1 if any.")
+    _manifest_args(val_p)
+
+    api_p = commands.add_parser("view-api", help="show an app's endpoints and parameters")
+    api_p.add_argument("app", help="a URL or a Space id (owner/name)")
+    api_p.add_argument("--hf-token", default=None, help="token for a private Space "
+                       "(default: $HF_TOKEN or the saved Hugging Face login)")
+    api_p.add_argument("--all", action="store_true", help="include undocumented endpoints")
+    api_p.add_argument("--json", action="store_true", help="print JSON")
+
+    st_p = commands.add_parser("status", help="counts and last failures of a run folder",
+                               description="Read RUN_DIR only; no app is contacted.")
+    st_p.add_argument("run_dir", type=Path)
+    st_p.add_argument("--json", action="store_true", help="print JSON")
+
+    ex_p = commands.add_parser("export", help="write a run's results as a table",
+                               description="One row per submission (its latest record), "
+                                           "inputs and outputs as columns.")
+    ex_p.add_argument("run_dir", type=Path)
+    ex_p.add_argument("--format", choices=["csv", "parquet", "jsonl"], default="csv")
+    ex_p.add_argument("--out", type=Path, default=None, help="default: RUN_DIR/results.FORMAT")
     return parser
+
+
+def _manifest_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("manifest", help="a YAML manifest, or a CSV/JSONL/Parquet file of rows")
+    parser.add_argument("--app", default=None,
+                        help="the app: a URL, a Space id (owner/name) or an app script (.py); "
+                             "replaces the manifest's replicas")
+    parser.add_argument("--endpoint", default=None, help="the api_name, e.g. /predict")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE",
+                        help="override a manifest value, e.g. --set run.concurrency=8 "
+                             "(repeatable)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    parser.parse_args(argv)
-    parser.print_help()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(_COMMANDS[args.command](args))
+    except (RunnerError, JobsError) as err:
+        print(f"spacerun: {err}", file=sys.stderr)
+        return int(getattr(err, "exit_status", 1))
+    except KeyboardInterrupt:
+        print("spacerun: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _run(args: argparse.Namespace) -> int:
+    manifest = load_manifest(args.manifest, app=args.app, endpoint=args.endpoint,
+                             overrides=args.overrides)
+    command = ["spacerun", "run", *_original_args(args)]
+    options = RunOptions(restart=args.restart, retry_failed=args.retry_failed,
+                         progress="quiet" if args.quiet else args.progress, command=command)
+    summary = run(manifest, options)
+    return int(summary["exit_status"])
+
+
+def _original_args(args: argparse.Namespace) -> list[str]:
+    out = [args.manifest]
+    if args.app:
+        out += ["--app", args.app]
+    if args.endpoint:
+        out += ["--endpoint", args.endpoint]
+    for override in args.overrides:
+        out += ["--set", override]
+    return out
+
+
+def _validate(args: argparse.Namespace) -> int:
+    manifest = load_manifest(args.manifest, app=args.app, endpoint=args.endpoint,
+                             overrides=args.overrides)
+    report = anyio.run(validate_manifest, manifest)
+    print(report.format())
+    return int(report.exit_status)
+
+
+def _view_api(args: argparse.Namespace) -> int:
+    async def show() -> Any:
+        async with AsyncClient(args.app, hf_token=args.hf_token) as client:
+            return client.view_api(all_endpoints=args.all, print_info=not args.json,
+                                   return_format="dict" if args.json else None)
+
+    info = anyio.run(show)
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
     return 0
 
+
+def _status(args: argparse.Namespace) -> int:
+    status = read_status(args.run_dir)
+    if args.json:
+        print(json.dumps(status.to_dict(), indent=2, default=str))
+    else:
+        print(status.format())
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    path = export(args.run_dir, args.format, out=args.out)
+    print(path)
+    return 0
+
+
+_COMMANDS = {"run": _run, "validate": _validate, "view-api": _view_api, "status": _status,
+             "export": _export}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -29,7 +29,7 @@ from .results import (
     release,
     scan_results,
 )
-from .runfolder import RunDir, RunFolder, read_summary, write_bytes_atomic
+from .runfolder import RunDir, RunFolder, read_summary
 
 __all__ = ["ExportFormat", "Failure", "RunStatus", "export", "load_table", "read_status"]
 
@@ -67,6 +67,11 @@ def export(
     the values of a column that mixes types; JSONL keeps them as they are.
     `out` defaults to `export.<format>` in the run folder. The file is replaced
     atomically. Blocking: call it through `anyio.to_thread.run_sync` from async code.
+
+    Read it back with `pd.read_parquet(out)`, `pd.read_csv(out)` (add
+    `dtype={"key": str}` if keys could look like numbers) or
+    `pd.read_json(out, lines=True, convert_dates=False)` (pandas otherwise turns
+    columns named `*_at` / `*_time` into dates).
     """
     if format not in EXPORT_FORMATS:
         raise ValueError(
@@ -190,11 +195,15 @@ def _write(table: pd.DataFrame, path: Path, format: ExportFormat) -> None:
         table.to_parquet(path, index=False)
     else:
         # Written by hand rather than DataFrame.to_json, which rounds floats to 15 digits.
-        chunks = []
-        for record in table.to_dict(orient="records"):
-            clean = {k: None if _is_missing(v) else v for k, v in record.items()}
-            chunks.append(json.dumps(clean, ensure_ascii=False, default=_numpy_default) + "\n")
-        write_bytes_atomic(path, "".join(chunks).encode("utf-8"))
+        with open(path, "w", encoding="utf-8") as handle:
+            for start in range(0, len(table), _JSONL_ROWS):
+                for record in table.iloc[start : start + _JSONL_ROWS].to_dict(orient="records"):
+                    clean = {k: None if _is_missing(v) else v for k, v in record.items()}
+                    handle.write(json.dumps(clean, ensure_ascii=False, default=_numpy_default))
+                    handle.write("\n")
+
+
+_JSONL_ROWS = 10_000
 
 
 def _numpy_default(value: object) -> object:

@@ -15,9 +15,9 @@ No copy outlives spacerun, however it ends:
 - normal exit, an exception, cancellation: `__aexit__` stops the copies, shielded from
   the cancellation that brought it there.
 - Ctrl-C: the copies are in their own session, so the terminal's SIGINT reaches only
-  spacerun; `anyio.run` turns it into cancellation, which unwinds through `__aexit__`.
-  What is still running when the interpreter exits (a second Ctrl-C during cleanup)
-  is stopped by an `atexit` sweep.
+  spacerun; before KeyboardInterrupt leaves `anyio.run`, the running tasks are
+  cancelled and unwind through `__aexit__`. What is still running when the interpreter
+  exits (after a second Ctrl-C during cleanup, say) is stopped by an `atexit` sweep.
 - SIGTERM with its default disposition, `kill -9`, a crash of the interpreter: no Python
   code runs, so on Linux each copy asks the kernel, between fork and exec, for SIGKILL
   when its parent dies (`prctl(PR_SET_PDEATHSIG)`). Its trap: the "parent" is the
@@ -29,9 +29,10 @@ No copy outlives spacerun, however it ends:
 
 Not covered: on macOS and other non-Linux systems there is no PR_SET_PDEATHSIG, so
 after `kill -9` or an unhandled SIGTERM the copies keep running; each leads its own
-process group (pgid = the pid in its log header), and `kill -- -PGID` stops it. On
-every system, processes that the app itself starts survive a `kill -9` of spacerun
-(the kernel signals only the direct child); the graceful paths kill the whole group.
+process group (pgid = its pid, `LocalApp.pid`, logged at INFO), and `kill -- -PGID`
+stops it. On every system, processes that the app itself starts survive a `kill -9`
+of spacerun (the kernel signals only the direct child); the other paths kill the
+copy's whole process group.
 """
 
 from __future__ import annotations
@@ -231,19 +232,25 @@ class LocalApp:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log_file:
             self._log_offset = log_file.tell()
-            self._proc = subprocess.Popen(
-                command,
-                cwd=self._spec.script.resolve().parent,
-                env=self._environment(),
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # own process group; the terminal's ^C skips it
-                preexec_fn=_die_with_parent_hook(),
-            )
-            header = f"--- spacerun: pid {self._proc.pid} port {self.port}: {' '.join(command)}\n"
-            log_file.write(header.encode())
+            # Before the fork: once the child runs, its output and ours would interleave.
+            log_file.write(f"--- spacerun: port {self.port}: {' '.join(command)}\n".encode())
+            log_file.flush()
+            self._proc = None
+            try:
+                self._proc = subprocess.Popen(
+                    command,
+                    cwd=self._spec.script.resolve().parent,
+                    env=self._environment(),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # own process group; the terminal's ^C skips it
+                    preexec_fn=_die_with_parent_hook(),
+                )
+            except OSError as error:  # no such interpreter, not executable, ...
+                raise _NotReady(f"could not be started: {error}") from error
         _live.add(self._proc)
+        log.info("%s: pid %d, port %d, log %s", self.name, self._proc.pid, self.port, self.log_path)
 
     async def _wait_ready(self) -> None:
         """Poll GET /config at a growing interval until it answers; raise _NotReady if
@@ -285,12 +292,13 @@ class LocalApp:
         return "\n".join(text.splitlines()[-lines:])
 
     def _error(self, why: str) -> LocalAppError:
-        code = None if self._proc is None else self._proc.returncode
+        proc = self._proc
+        code = None if proc is None else proc.returncode
         tail = self._log_tail()
         script = self._spec.script
         message = (
             f"local copy {self.name} of {script.name} ({script}) on port {self.port} {why}; "
-            f"exit code {_describe_exit(code)}\n"
+            f"exit code {'none (it never ran)' if proc is None else _describe_exit(code)}\n"
             f"last {_LOG_TAIL_LINES} lines of {self.log_path}:\n"
             + "\n".join(f"    {line}" for line in tail.splitlines())
         )
@@ -425,17 +433,17 @@ def _ignore(message: str) -> None:
 # -- processes -----------------------------------------------------------------
 
 
-async def _answers(http: httpx.AsyncClient, url: str, timeout: float) -> bool:
+async def _answers(http: httpx.AsyncClient, url: str, seconds: float) -> bool:
     try:
-        response = await http.get(url, timeout=max(timeout, 0.1))
+        response = await http.get(url, timeout=max(seconds, 0.1))
     except httpx.TransportError:
         return False
     return response.status_code in (200, 401)
 
 
-async def _wait_exit(proc: subprocess.Popen[bytes], timeout: float) -> bool:
-    """Wait up to `timeout` s for `proc` to exit; True (and reaped) if it has."""
-    with anyio.move_on_after(timeout):
+async def _wait_exit(proc: subprocess.Popen[bytes], seconds: float) -> bool:
+    """Wait up to `seconds` for `proc` to exit; True (and reaped) if it has."""
+    with anyio.move_on_after(seconds):
         await _exited(proc)
     return proc.poll() is not None
 

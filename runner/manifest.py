@@ -162,6 +162,7 @@ class RunSpec:
     retries: int = 3
     timeout: float | None = 600.0
     retry_app_errors: bool = False
+    retry_timeouts: bool = False
     grace: float = 30.0
     share_session: bool = False
 
@@ -319,6 +320,7 @@ def _dump(manifest: Manifest, *, redact: bool) -> dict[str, Any]:
             "retries": run.retries,
             "timeout": None if run.timeout is None else format_duration(run.timeout),
             "retry_app_errors": run.retry_app_errors,
+            "retry_timeouts": run.retry_timeouts,
             "grace": format_duration(run.grace),
             "share_session": run.share_session,
         },

@@ -19,6 +19,15 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+async def status_reached(job: jobs.AsyncJob, predicate: Any) -> None:
+    """Wait, on the job's own status events, until `predicate(status)` holds."""
+    reached = anyio.Event()
+    job.add_status_listener(lambda update: reached.set() if predicate(update) else None)
+    if not predicate(job.status()):
+        with anyio.fail_after(15):
+            await reached.wait()
+
+
 async def test_connect_and_predict(calculator_app: RunningApp) -> None:
     """`await AsyncClient.connect(...)` and `async with` both give a working client."""
     client = await AsyncClient.connect(calculator_app.url)
@@ -74,14 +83,10 @@ async def test_cancel_touches_only_its_job(slow_app: RunningApp) -> None:
     kill every running event of that endpoint in the session)."""
     async with AsyncClient(slow_app.url) as client:
         running = client.submit(1.0, "a", api_name="/sleep")
-        with anyio.fail_after(15):
-            while running.status().code is not Status.PROCESSING:
-                await anyio.sleep(0.02)
+        await status_reached(running, lambda s: s.code is Status.PROCESSING)
         queued = client.submit(0.1, "b", api_name="/sleep")
         sibling = client.submit(0.1, "c", api_name="/sleep")
-        with anyio.fail_after(15):
-            while queued.status().rank is None:
-                await anyio.sleep(0.02)
+        await status_reached(queued, lambda s: s.rank is not None)
         assert running.session.hash != queued.session.hash
         assert await queued.cancel() is True
         assert await running.result() == "slept 1.0"

@@ -202,7 +202,7 @@ def test_quiet_crash_says_errors_are_hidden(quiet_crash_app: RunningApp) -> None
     with Client(quiet_crash_app.url) as client:
         with pytest.raises(jobs.AppError, match="does not show error details"):
             client.predict(api_name="/crash")
-        with pytest.raises(jobs.AppError, match="A gr.Error is always shown"):
+        with pytest.raises(jobs.AppError, match=r"A gr\.Error is always shown"):
             client.predict(api_name="/app_error")
 
 
@@ -268,7 +268,7 @@ def test_result_timeout_leaves_job_running(slow_app: RunningApp) -> None:
     """result(timeout=) raises JobTimeout; the job goes on and can still finish."""
     with Client(slow_app.url) as client:
         job = client.submit(0.8, "timeout", api_name="/sleep")
-        with pytest.raises(jobs.JobTimeout, match="did not finish within 0.1 s"):
+        with pytest.raises(jobs.JobTimeout, match=r"did not finish within 0\.1 s"):
             job.result(timeout=0.1)
         assert job.result(timeout=30) == "slept 0.8"
 

@@ -6,6 +6,7 @@ protocol with plain httpx, the way the sample manifest will drive it.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import difflib
 import importlib.util
@@ -166,6 +167,14 @@ def _free_port() -> int:
         return port
 
 
+def _is_transcribe(response: httpx.Response) -> bool:
+    try:
+        config = response.json()
+    except ValueError:
+        return False
+    return any(d.get("api_name") == "transcribe" for d in config.get("dependencies", []))
+
+
 def _wait_for_config(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
     deadline = time.monotonic() + STARTUP_SECONDS
     with httpx.Client(timeout=2.0, trust_env=False) as http:
@@ -173,10 +182,13 @@ def _wait_for_config(proc: subprocess.Popen[bytes], url: str, log: Path) -> None
             if proc.poll() is not None:
                 pytest.fail(f"transcribe.py exited with {proc.returncode}:\n{log.read_text()}")
             try:
-                if http.get(f"{url}/config").status_code == 200:
-                    return
+                response = http.get(f"{url}/config")
             except httpx.TransportError:
-                pass
+                response = None
+            # Another process may grab the port before the app binds it; only this
+            # app's /config (with its endpoint) counts as ready.
+            if response is not None and response.status_code == 200 and _is_transcribe(response):
+                return
             # Polling is the only readiness signal a separate process gives.
             time.sleep(0.1)
     pytest.fail(f"transcribe.py did not answer /config in {STARTUP_SECONDS} s:\n{log.read_text()}")
@@ -210,7 +222,8 @@ def transcribe_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         _wait_for_config(proc, url, log)
         yield url
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -375,7 +388,7 @@ def test_demo_endpoints_have_the_names_the_manifests_use(
 ) -> None:
     """Each app exposes its endpoint under the documented name and parameters."""
     expected = {
-        transcriber: ("/transcribe", ["path"]),
+        transcriber: ("/transcribe", ["audio"]),
         translator: ("/translate", ["text", "target_language"]),
         imagegen: ("/generate", ["prompt", "seed", "steps", "guidance"]),
     }

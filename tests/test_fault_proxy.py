@@ -14,7 +14,6 @@ from typing import Any
 import gradio as gr
 import httpx
 import pytest
-
 from support.fault_proxy import (
     CutStream,
     Delay,

@@ -243,7 +243,8 @@ MALFORMED = {
     ),
     "missing_local_script": (
         "app:\n  replicas:\n    - local: apps/nope.py\n",
-        "{file}:3:7: app.replicas[0].local: expected an app script, but 'apps/nope.py' does not exist",
+        "{file}:3:7: app.replicas[0].local: expected an app script, but 'apps/nope.py' does "
+        "not exist",
     ),
     "missing_csv": (
         "app: a/b\ninputs:\n  csv: data/missing.csv\n",

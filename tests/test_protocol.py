@@ -3,6 +3,7 @@ event streams recorded from real Gradio servers (`tests/transcripts/`, `record.p
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from dataclasses import dataclass, field
@@ -49,7 +50,7 @@ def replay(raw: bytes, *, seed: int = 0) -> tuple[dict[str, Replayed], list[Mess
             assert message.data is not None
             if event.outputs:
                 event.outputs.append([apply_diff(old, ops) for old, ops in
-                                      zip(event.outputs[-1], message.data)])
+                                      zip(event.outputs[-1], message.data, strict=True)])
             else:
                 event.outputs.append(list(message.data))
         elif message.kind is MsgKind.PROCESS_COMPLETED:
@@ -123,7 +124,7 @@ def test_text_stream_diffs() -> None:
     meta, raw = load("stream_text")
     event = replay(raw)[0][meta["event_ids"][0]]
     texts = [out[0] for out in event.outputs]
-    assert all(b.startswith(a) for a, b in zip(texts, texts[1:]))
+    assert all(b.startswith(a) for a, b in itertools.pairwise(texts))
     assert len(texts) >= 3
 
 
@@ -138,7 +139,7 @@ def test_interleaved_events_are_demultiplexed() -> None:
 
 def test_progress_units() -> None:
     """gr.Progress arrives as progress units with index, length and description."""
-    meta, raw = load("progress")
+    _, raw = load("progress")
     _, messages = replay(raw)
     progress = [m for m in messages if m.kind is MsgKind.PROGRESS]
     logs = [m for m in messages if m.kind is MsgKind.LOG]

@@ -114,7 +114,8 @@ def generate(
 
 def build_demo() -> gr.Blocks:
     """Build the Blocks app (does not launch it)."""
-    with gr.Blocks(title="Procedural image generator", analytics_enabled=False) as demo:
+    demo = gr.Blocks(title="Procedural image generator", analytics_enabled=False)
+    with demo:
         gr.Markdown(
             "# Procedural image generator\nNo model: shapes drawn from a hash of the "
             "prompt and seed. Same inputs, same picture."

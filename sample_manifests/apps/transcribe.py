@@ -4,6 +4,9 @@ Recognition uses the English model bundled in the ``pocketsphinx`` wheel, so the
 app needs no network and no model download. Input is a WAV file (PCM, 8/16/24/32
 bit, any rate, any channel count); 16 kHz mono 16-bit is fed to the recogniser
 untouched, anything else is mixed down to mono and resampled to 16 kHz first.
+Audio recorded below 16 kHz (8 kHz telephone audio) lacks the upper band the model
+expects and is recognised noticeably worse. Compressed formats (mp3, ogg) are refused
+with a message saying what is expected.
 
 Endpoint: ``/transcribe(audio: filepath) -> str``.
 
@@ -22,7 +25,8 @@ from dataclasses import dataclass
 
 import gradio as gr
 import numpy as np
-from pocketsphinx import Decoder
+from numpy.typing import NDArray
+from pocketsphinx import Decoder  # type: ignore[import-untyped]
 
 TARGET_RATE = 16_000
 
@@ -62,10 +66,11 @@ def read_wav(path: str) -> Pcm:
         ) from exc
 
 
-def _samples(pcm: Pcm) -> np.ndarray:
+def _samples(pcm: Pcm) -> NDArray[np.float64]:
     """Decode frames to float64 in int16 scale, shape (frames, channels)."""
     raw = pcm.frames
     width = pcm.sample_width
+    values: NDArray[np.float64]
     if width == 1:  # 8-bit WAV is unsigned
         values = (np.frombuffer(raw, dtype=np.uint8).astype(np.float64) - 128.0) * 256.0
     elif width == 2:
@@ -79,17 +84,18 @@ def _samples(pcm: Pcm) -> np.ndarray:
         values = np.frombuffer(raw, dtype="<i4").astype(np.float64) / 65536.0
     else:
         raise gr.Error(f"Unsupported WAV sample width: {width} bytes. Expected 16-bit PCM.")
-    return values.reshape(-1, pcm.channels)
+    frames: NDArray[np.float64] = values.reshape(-1, pcm.channels)
+    return frames
 
 
-def resample(signal: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
+def resample(signal: NDArray[np.float64], src_rate: int, dst_rate: int) -> NDArray[np.float64]:
     """Band-limited resampling of a 1-D signal (Kaiser-windowed sinc interpolation).
 
     The kernel's cutoff follows the lower of the two Nyquist frequencies, so
     downsampling low-passes first instead of folding high frequencies into speech.
     """
     if src_rate == dst_rate:
-        return signal.copy()
+        return np.array(signal, dtype=np.float64)
     n_out = (len(signal) * dst_rate) // src_rate
     cutoff = _ROLLOFF * min(1.0, dst_rate / src_rate)  # fraction of the source Nyquist
     half = math.ceil(_ZERO_CROSSINGS / cutoff)  # kernel half-width in source samples
@@ -131,19 +137,19 @@ def to_recogniser_pcm(pcm: Pcm) -> bytes:
     return np.clip(np.round(converted), -32768, 32767).astype("<i2").tobytes()
 
 
-def transcribe(path: str) -> str:
-    """Transcribe English speech in a WAV file; return the text (may be empty).
+def transcribe(audio: str) -> str:
+    """Transcribe English speech in a WAV file (its path); return the text (may be empty).
 
     Raises ``gr.Error`` when no file is given or it is not a PCM WAV file.
     """
-    if not path:
+    if not audio:
         raise gr.Error("No audio received. Upload a WAV file (16 kHz mono 16-bit is best).")
-    audio = to_recogniser_pcm(read_wav(path))
+    pcm = to_recogniser_pcm(read_wav(audio))
     # A fresh decoder per call: a reused one adapts its cepstral mean to earlier
     # audio, so the same file could come back with a different text.
     decoder = Decoder(samprate=TARGET_RATE)
     decoder.start_utt()
-    decoder.process_raw(audio, no_search=False, full_utt=True)
+    decoder.process_raw(pcm, no_search=False, full_utt=True)
     decoder.end_utt()
     hypothesis = decoder.hyp()
     return hypothesis.hypstr if hypothesis is not None else ""
@@ -151,7 +157,8 @@ def transcribe(path: str) -> str:
 
 def build_demo() -> gr.Blocks:
     """Build the Blocks app (does not launch it)."""
-    with gr.Blocks(title="Offline transcription", analytics_enabled=False) as demo:
+    demo = gr.Blocks(title="Offline transcription", analytics_enabled=False)
+    with demo:
         gr.Markdown(
             "# Offline transcription\nEnglish speech to text with pocketsphinx's bundled "
             "model. Upload a WAV file (16 kHz mono 16-bit is used as is; other PCM WAVs "

@@ -152,7 +152,8 @@ def translate(text: str, target_language: str = "fr") -> str:
 
 def build_demo() -> gr.Blocks:
     """Build the Blocks app (does not launch it)."""
-    with gr.Blocks(title="Toy offline translator", analytics_enabled=False) as demo:
+    demo = gr.Blocks(title="Toy offline translator", analytics_enabled=False)
+    with demo:
         gr.Markdown(
             "# Toy offline translator\nA small phrase table, not a translation model: "
             "unknown words are left as they are."
