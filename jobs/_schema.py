@@ -286,7 +286,7 @@ def _parameter(raw: Mapping[str, Any], index: int) -> Parameter:
         json_type=json_type,
         required=not has_default,
         default=raw.get("parameter_default") if has_default else None,
-        file_kind=_file_kind(python_type),
+        file_kind=_file_kind(python_type, json_type),
         choices=choices,
         multiselect=multiselect,
         example=raw.get("example_input"),
@@ -323,13 +323,23 @@ def _choices(json_type: Mapping[str, Any]) -> tuple[tuple[Any, ...] | None, bool
     return None, False
 
 
-def _file_kind(python_type: str) -> str | None:
+def _file_kind(python_type: str, json_type: Mapping[str, Any]) -> str | None:
     compact = python_type.replace(" ", "").lower()
-    if compact == "filepath":
+    if compact == "filepath" or _is_file_schema(json_type):
         return "single"
     if compact in ("list[filepath]", "list[filepath]|none"):
         return "list"
+    items = json_type.get("items")
+    if json_type.get("type") == "array" and isinstance(items, Mapping) and (
+            _is_file_schema(items) or "FileData" in str(items.get("$ref", ""))):
+        return "list"
     return None
+
+
+def _is_file_schema(json_type: Mapping[str, Any]) -> bool:
+    # FileData and its look-alikes (gradio 5's ImageData): an object with path and url.
+    properties = json_type.get("properties")
+    return isinstance(properties, Mapping) and "path" in properties and "url" in properties
 
 
 def _label(component: Mapping[str, Any]) -> str:

@@ -4,7 +4,13 @@
 RunnerError                   anything spacerun reports to the user without a traceback
 ├── ManifestError             the manifest or an input file is malformed (file, line, column, key)
 │   └── UnsetVariable         a ${VAR} in the manifest names an unset environment variable
-└── ValidationFailed          submissions do not fit the app's API (carries the full report)
+├── ValidationFailed          submissions do not fit the app's API (carries the full report)
+├── LocalAppError             a local copy of an app script did not start (runner.local)
+├── AllReplicasDown           no replica answered before the deadline (runner.replicas)
+└── ResultsError              the run folder cannot be written as asked (runner.results)
+    ├── DuplicateResultError  a second record for a key already ok (a bug if it happens)
+    └── RunFolderLockedError  another spacerun is writing this run folder
+```
 ```
 
 The CLI catches `RunnerError`, prints `str(err)` and exits with `err.exit_status`:
