@@ -214,7 +214,7 @@ class AsyncClient:
             # Stateful endpoints share the client's session; the rest get their own, so
             # a cancel or a lost stream touches only that job.
             session = (self._session if endpoint.uses_state
-                       else self._new_session(heartbeat=False))
+                       else self._new_session(heartbeat=False, exclusive=True))
         assert session is not None
         downloader = (self._make_downloader(download_to) if download_to is not None
                       else self._downloader)
@@ -314,11 +314,12 @@ class AsyncClient:
                 "`async with AsyncClient(src) as client`")
         return self._app
 
-    def _new_session(self, *, heartbeat: bool = True) -> Session:
+    def _new_session(self, *, heartbeat: bool = True, exclusive: bool = False) -> Session:
         app = self._require()
         assert self._task_group is not None
         return Session(app.transport, self._task_group,
-                       heartbeat=heartbeat and app.schema.connect_heartbeat)
+                       heartbeat=heartbeat and app.schema.connect_heartbeat,
+                       exclusive=exclusive)
 
     def _make_downloader(self, target: DownloadFiles | Path) -> Downloader | None:
         if target is False:

@@ -158,11 +158,13 @@ class AsyncJob:
             if self._wait_scope is not None:
                 self._wait_scope.cancel()
             return True
-        running = self._status.code in (Status.PROCESSING, Status.ITERATING, Status.PROGRESS,
-                                        Status.LOG) and self._started is not None
+        running = self._started is not None
         if running and not (self.endpoint.generator or force):
             return False
         self._cancel_requested = True
+        if not running and self.session.exclusive:
+            # Leaving the session removes its queued event on every gradio version.
+            self.session.drop(JobCancelled(f"{self.endpoint.display_name} was cancelled"))
         await self.session.cancel_event(self.endpoint.fn_index, self.event_id)
         return True
 

@@ -45,11 +45,16 @@ class Session:
     """One session_hash on one app. Cheap: no I/O until a job joins."""
 
     __slots__ = ("_early", "_heartbeat", "_heartbeat_started", "_joining", "_locks",
-                 "_pending", "_reader_running", "_task_group", "_transport", "hash")
+                 "_pending", "_reader_running", "_reader_scope", "_task_group", "_transport",
+                 "exclusive", "hash")
 
     def __init__(self, transport: Transport, task_group: TaskGroup,
-                 session_hash: str | None = None, *, heartbeat: bool = False) -> None:
+                 session_hash: str | None = None, *, heartbeat: bool = False,
+                 exclusive: bool = False) -> None:
         self.hash = session_hash or new_session_hash()
+        #: The session belongs to one job, so dropping its stream touches nothing else.
+        self.exclusive = exclusive
+        self._reader_scope: anyio.CancelScope | None = None
         # Apps with State ask clients to hold a heartbeat open (config `connect_heartbeat`):
         # when it drops, the server runs unload handlers and later forgets the State.
         self._heartbeat: anyio.CancelScope | None = anyio.CancelScope() if heartbeat else None
@@ -144,19 +149,32 @@ class Session:
             self._reader_running = True
             self._task_group.start_soon(self._read_stream)
 
+    def drop(self, error: JobsError) -> None:
+        """Close the stream at once, ending every pending job of the session with `error`.
+
+        The server, seeing the client go, removes the session's queued events: on gradio
+        before 6.0, `/cancel` alone leaves a queued event to run later, so this is how an
+        exclusive session's queued job is really cancelled."""
+        if self._reader_scope is not None:
+            self._reader_scope.cancel()
+        self._fail_pending(error)
+
     async def _read_stream(self) -> None:
         try:
-            while self._pending or self._joining:
-                closed = await self._read_once()
-                if not closed and self._pending:
-                    self._fail_pending(StreamLost(
-                        "the app's event stream ended before the job finished: the server "
-                        "stopped, restarted or dropped the connection",
-                        url=self._transport.base_url,
-                    ))
+            with anyio.CancelScope() as scope:
+                self._reader_scope = scope
+                while self._pending or self._joining:
+                    closed = await self._read_once()
+                    if not closed and self._pending:
+                        self._fail_pending(StreamLost(
+                            "the app's event stream ended before the job finished: the "
+                            "server stopped, restarted or dropped the connection",
+                            url=self._transport.base_url,
+                        ))
         except JobsError as exc:
             self._fail_pending(exc)
         finally:
+            self._reader_scope = None
             self._reader_running = False
         if self._pending or self._joining:
             # A join landed while the reader was finishing: it needs a stream too.

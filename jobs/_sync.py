@@ -3,12 +3,15 @@ event-loop thread (an anyio blocking portal). No logic of their own lives here."
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Literal
 
-from anyio.from_thread import BlockingPortal, start_blocking_portal
+import anyio
+from anyio.from_thread import BlockingPortal
 
 from ._client import AsyncClient
 from ._job import AsyncJob, JobTimings
@@ -17,6 +20,30 @@ from ._status import StatusUpdate
 from .errors import JobsError
 
 __all__ = ["Client", "Job"]
+
+
+@contextlib.contextmanager
+def _daemon_portal() -> Iterator[BlockingPortal]:
+    """An event loop in a daemon thread, reached through a portal. anyio's own portal
+    thread is not a daemon, so a client never closed would keep Python from exiting."""
+    ready = threading.Event()
+    portals: list[BlockingPortal] = []
+
+    async def serve() -> None:
+        async with BlockingPortal() as portal:
+            portals.append(portal)
+            ready.set()
+            await portal.sleep_until_stopped()
+
+    thread = threading.Thread(target=anyio.run, args=(serve,), name="jobs-client", daemon=True)
+    thread.start()
+    ready.wait()
+    portal = portals[0]
+    try:
+        yield portal
+    finally:
+        portal.call(portal.stop)
+        thread.join()
 
 
 class Job:
@@ -88,12 +115,14 @@ class Client:
     def __init__(self, src: str, **options: Any) -> None:
         self._stack = contextlib.ExitStack()
         try:
-            self._portal = self._stack.enter_context(start_blocking_portal())
+            self._portal = self._stack.enter_context(_daemon_portal())
             self._async = self._stack.enter_context(
                 self._portal.wrap_async_context_manager(AsyncClient(src, **options)))
         except BaseException:
             self._stack.close()
             raise
+        # gradio_client users rarely close their clients: close at exit, politely.
+        atexit.register(self.close)
 
     @classmethod
     def duplicate(cls, from_id: str, to_id: str | None = None, *,
@@ -128,6 +157,7 @@ class Client:
 
     def close(self) -> None:
         """Cancel running jobs and close connections and the background thread."""
+        atexit.unregister(self.close)
         self._stack.close()
 
     @property

@@ -20,9 +20,8 @@ import anyio
 from jobs import AsyncClient, JobsError, __version__
 
 from .errors import RunnerError
-from .export import export
+from .export import export, read_status
 from .manifest import load_manifest
-from .export import read_status
 from .run import EXIT_INTERRUPTED, RunOptions, run, validate_manifest
 
 __all__ = ["main"]

@@ -311,6 +311,10 @@ class Expander:
                 continue
             yield (row, *self._row(row))
 
+    def expand_row(self, row: SourceRow) -> tuple[list[Submission], list[Problem]]:
+        """One readable row's submissions (one per matrix combination), or its problems."""
+        return self._row(row)
+
     def _row(self, row: SourceRow) -> tuple[list[Submission], list[Problem]]:
         submissions: list[Submission] = []
         problems: list[Problem] = []

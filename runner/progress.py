@@ -48,13 +48,15 @@ class Progress:
             self._bar = tqdm(total=total,
                              file=self._stream, unit="job", dynamic_ncols=True,
                              smoothing=0.05)
+            if self.skipped:  # counted before the bar existed (rows skipped early)
+                self._bar.update(self.skipped)
         self._emit(force=True)
 
-    def skip(self) -> None:
-        """A submission that needs no work (already ok, or an identical row)."""
-        self.skipped += 1
+    def skip(self, count: int = 1) -> None:
+        """`count` submissions that need no work (already ok, or identical rows)."""
+        self.skipped += count
         if self._bar is not None:
-            self._bar.update(1)
+            self._bar.update(count)
 
     def message(self, text: str) -> None:
         if self._bar is not None:

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import os
 import shlex
 import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,19 +27,31 @@ from typing import Any
 import anyio
 import yaml
 
-from jobs import Endpoint
+from jobs import AppSchema, Endpoint
 
 from .errors import ValidationFailed
 from .expand import Submission, iter_submissions
 from .export import export as export_results
 from .manifest import DuplicateReplica, LocalReplica, Manifest, SpaceReplica, load_manifest
 from .progress import Progress, ProgressMode
-from .replicas import ReplicaPool
+from .replicas import Replica, ReplicaPool
 from .results import RecordStatus, ResultRecord, ResultsStore
-from .runfolder import write_summary
+from .resume import (
+    KeyCache,
+    Plan,
+    Skipped,
+    ValidationStamp,
+    all_done,
+    inputs_digest,
+    plan,
+    read_stamp,
+    walk,
+    write_stamp,
+)
 from .retry import RetryPolicy
-from .runfolder import RunFolder
+from .runfolder import RunFolder, write_summary
 from .scheduler import Outcome, OutcomeStatus, Scheduler
+from .schema_cache import schema_digest
 from .summary import SummaryBuilder, format_summary
 from .targets import open_replicas
 from .throttle import RateLimiter
@@ -46,6 +60,7 @@ from .validate import ValidationReport, validate_submissions
 __all__ = ["RunHandle", "RunOptions", "run", "run_async", "validate_manifest"]
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+_FAILED = (RecordStatus.ERROR, RecordStatus.TIMEOUT)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,6 +77,10 @@ class RunOptions:
     hub_endpoint: str | None = None
     environ: Mapping[str, str] | None = None
     command: Sequence[str] | None = None
+    #: Use the run folder's validation stamp and key cache (`runner.resume`). False
+    #: re-validates and re-expands every row on resume, as before the cache existed
+    #: (kept for the benchmark and for tests that compare both paths).
+    fast_resume: bool = True
 
 
 @dataclass(slots=True)
@@ -140,6 +159,9 @@ class _Run:
         self.summary = SummaryBuilder()
         self.interrupted = False
         self.in_flight_keys: set[str] = set()
+        # Submissions skipped this run: ok before, failed before (--no-retry-failed),
+        # identical to one already on its way.
+        self.already_ok = self.failed_kept = self.duplicates = 0
 
     async def execute(self) -> dict[str, Any]:
         if self.options.restart:
@@ -148,45 +170,123 @@ class _Run:
         started = time.monotonic()
         with ResultsStore.open(self.folder.root) as store:
             self._write_manifest()
-            async with contextlib.AsyncExitStack() as stack:
+            self._cache: KeyCache | None = None
+            try:
+                return await self._execute(store, started)
+            finally:
+                if self._cache is not None:
+                    self._cache.close()
+
+    async def _execute(self, store: ResultsStore, started: float) -> dict[str, Any]:
+        root = self.folder.root
+        needed = self._needed(store)
+        stamp: ValidationStamp | None = None
+        inputs: str | None = None
+        todo: Generator[Submission, None, None] | None = None
+        if self.options.fast_resume:
+            inputs = await anyio.to_thread.run_sync(inputs_digest, self.manifest)
+            previous = read_stamp(root)
+            if previous is not None and previous.inputs == inputs:
+                # The rows are those validated before: plan from the key cache, with the
+                # schema they were validated against.
+                stamp = previous
+                self._cache = KeyCache.open(root, previous.stamp)
+                cached_schema = previous.app_schema()
+                the_plan = await anyio.to_thread.run_sync(lambda: plan(
+                    self.manifest, cached_schema, self._cache, needed,  # type: ignore[arg-type]
+                    retry_failed=self.options.retry_failed))
+                if await anyio.to_thread.run_sync(all_done, self.manifest, previous,
+                                                  self._cache, needed, the_plan):
+                    # Nothing to send: no replica is started, no app contacted.
+                    self.progress.start(total=previous.submissions)
+                    self.progress.close()
+                    self._count_done(store, self._cache)
+                    return self._finish(store, started, total=previous.submissions,
+                                        replicas=[])
+                todo = self._todo(store, cached_schema, the_plan)
+        async with contextlib.AsyncExitStack() as stack:
+            prefetched: list[Submission] = []
+            async with anyio.create_task_group() as group:
+                if todo is not None:
+                    # Skip the done rows while the replicas start.
+                    group.start_soon(self._prefetch, todo, prefetched)
                 replicas = await open_replicas(
                     self.manifest, stack, download_files=self.manifest.output.download_files,
-                    log_dir=self.folder.root / "logs", on_message=self.progress.message,
+                    log_dir=root / "logs", on_message=self.progress.message,
                     hub_endpoint=self.options.hub_endpoint)
-                schema = replicas[0].client.schema
+            schema = replicas[0].client.schema
+            if stamp is not None and todo is not None \
+                    and stamp.schema_digest == schema_digest(schema):
+                total = stamp.submissions  # validated before, against this same API
+                source: Iterator[Submission] = itertools.chain(prefetched, todo)
+            else:
+                if todo is not None:  # the app's API changed: validate again, from scratch
+                    todo.close()
+                    self._reset_counts()
                 report = await anyio.to_thread.run_sync(validate_submissions, self.manifest,
                                                         schema)
                 if not report.ok:
                     raise ValidationFailed(report)
                 total = report.submissions
-                endpoint = schema.endpoint(report.endpoint)
-                pool = ReplicaPool(replicas, on_message=self.progress.message)
-                scheduler = self._scheduler(pool, store, endpoint)
-                self.handle._attach(scheduler)
-                todo = self._todo(store, schema)
-                self.progress.start(total=total)
-                try:
-                    async with anyio.create_task_group() as group:
-                        if self.options.handle_signals:
-                            group.start_soon(self._watch_signals, scheduler)
-                        await scheduler.run(todo)
-                        group.cancel_scope.cancel()
-                finally:
-                    self.progress.close()
-                skipped = self.progress.skipped
-                summary = self.summary.build(
-                    name=self.manifest.name, run_dir=str(self.folder.root),
-                    wall=time.monotonic() - started, total=total, skipped=skipped,
-                    folder_counts={s.value: n for s, n in store.counts().items()},
-                    replicas=replicas, interrupted=self.interrupted,
-                    resume_command=self._resume_command())
+                if self.options.fast_resume:
+                    stamp = ValidationStamp.of(
+                        self.manifest, schema, endpoint=report.endpoint or "",
+                        rows=report.rows, submissions=total, inputs=inputs)
+                    if self._cache is not None:
+                        self._cache.close()
+                    self._cache = KeyCache.open(root, stamp.stamp)
+                    write_stamp(root, stamp)
+                source = self._todo(store, schema, None)
+            endpoint = schema.endpoint(self.manifest.app.endpoint)
+            pool = ReplicaPool(replicas, on_message=self.progress.message)
+            scheduler = self._scheduler(pool, store, endpoint)
+            self.handle._attach(scheduler)
+            self.progress.start(total=total)
+            try:
+                async with anyio.create_task_group() as group:
+                    if self.options.handle_signals:
+                        group.start_soon(self._watch_signals, scheduler)
+                    await scheduler.run(source)
+                    group.cancel_scope.cancel()
+            finally:
+                self.progress.close()
+            return self._finish(store, started, total=total, replicas=replicas)
+
+    async def _prefetch(self, todo: Iterator[Submission], out: list[Submission]) -> None:
+        first = await anyio.to_thread.run_sync(next, todo, None)
+        if first is not None:
+            out.append(first)
+
+    def _reset_counts(self) -> None:
+        self.already_ok = self.failed_kept = self.duplicates = 0
+        self.in_flight_keys.clear()
+        self.progress.skipped = 0
+
+    def _finish(self, store: ResultsStore, started: float, *, total: int,
+                replicas: list[Replica]) -> dict[str, Any]:
+        done = self.already_ok + self.duplicates + self.summary.counts[OutcomeStatus.OK.value]
+        summary = self.summary.build(
+            name=self.manifest.name, run_dir=str(self.folder.root),
+            wall=time.monotonic() - started, total=total, skipped=self.already_ok,
+            done=done, failed_kept=self.failed_kept, duplicates=self.duplicates,
+            folder_counts={s.value: n for s, n in store.counts().items()},
+            replicas=replicas, interrupted=self.interrupted,
+            resume_command=self._resume_command())
         summary["exit_status"] = self._exit_status(summary)
         write_summary(self.folder.root, summary)
         for fmt in self.manifest.output.export:
-            export_results(self.folder.root, fmt)  # type: ignore[arg-type]
+            self._export(fmt)
         if self.progress.mode != "quiet":
             self.progress.message(format_summary(summary))
         return summary
+
+    def _export(self, fmt: str) -> None:
+        target = self.folder.root / f"export.{fmt}"
+        results = self.folder.results_path
+        if (target.exists() and results.exists()
+                and target.stat().st_mtime_ns >= results.stat().st_mtime_ns):
+            return  # nothing new since the last export
+        export_results(self.folder.root, fmt)  # type: ignore[arg-type]
 
     def _scheduler(self, pool: ReplicaPool, store: ResultsStore, endpoint: Endpoint
                    ) -> Scheduler:
@@ -213,18 +313,60 @@ class _Run:
             listener=self.progress,
         )
 
-    def _todo(self, store: ResultsStore, schema: Any) -> Iterator[Submission]:
-        for submission in iter_submissions(self.manifest, schema):
-            status = store.status_of(submission.key)
-            skip = status is RecordStatus.OK or (
-                status in (RecordStatus.ERROR, RecordStatus.TIMEOUT)
-                and not self.options.retry_failed)
-            if skip or submission.key in self.in_flight_keys:
-                # Done before, failed for good, or an identical row already on its way.
-                self.progress.skip()
-                continue
-            self.in_flight_keys.add(submission.key)
-            yield submission
+    def _count_done(self, store: ResultsStore, cache: KeyCache) -> None:
+        statuses = Counter(map(store.status_of, cache.keys()))
+        self.already_ok = statuses[RecordStatus.OK]
+        self.failed_kept = statuses[RecordStatus.ERROR] + statuses[RecordStatus.TIMEOUT]
+
+    def _needed(self, store: ResultsStore) -> Callable[[str], bool]:
+        """Whether a key must be sent: not ok, not failed for good (unless retrying
+        failures), not an identical row already on its way."""
+        retry_failed = self.options.retry_failed
+        in_flight = self.in_flight_keys
+
+        def needed(key: str) -> bool:
+            status = store.status_of(key)
+            if status is RecordStatus.OK:
+                return False
+            if status in _FAILED and not retry_failed:
+                return False
+            return key not in in_flight
+
+        return needed
+
+    def _todo(self, store: ResultsStore, schema: AppSchema, the_plan: Plan | None
+              ) -> Generator[Submission, None, None]:
+        needed = self._needed(store)
+        cache = self._cache
+        source: Iterator[Submission | Skipped]
+        if self.options.fast_resume:
+            source = walk(self.manifest, schema, cache, needed, plan_=the_plan)
+        else:
+            source = iter_submissions(self.manifest, schema)
+        for item in source:
+            if isinstance(item, Skipped):
+                if item.all_ok:
+                    self.already_ok += item.end - item.start
+                    self.progress.skip(item.end - item.start)
+                else:
+                    assert cache is not None
+                    self._skipped(store, cache.keys(item.start, item.end))
+            elif not needed(item.key):
+                self._skipped(store, [item.key])
+            else:
+                self.in_flight_keys.add(item.key)
+                yield item
+
+    def _skipped(self, store: ResultsStore, keys: list[str]) -> None:
+        """Count submissions that need no work: ok before, failed before (and not retried),
+        or identical to one already on its way."""
+        statuses = Counter(map(store.status_of, keys))
+        ok = statuses[RecordStatus.OK]
+        failed = 0 if self.options.retry_failed else sum(statuses[s] for s in _FAILED)
+        self.already_ok += ok
+        self.failed_kept += failed
+        self.duplicates += len(keys) - ok - failed
+        self.progress.skip(len(keys))
 
     def _record(self, outcome: Outcome, endpoint: Endpoint) -> ResultRecord:
         submission = outcome.submission

@@ -2,13 +2,17 @@
 
 For each submission: wait for a replica slot (the pool) and a rate token (global), send
 it, wait for the result within `timeout`, and retry what is transient (tenacity) —
-possibly on another replica. Every submission ends in exactly one `Outcome` handed to
-`on_outcome`, which is shielded from cancellation so a result is never half-recorded.
+possibly on another replica. Every submission taken from the iterable ends in exactly
+one `Outcome` handed to `on_outcome`, which is shielded from cancellation so a result is
+never half-recorded; once the run stops, no more are taken.
 
-`stop()` is the first Ctrl-C: nothing new is sent, jobs still waiting (on spacerun or in
-an app's queue) are cancelled on their servers, running ones get `grace` seconds, then
-they are cancelled too. `abort()` is the second: everything stops at once; what was
-not recorded simply runs again on resume.
+`stop()` is the first Ctrl-C: nothing new is sent, jobs still waiting (on spacerun, in
+an app's queue, or for their next attempt) are cancelled, on their servers for those
+sent, running ones get `grace` seconds, then they are cancelled too. `abort()` is the
+second: everything stops at once; what was not recorded simply runs again on resume.
+
+If every replica stays down past the pool's deadline, the run stops the same way and
+`run()` raises `AllReplicasDown` once every submission has its outcome.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from tenacity import RetryCallState
 
 from jobs import AsyncJob, JobCancelled, JobsError, Status, StatusUpdate
 
-from .replicas import Replica, ReplicaPool
+from .replicas import AllReplicasDown, Replica, ReplicaPool
 from .retry import AttemptTimeout, RetryPolicy, cause_of
 from .throttle import RateLimiter, Sleep
 
@@ -36,6 +40,8 @@ __all__ = ["Outcome", "OutcomeStatus", "Scheduler", "SchedulerListener", "Submis
 log = logging.getLogger("runner")
 
 _BATCH = 256
+#: Longest wait for a server to acknowledge a cancel before we stop asking.
+_CANCEL_TIMEOUT = 10.0
 
 
 class SubmissionLike(Protocol):
@@ -82,7 +88,10 @@ class SchedulerListener(Protocol):
 class _Task:
     scope: anyio.CancelScope
     replica: Replica | None = None
+    #: The current attempt's job; None while waiting for a slot, a token or a retry.
     job: AsyncJob | None = None
+    #: Attempts actually sent to a replica.
+    sent: int = 0
 
 
 class Scheduler:
@@ -120,6 +129,7 @@ class Scheduler:
         self._idle = anyio.Event()
         self._task_group: TaskGroup | None = None
         self._shared: dict[str, Any] = {}
+        self._failure: AllReplicasDown | None = None
 
     @property
     def stopping(self) -> bool:
@@ -148,6 +158,8 @@ class Scheduler:
             if self._tasks:
                 await self._idle.wait()
             group.cancel_scope.cancel()
+        if self._failure is not None:
+            raise self._failure
 
     def stop(self) -> None:
         """Stop sending; cancel waiting jobs; let running ones finish within the grace."""
@@ -164,24 +176,29 @@ class Scheduler:
 
     async def _watch_stop(self) -> None:
         await self._stopped.wait()
-        for task in list(self._tasks.values()):
-            job = task.job
-            if job is None:
-                task.scope.cancel()
-            elif job.status().code in (Status.STARTING, Status.JOINING_QUEUE, Status.IN_QUEUE):
-                await job.cancel()
+        waiting = (Status.STARTING, Status.JOINING_QUEUE, Status.IN_QUEUE)
+        async with anyio.create_task_group() as group:
+            for task in list(self._tasks.values()):
+                job = task.job
+                if job is None or job.done():
+                    # Waiting for a slot, a token or its next attempt: nothing to cancel
+                    # on a server.
+                    task.scope.cancel()
+                elif job.status().code in waiting:
+                    group.start_soon(_cancel, job, False)
         with anyio.move_on_after(self._grace):
             if self._tasks:
                 await self._idle.wait()
+        async with anyio.create_task_group() as group:
+            for task in list(self._tasks.values()):
+                if task.job is not None and not task.job.done():
+                    group.start_soon(_cancel, task.job, True)
         for task in list(self._tasks.values()):
-            if task.job is not None and not task.job.done():
-                await task.job.cancel(force=True)
             task.scope.cancel()
 
     async def _run_one(self, submission: SubmissionLike, window: anyio.Semaphore) -> None:
         task = _Task(scope=anyio.CancelScope())
         self._tasks[id(task)] = task
-        attempts = 0
         causes: list[str] = []
         tried: list[str] = []
         status = OutcomeStatus.CANCELLED
@@ -190,13 +207,18 @@ class Scheduler:
         try:
             with task.scope:
                 retrying = self._policy.retrying(
-                    sleep=self._sleep,
+                    sleep=self._backoff,
                     before_sleep=lambda state: self._note_retry(submission, state, causes))
                 async for attempt in retrying:
                     with attempt:
-                        attempts += 1
                         value = await self._attempt(submission, task, tried)
                 status = OutcomeStatus.OK
+        except AllReplicasDown as exc:
+            # Not the job's fault: it is recorded as cancelled and runs again on resume.
+            status, error = OutcomeStatus.CANCELLED, exc
+            if self._failure is None:
+                self._failure = exc
+                self.stop()
         except AttemptTimeout as exc:
             status, error = OutcomeStatus.TIMEOUT, exc
             causes.append(cause_of(exc))
@@ -211,7 +233,7 @@ class Scheduler:
             timings = task.job.timings if task.job is not None else None
             outcome = Outcome(
                 submission=submission, status=status, value=value, error=error,
-                attempts=attempts, causes=tuple(causes),
+                attempts=task.sent, causes=tuple(causes),
                 replica=task.replica.name if task.replica is not None else None,
                 queue_time=timings.queue_time if timings else None,
                 run_time=timings.run_time if timings else None,
@@ -224,8 +246,11 @@ class Scheduler:
                 self._idle.set()
 
     async def _attempt(self, submission: SubmissionLike, task: _Task, tried: list[str]) -> Any:
+        task.job = None  # so that stop() sees this task is not on any server now
+        if self._stopping:
+            raise JobCancelled("the run is stopping")
         replica = await self.pool.acquire(avoid=tried)
-        task.replica, task.job = replica, None
+        task.replica = replica
         started = time.monotonic()
         error: BaseException | None = None
         try:
@@ -234,6 +259,7 @@ class Scheduler:
                 raise JobCancelled("the run is stopping")
             job = self._submit(replica, submission)
             task.job = job
+            task.sent += 1
             if self._listener is not None:
                 self._listener.attempt_started(submission.key, replica.name)
             job.add_status_listener(lambda update: self._on_status(replica, update))
@@ -269,12 +295,29 @@ class Scheduler:
         with anyio.move_on_after(self._timeout):
             return await job.result()
         with anyio.CancelScope(shield=True):
-            await job.cancel(force=True)
+            await _cancel(job, True)
         raise AttemptTimeout(f"no result within {self._timeout:g} s; cancelled on the server")
+
+    async def _backoff(self, seconds: float) -> None:
+        """The wait before a retry; a stop ends it (the job is then cancelled)."""
+        async with anyio.create_task_group() as group:
+
+            async def until_stopped() -> None:
+                await self._stopped.wait()
+                group.cancel_scope.cancel()
+
+            group.start_soon(until_stopped)
+            await self._sleep(seconds)
+            group.cancel_scope.cancel()
+        if self._stopping:
+            raise JobCancelled("the run stopped before the next attempt")
 
     def _on_status(self, replica: Replica, update: StatusUpdate) -> None:
         if update.code is Status.IN_QUEUE and update.rank is not None:
             self.pool.note_queue(replica, update.rank)
+        elif update.code is Status.PROCESSING:
+            # Our job reached the front: whatever was queued ahead of it is gone.
+            self.pool.note_queue(replica, 0)
 
     def _note_retry(self, submission: SubmissionLike, state: RetryCallState,
                     causes: list[str]) -> None:
@@ -295,6 +338,16 @@ class Scheduler:
         finally:
             if self._listener is not None:
                 self._listener.outcome(outcome)
+
+
+async def _cancel(job: AsyncJob, force: bool) -> None:
+    """Ask the job's server to drop it. A server that fails or does not answer is not
+    waited for: the job's stream closes with the run anyway."""
+    with anyio.move_on_after(_CANCEL_TIMEOUT):
+        try:
+            await job.cancel(force=force)
+        except JobsError as exc:
+            log.info("could not cancel %r on its server: %s", job, exc)
 
 
 async def _pull(submissions: Iterable[SubmissionLike]) -> Any:

@@ -48,9 +48,14 @@ class SummaryBuilder:
 
     def build(self, *, name: str, run_dir: str, wall: float, total: int | None, skipped: int,
               folder_counts: dict[str, int], replicas: list[Replica], interrupted: bool,
-              resume_command: str | None) -> dict[str, Any]:
+              resume_command: str | None, done: int | None = None, failed_kept: int = 0,
+              duplicates: int = 0) -> dict[str, Any]:
+        """`done`: this manifest's submissions that are ok (the folder may also hold keys
+        of rows the manifest no longer has, so its ok count can be larger)."""
         ok = self.counts[OutcomeStatus.OK.value]
-        left = None if total is None else total - folder_counts.get("ok", 0)
+        if done is None:
+            done = folder_counts.get("ok", 0)
+        left = None if total is None else max(total - done, 0)
         return {
             "name": name,
             "run_dir": run_dir,
@@ -58,6 +63,8 @@ class SummaryBuilder:
             "complete": left == 0,
             "total": total,
             "skipped_already_ok": skipped,
+            "skipped_failed_before": failed_kept,
+            "identical_rows": duplicates,
             "this_run": {s.value: self.counts[s.value] for s in OutcomeStatus},
             "folder": folder_counts,
             "remaining": left,
@@ -97,10 +104,14 @@ def format_summary(summary: dict[str, Any]) -> str:
         + (f"; {summary['skipped_already_ok']} already done" if summary["skipped_already_ok"]
            else ""),
     ]
-    folder = summary["folder"]
+    if summary.get("skipped_failed_before"):
+        lines.append(f"  {summary['skipped_failed_before']} failed before and were not retried "
+                     "(--no-retry-failed)")
     if summary["total"] is not None:
-        lines.append(f"run folder {summary['run_dir']}: {folder.get('ok', 0)} of "
-                     f"{summary['total']} ok")
+        ok = summary["total"] - (summary["remaining"] or 0)
+        lines.append(f"run folder {summary['run_dir']}: {ok} of {summary['total']} ok")
+        if not summary["replicas"] and summary["this_run"]["ok"] == 0 and not summary["remaining"]:
+            lines.append("  nothing left to run: no app was started or contacted")
     for group in summary["failures_by_cause"][:10]:
         example = group["example"]
         lines.append(f"  {group['count']} x {group['cause']}  (e.g. row {example['row']}, "

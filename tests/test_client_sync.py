@@ -66,12 +66,13 @@ def test_url_with_trailing_slash_and_path(calculator_app: RunningApp) -> None:
             assert client.predict(1, "add", 1) == 2
 
 
-def test_gr_error_carries_message_and_title(calc: Client) -> None:
+def test_gr_error_carries_message_and_title(calc: Client, calculator_app: RunningApp) -> None:
     """A gr.Error in the app becomes an AppError with the app's message and title."""
     with pytest.raises(jobs.AppError) as caught:
         calc.predict(1, "divide", 0)
     assert caught.value.app_message == "Cannot divide by zero"
-    assert caught.value.title == "Math error"
+    if int((calculator_app.gradio_version or "6").split(".")[0]) >= 5:  # titles since 5.0
+        assert caught.value.title == "Math error"
     assert "Cannot divide by zero" in str(caught.value)
 
 
@@ -219,21 +220,20 @@ def test_queue_rank_queue_full_and_cancel_queued(slow_app: RunningApp) -> None:
     """With one job running and two waiting the queue is full; a queued job reports its
     rank, and cancelling it returns True and it never runs on the server."""
     with Client(slow_app.url) as client:
-        running = client.submit(1.5, "running", api_name="/sleep")
+        running = client.submit(3.0, "running", api_name="/sleep")
         wait_for(lambda: running.status().code is Status.PROCESSING)
         first = client.submit(0.1, "first", api_name="/sleep")
         second = client.submit(0.1, "second", api_name="/sleep")
-        wait_for(
-            lambda: second.status().code is Status.IN_QUEUE and second.status().rank is not None
-        )
-        assert second.status().rank == 1 and second.status().queue_size == 2
+        # The app re-estimates waiting jobs as the queue changes; wait for the settled one.
+        wait_for(lambda: second.status().rank == 1 and second.status().queue_size == 2)
+        assert second.status().code is Status.IN_QUEUE
         with pytest.raises(jobs.QueueFull, match="queue is full"):
             client.predict(0.1, "overflow", api_name="/sleep")
         assert second.cancel() is True
         with pytest.raises(jobs.JobCancelled):
             second.result()
         assert second.status().code is Status.CANCELLED
-        assert running.result() == "slept 1.5"
+        assert running.result() == "slept 3.0"
         assert first.result() == "slept 0.1"
         ran = calls(slow_app)
         assert ran["sleep_completed"] == {"running": 1, "first": 1}
@@ -292,3 +292,16 @@ def test_server_dies_mid_job(app_factory: Any) -> None:
         with pytest.raises(jobs.StreamLost):
             job.result(timeout=60)
         assert isinstance(job.error, jobs.ConnectionFailed) and job.error.transient
+
+
+def test_unclosed_client_does_not_block_exit(calculator_app: RunningApp) -> None:
+    """A script that never closes its Client (as gradio_client users write) still exits."""
+    import subprocess
+    import sys
+
+    code = (f"from jobs import Client\nc = Client({calculator_app.url!r})\n"
+            "print(c.predict(1, 'add', 2))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "3"

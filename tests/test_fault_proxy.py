@@ -241,7 +241,8 @@ def test_stalled_stream_resumes_on_release(
 
     reader = threading.Thread(target=read)
     reader.start()
-    assert inbox.get(timeout=10)["msg"] == "estimation"
+    first = inbox.get(timeout=10)
+    assert first is not None and first["msg"] == "estimation"
     with pytest.raises(queue.Empty):  # the echo finishes in ms; the proxy holds it
         inbox.get(timeout=0.5)
     proxy.release_stalls()
@@ -349,3 +350,20 @@ def test_last_requests_and_wait_for(proxy: FaultProxy, client: httpx.Client) -> 
     ]
     with pytest.raises(TimeoutError):
         proxy.wait_for("queue/join", 1, timeout=0.1)
+
+
+@pytest.mark.anyio
+async def test_every_join_fails_until_the_rule_is_removed(
+    proxy: FaultProxy, fn_index: dict[str, int]
+) -> None:
+    """An unlimited rule answers 503 to every join (async client) until removed."""
+    rule = proxy.add_rule(Rule(path="queue/join", method="POST", action=Respond.error(503)))
+    body = {"data": ["x"], "fn_index": fn_index["echo"], "session_hash": uuid.uuid4().hex}
+    url = f"{proxy.url}/gradio_api/queue/join"
+    async with httpx.AsyncClient(timeout=10) as http:
+        failed = [(await http.post(url, json=body)).status_code for _ in range(5)]
+        proxy.remove_rule(rule)
+        assert (await http.post(url, json=body)).status_code == 200
+    assert failed == [503] * 5
+    assert proxy.hits(rule) == 0  # removed rules are forgotten
+    assert proxy.counts("queue/join", 503, method="POST") == 5

@@ -80,6 +80,7 @@ class RunningApp:
     """A Gradio app subprocess on 127.0.0.1; stop it with `stop()` or `with`."""
 
     name: str
+    script: Path
     port: int
     python: str
     env: dict[str, str]
@@ -119,7 +120,7 @@ class RunningApp:
     # -- lifecycle -----------------------------------------------------------
 
     def _spawn(self) -> None:
-        script = APPS_DIR / f"{self.name}.py"
+        script = self.script
         with self.log_path.open("ab") as log:
             log.write(f"--- starting {script.name} on port {self.port}\n".encode())
             log.flush()
@@ -227,13 +228,17 @@ def _app_env(workdir: Path, port: int, extra: Mapping[str, str] | None) -> dict[
 def _prepare(
     name: str, env: Mapping[str, str] | None, python: str | None, ready_timeout: float
 ) -> RunningApp:
-    if not (APPS_DIR / f"{name}.py").is_file():
+    # A test app's name, or the path of any app script (e.g. a bundled sample app).
+    script = Path(name) if name.endswith(".py") else APPS_DIR / f"{name}.py"
+    if not script.is_file():
         known = sorted(p.stem for p in APPS_DIR.glob("[!_]*.py"))
         raise ValueError(f"no test app {name!r}; known apps: {', '.join(known)}")
+    name = script.stem
     workdir = Path(tempfile.mkdtemp(prefix=f"spacerun-app-{name}-"))
     port = free_port()
     return RunningApp(
         name=name,
+        script=script.resolve(),
         port=port,
         python=app_python(python),
         env=_app_env(workdir, port, env),
@@ -249,7 +254,8 @@ def start_app(
     python: str | None = None,
     ready_timeout: float = 90,
 ) -> RunningApp:
-    """Start `tests/apps/<name>.py` on a free port and wait until /config answers.
+    """Start `tests/apps/<name>.py` (or the script at path `name`, ending in `.py`) on a
+    free port and wait until /config answers.
 
     Raises AppStartError (with the app's log tail) if it exits or times out.
     """

@@ -378,13 +378,24 @@ class FaultProxy:
         self._loop = loop
         self._thread = threading.Thread(target=self._run_loop, name="fault-proxy", daemon=True)
         self._thread.start()
-        self._call(self._open())
+        try:
+            self._call(self._open())
+        except BaseException:
+            self._end_loop()  # e.g. the port is taken: leave no thread behind
+            raise
         return self
 
     def stop(self) -> None:
-        if self._loop is None or self._thread is None:
+        """Drop every connection, close the upstream client, end the thread."""
+        if self._loop is None:
             return
-        self._call(self._close())
+        try:
+            self._call(self._close())
+        finally:
+            self._end_loop()
+
+    def _end_loop(self) -> None:
+        assert self._loop is not None and self._thread is not None
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
         self._loop, self._thread = None, None

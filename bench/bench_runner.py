@@ -1,0 +1,264 @@
+"""A batch across replicas: spacerun's scheduler vs gradio_client round-robin.
+
+    python bench/bench_runner.py [--jobs 200 2000] [--replicas 1 3] [--delay 0.05]
+                                 [--concurrency 16] [--rounds 1] [--profile]
+
+Starts three copies of the `bench` test app (a DELAY s endpoint with
+`concurrency_limit=CONCURRENCY`) and, for every replica count and batch size, runs the
+same batch through
+
+* spacerun: `runner.scheduler.Scheduler` over a `ReplicaPool` of `jobs.AsyncClient`s,
+  `concurrency` jobs in flight per replica (the app's own limit). This is the engine
+  alone: no manifest, no run folder, no progress display.
+* gradio_client: one `Client` per replica, `Client.submit` for every job round-robin,
+  then `job.result()` for each - what a user writes today.
+
+Each client runs in a fresh subprocess, so CPU seconds and peak memory are its own.
+Prints a table: jobs/s, the ratio spacerun / gradio_client, the ratio to the servers'
+ideal (`jobs x delay / (concurrency x replicas)` seconds), client CPU, peak RSS and
+failures. `--profile` also prints spacerun's hottest functions (cProfile) for the
+largest case. gradio_client is a bench-only tool, never imported by jobs or runner.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import io
+import json
+import pstats
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
+
+KINDS = ("spacerun", "gradio_client")
+
+
+@dataclass(frozen=True, slots=True)
+class _Sub:
+    key: str
+    row: int
+    inputs: dict[str, Any]
+
+
+def run_spacerun(urls: list[str], n: int, concurrency: int, profile: bool) -> dict[str, Any]:
+    import anyio
+
+    from jobs import AsyncClient
+    from runner.replicas import Replica, ReplicaPool
+    from runner.scheduler import Outcome, OutcomeStatus, Scheduler
+    from runner.throttle import AdaptiveLimit
+
+    result: dict[str, Any] = {}
+
+    async def main() -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            replicas = []
+            for i, url in enumerate(urls):
+                client = await AsyncClient.connect(url, download_files=False)
+                stack.push_async_callback(client.aclose)
+                await client.predict("warm-up", api_name="/predict")
+                replicas.append(
+                    Replica(name=f"r{i}", client=client, limit=AdaptiveLimit(maximum=concurrency))
+                )
+            ok = 0
+
+            def on_outcome(outcome: Outcome) -> None:
+                nonlocal ok
+                ok += (
+                    outcome.status is OutcomeStatus.OK
+                    and outcome.value == outcome.submission.inputs["x"]
+                )
+
+            scheduler = Scheduler(ReplicaPool(replicas), on_outcome=on_outcome, endpoint="/predict")
+            subs = [_Sub(str(i), i, {"x": str(i)}) for i in range(n)]
+            profiler = cProfile.Profile() if profile else None
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            if profiler is not None:
+                profiler.enable()
+            await scheduler.run(subs)
+            if profiler is not None:
+                profiler.disable()
+                result["profile"] = _top(profiler)
+            result.update(ok=ok, wall=time.perf_counter() - wall0, cpu=time.process_time() - cpu0)
+
+    anyio.run(main)
+    result["rss_mb"] = _peak_rss_mb()
+    return result
+
+
+def run_gradio_client(urls: list[str], n: int, concurrency: int, profile: bool) -> dict[str, Any]:
+    from gradio_client import Client
+
+    clients = [Client(url, verbose=False) for url in urls]
+    for client in clients:
+        client.predict("warm-up", api_name="/predict")
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    jobs = [clients[i % len(clients)].submit(str(i), api_name="/predict") for i in range(n)]
+    ok = 0
+    for i, job in enumerate(jobs):
+        # A failure (gradio_client's spurious CancelledError too) counts as not ok.
+        with contextlib.suppress(BaseException):
+            ok += job.result() == str(i)
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    for client in clients:
+        client.close()
+    return {"ok": ok, "wall": wall, "cpu": cpu, "rss_mb": _peak_rss_mb()}
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _top(profiler: cProfile.Profile, lines: int = 25) -> str:
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(lines)
+    return out.getvalue()
+
+
+def child(kind: str, n: int, concurrency: int, urls: list[str], profile: bool) -> None:
+    runner = run_spacerun if kind == "spacerun" else run_gradio_client
+    print(json.dumps(runner(urls, n, concurrency, profile)))
+
+
+def _run_child(
+    kind: str, n: int, concurrency: int, urls: list[str], profile: bool
+) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--child", kind, str(n), str(concurrency), ",".join(urls)]
+    if profile:
+        command.append("--profile")
+    out = subprocess.run(command, capture_output=True, text=True, timeout=1800, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"{kind} child failed:\n{out.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _wait_idle(urls: list[str]) -> None:
+    # gradio_client leaves nothing queued when it finishes, but a failed child might.
+    import httpx
+
+    for url in urls:
+        with httpx.Client(base_url=url, timeout=10, trust_env=False) as http:
+            prefix = http.get("/config").json().get("api_prefix", "")
+            deadline = time.monotonic() + 60
+            while http.get(f"{prefix}/queue/status").json()["queue_size"] and (
+                time.monotonic() < deadline
+            ):
+                time.sleep(0.2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--jobs", type=int, nargs="+", default=[200, 2000])
+    parser.add_argument("--replicas", type=int, nargs="+", default=[1, 3])
+    parser.add_argument("--delay", type=float, default=0.05)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="cProfile spacerun on the largest case and print hot spots",
+    )
+    parser.add_argument(
+        "--child", nargs=4, metavar=("KIND", "N", "CONC", "URLS"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args()
+    if args.child:
+        kind, n, conc, urls = args.child
+        child(kind, int(n), int(conc), urls.split(","), args.profile)
+        return
+
+    from support.apps import start_apps
+
+    env = {"BENCH_DELAY": str(args.delay), "BENCH_CONCURRENCY": str(args.concurrency)}
+    apps = start_apps(["bench"] * max(args.replicas), env=env)
+    rows = []
+    profile_text = None
+    try:
+        for replicas in args.replicas:
+            urls = [app.url for app in apps[:replicas]]
+            for n in args.jobs:
+                for kind in KINDS:
+                    runs = []
+                    for _ in range(args.rounds):
+                        _wait_idle(urls)
+                        runs.append(_run_child(kind, n, args.concurrency, urls, False))
+                    rows.append(_row(kind, replicas, n, runs, args))
+                    print(_format_row(rows[-1]), file=sys.stderr, flush=True)
+        if args.profile:
+            urls = [app.url for app in apps[: max(args.replicas)]]
+            _wait_idle(urls)
+            profile_text = _run_child("spacerun", max(args.jobs), args.concurrency, urls, True).get(
+                "profile"
+            )
+    finally:
+        for app in apps:
+            app.stop()
+    print(_table(rows, args))
+    if profile_text:
+        print(
+            "\nspacerun, hottest functions (cProfile, tottime), "
+            f"{max(args.jobs)} jobs on {max(args.replicas)} replicas:\n{profile_text}"
+        )
+
+
+def _row(
+    kind: str, replicas: int, n: int, runs: list[dict[str, Any]], args: argparse.Namespace
+) -> dict[str, Any]:
+    wall = statistics.median(r["wall"] for r in runs)
+    ideal = n * args.delay / (args.concurrency * replicas)
+    return {
+        "kind": kind,
+        "replicas": replicas,
+        "jobs": n,
+        "wall": wall,
+        "rate": n / wall,
+        "ideal_ratio": ideal / wall,
+        "cpu": statistics.median(r["cpu"] for r in runs),
+        "rss": max(r["rss_mb"] for r in runs),
+        "failed": sum(n - r["ok"] for r in runs),
+    }
+
+
+def _format_row(row: dict[str, Any], ratio: str = "") -> str:
+    return (
+        f"| {row['replicas']} | {row['jobs']} | {row['kind']} | {row['rate']:.0f} | "
+        f"{ratio} | {row['ideal_ratio']:.2f} | {row['wall']:.2f} | {row['cpu']:.2f} | "
+        f"{row['cpu'] / row['jobs'] * 1000:.2f} | {row['rss']:.0f} | {row['failed']} |"
+    )
+
+
+def _table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
+    by_case = {(r["replicas"], r["jobs"], r["kind"]): r for r in rows}
+    head = [
+        f"{args.delay * 1000:g} ms endpoint, concurrency_limit={args.concurrency} per replica;"
+        f" median of {args.rounds} round(s); each client in its own process",
+        "",
+        "| replicas | jobs | client | jobs/s | spacerun / gradio_client | vs ideal | wall s |"
+        " CPU s | CPU ms/job | peak MB | failed |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines = []
+    for row in rows:
+        ratio = ""
+        if row["kind"] == "spacerun":
+            other = by_case.get((row["replicas"], row["jobs"], "gradio_client"))
+            if other is not None:
+                ratio = f"{row['rate'] / other['rate']:.2f}x"
+        lines.append(_format_row(row, ratio))
+    return "\n".join(head + lines)
+
+
+if __name__ == "__main__":
+    main()
