@@ -38,18 +38,28 @@ class JobTimings:
     joined: float | None
     started: float | None
     finished: float | None
-
-    @property
-    def queue_time(self) -> float | None:
-        if self.joined is None:
-            return None
-        return (self.started or self.finished or time.monotonic()) - self.joined
+    #: What the app reported it spent running the job (None when it does not say).
+    app_duration: float | None = None
 
     @property
     def run_time(self) -> float | None:
+        """Seconds the job ran: the app's own figure when it gives one (messages can reach
+        us late, all at once), else from its start message to its end."""
+        if self.app_duration is not None:
+            return self.app_duration
         if self.started is None:
             return None
         return (self.finished or time.monotonic()) - self.started
+
+    @property
+    def queue_time(self) -> float | None:
+        """Seconds from joining the app's queue until it started running the job."""
+        if self.joined is None:
+            return None
+        end = self.finished or time.monotonic()
+        if self.app_duration is not None:
+            return max(0.0, end - self.joined - self.app_duration)
+        return (self.started or end) - self.joined
 
 
 class AsyncJob:
@@ -91,6 +101,7 @@ class AsyncJob:
         self._joined: float | None = None
         self._started: float | None = None
         self._done_at: float | None = None
+        self._app_duration: float | None = None
 
     def __repr__(self) -> str:
         return (f"<AsyncJob {self.endpoint.display_name} {self._status.code.value} "
@@ -113,7 +124,8 @@ class AsyncJob:
     @property
     def timings(self) -> JobTimings:
         return JobTimings(submitted=self._submitted, joined=self._joined,
-                          started=self._started, finished=self._done_at)
+                          started=self._started, finished=self._done_at,
+                          app_duration=self._app_duration)
 
     @property
     def error(self) -> JobsError | None:
@@ -284,6 +296,7 @@ class AsyncJob:
             self._outputs.append(value)
             self._set_status(StatusUpdate(code=Status.ITERATING))
             return False
+        self._app_duration = message.duration
         if not message.success:
             self._finish(error=self._app_error(message))
         elif message.data is None:

@@ -64,6 +64,8 @@ class Message:
     level: str | None = None
     progress: tuple[ProgressUnit, ...] = field(default_factory=tuple)
     session_not_found: bool = False
+    #: Seconds the app spent on the event, as it reports on completion (None if not).
+    duration: float | None = None
     raw_kind: str = ""
 
 
@@ -111,8 +113,10 @@ def _completed(obj: dict[str, Any], event_id: str | None) -> Message:
     if success:
         # A cancelled event completes "successfully" with an empty output and no data.
         data = output.get("data") if isinstance(output, dict) else None
+        duration = output.get("duration") if isinstance(output, dict) else None
         return Message(kind=MsgKind.PROCESS_COMPLETED, event_id=event_id, success=True,
-                       data=data)
+                       data=data,
+                       duration=float(duration) if isinstance(duration, (int, float)) else None)
     error = output.get("error") if isinstance(output, dict) else None
     title = obj.get("title") or (output.get("title") if isinstance(output, dict) else None)
     return Message(kind=MsgKind.PROCESS_COMPLETED, event_id=event_id, success=False,

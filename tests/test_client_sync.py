@@ -305,3 +305,28 @@ def test_unclosed_client_does_not_block_exit(calculator_app: RunningApp) -> None
                          timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "3"
+
+
+def test_validator_rejection_names_the_parameter(multi_app: RunningApp) -> None:
+    """A gradio 6 validator's 422 becomes InputRejected, per parameter."""
+    if int((multi_app.gradio_version or "6").split(".")[0]) < 6:
+        pytest.skip("validators exist since gradio 6")
+    with Client(multi_app.url) as client:
+        assert client.predict("Ada", api_name="/validated") == "Hello, Ada!"
+        with pytest.raises(jobs.InputRejected) as caught:
+            client.predict("Al", api_name="/validated")
+    assert caught.value.problems == {"name": "too short: at least 3 characters"}
+    assert "name: too short" in str(caught.value)
+
+
+def test_old_protocols_are_refused_by_name() -> None:
+    """Apps older than gradio 4.22 get an error naming their version."""
+    from jobs._schema import AppSchema
+
+    for version, protocol in (("3.50.2", None), ("4.15.0", "sse_v1"), ("4.21.0", "sse_v2.1")):
+        config: dict[str, Any] = {"version": version}
+        if protocol:
+            config["protocol"] = protocol
+        with pytest.raises(jobs.UnsupportedVersion, match=f"gradio {version}") as caught:
+            AppSchema.check_protocol(config, "http://app.test")
+        assert "not support" in str(caught.value) and caught.value.version == version

@@ -64,5 +64,15 @@ with gr.Blocks(title="multi") as demo:
     private_kwargs.setdefault("api_name", "private")
     gr.Button("Private").click(private, inputs=text, outputs=secret, **private_kwargs)
 
+    if _compat.GRADIO_MAJOR >= 6:
+        # /validated: a validator (gradio 6) refuses short names with HTTP 422.
+        def check_name(name: str) -> dict[str, object]:
+            return gr.validate(len(name) >= 3, "too short: at least 3 characters")
+
+        named = gr.Textbox(label="Validated name")
+        gr.Button("Validated").click(
+            greet, inputs=named, outputs=greeting, api_name="validated", validator=check_name
+        )
+
 if __name__ == "__main__":
     _compat.launch(demo)
