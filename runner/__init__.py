@@ -17,7 +17,6 @@ from .errors import (
     ValidationFailed,
 )
 from .expand import FileHasher, Submission, iter_submissions, submission_key
-from .export import RunStatus, export, load_table, read_status
 from .local import LocalApp, LocalAppError, LocalApps, LocalAppSpec
 from .manifest import (
     AppSpec,
@@ -44,9 +43,19 @@ from .results import (
 from .retry import RetryPolicy
 from .run import RunHandle, RunOptions, run, run_async, validate_manifest
 from .runfolder import RunFolder
+from .status import RunStatus, read_status
 from .scheduler import Outcome, OutcomeStatus, Scheduler
 from .throttle import AdaptiveLimit, RateLimiter
 from .validate import ValidationReport, validate_submissions
+
+def __getattr__(name: str) -> object:
+    # The table functions need pandas (~0.4 s and 85 MB to import): loaded on first use.
+    if name in ("export", "load_table"):
+        from . import export as _export
+
+        return getattr(_export, name)
+    raise AttributeError(f"module 'runner' has no attribute {name!r}")
+
 
 __all__ = [
     "AdaptiveLimit",

@@ -60,16 +60,14 @@ class Replica:
 
     def __repr__(self) -> str:
         state = "down" if self.down_until is not None else "up"
-        return (f"<Replica {self.name} {state} in_flight={self.in_flight}/"
-                f"{self.limit.allowed}>")
+        return f"<Replica {self.name} {state} in_flight={self.in_flight}/{self.limit.allowed}>"
 
     @property
     def healthy(self) -> bool:
         return self.down_until is None
 
     def free(self, now: float) -> bool:
-        return (self.healthy and self.in_flight < self.limit.allowed
-                and self.limit.paused(now) == 0)
+        return self.healthy and self.in_flight < self.limit.allowed and self.limit.paused(now) == 0
 
     def load(self) -> float:
         return (self.in_flight + self.queued_ahead) / self.limit.allowed
@@ -126,14 +124,16 @@ class ReplicaPool:
             self._check_all_down(now)
             await self._wait_for_change(now)
 
-    def release(self, replica: Replica, error: BaseException | None, *,
-                busy_seconds: float = 0.0) -> None:
+    def release(
+        self, replica: Replica, error: BaseException | None, *, busy_seconds: float = 0.0
+    ) -> None:
         """Return the slot, and learn from how the attempt ended."""
         replica.in_flight -= 1
         replica.stats.busy_seconds += busy_seconds
         now = self._clock()
-        if error is not None and (not isinstance(error, JobsError)
-                                  or isinstance(error, JobCancelled)):
+        if error is not None and (
+            not isinstance(error, JobsError) or isinstance(error, JobCancelled)
+        ):
             pass  # cancelled or stopped: says nothing about the replica
         elif error is None:
             replica.stats.ok += 1
@@ -142,8 +142,10 @@ class ReplicaPool:
         elif is_overload(error):
             replica.stats.overloads += 1
             replica.limit.on_overload(now, retry_after_of(error))
-            self._message(f"{replica.name} is overloaded ({type(error).__name__}); "
-                          f"slowing down to {replica.limit.allowed} in flight")
+            self._message(
+                f"{replica.name} is overloaded ({type(error).__name__}); "
+                f"slowing down to {replica.limit.allowed} in flight"
+            )
         elif _replica_fault(error):
             replica.stats.failed += 1
             replica.failures_in_row += 1
@@ -191,9 +193,11 @@ class ReplicaPool:
     def _eject(self, replica: Replica, now: float, error: BaseException) -> None:
         replica.stats.ejections += 1
         replica.down_until = now + replica.probe_interval
-        self._message(f"{replica.name} taken out of rotation after "
-                      f"{replica.failures_in_row} failures in a row ({type(error).__name__}); "
-                      "its jobs go to the other replicas, and it is probed again")
+        self._message(
+            f"{replica.name} taken out of rotation after "
+            f"{replica.failures_in_row} failures in a row ({type(error).__name__}); "
+            "its jobs go to the other replicas, and it is probed again"
+        )
 
     def _check_all_down(self, now: float) -> None:
         if any(r.healthy for r in self.replicas):
@@ -201,12 +205,15 @@ class ReplicaPool:
             return
         if self._all_down_since is None:
             self._all_down_since = now
-            self._message(f"all {len(self.replicas)} replicas are down; waiting up to "
-                          f"{self._down_deadline:g} s for one to answer")
+            self._message(
+                f"all {len(self.replicas)} replicas are down; waiting up to "
+                f"{self._down_deadline:g} s for one to answer"
+            )
         elif now - self._all_down_since > self._down_deadline:
             raise AllReplicasDown(
                 f"no replica answered for {self._down_deadline:g} s; stopped. Check the apps "
-                "are running, then run the same command again to resume.")
+                "are running, then run the same command again to resume."
+            )
 
     async def _wait_for_change(self, now: float) -> None:
         wakeups = [r.limit.paused_until for r in self.replicas if r.limit.paused(now) > 0]

@@ -45,8 +45,9 @@ class AttemptTimeout(JobsError):
 def is_overload(exc: BaseException) -> bool:
     """Signs that the replica wants less work for a while (slow down, do not eject)."""
     return isinstance(exc, (RateLimited, QueueFull)) or (
-        isinstance(exc, SpaceNotRunning) and exc.stage in ("SLEEPING", "APP_STARTING",
-                                                           "BUILDING", "RUNNING_BUILDING"))
+        isinstance(exc, SpaceNotRunning)
+        and exc.stage in ("SLEEPING", "APP_STARTING", "BUILDING", "RUNNING_BUILDING")
+    )
 
 
 def retry_after_of(exc: BaseException | None) -> float | None:
@@ -89,8 +90,12 @@ class RetryPolicy:
         outcome = state.outcome.exception() if state.outcome is not None else None
         return max(wait(state), retry_after_of(outcome) or 0.0)
 
-    def retrying(self, *, sleep: Sleep = anyio.sleep,
-                 before_sleep: Callable[[RetryCallState], Any] | None = None) -> AsyncRetrying:
+    def retrying(
+        self,
+        *,
+        sleep: Sleep = anyio.sleep,
+        before_sleep: Callable[[RetryCallState], Any] | None = None,
+    ) -> AsyncRetrying:
         return AsyncRetrying(
             stop=stop_after_attempt(self.retries + 1),
             wait=self.backoff,

@@ -208,7 +208,8 @@ class Scheduler:
             with task.scope:
                 retrying = self._policy.retrying(
                     sleep=self._backoff,
-                    before_sleep=lambda state: self._note_retry(submission, state, causes))
+                    before_sleep=lambda state: self._note_retry(submission, state, causes),
+                )
                 async for attempt in retrying:
                     with attempt:
                         value = await self._attempt(submission, task, tried)
@@ -232,8 +233,12 @@ class Scheduler:
                 error = JobCancelled("stopped before it finished")
             timings = task.job.timings if task.job is not None else None
             outcome = Outcome(
-                submission=submission, status=status, value=value, error=error,
-                attempts=task.sent, causes=tuple(causes),
+                submission=submission,
+                status=status,
+                value=value,
+                error=error,
+                attempts=task.sent,
+                causes=tuple(causes),
                 replica=task.replica.name if task.replica is not None else None,
                 queue_time=timings.queue_time if timings else None,
                 run_time=timings.run_time if timings else None,
@@ -319,14 +324,20 @@ class Scheduler:
             # Our job reached the front: whatever was queued ahead of it is gone.
             self.pool.note_queue(replica, 0)
 
-    def _note_retry(self, submission: SubmissionLike, state: RetryCallState,
-                    causes: list[str]) -> None:
+    def _note_retry(
+        self, submission: SubmissionLike, state: RetryCallState, causes: list[str]
+    ) -> None:
         error = state.outcome.exception() if state.outcome is not None else None
         cause = cause_of(error) if error is not None else "unknown"
         causes.append(cause)
         delay = state.next_action.sleep if state.next_action is not None else 0.0
-        log.info("%s: attempt %d failed (%s); retrying in %.1f s", submission.key,
-                 state.attempt_number, cause, delay)
+        log.info(
+            "%s: attempt %d failed (%s); retrying in %.1f s",
+            submission.key,
+            state.attempt_number,
+            cause,
+            delay,
+        )
         if self._listener is not None:
             self._listener.retrying(submission.key, cause, delay)
 

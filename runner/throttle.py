@@ -30,8 +30,14 @@ class RateLimiter:
     """At most `rate` acquisitions per second over any long stretch, at most `burst` at
     once. `rate=None` means unlimited."""
 
-    def __init__(self, rate: float | None, *, burst: int = 1, clock: Clock = time.monotonic,
-                 sleep: Sleep = anyio.sleep) -> None:
+    def __init__(
+        self,
+        rate: float | None,
+        *,
+        burst: int = 1,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = anyio.sleep,
+    ) -> None:
         if rate is not None and rate <= 0:
             raise ValueError("rate must be positive")
         self.rate = rate

@@ -64,7 +64,7 @@ def test_exit_1_when_some_rows_fail(calculator_app: RunningApp, tmp_path: Path) 
     result = spacerun(*calc_args(rows_csv, calculator_app, tmp_path / "run"))
     assert result.returncode == 1, result.stderr
     assert "1 ok, 2 failed" in result.stderr
-    assert "2 x AppError: Cannot divide by zero" in result.stderr
+    assert "2 x AppError: " in result.stderr and "Cannot divide by zero" in result.stderr
     assert "to resume: spacerun run" in result.stderr
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["exit_status"] == 1 and summary["failures_by_cause"][0]["count"] == 2
@@ -161,7 +161,9 @@ def test_status_of_a_half_done_folder_touches_no_app(app_factory: Any, tmp_path:
         async with anyio.create_task_group() as group:
             group.start_soon(go)
             with anyio.fail_after(60):
-                while _lines(run_dir) < 20:
+                # Polls the results file the run writes (bounded by fail_after): there is no
+                # event for \"N results on disk\" outside the run.
+                while _lines(run_dir) < 20:  # noqa: ASYNC110
                     await anyio.sleep(0.002)
             handle.stop()
         return out["summary"]
@@ -174,14 +176,15 @@ def test_status_of_a_half_done_folder_touches_no_app(app_factory: Any, tmp_path:
 
     result = spacerun("status", str(run_dir))
     assert result.returncode == 0, result.stderr
-    assert f"{counts['ok']} ok" in result.stdout or str(counts["ok"]) in result.stdout
+    assert f"{counts['ok']} ok, 2 error" in result.stdout
+    assert f"{counts['ok']} of 100 submissions ok" in result.stdout
     assert "Refused: r0001" in result.stdout and "Refused: r0002" in result.stdout
     as_json = json.loads(spacerun("status", str(run_dir), "--json").stdout)
     assert as_json["counts"]["ok"] == counts["ok"]
     assert as_json["counts"]["error"] == 2
     assert as_json["total"] == 100
-    assert {f["error_message"] for f in as_json["last_failures"]} == {
-        "Refused: r0001", "Refused: r0002"}
+    messages = {f["error_message"] for f in as_json["last_failures"]}
+    assert len(messages) == 2 and all("Refused: r000" in m for m in messages)
 
 
 def _lines(run_dir: Path) -> int:
@@ -228,7 +231,7 @@ def test_export_round_trips_through_pandas(calculator_app: RunningApp, tmp_path:
     assert list(table["inputs.num1"]) == [1, 6, 1]
     assert list(table["inputs.operation"]) == ["add", "multiply", "divide"]
     assert list(table["outputs.Result"][:2]) == [3, 42]
-    assert table["error_message"][2] == "Cannot divide by zero"
+    assert table["error_message"][2].endswith("Cannot divide by zero")
     records = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
     assert set(table["key"]) == {r["key"] for r in records}
 

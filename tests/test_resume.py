@@ -168,7 +168,9 @@ def test_resume_after_clean_stop(recorder: Callable[..., Recorder], tmp_path: Pa
         async with anyio.create_task_group() as group:
             group.start_soon(go)
             with anyio.fail_after(60):
-                while result_lines(run_dir) < n:
+                # Polls the results file the run writes (bounded by fail_after): there is no
+                # event for \"N results on disk\" outside the run.
+                while result_lines(run_dir) < n:  # noqa: ASYNC110
                     await anyio.sleep(0.002)
             handle.stop()
         return out["summary"]
@@ -305,7 +307,7 @@ def test_retry_failed_and_no_retry_failed(recorder: Callable[..., Recorder],
     args = run_args(rows_csv, app.url, run_dir)
     first = spacerun(*args)
     assert first.returncode == 1, first.stderr
-    assert "2 x AppError: Refused" in first.stderr or "Refused" in first.stderr
+    assert "AppError" in first.stderr and "Refused: r0003" in first.stderr
     app.refuse()  # the app would accept them now
 
     kept = spacerun(*args, "--no-retry-failed")
