@@ -20,7 +20,7 @@ import anyio
 from jobs import AsyncClient, JobsError, __version__
 
 from .errors import RunnerError
-from .export import RunStatus, export, read_status
+from .export import export, read_status
 from .manifest import load_manifest
 from .run import EXIT_INPUT, EXIT_INTERRUPTED, RunOptions, run, validate_manifest
 
@@ -170,46 +170,10 @@ def _status(args: argparse.Namespace) -> int:
         print(f"spacerun: {exc}", file=sys.stderr)
         return EXIT_INPUT
     if args.json:
-        print(json.dumps(_status_dict(status), indent=2, default=str))
+        print(json.dumps(status.to_dict(), indent=2, default=str))
     else:
-        print(_format_status(status))
+        print(status.format())
     return 0
-
-
-def _status_dict(status: RunStatus) -> dict[str, Any]:
-    return {
-        "run_dir": str(status.run_dir),
-        "counts": {s.value: n for s, n in status.counts.items()},
-        "keys": status.keys,
-        "lines": status.lines,
-        "total": status.total,
-        "pending": status.pending,
-        "complete": status.complete,
-        "torn_bytes": status.torn_bytes,
-        "corrupt_lines": status.corrupt_lines,
-        "last_failures": [
-            {"key": f.key, "row": f.row, "status": f.status.value, "error_type": f.error_type,
-             "error_message": f.error_message, "attempts": f.attempts,
-             "finished_at": f.finished_at}
-            for f in status.last_failures],
-    }
-
-
-def _format_status(status: RunStatus) -> str:
-    counts = ", ".join(f"{n:,} {s.value}" for s, n in status.counts.items())
-    lines = [f"{status.run_dir}: {counts}"]
-    if status.total is not None:
-        state = "complete" if status.complete else f"{status.pending:,} never finished"
-        lines.append(f"  {status.ok:,} of {status.total:,} submissions ok ({state}; "
-                     "from summary.json of the last run)")
-    if status.torn_bytes:
-        lines.append(f"  a torn last line ({status.torn_bytes} bytes) is repaired on resume")
-    if status.last_failures:
-        lines.append("last failures:")
-        for f in status.last_failures:
-            lines.append(f"  row {f.row} (key {f.key}) {f.status.value} after {f.attempts} "
-                         f"attempt(s): {f.error_type}: {f.error_message}")
-    return "\n".join(lines)
 
 
 def _export(args: argparse.Namespace) -> int:
