@@ -102,26 +102,38 @@ def main() -> None:
             for kind in kinds:
                 out = subprocess.run(
                     [sys.executable, __file__, "--child", kind, app.url, str(args.jobs)],
-                    capture_output=True, text=True, check=True, timeout=600)
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    timeout=600,
+                )
                 rows[kind].append(json.loads(out.stdout.strip().splitlines()[-1]))
     ideal = args.jobs * args.delay / args.concurrency
-    print(f"{args.jobs} jobs at once, {args.delay * 1000:g} ms endpoint, "
-          f"concurrency_limit={args.concurrency}; median of {args.rounds} rounds; "
-          f"server ideal {ideal:.2f} s")
-    print(f"{'client':<14}{'jobs/s':>8}{'wall s':>8}{'CPU s':>7}{'CPU ms/job':>11}"
-          f"{'threads':>8}{'peak MB':>8}{'failed':>7}{'vs ideal':>9}")
+    print(
+        f"{args.jobs} jobs at once, {args.delay * 1000:g} ms endpoint, "
+        f"concurrency_limit={args.concurrency}; median of {args.rounds} rounds; "
+        f"server ideal {ideal:.2f} s"
+    )
+    print(
+        f"{'client':<14}{'jobs/s':>8}{'wall s':>8}{'CPU s':>7}{'CPU ms/job':>11}"
+        f"{'threads':>8}{'peak MB':>8}{'failed':>7}{'vs ideal':>9}"
+    )
     summary = {}
     for kind in kinds:
         r = rows[kind]
         wall = statistics.median(x["wall"] for x in r)
         cpu = statistics.median(x["cpu"] for x in r)
         summary[kind] = args.jobs / wall
-        print(f"{kind:<14}{args.jobs / wall:>8.1f}{wall:>8.2f}{cpu:>7.2f}"
-              f"{cpu / args.jobs * 1000:>11.2f}{max(x['threads'] for x in r):>8}"
-              f"{max(x['rss_mb'] for x in r):>8.0f}"
-              f"{sum(args.jobs - x['ok'] for x in r):>7}{ideal / wall:>9.2f}")
-    print(f"spacerun / gradio_client throughput: "
-          f"{summary['spacerun'] / summary['gradio_client']:.2f}x")
+        print(
+            f"{kind:<14}{args.jobs / wall:>8.1f}{wall:>8.2f}{cpu:>7.2f}"
+            f"{cpu / args.jobs * 1000:>11.2f}{max(x['threads'] for x in r):>8}"
+            f"{max(x['rss_mb'] for x in r):>8.0f}"
+            f"{sum(args.jobs - x['ok'] for x in r):>7}{ideal / wall:>9.2f}"
+        )
+    print(
+        f"spacerun / gradio_client throughput: "
+        f"{summary['spacerun'] / summary['gradio_client']:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -66,8 +66,12 @@ def bench(tmp: Path, url: str, done_rows: int) -> None:
         writer.writerow(["x"])
         writer.writerows([f"row {i}"] for i in range(done_rows + REMAINING))
     run_dir = tmp / "run"
-    manifest = load_manifest(rows_csv, app=url, endpoint="/predict",
-                             overrides=[f"output.dir={run_dir}", "run.concurrency=8"])
+    manifest = load_manifest(
+        rows_csv,
+        app=url,
+        endpoint="/predict",
+        overrides=[f"output.dir={run_dir}", "run.concurrency=8"],
+    )
     print(f"setting up: {done_rows:,} ok + {REMAINING} to do, CSV manifest, app at {url}")
     started = time.perf_counter()
     first_run_folder(manifest, run_dir, done_rows)
@@ -79,8 +83,9 @@ def bench(tmp: Path, url: str, done_rows: int) -> None:
     figures["fast"] = timed_run(manifest, RunOptions(progress="quiet", handle_signals=False))
     figures["all-done"] = timed_run(manifest, RunOptions(progress="quiet", handle_signals=False))
     os.truncate(results, size)
-    figures["old"] = timed_run(manifest, RunOptions(progress="quiet", handle_signals=False,
-                                                    fast_resume=False))
+    figures["old"] = timed_run(
+        manifest, RunOptions(progress="quiet", handle_signals=False, fast_resume=False)
+    )
     print(f"\nresume of {done_rows:,} ok rows + {REMAINING} to do (seconds from run() start):")
     print(f"  {'path':<10} {'first job sent':>15} {'run finished':>13} {'sent':>6}")
     for name, (first, total, sent) in figures.items():
@@ -99,18 +104,24 @@ def first_run_folder(manifest, run_dir: Path, done_rows: int) -> None:  # type: 
     app_schema = anyio.run(schema)
     report = validate_submissions(manifest, app_schema)
     assert report.ok, report.format()
-    stamp = ValidationStamp.of(manifest, app_schema, endpoint=report.endpoint or "",
-                               rows=report.rows, submissions=report.submissions)
+    stamp = ValidationStamp.of(
+        manifest,
+        app_schema,
+        endpoint=report.endpoint or "",
+        rows=report.rows,
+        submissions=report.submissions,
+    )
     run_dir.mkdir(parents=True)
     cache = KeyCache.open(run_dir, stamp.stamp)
     write_stamp(run_dir, stamp)
-    line = ('{"key":"%s","status":"ok","row":%d,"inputs":{"x":"row %d"},"outputs":{"y":'
-            '"row %d"},"error_type":null,"error_message":null,"attempts":1,"causes":[],'
-            '"replica":"http://127.0.0.1","queue_time":0.001,"run_time":0.002,'
-            '"finished_at":"2025-01-01T00:00:00.000+00:00"}\n')
+    line = (
+        '{"key":"%s","status":"ok","row":%d,"inputs":{"x":"row %d"},"outputs":{"y":'
+        '"row %d"},"error_type":null,"error_message":null,"attempts":1,"causes":[],'
+        '"replica":"http://127.0.0.1","queue_time":0.001,"run_time":0.002,'
+        '"finished_at":"2025-01-01T00:00:00.000+00:00"}\n'
+    )
     with open(run_dir / "results.jsonl", "w") as out:
-        for index, submission in enumerate(walk(manifest, app_schema, cache,
-                                                lambda _key: True)):
+        for index, submission in enumerate(walk(manifest, app_schema, cache, lambda _key: True)):
             assert isinstance(submission, Submission)
             if index < done_rows:
                 out.write(line % (submission.key, index, index, index))
@@ -134,8 +145,7 @@ def timed_run(manifest, options: RunOptions) -> tuple[float | None, float, int]:
     finally:
         Progress.attempt_started = original  # type: ignore[method-assign]
     assert summary["complete"], summary
-    return (first[0] - started if first else None, ended - started,
-            summary["this_run"]["ok"])
+    return (first[0] - started if first else None, ended - started, summary["this_run"]["ok"])
 
 
 if __name__ == "__main__":

@@ -43,8 +43,12 @@ class BackgroundTaskGroup:
         assert self._group is not None
         return self._group
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if self._inline is not None:
             self._inline.cancel_scope.cancel()
             await self._inline.__aexit__(exc_type, exc, tb)

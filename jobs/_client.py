@@ -67,9 +67,13 @@ class AsyncClient:
     ) -> None:
         self.src = src
         self._options = dict(
-            hf_token=hf_token, auth=auth, headers=dict(headers or {}),
-            token_header=token_header, hub_endpoint=hub_endpoint,
-            space_deadline=space_deadline, on_space_stage=on_space_stage,
+            hf_token=hf_token,
+            auth=auth,
+            headers=dict(headers or {}),
+            token_header=token_header,
+            hub_endpoint=hub_endpoint,
+            space_deadline=space_deadline,
+            on_space_stage=on_space_stage,
             token_hosts=tuple(token_hosts),
         )
         self._http = http
@@ -116,9 +120,16 @@ class AsyncClient:
         from ._spaces import duplicate_space, hf_token_from_env
 
         token = hf_token_from_env(hf_token)
-        target = await duplicate_space(from_id, to_id, token=token, endpoint=hub_endpoint,
-                                       private=private, hardware=hardware, secrets=secrets,
-                                       sleep_timeout=sleep_timeout)
+        target = await duplicate_space(
+            from_id,
+            to_id,
+            token=token,
+            endpoint=hub_endpoint,
+            private=private,
+            hardware=hardware,
+            secrets=secrets,
+            sleep_timeout=sleep_timeout,
+        )
         return await cls.connect(target, hf_token=token, hub_endpoint=hub_endpoint, **options)
 
     async def __aenter__(self) -> AsyncClient:
@@ -126,8 +137,12 @@ class AsyncClient:
             await self._open()
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self.aclose()
 
     async def _open(self) -> None:
@@ -137,10 +152,12 @@ class AsyncClient:
         try:
             http = self._http
             if http is None:
-                http = await stack.enter_async_context(httpx.AsyncClient(
-                    limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
-                    follow_redirects=True,
-                ))
+                http = await stack.enter_async_context(
+                    httpx.AsyncClient(
+                        limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+                        follow_redirects=True,
+                    )
+                )
             self._app = await open_app(http, self.src, **self._options)  # type: ignore[arg-type]
             self._task_group = await stack.enter_async_context(BackgroundTaskGroup())
         except BaseException:
@@ -191,8 +208,9 @@ class AsyncClient:
         required ones, local files) before anything is sent; an `ArgumentError` is raised
         here, everything that happens later is raised by `job.result()`."""
         endpoint = self.schema.endpoint(api_name, fn_index)
-        return self.submit_values(endpoint, endpoint.bind(args, kwargs),
-                                  result_callbacks=result_callbacks)
+        return self.submit_values(
+            endpoint, endpoint.bind(args, kwargs), result_callbacks=result_callbacks
+        )
 
     def submit_values(
         self,
@@ -213,11 +231,15 @@ class AsyncClient:
         if session is None:
             # Stateful endpoints share the client's session; the rest get their own, so
             # a cancel or a lost stream touches only that job.
-            session = (self._session if endpoint.uses_state
-                       else self._new_session(heartbeat=False, exclusive=True))
+            session = (
+                self._session
+                if endpoint.uses_state
+                else self._new_session(heartbeat=False, exclusive=True)
+            )
         assert session is not None
-        downloader = (self._make_downloader(download_to) if download_to is not None
-                      else self._downloader)
+        downloader = (
+            self._make_downloader(download_to) if download_to is not None else self._downloader
+        )
         callbacks: Sequence[Callable[..., Any]]
         if result_callbacks is None:
             callbacks = ()
@@ -231,14 +253,20 @@ class AsyncClient:
                 return values_out
             return [await downloader.localize(v) for v in values_out]
 
-        job = AsyncJob(endpoint=endpoint, session=session, postprocess=postprocess,
-                       callbacks=callbacks)
+        job = AsyncJob(
+            endpoint=endpoint, session=session, postprocess=postprocess, callbacks=callbacks
+        )
         uploader = self._uploader
 
         async def join() -> str:
             uploaded = await uploader.upload_all(wrapped)
-            body = {"data": endpoint.payload(uploaded), "fn_index": endpoint.fn_index,
-                    "session_hash": session.hash, "event_data": None, "trigger_id": None}
+            body = {
+                "data": endpoint.payload(uploaded),
+                "fn_index": endpoint.fn_index,
+                "session_hash": session.hash,
+                "event_data": None,
+                "trigger_id": None,
+            }
             return await session.join(job, body, headers={"x-gradio-user": "api"})
 
         self._task_group.start_soon(job.run, join)
@@ -311,15 +339,19 @@ class AsyncClient:
         if self._app is None:
             raise RuntimeError(
                 "the client is not connected: use `await AsyncClient.connect(src)` or "
-                "`async with AsyncClient(src) as client`")
+                "`async with AsyncClient(src) as client`"
+            )
         return self._app
 
     def _new_session(self, *, heartbeat: bool = True, exclusive: bool = False) -> Session:
         app = self._require()
         assert self._task_group is not None
-        return Session(app.transport, self._task_group,
-                       heartbeat=heartbeat and app.schema.connect_heartbeat,
-                       exclusive=exclusive)
+        return Session(
+            app.transport,
+            self._task_group,
+            heartbeat=heartbeat and app.schema.connect_heartbeat,
+            exclusive=exclusive,
+        )
 
     def _make_downloader(self, target: DownloadFiles | Path) -> Downloader | None:
         if target is False:
@@ -329,4 +361,3 @@ class AsyncClient:
             folder = Path(tempfile.gettempdir()) / "spacerun-downloads"
             return Downloader(app.transport, folder)
         return Downloader(app.transport, Path(os.fspath(target)))
-

@@ -49,14 +49,22 @@ async def open_app(
     async def wake(host: str) -> None:
         # Any request wakes a sleeping Space; its answer does not matter.
         with contextlib.suppress(httpx.HTTPError):
-            await http.get(f"{host.rstrip('/')}/config", timeout=10.0,
-                           headers=_token_headers(host, token, token_header, token_hosts))
+            await http.get(
+                f"{host.rstrip('/')}/config",
+                timeout=10.0,
+                headers=_token_headers(host, token, token_header, token_hosts),
+            )
 
     if _spaces.looks_like_space_id(src):
         space_id = src
         base = await _spaces.wait_until_running(
-            src, token=token, endpoint=hub_endpoint, deadline=space_deadline,
-            on_stage=on_space_stage, wake=wake)
+            src,
+            token=token,
+            endpoint=hub_endpoint,
+            deadline=space_deadline,
+            on_stage=on_space_stage,
+            wake=wake,
+        )
     else:
         base = _normalize_url(src)
     request_headers = {**headers, **_token_headers(base, token, token_header, token_hosts)}
@@ -68,12 +76,12 @@ async def open_app(
     transport.prefix = str(config.get("api_prefix") or "")
     info = await transport.get_json("info", params={"all_endpoints": "True"})
     schema = AppSchema.parse(config, info, url=base)
-    return AppConnection(transport=transport, schema=schema,
-                         space_id=space_id or schema.space_id)
+    return AppConnection(transport=transport, schema=schema, space_id=space_id or schema.space_id)
 
 
-def _token_headers(url: str, token: str | None, header: str,
-                   extra_hosts: Sequence[str]) -> dict[str, str]:
+def _token_headers(
+    url: str, token: str | None, header: str, extra_hosts: Sequence[str]
+) -> dict[str, str]:
     """The HF token goes to Hugging Face hosts (and hosts the caller names) only."""
     from . import _spaces
 
@@ -88,7 +96,8 @@ def _token_headers(url: str, token: str | None, header: str,
 def _normalize_url(src: str) -> str:
     if not src.startswith(("http://", "https://")):
         raise ProtocolError(
-            f"{src!r} is neither a URL (http:// or https://) nor a Space id (owner/name)")
+            f"{src!r} is neither a URL (http:// or https://) nor a Space id (owner/name)"
+        )
     parts = urlsplit(src)
     path = parts.path.rstrip("/")
     for suffix in _ROUTE_SUFFIXES:
@@ -100,8 +109,9 @@ def _normalize_url(src: str) -> str:
 
 async def _login(transport: Transport, auth: tuple[str, str]) -> None:
     user, password = auth
-    response = await transport.post_form("login", {"username": user, "password": password},
-                                         prefixed=False)
+    response = await transport.post_form(
+        "login", {"username": user, "password": password}, prefixed=False
+    )
     if response.status_code == 200:
         return
     if response.status_code in (400, 401, 403):
@@ -111,7 +121,9 @@ async def _login(transport: Transport, auth: tuple[str, str]) -> None:
         )
     raise ProtocolError(
         f"login to {transport.base_url} answered HTTP {response.status_code}; does this app "
-        "use password auth?", url=transport.base_url)
+        "use password auth?",
+        url=transport.base_url,
+    )
 
 
 async def _read_config(transport: Transport) -> dict[str, Any]:
@@ -120,11 +132,14 @@ async def _read_config(transport: Transport) -> dict[str, Any]:
     if response.status_code == 401:
         raise AuthError(
             f"{transport.base_url} needs a login: pass auth=(user, password)",
-            url=transport.base_url)
+            url=transport.base_url,
+        )
     if response.status_code == 404:
         raise ProtocolError(
             f"{transport.base_url} has no /config route: is it a Gradio app, and is this its "
-            "root URL?", url=transport.base_url)
+            "root URL?",
+            url=transport.base_url,
+        )
     if response.status_code >= 400:
         from ._transport import _check
 
@@ -134,8 +149,7 @@ async def _read_config(transport: Transport) -> dict[str, Any]:
     except ValueError as exc:
         raise ProtocolError(f"{url} did not answer JSON: is it a Gradio app?", url=url) from exc
     if not isinstance(config, dict):
-        raise ProtocolError(f"{url} answered {type(config).__name__}, not an app config",
-                            url=url)
+        raise ProtocolError(f"{url} answered {type(config).__name__}, not an app config", url=url)
     return config
 
 

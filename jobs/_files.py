@@ -36,8 +36,9 @@ def handle_file(path_or_url: str | os.PathLike[str]) -> dict[str, Any]:
         name = Path(unquote(urlparse(text).path)).name or "file"
         return {"path": text, "url": text, "orig_name": name, "meta": dict(_META)}
     if not os.path.isfile(text):
-        raise FileError(f"file not found: {text!r} (paths are relative to {os.getcwd()!r})",
-                        path=text)
+        raise FileError(
+            f"file not found: {text!r} (paths are relative to {os.getcwd()!r})", path=text
+        )
     return {"path": text, "orig_name": os.path.basename(text), "meta": dict(_META)}
 
 
@@ -88,7 +89,9 @@ class Uploader:
                 raise FileError(
                     f"file {path!r} is {_human(size)}, over the app's limit of "
                     f"{_human(self._max)} (max_file_size); use a smaller file",
-                    path=path, size=size, limit=self._max,
+                    path=path,
+                    size=size,
+                    limit=self._max,
                 )
 
     async def upload_all(self, value: Any) -> Any:
@@ -110,16 +113,19 @@ class Uploader:
                 name = marker.get("orig_name") or os.path.basename(path)
                 with open(path, "rb") as handle:  # noqa: ASYNC230 - streamed by httpx
                     reply = await self._transport.post_files(
-                        "upload", [("files", (name, handle, "application/octet-stream"))])
+                        "upload", [("files", (name, handle, "application/octet-stream"))]
+                    )
                 if not (isinstance(reply, list) and reply and isinstance(reply[0], str)):
                     raise ProtocolError(f"the upload route answered {reply!r} for {path!r}")
                 self._by_digest[digest] = reply[0]
             finally:
                 del self._inflight[digest]
                 event.set()
-        return {"path": self._by_digest[digest],
-                "orig_name": marker.get("orig_name") or os.path.basename(path),
-                "meta": dict(_META)}
+        return {
+            "path": self._by_digest[digest],
+            "orig_name": marker.get("orig_name") or os.path.basename(path),
+            "meta": dict(_META),
+        }
 
     def _digest(self, path: str) -> str:
         st = os.stat(path)
@@ -142,8 +148,7 @@ class Downloader:
         if not _contains_file(value):
             return value
         folder = self._folder() if callable(self._folder) else self._folder
-        return await _map_async(value, lambda fd: self._download(fd, folder),
-                                match=is_file_data)
+        return await _map_async(value, lambda fd: self._download(fd, folder), match=is_file_data)
 
     async def _download(self, data: dict[str, Any], folder: Path) -> str:
         path = data["path"]
@@ -183,7 +188,7 @@ def safe_name(name: str) -> str:
         name = "file"
     stem, dot, ext = name.rpartition(".")
     if len(name) > 120:
-        name = (stem[: 110] + dot + ext[:9]) if dot else name[:120]
+        name = (stem[:110] + dot + ext[:9]) if dot else name[:120]
     return name
 
 
@@ -218,11 +223,11 @@ def _contains_file(value: Any) -> bool:
     return False
 
 
-async def _map_async(value: Any, fn: Callable[[dict[str, Any]], Any],
-                     match: Callable[[Any], bool] | None = None) -> Any:
+async def _map_async(
+    value: Any, fn: Callable[[dict[str, Any]], Any], match: Callable[[Any], bool] | None = None
+) -> Any:
     """Rebuild `value` with each matching dict replaced by `await fn(dict)`."""
-    is_match = match or (lambda v: is_file_data(v) and "url" not in v
-                         and not _is_url(v["path"]))
+    is_match = match or (lambda v: is_file_data(v) and "url" not in v and not _is_url(v["path"]))
     if isinstance(value, dict):
         if is_match(value):
             return await fn(value)
@@ -236,4 +241,3 @@ async def _map_async(value: Any, fn: Callable[[dict[str, Any]], Any],
 
 def _human(size: int) -> str:
     return f"{size:,} bytes ({size / 1e6:.1f} MB)" if size >= 1e6 else f"{size:,} bytes"
-

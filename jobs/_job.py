@@ -104,8 +104,10 @@ class AsyncJob:
         self._app_duration: float | None = None
 
     def __repr__(self) -> str:
-        return (f"<AsyncJob {self.endpoint.display_name} {self._status.code.value} "
-                f"event_id={self.event_id}>")
+        return (
+            f"<AsyncJob {self.endpoint.display_name} {self._status.code.value} "
+            f"event_id={self.event_id}>"
+        )
 
     # -- what users call -------------------------------------------------------------
 
@@ -123,9 +125,13 @@ class AsyncJob:
 
     @property
     def timings(self) -> JobTimings:
-        return JobTimings(submitted=self._submitted, joined=self._joined,
-                          started=self._started, finished=self._done_at,
-                          app_duration=self._app_duration)
+        return JobTimings(
+            submitted=self._submitted,
+            joined=self._joined,
+            started=self._started,
+            finished=self._done_at,
+            app_duration=self._app_duration,
+        )
 
     @property
     def error(self) -> JobsError | None:
@@ -220,8 +226,11 @@ class AsyncJob:
                     self._joining = True
                 self._wait_scope = None
                 if not self._joining:
-                    self._finish(error=JobCancelled(
-                        f"{self.endpoint.display_name} was cancelled before it was sent"))
+                    self._finish(
+                        error=JobCancelled(
+                            f"{self.endpoint.display_name} was cancelled before it was sent"
+                        )
+                    )
                     return
                 self._set_status(StatusUpdate(code=Status.JOINING_QUEUE))
                 self.event_id = await join()
@@ -257,41 +266,56 @@ class AsyncJob:
         """Called by the session's stream reader for every message of this job."""
         kind = message.kind
         if kind is MsgKind.ESTIMATION:
-            self._set_status(StatusUpdate(code=Status.IN_QUEUE, rank=message.rank,
-                                          queue_size=message.queue_size, eta=message.eta))
+            self._set_status(
+                StatusUpdate(
+                    code=Status.IN_QUEUE,
+                    rank=message.rank,
+                    queue_size=message.queue_size,
+                    eta=message.eta,
+                )
+            )
         elif kind is MsgKind.PROCESS_STARTS:
             self._started = time.monotonic()
             self._set_status(StatusUpdate(code=Status.PROCESSING, eta=message.eta))
         elif kind is MsgKind.PROGRESS:
             self._set_status(StatusUpdate(code=Status.PROGRESS, progress_data=message.progress))
         elif kind is MsgKind.LOG:
-            self._set_status(StatusUpdate(code=Status.LOG,
-                                          log=(message.level or "info", message.text or "")))
-        elif kind in (MsgKind.PROCESS_GENERATING, MsgKind.PROCESS_STREAMING,
-                      MsgKind.PROCESS_COMPLETED, MsgKind.UNEXPECTED_ERROR):
+            self._set_status(
+                StatusUpdate(code=Status.LOG, log=(message.level or "info", message.text or ""))
+            )
+        elif kind in (
+            MsgKind.PROCESS_GENERATING,
+            MsgKind.PROCESS_STREAMING,
+            MsgKind.PROCESS_COMPLETED,
+            MsgKind.UNEXPECTED_ERROR,
+        ):
             self._inbox.append(message)
             self._inbox_ready.set()
 
     def fail(self, error: JobsError) -> None:
         """Called by the session when the stream is lost before this job completed."""
-        self._inbox.append(Message(kind=MsgKind.UNEXPECTED_ERROR, event_id=self.event_id,
-                                   text=str(error)))
+        self._inbox.append(
+            Message(kind=MsgKind.UNEXPECTED_ERROR, event_id=self.event_id, text=str(error))
+        )
         self._stream_error = error
         self._inbox_ready.set()
 
     async def _handle_output(self, message: Message) -> bool:
         kind = message.kind
         if kind is MsgKind.UNEXPECTED_ERROR:
-            self._finish(error=self._stream_error or ProtocolError(
-                f"the app reported an unexpected error: {message.text}"))
+            self._finish(
+                error=self._stream_error
+                or ProtocolError(f"the app reported an unexpected error: {message.text}")
+            )
             return True
         if kind is not MsgKind.PROCESS_COMPLETED:
             data = message.data or []
             if self._raw is None:
                 self._raw = list(data)
             else:
-                self._raw = [apply_diff(old, ops)
-                             for old, ops in zip(self._raw, data, strict=False)]
+                self._raw = [
+                    apply_diff(old, ops) for old, ops in zip(self._raw, data, strict=False)
+                ]
             value = _shape(await self._postprocess(self.endpoint.visible_outputs(self._raw)))
             self._outputs.append(value)
             self._set_status(StatusUpdate(code=Status.ITERATING))
@@ -314,11 +338,16 @@ class AsyncJob:
             return AppError(
                 f"{where} raised an error in the app, which does not show error details "
                 "(launch it with show_error=True to see them)",
-                title=message.title, event_id=self.event_id,
+                title=message.title,
+                event_id=self.event_id,
             )
         title = f" [{message.title}]" if message.title and message.title != "Error" else ""
-        return AppError(f"{where} failed in the app{title}: {message.text}",
-                        app_message=message.text, title=message.title, event_id=self.event_id)
+        return AppError(
+            f"{where} failed in the app{title}: {message.text}",
+            app_message=message.text,
+            title=message.title,
+            event_id=self.event_id,
+        )
 
     def _set_status(self, update: StatusUpdate) -> None:
         if not self._status.code.is_final:

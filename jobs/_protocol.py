@@ -85,25 +85,45 @@ def parse_message(payload: str, *, after_first_output: bool = False) -> Message:
     kind = _KINDS.get(raw_kind, MsgKind.UNKNOWN)
     event_id = obj.get("event_id")
     if kind is MsgKind.ESTIMATION:
-        return Message(kind=kind, event_id=event_id, rank=obj.get("rank"),
-                       queue_size=obj.get("queue_size"), eta=obj.get("rank_eta"))
+        return Message(
+            kind=kind,
+            event_id=event_id,
+            rank=obj.get("rank"),
+            queue_size=obj.get("queue_size"),
+            eta=obj.get("rank_eta"),
+        )
     if kind is MsgKind.PROCESS_STARTS:
         return Message(kind=kind, event_id=event_id, eta=obj.get("eta"))
     if kind is MsgKind.PROGRESS:
         units = tuple(_progress_unit(p) for p in obj.get("progress_data") or ())
         return Message(kind=kind, event_id=event_id, progress=units)
     if kind is MsgKind.LOG:
-        return Message(kind=kind, event_id=event_id, text=obj.get("log"),
-                       level=obj.get("level"), title=obj.get("title"))
+        return Message(
+            kind=kind,
+            event_id=event_id,
+            text=obj.get("log"),
+            level=obj.get("level"),
+            title=obj.get("title"),
+        )
     if kind in (MsgKind.PROCESS_GENERATING, MsgKind.PROCESS_STREAMING):
         output = obj.get("output") or {}
-        return Message(kind=kind, event_id=event_id, success=obj.get("success", True),
-                       data=output.get("data"), is_diff=after_first_output)
+        return Message(
+            kind=kind,
+            event_id=event_id,
+            success=obj.get("success", True),
+            data=output.get("data"),
+            is_diff=after_first_output,
+        )
     if kind is MsgKind.PROCESS_COMPLETED:
         return _completed(obj, event_id)
     if kind is MsgKind.UNEXPECTED_ERROR:
-        return Message(kind=kind, event_id=event_id, success=False, text=obj.get("message"),
-                       session_not_found=bool(obj.get("session_not_found")))
+        return Message(
+            kind=kind,
+            event_id=event_id,
+            success=False,
+            text=obj.get("message"),
+            session_not_found=bool(obj.get("session_not_found")),
+        )
     return Message(kind=kind, event_id=event_id, raw_kind=raw_kind)
 
 
@@ -114,13 +134,22 @@ def _completed(obj: dict[str, Any], event_id: str | None) -> Message:
         # A cancelled event completes "successfully" with an empty output and no data.
         data = output.get("data") if isinstance(output, dict) else None
         duration = output.get("duration") if isinstance(output, dict) else None
-        return Message(kind=MsgKind.PROCESS_COMPLETED, event_id=event_id, success=True,
-                       data=data,
-                       duration=float(duration) if isinstance(duration, (int, float)) else None)
+        return Message(
+            kind=MsgKind.PROCESS_COMPLETED,
+            event_id=event_id,
+            success=True,
+            data=data,
+            duration=float(duration) if isinstance(duration, (int, float)) else None,
+        )
     error = output.get("error") if isinstance(output, dict) else None
     title = obj.get("title") or (output.get("title") if isinstance(output, dict) else None)
-    return Message(kind=MsgKind.PROCESS_COMPLETED, event_id=event_id, success=False,
-                   text=_unquote_error(error), title=title)
+    return Message(
+        kind=MsgKind.PROCESS_COMPLETED,
+        event_id=event_id,
+        success=False,
+        text=_unquote_error(error),
+        title=title,
+    )
 
 
 def _unquote_error(error: Any) -> str | None:
@@ -136,8 +165,13 @@ def _unquote_error(error: Any) -> str | None:
 def _progress_unit(raw: Any) -> ProgressUnit:
     if not isinstance(raw, dict):
         return ProgressUnit()
-    return ProgressUnit(index=raw.get("index"), length=raw.get("length"), unit=raw.get("unit"),
-                        progress=raw.get("progress"), desc=raw.get("desc"))
+    return ProgressUnit(
+        index=raw.get("index"),
+        length=raw.get("length"),
+        unit=raw.get("unit"),
+        progress=raw.get("progress"),
+        desc=raw.get("desc"),
+    )
 
 
 def apply_diff(value: Any, ops: Any) -> Any:

@@ -233,7 +233,8 @@ def _endpoint(
         )
         returns = tuple(
             Return(label=_label(c), component=str(c.get("type", "")).title(), python_type="")
-            for c, vis in zip(outputs, out_visible, strict=True) if vis
+            for c, vis in zip(outputs, out_visible, strict=True)
+            if vis
         )
     if sum(in_visible) != len(parameters):
         raise ProtocolError(
@@ -330,8 +331,11 @@ def _file_kind(python_type: str, json_type: Mapping[str, Any]) -> str | None:
     if compact in ("list[filepath]", "list[filepath]|none"):
         return "list"
     items = json_type.get("items")
-    if json_type.get("type") == "array" and isinstance(items, Mapping) and (
-            _is_file_schema(items) or "FileData" in str(items.get("$ref", ""))):
+    if (
+        json_type.get("type") == "array"
+        and isinstance(items, Mapping)
+        and (_is_file_schema(items) or "FileData" in str(items.get("$ref", "")))
+    ):
         return "list"
     return None
 
@@ -368,4 +372,3 @@ def _did_you_mean(word: str, options: Sequence[str]) -> str:
 
 def _listing(names: Sequence[str]) -> str:
     return ", ".join(repr(n) for n in names) if names else "(none)"
-

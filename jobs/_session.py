@@ -44,13 +44,30 @@ def new_session_hash() -> str:
 class Session:
     """One session_hash on one app. Cheap: no I/O until a job joins."""
 
-    __slots__ = ("_early", "_heartbeat", "_heartbeat_started", "_joining", "_locks",
-                 "_pending", "_reader_running", "_reader_scope", "_task_group", "_transport",
-                 "exclusive", "hash")
+    __slots__ = (
+        "_early",
+        "_heartbeat",
+        "_heartbeat_started",
+        "_joining",
+        "_locks",
+        "_pending",
+        "_reader_running",
+        "_reader_scope",
+        "_task_group",
+        "_transport",
+        "exclusive",
+        "hash",
+    )
 
-    def __init__(self, transport: Transport, task_group: TaskGroup,
-                 session_hash: str | None = None, *, heartbeat: bool = False,
-                 exclusive: bool = False) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        task_group: TaskGroup,
+        session_hash: str | None = None,
+        *,
+        heartbeat: bool = False,
+        exclusive: bool = False,
+    ) -> None:
         self.hash = session_hash or new_session_hash()
         #: The session belongs to one job, so dropping its stream touches nothing else.
         self.exclusive = exclusive
@@ -69,8 +86,10 @@ class Session:
         self._reader_running = False
 
     def __repr__(self) -> str:
-        return (f"<Session {self.hash} pending={len(self._pending)} "
-                f"reader={'open' if self._reader_running else 'closed'}>")
+        return (
+            f"<Session {self.hash} pending={len(self._pending)} "
+            f"reader={'open' if self._reader_running else 'closed'}>"
+        )
 
     @property
     def pending(self) -> int:
@@ -85,8 +104,9 @@ class Session:
         async with lock:
             yield
 
-    async def join(self, job: AsyncJob, body: dict[str, Any],
-                   headers: dict[str, str] | None = None) -> str:
+    async def join(
+        self, job: AsyncJob, body: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> str:
         """Send `queue/join` for `job` and route its messages to it. Returns the event id."""
         self._joining += 1
         try:
@@ -95,8 +115,10 @@ class Session:
             self._joining -= 1
         event_id = reply.get("event_id") if isinstance(reply, dict) else None
         if not isinstance(event_id, str):
-            raise ProtocolError(f"queue/join answered without an event_id: {reply!r}",
-                                url=self._transport.url("queue/join"))
+            raise ProtocolError(
+                f"queue/join answered without an event_id: {reply!r}",
+                url=self._transport.url("queue/join"),
+            )
         self._pending[event_id] = job
         for message in self._early.pop(event_id, ()):
             self._route(message)
@@ -166,11 +188,13 @@ class Session:
                 while self._pending or self._joining:
                     closed = await self._read_once()
                     if not closed and self._pending:
-                        self._fail_pending(StreamLost(
-                            "the app's event stream ended before the job finished: the "
-                            "server stopped, restarted or dropped the connection",
-                            url=self._transport.base_url,
-                        ))
+                        self._fail_pending(
+                            StreamLost(
+                                "the app's event stream ended before the job finished: the "
+                                "server stopped, restarted or dropped the connection",
+                                url=self._transport.base_url,
+                            )
+                        )
         except JobsError as exc:
             self._fail_pending(exc)
         finally:
@@ -233,4 +257,3 @@ def _unexpected(message: Message, url: str) -> JobsError:
     if message.text == "Server stopped unexpectedly.":
         return StreamLost("the app stopped while the job was pending", url=url)
     return ProtocolError(f"the app reported an unexpected error: {message.text}", url=url)
-

@@ -117,7 +117,8 @@ class Client:
         try:
             self._portal = self._stack.enter_context(_daemon_portal())
             self._async = self._stack.enter_context(
-                self._portal.wrap_async_context_manager(AsyncClient(src, **options)))
+                self._portal.wrap_async_context_manager(AsyncClient(src, **options))
+            )
         except BaseException:
             self._stack.close()
             raise
@@ -125,11 +126,19 @@ class Client:
         atexit.register(self.close)
 
     @classmethod
-    def duplicate(cls, from_id: str, to_id: str | None = None, *,
-                  hf_token: str | None = None, private: bool = True,
-                  hardware: str | None = None, secrets: dict[str, str] | None = None,
-                  sleep_timeout: int | None = 5, hub_endpoint: str | None = None,
-                  **options: Any) -> Client:
+    def duplicate(
+        cls,
+        from_id: str,
+        to_id: str | None = None,
+        *,
+        hf_token: str | None = None,
+        private: bool = True,
+        hardware: str | None = None,
+        secrets: dict[str, str] | None = None,
+        sleep_timeout: int | None = 5,
+        hub_endpoint: str | None = None,
+        **options: Any,
+    ) -> Client:
         """Duplicate the Space `from_id` into the token owner's account (or attach to the
         duplicate made earlier) and connect to it. See `AsyncClient.duplicate`."""
         from anyio import run
@@ -139,9 +148,16 @@ class Client:
         token = hf_token_from_env(hf_token)
 
         async def make() -> str:
-            return await duplicate_space(from_id, to_id, token=token, endpoint=hub_endpoint,
-                                         private=private, hardware=hardware, secrets=secrets,
-                                         sleep_timeout=sleep_timeout)
+            return await duplicate_space(
+                from_id,
+                to_id,
+                token=token,
+                endpoint=hub_endpoint,
+                private=private,
+                hardware=hardware,
+                secrets=secrets,
+                sleep_timeout=sleep_timeout,
+            )
 
         return cls(run(make), hf_token=token, hub_endpoint=hub_endpoint, **options)
 
@@ -151,8 +167,12 @@ class Client:
     def __enter__(self) -> Client:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
     def close(self) -> None:
@@ -171,21 +191,36 @@ class Client:
     def endpoint(self, api_name: str | None = None, fn_index: int | None = None) -> Endpoint:
         return self._async.endpoint(api_name, fn_index)
 
-    def submit(self, *args: Any, api_name: str | None = None, fn_index: int | None = None,
-               result_callbacks: Callable[..., Any] | Sequence[Callable[..., Any]] | None = None,
-               **kwargs: Any) -> Job:
-        job = self._portal.call(lambda: self._async.submit(
-            *args, api_name=api_name, fn_index=fn_index, result_callbacks=result_callbacks,
-            **kwargs))
+    def submit(
+        self,
+        *args: Any,
+        api_name: str | None = None,
+        fn_index: int | None = None,
+        result_callbacks: Callable[..., Any] | Sequence[Callable[..., Any]] | None = None,
+        **kwargs: Any,
+    ) -> Job:
+        job = self._portal.call(
+            lambda: self._async.submit(
+                *args,
+                api_name=api_name,
+                fn_index=fn_index,
+                result_callbacks=result_callbacks,
+                **kwargs,
+            )
+        )
         return Job(job, self._portal)
 
-    def predict(self, *args: Any, api_name: str | None = None, fn_index: int | None = None,
-                **kwargs: Any) -> Any:
+    def predict(
+        self, *args: Any, api_name: str | None = None, fn_index: int | None = None, **kwargs: Any
+    ) -> Any:
         return self.submit(*args, api_name=api_name, fn_index=fn_index, **kwargs).result()
 
-    def view_api(self, all_endpoints: bool | None = None, print_info: bool = True,
-                 return_format: Literal["dict", "str"] | None = None
-                 ) -> dict[str, Any] | str | None:
+    def view_api(
+        self,
+        all_endpoints: bool | None = None,
+        print_info: bool = True,
+        return_format: Literal["dict", "str"] | None = None,
+    ) -> dict[str, Any] | str | None:
         return self._async.view_api(all_endpoints, print_info, return_format)
 
     def reset_session(self) -> None:

@@ -58,16 +58,19 @@ class Transport:
             return route
         return f"{self.base_url}{self.prefix if prefixed else ''}/{route.lstrip('/')}"
 
-    async def get_json(self, route: str, *, prefixed: bool = True,
-                       params: Mapping[str, str] | None = None) -> Any:
+    async def get_json(
+        self, route: str, *, prefixed: bool = True, params: Mapping[str, str] | None = None
+    ) -> Any:
         url = self.url(route, prefixed=prefixed)
         with translate_errors(url):
-            response = await self.http.get(url, params=params, headers=self.headers,
-                                           timeout=REQUEST_TIMEOUT)
+            response = await self.http.get(
+                url, params=params, headers=self.headers, timeout=REQUEST_TIMEOUT
+            )
         return _json(_check(response), url)
 
-    async def post_json(self, route: str, body: Any, *, headers: Mapping[str, str] | None = None
-                        ) -> Any:
+    async def post_json(
+        self, route: str, body: Any, *, headers: Mapping[str, str] | None = None
+    ) -> Any:
         url = self.url(route)
         merged = {**self.headers, **(headers or {})}
         content = json.dumps(body, separators=(",", ":")).encode()
@@ -75,30 +78,43 @@ class Transport:
         response = await self._send_retrying_stale("POST", url, content=content, headers=merged)
         return _json(_check(response), url)
 
-    async def post_form(self, route: str, data: Mapping[str, str], *, prefixed: bool = True
-                        ) -> httpx.Response:
+    async def post_form(
+        self, route: str, data: Mapping[str, str], *, prefixed: bool = True
+    ) -> httpx.Response:
         url = self.url(route, prefixed=prefixed)
         with translate_errors(url):
-            return await self.http.post(url, data=data, headers=self.headers,
-                                        timeout=REQUEST_TIMEOUT)
+            return await self.http.post(
+                url, data=data, headers=self.headers, timeout=REQUEST_TIMEOUT
+            )
 
     async def post_files(self, route: str, files: list[tuple[str, tuple[str, Any, str]]]) -> Any:
         url = self.url(route)
         with translate_errors(url):
-            response = await self.http.post(url, files=files, headers=self.headers,
-                                            timeout=httpx.Timeout(30.0, write=600.0, read=600.0))
+            response = await self.http.post(
+                url,
+                files=files,
+                headers=self.headers,
+                timeout=httpx.Timeout(30.0, write=600.0, read=600.0),
+            )
         return _json(_check(response), url)
 
     @contextlib.asynccontextmanager
-    async def stream(self, method: str, route: str, *, params: Mapping[str, str] | None = None,
-                     timeout: httpx.Timeout = STREAM_TIMEOUT, prefixed: bool = True,
-                     ) -> AsyncIterator[httpx.Response]:
+    async def stream(
+        self,
+        method: str,
+        route: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        timeout: httpx.Timeout = STREAM_TIMEOUT,
+        prefixed: bool = True,
+    ) -> AsyncIterator[httpx.Response]:
         url = self.url(route, prefixed=prefixed)
         # Credentials go to the app's own host only, never to a URL an app handed back.
         headers = self.headers if url.startswith(self.base_url + "/") else {}
         with translate_errors(url):
-            async with self.http.stream(method, url, params=params, headers=headers,
-                                        timeout=timeout) as response:
+            async with self.http.stream(
+                method, url, params=params, headers=headers, timeout=timeout
+            ) as response:
                 if response.status_code >= 400:
                     await response.aread()
                     _check(response)
@@ -111,8 +127,7 @@ class Transport:
         for attempt in (1, 2):
             try:
                 with translate_errors(url):
-                    return await self.http.request(method, url, timeout=REQUEST_TIMEOUT,
-                                                   **kwargs)
+                    return await self.http.request(method, url, timeout=REQUEST_TIMEOUT, **kwargs)
             except ConnectionFailed as exc:
                 stale = isinstance(exc.__cause__, httpx.RemoteProtocolError | httpx.ReadError)
                 if attempt == 2 or not stale:
@@ -156,19 +171,26 @@ def _check(response: httpx.Response) -> httpx.Response:
     if status == 429:
         retry_after = _retry_after(response)
         wait = f"; retry after {retry_after:g} s" if retry_after is not None else ""
-        raise RateLimited(f"{url} is rate limiting requests (429){wait}", url=url,
-                          retry_after=retry_after)
+        raise RateLimited(
+            f"{url} is rate limiting requests (429){wait}", url=url, retry_after=retry_after
+        )
     if status == 422:
         raise _input_rejected(response, url)
     if status == 503 and "queue is full" in detail.lower():
         raise QueueFull(
             f"the app's queue is full ({detail}); wait for running jobs to finish or send "
             "fewer at once",
-            url=url, status_code=status, retry_after=_retry_after(response),
+            url=url,
+            status_code=status,
+            retry_after=_retry_after(response),
         )
     if status >= 500:
-        raise ServerError(f"{url} failed with HTTP {status}: {detail}", url=url,
-                          status_code=status, retry_after=_retry_after(response))
+        raise ServerError(
+            f"{url} failed with HTTP {status}: {detail}",
+            url=url,
+            status_code=status,
+            retry_after=_retry_after(response),
+        )
     raise ProtocolError(f"unexpected HTTP {status} from {url}: {detail}", url=url)
 
 

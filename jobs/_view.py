@@ -10,8 +10,9 @@ __all__ = ["render_api"]
 
 
 def render_api(schema: AppSchema, *, all_endpoints: bool = False) -> tuple[str, dict[str, Any]]:
-    endpoints = [e for e in schema.endpoints if e.api_name
-                 and (all_endpoints or e.visibility == "public")]
+    endpoints = [
+        e for e in schema.endpoints if e.api_name and (all_endpoints or e.visibility == "public")
+    ]
     named = {e.api_name: _endpoint_dict(e) for e in endpoints if e.api_name}
     title = "Client.predict() Usage Info"
     lines = [title, "-" * len(title), f"Named API endpoints: {len(endpoints)}", ""]
@@ -26,9 +27,15 @@ def _endpoint_dict(endpoint: Endpoint) -> dict[str, Any]:
         "generator": endpoint.generator,
         "description": endpoint.description,
         "parameters": [
-            {"name": p.name, "label": p.label, "type": p.python_type, "component": p.component,
-             "required": p.required, "default": p.default,
-             **({"choices": list(p.choices)} if p.choices is not None else {})}
+            {
+                "name": p.name,
+                "label": p.label,
+                "type": p.python_type,
+                "component": p.component,
+                "required": p.required,
+                "default": p.default,
+                **({"choices": list(p.choices)} if p.choices is not None else {}),
+            }
             for p in endpoint.parameters
         ],
         "returns": [
@@ -53,8 +60,9 @@ def _endpoint_lines(endpoint: Endpoint) -> list[str]:
         lines.append("     - None")
     for p in endpoint.parameters:
         need = "required" if p.required else f"not required, defaults to: {p.default!r}"
-        lines.append(f"     - [{p.component}] {p.name}: {_type_text(p.python_type, p.is_file)}"
-                     f" ({need})")
+        lines.append(
+            f"     - [{p.component}] {p.name}: {_type_text(p.python_type, p.is_file)} ({need})"
+        )
     lines.append("    Returns:")
     if not endpoint.returns:
         lines.append("     - None")

@@ -154,8 +154,14 @@ class SpaceNotRunning(SpaceError):
         super().__init__(message, url=url, space_id=space_id)
         self.stage = stage
         # Asleep or still starting after the deadline may work later; broken will not.
-        self.transient = stage in {"SLEEPING", "BUILDING", "APP_STARTING", "RUNNING_BUILDING",
-                                   "RUNNING_APP_STARTING", "STOPPED"}
+        self.transient = stage in {
+            "SLEEPING",
+            "BUILDING",
+            "APP_STARTING",
+            "RUNNING_BUILDING",
+            "RUNNING_APP_STARTING",
+            "STOPPED",
+        }
 
 
 class ArgumentError(JobsError, ValueError):

@@ -43,10 +43,11 @@ from .results import (
 from .retry import RetryPolicy
 from .run import RunHandle, RunOptions, run, run_async, validate_manifest
 from .runfolder import RunFolder
-from .status import RunStatus, read_status
 from .scheduler import Outcome, OutcomeStatus, Scheduler
+from .status import RunStatus, read_status
 from .throttle import AdaptiveLimit, RateLimiter
 from .validate import ValidationReport, validate_submissions
+
 
 def __getattr__(name: str) -> object:
     # The table functions need pandas (~0.4 s and 85 MB to import): loaded on first use.

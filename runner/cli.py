@@ -20,9 +20,9 @@ import anyio
 from jobs import AsyncClient, JobsError, __version__
 
 from .errors import RunnerError
-from .export import export, read_status
 from .manifest import load_manifest
 from .run import EXIT_INPUT, EXIT_INTERRUPTED, RunOptions, run, validate_manifest
+from .status import read_status
 
 __all__ = ["main"]
 
@@ -45,47 +45,72 @@ exit status: 0 all ok, 1 some rows failed, 2 bad input, 130 interrupted."""
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="spacerun", description=DESCRIPTION, epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="spacerun",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"spacerun {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run_p = commands.add_parser(
-        "run", help="run (or resume) a batch",
+        "run",
+        help="run (or resume) a batch",
         description="Run every row of MANIFEST against the app, or resume its run folder: "
-                    "rows already ok are skipped without contacting any app.")
+        "rows already ok are skipped without contacting any app.",
+    )
     _manifest_args(run_p)
-    run_p.add_argument("--restart", action="store_true",
-                       help="start over: the old run folder is set aside, not deleted")
-    run_p.add_argument("--retry-failed", action=argparse.BooleanOptionalAction, default=True,
-                       help="run rows that failed for good in an earlier run again "
-                            "(default: yes)")
-    run_p.add_argument("--progress", choices=["auto", "bar", "json", "plain"], default="auto",
-                       help="bar on a terminal (default), JSON lines, or plain messages")
+    run_p.add_argument(
+        "--restart",
+        action="store_true",
+        help="start over: the old run folder is set aside, not deleted",
+    )
+    run_p.add_argument(
+        "--retry-failed",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run rows that failed for good in an earlier run again (default: yes)",
+    )
+    run_p.add_argument(
+        "--progress",
+        choices=["auto", "bar", "json", "plain"],
+        default="auto",
+        help="bar on a terminal (default), JSON lines, or plain messages",
+    )
     run_p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
 
     val_p = commands.add_parser(
-        "validate", help="check a manifest and every row against the app; send nothing",
+        "validate",
+        help="check a manifest and every row against the app; send nothing",
         description="Load MANIFEST, read the app's API from one replica and check every "
-                    "row. Problems are listed together, grouped; exit 1 if any.")
+        "row. Problems are listed together, grouped; exit 1 if any.",
+    )
     _manifest_args(val_p)
 
     api_p = commands.add_parser("view-api", help="show an app's endpoints and parameters")
     api_p.add_argument("app", help="a URL or a Space id (owner/name)")
-    api_p.add_argument("--hf-token", default=None, help="token for a private Space "
-                       "(default: $HF_TOKEN or the saved Hugging Face login)")
+    api_p.add_argument(
+        "--hf-token",
+        default=None,
+        help="token for a private Space (default: $HF_TOKEN or the saved Hugging Face login)",
+    )
     api_p.add_argument("--all", action="store_true", help="include undocumented endpoints")
     api_p.add_argument("--json", action="store_true", help="print JSON")
 
-    st_p = commands.add_parser("status", help="counts and last failures of a run folder",
-                               description="Read RUN_DIR only; no app is contacted.")
+    st_p = commands.add_parser(
+        "status",
+        help="counts and last failures of a run folder",
+        description="Read RUN_DIR only; no app is contacted.",
+    )
     st_p.add_argument("run_dir", type=Path)
     st_p.add_argument("--json", action="store_true", help="print JSON")
 
-    ex_p = commands.add_parser("export", help="write a run's results as a table",
-                               description="One row per submission (its latest record), "
-                                           "inputs and outputs as columns.")
+    ex_p = commands.add_parser(
+        "export",
+        help="write a run's results as a table",
+        description="One row per submission (its latest record), inputs and outputs as columns.",
+    )
     ex_p.add_argument("run_dir", type=Path)
     ex_p.add_argument("--format", choices=["csv", "parquet", "jsonl"], default="csv")
     ex_p.add_argument("--out", type=Path, default=None, help="default: RUN_DIR/export.FORMAT")
@@ -94,21 +119,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _manifest_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("manifest", help="a YAML manifest, or a CSV/JSONL/Parquet file of rows")
-    parser.add_argument("--app", default=None,
-                        help="the app: a URL, a Space id (owner/name) or an app script (.py); "
-                             "replaces the manifest's replicas")
+    parser.add_argument(
+        "--app",
+        default=None,
+        help="the app: a URL, a Space id (owner/name) or an app script (.py); "
+        "replaces the manifest's replicas",
+    )
     parser.add_argument("--endpoint", default=None, help="the api_name, e.g. /predict")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE",
-                        help="override a manifest value, e.g. --set run.concurrency=8 "
-                             "(repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a manifest value, e.g. --set run.concurrency=8 (repeatable)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     if args.command is None:
         parser.print_help()
         return 0
@@ -123,11 +157,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    manifest = load_manifest(args.manifest, app=args.app, endpoint=args.endpoint,
-                             overrides=args.overrides)
+    manifest = load_manifest(
+        args.manifest, app=args.app, endpoint=args.endpoint, overrides=args.overrides
+    )
     command = ["spacerun", "run", *_original_args(args)]
-    options = RunOptions(restart=args.restart, retry_failed=args.retry_failed,
-                         progress="quiet" if args.quiet else args.progress, command=command)
+    options = RunOptions(
+        restart=args.restart,
+        retry_failed=args.retry_failed,
+        progress="quiet" if args.quiet else args.progress,
+        command=command,
+    )
     summary = run(manifest, options)
     return int(summary["exit_status"])
 
@@ -144,8 +183,9 @@ def _original_args(args: argparse.Namespace) -> list[str]:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    manifest = load_manifest(args.manifest, app=args.app, endpoint=args.endpoint,
-                             overrides=args.overrides)
+    manifest = load_manifest(
+        args.manifest, app=args.app, endpoint=args.endpoint, overrides=args.overrides
+    )
     report = anyio.run(validate_manifest, manifest)
     print(report.format())
     return int(report.exit_status)
@@ -154,8 +194,11 @@ def _validate(args: argparse.Namespace) -> int:
 def _view_api(args: argparse.Namespace) -> int:
     async def show() -> Any:
         async with AsyncClient(args.app, hf_token=args.hf_token) as client:
-            return client.view_api(all_endpoints=args.all, print_info=not args.json,
-                                   return_format="dict" if args.json else None)
+            return client.view_api(
+                all_endpoints=args.all,
+                print_info=not args.json,
+                return_format="dict" if args.json else None,
+            )
 
     info = anyio.run(show)
     if args.json:
@@ -177,13 +220,20 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from .export import export  # pandas: loaded only for this command
+
     path = export(args.run_dir, args.format, out=args.out)
     print(path)
     return 0
 
 
-_COMMANDS = {"run": _run, "validate": _validate, "view-api": _view_api, "status": _status,
-             "export": _export}
+_COMMANDS = {
+    "run": _run,
+    "validate": _validate,
+    "view-api": _view_api,
+    "status": _status,
+    "export": _export,
+}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -289,6 +289,9 @@ def _override_app(doc: Document, target: str) -> None:
     if not isinstance(doc.data.get("app"), dict):
         doc.data["app"] = {}
     kind = "local" if target.endswith(".py") else "url" if "://" in target else "space"
+    if kind == "local" and Path(target).is_file():
+        # A path typed on the command line is the shell's; else the manifest's folder's.
+        target = str(Path(target).resolve())
     doc.data["app"]["replicas"] = [{kind: target}]
     doc.marks[("app", "replicas")] = Mark("--app")
     doc.marks[("app", "replicas", 0)] = Mark("--app")

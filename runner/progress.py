@@ -23,8 +23,13 @@ ProgressMode = str
 class Progress:
     """Counts outcomes and shows them. Also the scheduler's listener."""
 
-    def __init__(self, *, mode: ProgressMode = "auto", stream: IO[str] | None = None,
-                 json_interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        *,
+        mode: ProgressMode = "auto",
+        stream: IO[str] | None = None,
+        json_interval: float = 1.0,
+    ) -> None:
         self._stream = stream or sys.stderr
         if mode == "auto":
             mode = "bar" if self._stream.isatty() else "plain"
@@ -45,9 +50,9 @@ class Progress:
         self.total = total
         self._started = time.monotonic()
         if self.mode == "bar":
-            self._bar = tqdm(total=total,
-                             file=self._stream, unit="job", dynamic_ncols=True,
-                             smoothing=0.05)
+            self._bar = tqdm(
+                total=total, file=self._stream, unit="job", dynamic_ncols=True, smoothing=0.05
+            )
             if self.skipped:  # counted before the bar existed (rows skipped early)
                 self._bar.update(self.skipped)
         self._emit(force=True)
@@ -122,7 +127,9 @@ class Progress:
             snap = self.snapshot()
             self._bar.set_postfix_str(
                 f"ok {snap['ok']} failed {snap['failed']} retrying {snap['retrying']} "
-                f"in flight {snap['in_flight']}", refresh=False)
+                f"in flight {snap['in_flight']}",
+                refresh=False,
+            )
         elif self.mode == "json":
             now = time.monotonic()
             if force or now - self._last_json >= self._json_interval:

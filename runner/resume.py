@@ -125,14 +125,28 @@ class ValidationStamp:
     validated_at: str = ""
 
     @classmethod
-    def of(cls, manifest: Manifest, schema: AppSchema, *, endpoint: str, rows: int,
-           submissions: int, inputs: str | None = None) -> ValidationStamp:
+    def of(
+        cls,
+        manifest: Manifest,
+        schema: AppSchema,
+        *,
+        endpoint: str,
+        rows: int,
+        submissions: int,
+        inputs: str | None = None,
+    ) -> ValidationStamp:
         inputs = inputs if inputs is not None else inputs_digest(manifest)
         digest = schema_digest(schema)
-        return cls(stamp=stamp_of(inputs, digest), inputs=inputs, schema_digest=digest,
-                   schema=schema_to_dict(schema), endpoint=endpoint, rows=rows,
-                   submissions=submissions,
-                   validated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        return cls(
+            stamp=stamp_of(inputs, digest),
+            inputs=inputs,
+            schema_digest=digest,
+            schema=schema_to_dict(schema),
+            endpoint=endpoint,
+            rows=rows,
+            submissions=submissions,
+            validated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        )
 
     def app_schema(self) -> AppSchema:
         return schema_from_dict(self.schema)
@@ -145,19 +159,31 @@ def read_stamp(run_dir: Path) -> ValidationStamp | None:
         if data.get("format") != _FORMAT:
             return None
         return ValidationStamp(
-            stamp=str(data["stamp"]), inputs=str(data["inputs"]),
-            schema_digest=str(data["schema_digest"]), schema=dict(data["schema"]),
-            endpoint=str(data["endpoint"]), rows=int(data["rows"]),
-            submissions=int(data["submissions"]), validated_at=str(data.get("validated_at")))
+            stamp=str(data["stamp"]),
+            inputs=str(data["inputs"]),
+            schema_digest=str(data["schema_digest"]),
+            schema=dict(data["schema"]),
+            endpoint=str(data["endpoint"]),
+            rows=int(data["rows"]),
+            submissions=int(data["submissions"]),
+            validated_at=str(data.get("validated_at")),
+        )
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
 def write_stamp(run_dir: Path, stamp: ValidationStamp) -> None:
-    data = {"format": _FORMAT, "stamp": stamp.stamp, "inputs": stamp.inputs,
-            "schema_digest": stamp.schema_digest, "endpoint": stamp.endpoint,
-            "rows": stamp.rows, "submissions": stamp.submissions,
-            "validated_at": stamp.validated_at, "schema": stamp.schema}
+    data = {
+        "format": _FORMAT,
+        "stamp": stamp.stamp,
+        "inputs": stamp.inputs,
+        "schema_digest": stamp.schema_digest,
+        "endpoint": stamp.endpoint,
+        "rows": stamp.rows,
+        "submissions": stamp.submissions,
+        "validated_at": stamp.validated_at,
+        "schema": stamp.schema,
+    }
     text = json.dumps(data, ensure_ascii=False, default=repr)
     write_bytes_atomic(cache_dir(run_dir) / STAMP_NAME, text.encode("utf-8"))
 
@@ -177,8 +203,9 @@ def files_digest(paths: Sequence[str]) -> str | None:
     sha = hashlib.sha256()
     for path in paths:
         info = os.stat(path)
-        sha.update(f"{path}\0{info.st_size}\0{info.st_mtime_ns}\0".encode("utf-8",
-                                                                        "surrogateescape"))
+        sha.update(
+            f"{path}\0{info.st_size}\0{info.st_mtime_ns}\0".encode("utf-8", "surrogateescape")
+        )
     return sha.hexdigest()[:_FILES_LEN]
 
 
@@ -209,7 +236,7 @@ class KeyCache:
             with open(fd, "rb", closefd=False) as handle:
                 data = handle.read()
             if data.startswith(header):
-                body = memoryview(data)[len(header):]
+                body = memoryview(data)[len(header) :]
                 valid = _ENTRIES.match(body).end()  # type: ignore[union-attr]
                 blob = bytearray(body[:valid])
                 os.ftruncate(fd, len(header) + valid)
@@ -234,11 +261,11 @@ class KeyCache:
 
     def key(self, index: int) -> str:
         start = index * _ENTRY
-        return self._blob[start:start + _KEY_LEN].decode()
+        return self._blob[start : start + _KEY_LEN].decode()
 
     def files(self, index: int) -> str | None:
         start = index * _ENTRY + _KEY_LEN + 1
-        value = bytes(self._blob[start:start + _FILES_LEN])
+        value = bytes(self._blob[start : start + _FILES_LEN])
         return None if value == _NO_FILES else value.decode()
 
     def keys(self, start: int = 0, end: int | None = None) -> list[str]:
@@ -246,11 +273,10 @@ class KeyCache:
         end = self.count if end is None else min(end, self.count)
         if end <= start:
             return []
-        text = self._blob[start * _ENTRY:end * _ENTRY].decode("ascii")
+        text = self._blob[start * _ENTRY : end * _ENTRY].decode("ascii")
         return [line[:_KEY_LEN] for line in text[:-1].split("\n")]
 
-    def rows_to_expand(self, per_row: int, rows: int, needed: Callable[[str], bool]
-                       ) -> list[int]:
+    def rows_to_expand(self, per_row: int, rows: int, needed: Callable[[str], bool]) -> list[int]:
         """The rows among the first `rows` that must be expanded: a key is `needed`, or
         the row has local files to check. Works in chunks, so memory stays small."""
         out: set[int] = set()
@@ -276,13 +302,14 @@ class KeyCache:
             self._pending += entry
             if len(self._pending) >= _FLUSH_EVERY * _ENTRY:
                 self.flush()
-        elif self._blob[start:start + _ENTRY] != entry:
-            self._blob[start:start + _ENTRY] = entry
+        elif self._blob[start : start + _ENTRY] != entry:
+            self._blob[start : start + _ENTRY] = entry
             if index < self._stored and self._fd is not None:
                 os.pwrite(self._fd, entry, self._header + start)
             else:
-                self._pending[start - self._stored * _ENTRY:
-                              start - self._stored * _ENTRY + _ENTRY] = entry
+                self._pending[
+                    start - self._stored * _ENTRY : start - self._stored * _ENTRY + _ENTRY
+                ] = entry
 
     def flush(self) -> None:
         if self._fd is None or not self._pending:
@@ -331,19 +358,33 @@ class Plan:
         return self.cached_rows * self.per_row
 
 
-def plan(manifest: Manifest, schema: AppSchema, cache: KeyCache,
-         needed: Callable[[str], bool], *, retry_failed: bool = True) -> Plan:
+def plan(
+    manifest: Manifest,
+    schema: AppSchema,
+    cache: KeyCache,
+    needed: Callable[[str], bool],
+    *,
+    retry_failed: bool = True,
+) -> Plan:
     """The `Plan` for resuming with `cache` (raises like `Expander` for a bad manifest)."""
     per_row = len(Expander(manifest, schema, keys=False).combos)
     cached_rows = cache.count // per_row
-    return Plan(per_row=per_row, cached_rows=cached_rows,
-                work=tuple(cache.rows_to_expand(per_row, cached_rows, needed)),
-                only_ok=retry_failed)
+    return Plan(
+        per_row=per_row,
+        cached_rows=cached_rows,
+        work=tuple(cache.rows_to_expand(per_row, cached_rows, needed)),
+        only_ok=retry_failed,
+    )
 
 
-def walk(manifest: Manifest, schema: AppSchema, cache: KeyCache | None,
-         needed: Callable[[str], bool], *, plan_: Plan | None = None
-         ) -> Iterator[Submission | Skipped]:
+def walk(
+    manifest: Manifest,
+    schema: AppSchema,
+    cache: KeyCache | None,
+    needed: Callable[[str], bool],
+    *,
+    plan_: Plan | None = None,
+) -> Iterator[Submission | Skipped]:
     """Every submission of `manifest` in order: a `Submission`, or for runs of rows that
     are in `cache`, have unchanged local files and whose keys are not `needed`, a
     `Skipped` range.
@@ -389,9 +430,9 @@ def walk(manifest: Manifest, schema: AppSchema, cache: KeyCache | None,
         index += submissions
 
 
-def _expand_and_record(manifest: Manifest, expander: Expander, row: SourceRow,
-                       cache: KeyCache | None, index: int
-                       ) -> Generator[Submission, None, int]:
+def _expand_and_record(
+    manifest: Manifest, expander: Expander, row: SourceRow, cache: KeyCache | None, index: int
+) -> Generator[Submission, None, int]:
     submissions = _expand(manifest, expander, row)
     for offset, submission in enumerate(submissions):
         if cache is not None:
@@ -409,8 +450,13 @@ def _drop(iterator: Iterator[Any], count: int) -> None:
     collections.deque(itertools.islice(iterator, count), maxlen=0)
 
 
-def all_done(manifest: Manifest, stamp: ValidationStamp, cache: KeyCache,
-             needed: Callable[[str], bool], plan_: Plan) -> bool:
+def all_done(
+    manifest: Manifest,
+    stamp: ValidationStamp,
+    cache: KeyCache,
+    needed: Callable[[str], bool],
+    plan_: Plan,
+) -> bool:
     """Whether every submission is in the cache and none is `needed`, as far as the
     run folder can tell (no app is contacted: the schema is the stamp's)."""
     if plan_.cached < stamp.submissions:
@@ -424,12 +470,14 @@ def all_done(manifest: Manifest, stamp: ValidationStamp, cache: KeyCache,
     # Rows with local files: a stat of each tells whether it changed since its key was
     # computed; a needed key anywhere ends the walk at once.
     schema = stamp.app_schema()
-    return all(isinstance(item, Skipped)
-               for item in walk(manifest, schema, cache, needed, plan_=plan_))
+    return all(
+        isinstance(item, Skipped) for item in walk(manifest, schema, cache, needed, plan_=plan_)
+    )
 
 
-def _files_unchanged(light: Expander, row: SourceRow, cache: KeyCache, index: int,
-                     per_row: int) -> bool:
+def _files_unchanged(
+    light: Expander, row: SourceRow, cache: KeyCache, index: int, per_row: int
+) -> bool:
     submissions, problems = light.expand_row(row)
     if problems or len(submissions) != per_row:
         return False
@@ -444,8 +492,16 @@ def _files_unchanged(light: Expander, row: SourceRow, cache: KeyCache, index: in
 
 def _expand(manifest: Manifest, expander: Expander, row: SourceRow) -> list[Submission]:
     if row.error is not None:
-        problems = [Problem(kind=ProblemKind.UNREADABLE_ROW, where=row.where, row=row.index,
-                            field=None, summary="rows that cannot be read", detail=row.error)]
+        problems = [
+            Problem(
+                kind=ProblemKind.UNREADABLE_ROW,
+                where=row.where,
+                row=row.index,
+                field=None,
+                summary="rows that cannot be read",
+                detail=row.error,
+            )
+        ]
     else:
         submissions, problems = expander.expand_row(row)
         if not problems:
@@ -454,8 +510,9 @@ def _expand(manifest: Manifest, expander: Expander, row: SourceRow) -> list[Subm
     return []
 
 
-def _raise_for(manifest: Manifest, expander: Expander, problems: Sequence[Problem], *,
-               rows: int) -> None:
+def _raise_for(
+    manifest: Manifest, expander: Expander, problems: Sequence[Problem], *, rows: int
+) -> None:
     if not problems:
         return
     from .validate import ValidationReport  # validate builds on expand
@@ -466,6 +523,7 @@ def _raise_for(manifest: Manifest, expander: Expander, problems: Sequence[Proble
 
 
 def _digest(value: Any) -> str:
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=repr)
+    text = json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr
+    )
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()

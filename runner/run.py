@@ -31,10 +31,9 @@ from jobs import AppSchema, Endpoint
 
 from .errors import ValidationFailed
 from .expand import Submission, iter_submissions
-from .export import export as export_results
 from .manifest import DuplicateReplica, LocalReplica, Manifest, SpaceReplica, load_manifest
 from .progress import Progress, ProgressMode
-from .replicas import Replica, ReplicaPool
+from .replicas import AllReplicasDown, Replica, ReplicaPool
 from .results import RecordStatus, ResultRecord, ResultsStore
 from .resume import (
     KeyCache,
@@ -91,6 +90,11 @@ class RunHandle:
     _scheduler: Scheduler | None = None
     _pending: list[str] = field(default_factory=list)
 
+    @property
+    def stopped(self) -> bool:
+        """True once `stop()` or `abort()` was called."""
+        return bool(self._pending) or (self._scheduler is not None and self._scheduler.stopping)
+
     def stop(self) -> None:
         if self._scheduler is not None:
             self._scheduler.stop()
@@ -109,27 +113,42 @@ class RunHandle:
             getattr(scheduler, action)()
 
 
-def run(manifest: Manifest | str | os.PathLike[str], options: RunOptions | None = None,
-        *, handle: RunHandle | None = None) -> dict[str, Any]:
+def run(
+    manifest: Manifest | str | os.PathLike[str],
+    options: RunOptions | None = None,
+    *,
+    handle: RunHandle | None = None,
+) -> dict[str, Any]:
     """Run a manifest (a `Manifest`, or the path of a YAML or CSV manifest) to the end
     and return its summary (also written to `summary.json`). The summary's `exit_status`
     is what the CLI exits with: 0 all ok, 1 some rows failed, 130 interrupted."""
     return anyio.run(lambda: run_async(manifest, options, handle=handle))
 
 
-async def run_async(manifest: Manifest | str | os.PathLike[str],
-                    options: RunOptions | None = None, *,
-                    handle: RunHandle | None = None) -> dict[str, Any]:
+async def run_async(
+    manifest: Manifest | str | os.PathLike[str],
+    options: RunOptions | None = None,
+    *,
+    handle: RunHandle | None = None,
+) -> dict[str, Any]:
     options = options or RunOptions()
     if not isinstance(manifest, Manifest):
-        manifest = load_manifest(manifest, app=options.app, endpoint=options.endpoint,
-                                 overrides=options.overrides, environ=options.environ)
+        manifest = load_manifest(
+            manifest,
+            app=options.app,
+            endpoint=options.endpoint,
+            overrides=options.overrides,
+            environ=options.environ,
+        )
     return await _Run(manifest, options, handle or RunHandle()).execute()
 
 
-async def validate_manifest(manifest: Manifest, *,
-                            on_message: Callable[[str], None] | None = None,
-                            hub_endpoint: str | None = None) -> ValidationReport:
+async def validate_manifest(
+    manifest: Manifest,
+    *,
+    on_message: Callable[[str], None] | None = None,
+    hub_endpoint: str | None = None,
+) -> ValidationReport:
     """Read the app's API from one replica (starting one local copy if that is all there
     is; a duplicate's source Space rather than a new copy) and check every submission."""
     target = manifest.app.probe_target
@@ -137,14 +156,20 @@ async def validate_manifest(manifest: Manifest, *,
         target = SpaceReplica(space=target.space)
     elif isinstance(target, LocalReplica):
         target = dataclasses.replace(target, count=1)
-    single = dataclasses.replace(manifest, app=dataclasses.replace(manifest.app,
-                                                                   replicas=(target,)))
+    single = dataclasses.replace(
+        manifest, app=dataclasses.replace(manifest.app, replicas=(target,))
+    )
     say = on_message or (lambda text: print(text, file=sys.stderr))
     with tempfile.TemporaryDirectory(prefix="spacerun-validate-") as logs:
         async with contextlib.AsyncExitStack() as stack:
-            replicas = await open_replicas(single, stack, download_files=False,
-                                           log_dir=Path(logs), on_message=say,
-                                           hub_endpoint=hub_endpoint)
+            replicas = await open_replicas(
+                single,
+                stack,
+                download_files=False,
+                log_dir=Path(logs),
+                on_message=say,
+                hub_endpoint=hub_endpoint,
+            )
             schema = replicas[0].client.schema
             return await anyio.to_thread.run_sync(validate_submissions, manifest, schema)
 
@@ -190,19 +215,25 @@ class _Run:
                 # The rows are those validated before: plan from the key cache, with the
                 # schema they were validated against.
                 stamp = previous
-                self._cache = KeyCache.open(root, previous.stamp)
+                cache = self._cache = KeyCache.open(root, previous.stamp)
                 cached_schema = previous.app_schema()
-                the_plan = await anyio.to_thread.run_sync(lambda: plan(
-                    self.manifest, cached_schema, self._cache, needed,  # type: ignore[arg-type]
-                    retry_failed=self.options.retry_failed))
-                if await anyio.to_thread.run_sync(all_done, self.manifest, previous,
-                                                  self._cache, needed, the_plan):
+                the_plan = await anyio.to_thread.run_sync(
+                    lambda: plan(
+                        self.manifest,
+                        cached_schema,
+                        cache,
+                        needed,
+                        retry_failed=self.options.retry_failed,
+                    )
+                )
+                if await anyio.to_thread.run_sync(
+                    all_done, self.manifest, previous, self._cache, needed, the_plan
+                ):
                     # Nothing to send: no replica is started, no app contacted.
                     self.progress.start(total=previous.submissions)
                     self.progress.close()
                     self._count_done(store, self._cache)
-                    return self._finish(store, started, total=previous.submissions,
-                                        replicas=[])
+                    return self._finish(store, started, total=previous.submissions, replicas=[])
                 todo = self._todo(store, cached_schema, the_plan)
         async with contextlib.AsyncExitStack() as stack:
             prefetched: list[Submission] = []
@@ -211,27 +242,38 @@ class _Run:
                     # Skip the done rows while the replicas start.
                     group.start_soon(self._prefetch, todo, prefetched)
                 replicas = await open_replicas(
-                    self.manifest, stack, download_files=self.manifest.output.download_files,
-                    log_dir=root / "logs", on_message=self.progress.message,
-                    hub_endpoint=self.options.hub_endpoint)
+                    self.manifest,
+                    stack,
+                    download_files=self.manifest.output.download_files,
+                    log_dir=root / "logs",
+                    on_message=self.progress.message,
+                    hub_endpoint=self.options.hub_endpoint,
+                )
             schema = replicas[0].client.schema
-            if stamp is not None and todo is not None \
-                    and stamp.schema_digest == schema_digest(schema):
+            if (
+                stamp is not None
+                and todo is not None
+                and stamp.schema_digest == schema_digest(schema)
+            ):
                 total = stamp.submissions  # validated before, against this same API
                 source: Iterator[Submission] = itertools.chain(prefetched, todo)
             else:
                 if todo is not None:  # the app's API changed: validate again, from scratch
                     todo.close()
                     self._reset_counts()
-                report = await anyio.to_thread.run_sync(validate_submissions, self.manifest,
-                                                        schema)
+                report = await anyio.to_thread.run_sync(validate_submissions, self.manifest, schema)
                 if not report.ok:
                     raise ValidationFailed(report)
                 total = report.submissions
                 if self.options.fast_resume:
                     stamp = ValidationStamp.of(
-                        self.manifest, schema, endpoint=report.endpoint or "",
-                        rows=report.rows, submissions=total, inputs=inputs)
+                        self.manifest,
+                        schema,
+                        endpoint=report.endpoint or "",
+                        rows=report.rows,
+                        submissions=total,
+                        inputs=inputs,
+                    )
                     if self._cache is not None:
                         self._cache.close()
                     self._cache = KeyCache.open(root, stamp.stamp)
@@ -242,15 +284,28 @@ class _Run:
             scheduler = self._scheduler(pool, store, endpoint)
             self.handle._attach(scheduler)
             self.progress.start(total=total)
+            down: AllReplicasDown | None = None
             try:
                 async with anyio.create_task_group() as group:
                     if self.options.handle_signals:
                         group.start_soon(self._watch_signals, scheduler)
-                    await scheduler.run(source)
+                    try:
+                        await scheduler.run(source)
+                    except AllReplicasDown as exc:
+                        down = exc  # every outcome is recorded; summarise, then report
                     group.cancel_scope.cancel()
             finally:
                 self.progress.close()
-            return self._finish(store, started, total=total, replicas=replicas)
+            summary = self._finish(
+                store,
+                started,
+                total=total,
+                replicas=replicas,
+                stopped_by=str(down) if down else None,
+            )
+            if down is not None:
+                raise down
+            return summary
 
     async def _prefetch(self, todo: Iterator[Submission], out: list[Submission]) -> None:
         first = await anyio.to_thread.run_sync(next, todo, None)
@@ -262,16 +317,32 @@ class _Run:
         self.in_flight_keys.clear()
         self.progress.skipped = 0
 
-    def _finish(self, store: ResultsStore, started: float, *, total: int,
-                replicas: list[Replica]) -> dict[str, Any]:
+    def _finish(
+        self,
+        store: ResultsStore,
+        started: float,
+        *,
+        total: int,
+        replicas: list[Replica],
+        stopped_by: str | None = None,
+    ) -> dict[str, Any]:
         done = self.already_ok + self.duplicates + self.summary.counts[OutcomeStatus.OK.value]
         summary = self.summary.build(
-            name=self.manifest.name, run_dir=str(self.folder.root),
-            wall=time.monotonic() - started, total=total, skipped=self.already_ok,
-            done=done, failed_kept=self.failed_kept, duplicates=self.duplicates,
+            name=self.manifest.name,
+            run_dir=str(self.folder.root),
+            wall=time.monotonic() - started,
+            total=total,
+            skipped=self.already_ok,
+            done=done,
+            failed_kept=self.failed_kept,
+            duplicates=self.duplicates,
             folder_counts={s.value: n for s, n in store.counts().items()},
-            replicas=replicas, interrupted=self.interrupted,
-            resume_command=self._resume_command())
+            replicas=replicas,
+            interrupted=self.interrupted,
+            resume_command=self._resume_command(),
+        )
+        if stopped_by is not None:
+            summary["stopped_by"] = stopped_by
         summary["exit_status"] = self._exit_status(summary)
         write_summary(self.folder.root, summary)
         for fmt in self.manifest.output.export:
@@ -283,13 +354,17 @@ class _Run:
     def _export(self, fmt: str) -> None:
         target = self.folder.root / f"export.{fmt}"
         results = self.folder.results_path
-        if (target.exists() and results.exists()
-                and target.stat().st_mtime_ns >= results.stat().st_mtime_ns):
+        if (
+            target.exists()
+            and results.exists()
+            and target.stat().st_mtime_ns >= results.stat().st_mtime_ns
+        ):
             return  # nothing new since the last export
-        export_results(self.folder.root, fmt)  # type: ignore[arg-type]
+        from .export import export  # pandas, loaded only when a run exports
 
-    def _scheduler(self, pool: ReplicaPool, store: ResultsStore, endpoint: Endpoint
-                   ) -> Scheduler:
+        export(self.folder.root, fmt)  # type: ignore[arg-type]
+
+    def _scheduler(self, pool: ReplicaPool, store: ResultsStore, endpoint: Endpoint) -> Scheduler:
         run_spec = self.manifest.run
         rate = run_spec.rate.per_second if run_spec.rate is not None else None
 
@@ -301,15 +376,19 @@ class _Run:
             store.append(self._record(outcome, endpoint))
 
         return Scheduler(
-            pool, on_outcome=on_outcome, endpoint=endpoint.api_name,
+            pool,
+            on_outcome=on_outcome,
+            endpoint=endpoint.api_name,
             rate=RateLimiter(rate),
-            policy=RetryPolicy(retries=run_spec.retries,
-                               retry_app_errors=run_spec.retry_app_errors,
-                               retry_timeouts=run_spec.retry_timeouts),
-            timeout=run_spec.timeout, grace=run_spec.grace,
+            policy=RetryPolicy(
+                retries=run_spec.retries,
+                retry_app_errors=run_spec.retry_app_errors,
+                retry_timeouts=run_spec.retry_timeouts,
+            ),
+            timeout=run_spec.timeout,
+            grace=run_spec.grace,
             share_session=run_spec.share_session,
-            download_dir=self.folder.files_dir if self.manifest.output.download_files
-            else None,
+            download_dir=self.folder.files_dir if self.manifest.output.download_files else None,
             listener=self.progress,
         )
 
@@ -334,8 +413,9 @@ class _Run:
 
         return needed
 
-    def _todo(self, store: ResultsStore, schema: AppSchema, the_plan: Plan | None
-              ) -> Generator[Submission, None, None]:
+    def _todo(
+        self, store: ResultsStore, schema: AppSchema, the_plan: Plan | None
+    ) -> Generator[Submission, None, None]:
         needed = self._needed(store)
         cache = self._cache
         source: Iterator[Submission | Skipped]
@@ -375,16 +455,23 @@ class _Run:
             outputs = _named_outputs(endpoint, outcome.value, self._relative)
         error = outcome.error
         return ResultRecord(
-            key=submission.key, row=submission.row,
+            key=submission.key,
+            row=submission.row,
             status=RecordStatus(outcome.status.value),
-            inputs=dict(submission.inputs), outputs=outputs,
+            inputs=dict(submission.inputs),
+            outputs=outputs,
             error_type=None if error is None else type(error).__name__,
-            error_message=None if error is None else (getattr(error, "message", None)
-                                                      or str(error)),
-            attempts=outcome.attempts, causes=outcome.causes, replica=outcome.replica,
-            queue_time=_round(outcome.queue_time), run_time=_round(outcome.run_time),
-            finished_at=datetime.fromtimestamp(outcome.finished_at, timezone.utc)
-            .isoformat(timespec="milliseconds"),
+            error_message=None
+            if error is None
+            else (getattr(error, "message", None) or str(error)),
+            attempts=outcome.attempts,
+            causes=outcome.causes,
+            replica=outcome.replica,
+            queue_time=_round(outcome.queue_time),
+            run_time=_round(outcome.run_time),
+            finished_at=datetime.fromtimestamp(outcome.finished_at, timezone.utc).isoformat(
+                timespec="milliseconds"
+            ),
         )
 
     def _relative(self, value: str) -> str:
@@ -403,18 +490,20 @@ class _Run:
                 self.interrupted = True
                 self.progress.message(
                     f"interrupted: cancelling queued jobs, giving running ones "
-                    f"{self.manifest.run.grace:g} s (Ctrl-C again to stop at once)")
+                    f"{self.manifest.run.grace:g} s (Ctrl-C again to stop at once)"
+                )
                 scheduler.stop()
 
     def _exit_status(self, summary: dict[str, Any]) -> int:
-        if self.interrupted or (self.handle._scheduler is not None
-                                and self.handle._scheduler.stopping):
+        if summary.get("stopped_by"):
+            return EXIT_FAILED
+        if self.interrupted or self.handle.stopped:
+            summary["interrupted"] = True
             return EXIT_INTERRUPTED
         return EXIT_OK if summary["complete"] else EXIT_FAILED
 
     def _resume_command(self) -> str:
-        command = list(self.options.command or ["spacerun", "run",
-                                                str(self.manifest.display_path)])
+        command = list(self.options.command or ["spacerun", "run", str(self.manifest.display_path)])
         command = [c for c in command if c != "--restart"]
         return shlex.join(command)
 
@@ -433,8 +522,9 @@ class _Run:
             self.progress.message(f"--restart: the previous run folder is kept as {aside}")
 
 
-def _named_outputs(endpoint: Endpoint, value: Any, relative: Callable[[str], str]
-                   ) -> dict[str, Any]:
+def _named_outputs(
+    endpoint: Endpoint, value: Any, relative: Callable[[str], str]
+) -> dict[str, Any]:
     values = value if len(endpoint.returns) > 1 else (value,)
     names: list[str] = []
     for index, ret in enumerate(endpoint.returns):
@@ -459,4 +549,3 @@ def _relativize(value: Any, relative: Callable[[str], str]) -> Any:
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
-

@@ -90,9 +90,15 @@ class RunStatus:
             "torn_bytes": self.torn_bytes,
             "corrupt_lines": self.corrupt_lines,
             "last_failures": [
-                {"key": f.key, "row": f.row, "status": f.status.value,
-                 "error_type": f.error_type, "error_message": f.error_message,
-                 "attempts": f.attempts, "finished_at": f.finished_at}
+                {
+                    "key": f.key,
+                    "row": f.row,
+                    "status": f.status.value,
+                    "error_type": f.error_type,
+                    "error_message": f.error_message,
+                    "attempts": f.attempts,
+                    "finished_at": f.finished_at,
+                }
                 for f in self.last_failures
             ],
         }
@@ -111,11 +117,16 @@ class RunStatus:
         if self.last_failures:
             lines.append("last failures:")
             for failure in self.last_failures:
-                message = (failure.error_message or "").splitlines()[0][:160] if \
-                    failure.error_message else ""
-                lines.append(f"  row {failure.row} ({failure.key}) {failure.status.value}: "
-                             f"{failure.error_type}: {message} [{failure.attempts} attempts, "
-                             f"{failure.finished_at}]")
+                message = (
+                    (failure.error_message or "").splitlines()[0][:160]
+                    if failure.error_message
+                    else ""
+                )
+                lines.append(
+                    f"  row {failure.row} ({failure.key}) {failure.status.value}: "
+                    f"{failure.error_type}: {message} [{failure.attempts} attempts, "
+                    f"{failure.finished_at}]"
+                )
         return "\n".join(lines)
 
 

@@ -40,16 +40,33 @@ class SummaryBuilder:
             cause = f"{kind}: {_NUMBERS.sub('N', message)[:160]}"
             group = self.failures.get(cause)
             if group is None:
-                self.failures[cause] = _Group(1, {"key": outcome.submission.key,
-                                                  "row": outcome.submission.row,
-                                                  "message": message})
+                self.failures[cause] = _Group(
+                    1,
+                    {
+                        "key": outcome.submission.key,
+                        "row": outcome.submission.row,
+                        "message": message,
+                    },
+                )
             else:
                 group.count += 1
 
-    def build(self, *, name: str, run_dir: str, wall: float, total: int | None, skipped: int,
-              folder_counts: dict[str, int], replicas: list[Replica], interrupted: bool,
-              resume_command: str | None, done: int | None = None, failed_kept: int = 0,
-              duplicates: int = 0) -> dict[str, Any]:
+    def build(
+        self,
+        *,
+        name: str,
+        run_dir: str,
+        wall: float,
+        total: int | None,
+        skipped: int,
+        folder_counts: dict[str, int],
+        replicas: list[Replica],
+        interrupted: bool,
+        resume_command: str | None,
+        done: int | None = None,
+        failed_kept: int = 0,
+        duplicates: int = 0,
+    ) -> dict[str, Any]:
         """`done`: this manifest's submissions that are ok (the folder may also hold keys
         of rows the manifest no longer has, so its ok count can be larger)."""
         ok = self.counts[OutcomeStatus.OK.value]
@@ -99,14 +116,22 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines = [
         f"{summary['name']}: {this['ok']} ok, {this['error']} failed, {this['timeout']} timed "
         f"out, {this['cancelled']} cancelled in {summary['wall_seconds']:.1f} s"
-        + (f" ({summary['throughput_per_second']:.1f}/s)"
-           if summary["throughput_per_second"] else "")
-        + (f"; {summary['skipped_already_ok']} already done" if summary["skipped_already_ok"]
-           else ""),
+        + (
+            f" ({summary['throughput_per_second']:.1f}/s)"
+            if summary["throughput_per_second"]
+            else ""
+        )
+        + (
+            f"; {summary['skipped_already_ok']} already done"
+            if summary["skipped_already_ok"]
+            else ""
+        ),
     ]
     if summary.get("skipped_failed_before"):
-        lines.append(f"  {summary['skipped_failed_before']} failed before and were not retried "
-                     "(--no-retry-failed)")
+        lines.append(
+            f"  {summary['skipped_failed_before']} failed before and were not retried "
+            "(--no-retry-failed)"
+        )
     if summary["total"] is not None:
         ok = summary["total"] - (summary["remaining"] or 0)
         lines.append(f"run folder {summary['run_dir']}: {ok} of {summary['total']} ok")
@@ -114,11 +139,15 @@ def format_summary(summary: dict[str, Any]) -> str:
             lines.append("  nothing left to run: no app was started or contacted")
     for group in summary["failures_by_cause"][:10]:
         example = group["example"]
-        lines.append(f"  {group['count']} x {group['cause']}  (e.g. row {example['row']}, "
-                     f"key {example['key']})")
+        lines.append(
+            f"  {group['count']} x {group['cause']}  (e.g. row {example['row']}, "
+            f"key {example['key']})"
+        )
     for replica in summary["replicas"]:
-        lines.append(f"  {replica['name']}: {replica['ok']} ok, {replica['failed']} failed, "
-                     f"{replica['overloads']} overloads, {replica['ejections']} ejections")
+        lines.append(
+            f"  {replica['name']}: {replica['ok']} ok, {replica['failed']} failed, "
+            f"{replica['overloads']} overloads, {replica['ejections']} ejections"
+        )
     if summary["resume_command"]:
         lines.append(f"to resume: {summary['resume_command']}")
     return "\n".join(lines)

@@ -32,8 +32,12 @@ async def open_replicas(
     """Connect to every replica of `manifest`, starting local ones. Raises the first
     `JobsError` / `RunnerError` met (the stack then closes what was opened)."""
     token = manifest.app.hf_token.reveal() if manifest.app.hf_token is not None else None
-    options: dict[str, Any] = {"hf_token": token, "download_files": download_files,
-                               "hub_endpoint": hub_endpoint, "on_space_stage": None}
+    options: dict[str, Any] = {
+        "hf_token": token,
+        "download_files": download_files,
+        "hub_endpoint": hub_endpoint,
+        "on_space_stage": None,
+    }
     replicas: list[Replica] = []
     for spec in manifest.app.replicas:
         concurrency = spec.concurrency or manifest.run.concurrency
@@ -42,44 +46,72 @@ async def open_replicas(
             replicas.append(_replica(spec.url, client, concurrency))
         elif isinstance(spec, SpaceReplica):
             on_message(f"connecting to Space {spec.space}")
-            client = await _enter(stack, await AsyncClient.connect(
-                spec.space, **{**options, "on_space_stage": _stage_reporter(spec.space,
-                                                                            on_message)}))
+            client = await _enter(
+                stack,
+                await AsyncClient.connect(
+                    spec.space,
+                    **{**options, "on_space_stage": _stage_reporter(spec.space, on_message)},
+                ),
+            )
             replicas.append(_replica(spec.space, client, concurrency))
         elif isinstance(spec, DuplicateReplica):
             replicas.extend(await _duplicates(spec, stack, options, concurrency, on_message))
         elif isinstance(spec, LocalReplica):
-            replicas.extend(await _locals(spec, stack, options, concurrency, log_dir,
-                                          on_message))
+            replicas.extend(await _locals(spec, stack, options, concurrency, log_dir, on_message))
         else:  # pragma: no cover - the manifest parser admits no other kind
             raise TypeError(f"unknown replica kind {spec!r}")
     return replicas
 
 
-async def _duplicates(spec: DuplicateReplica, stack: contextlib.AsyncExitStack,
-                      options: dict[str, Any], concurrency: int,
-                      on_message: Callable[[str], None]) -> list[Replica]:
+async def _duplicates(
+    spec: DuplicateReplica,
+    stack: contextlib.AsyncExitStack,
+    options: dict[str, Any],
+    concurrency: int,
+    on_message: Callable[[str], None],
+) -> list[Replica]:
     name = spec.to_id or spec.space.split("/", 1)[1]
     out = []
     for index in range(spec.count):
         # Distinct names for the copies: name, name-2, name-3, ...
         target = name if index == 0 else f"{name}-{index + 1}"
         on_message(f"duplicating {spec.space} as {target} (or attaching to it)")
-        client = await _enter(stack, await AsyncClient.duplicate(
-            spec.space, target, private=spec.private, hardware=spec.hardware,
-            sleep_timeout=int(spec.sleep_timeout) if spec.sleep_timeout is not None else 5,
-            **{**options, "on_space_stage": _stage_reporter(target, on_message)}))
+        client = await _enter(
+            stack,
+            await AsyncClient.duplicate(
+                spec.space,
+                target,
+                private=spec.private,
+                hardware=spec.hardware,
+                sleep_timeout=int(spec.sleep_timeout) if spec.sleep_timeout is not None else 5,
+                **{**options, "on_space_stage": _stage_reporter(target, on_message)},
+            ),
+        )
         out.append(_replica(f"duplicate:{target}", client, concurrency))
     return out
 
 
-async def _locals(spec: LocalReplica, stack: contextlib.AsyncExitStack,
-                  options: dict[str, Any], concurrency: int, log_dir: Path,
-                  on_message: Callable[[str], None]) -> list[Replica]:
-    apps = await stack.enter_async_context(LocalApps(
-        LocalAppSpec(script=spec.script, count=spec.count, python=spec.python or sys.executable,
-                     env=dict(spec.env), args=tuple(spec.args)),
-        log_dir=log_dir, on_status=on_message))
+async def _locals(
+    spec: LocalReplica,
+    stack: contextlib.AsyncExitStack,
+    options: dict[str, Any],
+    concurrency: int,
+    log_dir: Path,
+    on_message: Callable[[str], None],
+) -> list[Replica]:
+    apps = await stack.enter_async_context(
+        LocalApps(
+            LocalAppSpec(
+                script=spec.script,
+                count=spec.count,
+                python=spec.python or sys.executable,
+                env=dict(spec.env),
+                args=tuple(spec.args),
+            ),
+            log_dir=log_dir,
+            on_status=on_message,
+        )
+    )
     out = []
     for app in apps.apps:
         client = await _enter(stack, await AsyncClient.connect(app.url, **options))
@@ -98,10 +130,10 @@ async def _enter(stack: contextlib.AsyncExitStack, client: AsyncClient) -> Async
     return client
 
 
-def _replica(name: str, client: AsyncClient, concurrency: int,
-             revive: Any = None) -> Replica:
-    return Replica(name=name, client=client, limit=AdaptiveLimit(maximum=concurrency),
-                   revive=revive)
+def _replica(name: str, client: AsyncClient, concurrency: int, revive: Any = None) -> Replica:
+    return Replica(
+        name=name, client=client, limit=AdaptiveLimit(maximum=concurrency), revive=revive
+    )
 
 
 def _stage_reporter(name: str, on_message: Callable[[str], None]) -> Callable[[str], None]:

@@ -28,8 +28,14 @@ SAMPLES = ROOT / "sample_manifests"
 
 def spacerun(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "runner.cli", *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=ROOT, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "runner.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env=env,
+    )
 
 
 def calculator_csv(path: Path, rows: list[tuple[float, str, float]]) -> Path:
@@ -38,8 +44,17 @@ def calculator_csv(path: Path, rows: list[tuple[float, str, float]]) -> Path:
 
 
 def calc_args(rows_csv: Path, app: RunningApp, run_dir: Path, *extra: str) -> list[str]:
-    return ["run", str(rows_csv), "--app", app.url, "--endpoint", "/predict",
-            "--set", f"output.dir={run_dir}", *extra]
+    return [
+        "run",
+        str(rows_csv),
+        "--app",
+        app.url,
+        "--endpoint",
+        "/predict",
+        "--set",
+        f"output.dir={run_dir}",
+        *extra,
+    ]
 
 
 @pytest.fixture
@@ -59,8 +74,9 @@ def test_exit_0_when_every_row_is_ok(calculator_app: RunningApp, tmp_path: Path)
 
 
 def test_exit_1_when_some_rows_fail(calculator_app: RunningApp, tmp_path: Path) -> None:
-    rows_csv = calculator_csv(tmp_path / "rows.csv",
-                              [(1, "add", 2), (1, "divide", 0), (2, "divide", 0)])
+    rows_csv = calculator_csv(
+        tmp_path / "rows.csv", [(1, "add", 2), (1, "divide", 0), (2, "divide", 0)]
+    )
     result = spacerun(*calc_args(rows_csv, calculator_app, tmp_path / "run"))
     assert result.returncode == 1, result.stderr
     assert "1 ok, 2 failed" in result.stderr
@@ -110,7 +126,8 @@ def test_help_names_the_commands_and_exit_codes() -> None:
 
 
 def test_validate_reports_invalid_rows_grouped_and_sends_nothing(
-        recorder_app: tuple[RunningApp, Path], tmp_path: Path) -> None:
+    recorder_app: tuple[RunningApp, Path], tmp_path: Path
+) -> None:
     app, log = recorder_app
     rows_csv = tmp_path / "rows.csv"
     rows_csv.write_text("x,n\nfine,1\nbad,abc\nworse,xyz\nalso,1\n")
@@ -120,8 +137,16 @@ def test_validate_reports_invalid_rows_grouped_and_sends_nothing(
     assert "2 problems in 4 rows" in out and "nothing was submitted" in out
     assert "rows.csv:3 (row 1)" in out and "rows.csv:4 (row 2)" in out
     assert "[2 rows]" in out  # grouped: one heading, two examples
-    run_result = spacerun("run", str(rows_csv), "--app", app.url, "--endpoint", "/predict",
-                          "--set", f"output.dir={tmp_path / 'run'}")
+    run_result = spacerun(
+        "run",
+        str(rows_csv),
+        "--app",
+        app.url,
+        "--endpoint",
+        "/predict",
+        "--set",
+        f"output.dir={tmp_path / 'run'}",
+    )
     assert run_result.returncode == 1 and "nothing was submitted" in run_result.stderr
     assert not log.exists() or log.read_text() == ""
 
@@ -142,21 +167,28 @@ def test_validate_ok(recorder_app: tuple[RunningApp, Path], tmp_path: Path) -> N
 def test_status_of_a_half_done_folder_touches_no_app(app_factory: Any, tmp_path: Path) -> None:
     log, fails = tmp_path / "received.log", tmp_path / "refuse.txt"
     fails.write_text("r0001\nr0002\n")
-    app = app_factory("recorder", env={"RECORDER_LOG": str(log), "RECORDER_FAILS": str(fails),
-                                       "RECORDER_DELAY": "0.02"})
+    app = app_factory(
+        "recorder",
+        env={"RECORDER_LOG": str(log), "RECORDER_FAILS": str(fails), "RECORDER_DELAY": "0.02"},
+    )
     rows_csv = tmp_path / "rows.csv"
     rows_csv.write_text("x\n" + "".join(f"r{i:04d}\n" for i in range(100)))
     run_dir = tmp_path / "run"
-    manifest = load_manifest(rows_csv, app=app.url, endpoint="/predict",
-                             overrides=[f"output.dir={run_dir}", "run.concurrency=4"])
+    manifest = load_manifest(
+        rows_csv,
+        app=app.url,
+        endpoint="/predict",
+        overrides=[f"output.dir={run_dir}", "run.concurrency=4"],
+    )
 
     async def half() -> dict[str, Any]:
         handle = RunHandle()
         out: dict[str, Any] = {}
 
         async def go() -> None:
-            out["summary"] = await run_async(manifest, RunOptions(
-                progress="quiet", handle_signals=False), handle=handle)
+            out["summary"] = await run_async(
+                manifest, RunOptions(progress="quiet", handle_signals=False), handle=handle
+            )
 
         async with anyio.create_task_group() as group:
             group.start_soon(go)
@@ -171,8 +203,9 @@ def test_status_of_a_half_done_folder_touches_no_app(app_factory: Any, tmp_path:
     summary = anyio.run(half)
     assert summary["exit_status"] == 130
     app.stop()  # status must not need it
-    counts = Counter(json.loads(line)["status"]
-                     for line in (run_dir / "results.jsonl").read_text().splitlines())
+    counts = Counter(
+        json.loads(line)["status"] for line in (run_dir / "results.jsonl").read_text().splitlines()
+    )
 
     result = spacerun("status", str(run_dir))
     assert result.returncode == 0, result.stderr
@@ -195,8 +228,7 @@ def _lines(run_dir: Path) -> int:
 
 def test_progress_json_lines_parse(calculator_app: RunningApp, tmp_path: Path) -> None:
     rows_csv = calculator_csv(tmp_path / "rows.csv", [(i, "add", 1) for i in range(5)])
-    result = spacerun(*calc_args(rows_csv, calculator_app, tmp_path / "run",
-                                 "--progress", "json"))
+    result = spacerun(*calc_args(rows_csv, calculator_app, tmp_path / "run", "--progress", "json"))
     assert result.returncode == 0, result.stderr
     events = [json.loads(line) for line in result.stderr.splitlines() if line.strip()]
     progress = [e for e in events if e["event"] == "progress"]
@@ -212,8 +244,9 @@ def test_quiet_prints_nothing_on_success(calculator_app: RunningApp, tmp_path: P
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
-def test_export_round_trips_through_pandas(calculator_app: RunningApp, tmp_path: Path,
-                                           fmt: str) -> None:
+def test_export_round_trips_through_pandas(
+    calculator_app: RunningApp, tmp_path: Path, fmt: str
+) -> None:
     rows = [(1, "add", 2), (6, "multiply", 7), (1, "divide", 0)]
     rows_csv = calculator_csv(tmp_path / "rows.csv", rows)
     run_dir = tmp_path / "run"
@@ -222,8 +255,11 @@ def test_export_round_trips_through_pandas(calculator_app: RunningApp, tmp_path:
     assert result.returncode == 0, result.stderr
     path = Path(result.stdout.strip())
     assert path == run_dir / f"export.{fmt}" and path.exists()
-    table = {"csv": pd.read_csv, "parquet": pd.read_parquet,
-             "jsonl": lambda p: pd.read_json(p, lines=True)}[fmt](path)
+    table = {
+        "csv": pd.read_csv,
+        "parquet": pd.read_parquet,
+        "jsonl": lambda p: pd.read_json(p, lines=True),
+    }[fmt](path)
     assert len(table) == 3
     table = table.sort_values("row").reset_index(drop=True)
     assert list(table["status"]) == ["ok", "ok", "error"]

@@ -26,8 +26,9 @@ def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[HubServer]:
 def test_space_id_waits_until_running(hub: HubServer, calculator_app: RunningApp) -> None:
     """A Space id resolves through the Hub; building and starting stages are waited for
     and reported; then calls reach the app."""
-    hub.add_space("gradio/calculator", host=calculator_app.url,
-                  stages=["BUILDING", "APP_STARTING", "RUNNING"])
+    hub.add_space(
+        "gradio/calculator", host=calculator_app.url, stages=["BUILDING", "APP_STARTING", "RUNNING"]
+    )
     stages: list[str] = []
     with Client("gradio/calculator", hub_endpoint=hub.url, on_space_stage=stages.append) as c:
         assert c.predict(num1=4, operation="add", num2=5) == 9
@@ -60,8 +61,13 @@ def test_duplicate_then_attach(hub: HubServer, calculator_app: RunningApp) -> No
     attaches to the existing copy."""
     hub.add_space("gradio/calculator", host=calculator_app.url)
     hub.duplicate_host = lambda space_id: calculator_app.url
-    with Client.duplicate("gradio/calculator", hf_token=TOKEN, hub_endpoint=hub.url,
-                          hardware="t4-small", secrets={"KEY": "value"}) as c:
+    with Client.duplicate(
+        "gradio/calculator",
+        hf_token=TOKEN,
+        hub_endpoint=hub.url,
+        hardware="t4-small",
+        secrets={"KEY": "value"},
+    ) as c:
         assert c.predict(2, "multiply", 3) == 6
     copy = hub.spaces["alice/calculator"]
     assert copy.private and copy.requested_hardware == "t4-small"

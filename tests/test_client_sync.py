@@ -299,10 +299,11 @@ def test_unclosed_client_does_not_block_exit(calculator_app: RunningApp) -> None
     import subprocess
     import sys
 
-    code = (f"from jobs import Client\nc = Client({calculator_app.url!r})\n"
-            "print(c.predict(1, 'add', 2))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60)
+    code = (
+        f"from jobs import Client\nc = Client({calculator_app.url!r})\n"
+        "print(c.predict(1, 'add', 2))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "3"
 

@@ -79,10 +79,12 @@ def test_chatbot_files(client: Client) -> None:
     history = client.predict("cats", api_name="/chat_files")
     found = []
     for message in history:
-        parts = message["content"] if isinstance(message["content"], list) else [
-            message["content"]]
-        found.extend(Path(part["file"]) for part in parts
-                     if isinstance(part, dict) and isinstance(part.get("file"), str))
+        parts = message["content"] if isinstance(message["content"], list) else [message["content"]]
+        found.extend(
+            Path(part["file"])
+            for part in parts
+            if isinstance(part, dict) and isinstance(part.get("file"), str)
+        )
     assert any(p.name == "notes.txt" and p.read_text() == "notes about cats" for p in found)
 
 
@@ -135,8 +137,9 @@ def test_same_content_uploaded_once(files_app: RunningApp, tmp_path: Path) -> No
     first.write_text("same bytes")
     second.write_text("same bytes")
     with FaultProxy(files_app.url) as proxy, Client(proxy.url) as c:
-        submitted = [c.submit(str(first if i % 2 else second), api_name="/echo_file")
-                     for i in range(10)]
+        submitted = [
+            c.submit(str(first if i % 2 else second), api_name="/echo_file") for i in range(10)
+        ]
         for job in submitted:
             assert Path(job.result()).read_text() == "echo: same bytes"
         assert proxy.counts("upload", status=200) == 1

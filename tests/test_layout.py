@@ -38,8 +38,19 @@ def test_gradio_is_not_needed_at_runtime() -> None:
 
 def test_jobs_public_surface() -> None:
     """The names a gradio_client user reaches for are exported, and only public ones."""
-    for name in ("AsyncClient", "Client", "Job", "Status", "StatusUpdate", "handle_file",
-                 "file", "JobsError", "AppError", "QueueFull", "AuthError"):
+    for name in (
+        "AsyncClient",
+        "Client",
+        "Job",
+        "Status",
+        "StatusUpdate",
+        "handle_file",
+        "file",
+        "JobsError",
+        "AppError",
+        "QueueFull",
+        "AuthError",
+    ):
         assert name in jobs.__all__, name
         assert hasattr(jobs, name)
     assert all(not name.startswith("_") or name == "__version__" for name in jobs.__all__)
@@ -48,17 +59,43 @@ def test_jobs_public_surface() -> None:
 
 def test_error_tree_has_one_root() -> None:
     """Every exported error class derives from JobsError."""
-    errors = [getattr(jobs, n) for n in jobs.__all__ if n.endswith(("Error", "Full", "Lost",
-              "Cancelled", "Timeout", "Limited", "Running", "Version", "Failed", "Found",
-              "Rejected"))]
+    errors = [
+        getattr(jobs, n)
+        for n in jobs.__all__
+        if n.endswith(
+            (
+                "Error",
+                "Full",
+                "Lost",
+                "Cancelled",
+                "Timeout",
+                "Limited",
+                "Running",
+                "Version",
+                "Failed",
+                "Found",
+                "Rejected",
+            )
+        )
+    ]
     assert errors and all(issubclass(e, jobs.JobsError) for e in errors)
 
 
 def test_console_script_prints_version_and_help() -> None:
     """`spacerun --version` and `spacerun --help` work."""
-    out = subprocess.run([sys.executable, "-m", "runner.cli", "--version"],
-                         capture_output=True, text=True, check=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-m", "runner.cli", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
     assert out.stdout.strip() == f"spacerun {jobs.__version__}"
-    out = subprocess.run([sys.executable, "-m", "runner.cli", "--help"],
-                         capture_output=True, text=True, check=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-m", "runner.cli", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
     assert "Gradio apps" in out.stdout

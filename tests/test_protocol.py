@@ -49,8 +49,12 @@ def replay(raw: bytes, *, seed: int = 0) -> tuple[dict[str, Replayed], list[Mess
         if message.kind is MsgKind.PROCESS_GENERATING:
             assert message.data is not None
             if event.outputs:
-                event.outputs.append([apply_diff(old, ops) for old, ops in
-                                      zip(event.outputs[-1], message.data, strict=True)])
+                event.outputs.append(
+                    [
+                        apply_diff(old, ops)
+                        for old, ops in zip(event.outputs[-1], message.data, strict=True)
+                    ]
+                )
             else:
                 event.outputs.append(list(message.data))
         elif message.kind is MsgKind.PROCESS_COMPLETED:
@@ -67,8 +71,17 @@ def load(name: str, version: str | None = None) -> tuple[dict[str, Any], bytes]:
 def test_recordings_exist() -> None:
     """The transcripts this module replays are in the repository."""
     names = {p.stem for p in RECORDINGS}
-    assert {"predict_add", "app_error", "generator_count", "stream_text", "chat_diffs",
-            "cancel_queued", "interleaved", "progress", "crash_quiet"} <= names
+    assert {
+        "predict_add",
+        "app_error",
+        "generator_count",
+        "stream_text",
+        "chat_diffs",
+        "cancel_queued",
+        "interleaved",
+        "progress",
+        "crash_quiet",
+    } <= names
 
 
 @pytest.mark.parametrize("path", RECORDINGS, ids=lambda p: str(p.relative_to(TRANSCRIPTS)))
@@ -80,8 +93,12 @@ def test_every_recording_parses_and_diffs_rebuild_the_final_value(path: Path, se
     meta = json.loads(path.with_suffix(".json").read_text())
     for event_id in meta["event_ids"]:
         event = events[event_id]
-        if event.final is not None and event.final.success and event.final.data is not None \
-                and event.outputs:
+        if (
+            event.final is not None
+            and event.final.success
+            and event.final.data is not None
+            and event.outputs
+        ):
             assert event.outputs[-1] == event.final.data
 
 
@@ -90,8 +107,7 @@ def test_simple_predict() -> None:
     meta, raw = load("predict_add")
     events, messages = replay(raw)
     event = events[meta["event_ids"][0]]
-    assert event.kinds == [MsgKind.ESTIMATION, MsgKind.PROCESS_STARTS,
-                           MsgKind.PROCESS_COMPLETED]
+    assert event.kinds == [MsgKind.ESTIMATION, MsgKind.PROCESS_STARTS, MsgKind.PROCESS_COMPLETED]
     assert event.final is not None and event.final.success and event.final.data == [7]
     assert messages[-1].kind is MsgKind.CLOSE_STREAM
 

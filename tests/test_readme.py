@@ -28,15 +28,19 @@ def test_files_example_runs(tmp_path: Path) -> None:
     """The 'Files, state, tokens and Spaces' example transcribes with the bundled app."""
     blocks = python_blocks(section("### Files, state, tokens and Spaces"))
     assert blocks
-    code = blocks[0] + "\nprint(client.predict(handle_file(" \
+    code = (
+        blocks[0] + "\nprint(client.predict(handle_file("
         "'sample_manifests/data/speech/hello_world.wav'), api_name='/transcribe'))\n"
+    )
     script = str(ROOT / "sample_manifests" / "apps" / "transcribe.py")
     with start_app(script, ready_timeout=120) as app:
         code = code.replace("http://127.0.0.1:7860", app.url)
-        code = code.replace('download_files="downloads"',
-                            f"download_files={str(tmp_path / 'downloads')!r}")
-        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                             text=True, timeout=120)
+        code = code.replace(
+            'download_files="downloads"', f"download_files={str(tmp_path / 'downloads')!r}"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "hello world"
 

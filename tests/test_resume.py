@@ -61,9 +61,14 @@ class Recorder:
 def recorder(app_factory: Any, tmp_path: Path) -> Callable[..., Recorder]:
     def start(delay: float = 0.0) -> Recorder:
         log, fails = tmp_path / "received.log", tmp_path / "refuse.txt"
-        app = app_factory("recorder", env={"RECORDER_LOG": str(log),
-                                           "RECORDER_FAILS": str(fails),
-                                           "RECORDER_DELAY": str(delay)})
+        app = app_factory(
+            "recorder",
+            env={
+                "RECORDER_LOG": str(log),
+                "RECORDER_FAILS": str(fails),
+                "RECORDER_DELAY": str(delay),
+            },
+        )
         return Recorder(app, log, fails)
 
     return start
@@ -79,19 +84,43 @@ def rows(n: int, prefix: str = "r") -> list[str]:
 
 
 def run_args(rows_csv: Path, url: str, run_dir: Path, *extra: str) -> list[str]:
-    return ["run", str(rows_csv), "--app", url, "--endpoint", "/predict",
-            "--set", f"output.dir={run_dir}", "--set", "run.concurrency=8",
-            "--progress", "plain", *extra]
+    return [
+        "run",
+        str(rows_csv),
+        "--app",
+        url,
+        "--endpoint",
+        "/predict",
+        "--set",
+        f"output.dir={run_dir}",
+        "--set",
+        "run.concurrency=8",
+        "--progress",
+        "plain",
+        *extra,
+    ]
 
 
 def spacerun(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "runner.cli", *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=ROOT, env=_env())
+    return subprocess.run(
+        [sys.executable, "-m", "runner.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env=_env(),
+    )
 
 
 def spacerun_popen(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "runner.cli", *args], cwd=ROOT, env=_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "runner.cli", *args],
+        cwd=ROOT,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _env() -> dict[str, str]:
@@ -127,9 +156,13 @@ def wait_until(condition: Callable[[], bool], timeout: float = 60, what: str = "
         time.sleep(0.002)
 
 
-def assert_resumed_exactly_once(run_dir: Path, expected: list[str], recorder: Recorder,
-                                done_before: Counter[str], received_before: Counter[str]
-                                ) -> None:
+def assert_resumed_exactly_once(
+    run_dir: Path,
+    expected: list[str],
+    recorder: Recorder,
+    done_before: Counter[str],
+    received_before: Counter[str],
+) -> None:
     """Every row ok exactly once in results.jsonl (all lines parse), and no row that was
     ok before the resume reached the app again."""
     lines = (run_dir / "results.jsonl").read_bytes()
@@ -140,8 +173,11 @@ def assert_resumed_exactly_once(run_dir: Path, expected: list[str], recorder: Re
     ok_keys = Counter(r["key"] for r in records(run_dir) if r["status"] == "ok")
     assert all(count == 1 for count in ok_keys.values())
     received = recorder.received()
-    resent = {x: received[x] - received_before[x] for x in done_before
-              if received[x] != received_before[x]}
+    resent = {
+        x: received[x] - received_before[x]
+        for x in done_before
+        if received[x] != received_before[x]
+    }
     assert resent == {}, f"rows already ok were sent again: {resent}"
     assert set(received) >= set(expected)
 
@@ -154,8 +190,12 @@ def test_resume_after_clean_stop(recorder: Callable[..., Recorder], tmp_path: Pa
     expected = rows(200)
     rows_csv = write_rows(tmp_path / "rows.csv", expected)
     run_dir = tmp_path / "run"
-    manifest = load_manifest(rows_csv, app=app.url, endpoint="/predict",
-                             overrides=[f"output.dir={run_dir}", "run.concurrency=8"])
+    manifest = load_manifest(
+        rows_csv,
+        app=app.url,
+        endpoint="/predict",
+        overrides=[f"output.dir={run_dir}", "run.concurrency=8"],
+    )
     options = RunOptions(progress="quiet", handle_signals=False)
 
     async def stop_after(n: int) -> dict[str, Any]:
@@ -195,8 +235,9 @@ def test_resume_after_ctrl_c(recorder: Callable[..., Recorder], tmp_path: Path) 
     args = run_args(rows_csv, app.url, run_dir)
     proc = spacerun_popen(*args)
     try:
-        wait_until(lambda: result_lines(run_dir) >= 30 or proc.poll() is not None,
-                   what="30 results")
+        wait_until(
+            lambda: result_lines(run_dir) >= 30 or proc.poll() is not None, what="30 results"
+        )
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -214,8 +255,9 @@ def test_resume_after_ctrl_c(recorder: Callable[..., Recorder], tmp_path: Path) 
 
 
 @pytest.mark.parametrize("kill_at", [0, 1, 37, 151, 263])
-def test_resume_after_kill_9(recorder: Callable[..., Recorder], tmp_path: Path,
-                             kill_at: int) -> None:
+def test_resume_after_kill_9(
+    recorder: Callable[..., Recorder], tmp_path: Path, kill_at: int
+) -> None:
     """kill -9 after `kill_at` result lines (0: right after validation, before any result),
     while short jobs complete 8 at a time, so the kill often lands mid-write."""
     app = recorder(delay=0.005)
@@ -229,8 +271,10 @@ def test_resume_after_kill_9(recorder: Callable[..., Recorder], tmp_path: Path,
         if kill_at == 0:
             wait_until(lambda: stamp.exists() or proc.poll() is not None, what="validation")
         else:
-            wait_until(lambda: result_lines(run_dir) >= kill_at or proc.poll() is not None,
-                       what=f"{kill_at} results")
+            wait_until(
+                lambda: result_lines(run_dir) >= kill_at or proc.poll() is not None,
+                what=f"{kill_at} results",
+            )
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=30)
     finally:
@@ -250,7 +294,8 @@ def test_resume_after_kill_9(recorder: Callable[..., Recorder], tmp_path: Path,
 
 
 def test_torn_results_line_and_torn_key_cache_are_repaired(
-        recorder: Callable[..., Recorder], tmp_path: Path) -> None:
+    recorder: Callable[..., Recorder], tmp_path: Path
+) -> None:
     """What kill -9 mid-write leaves: half a results line and half a key-cache entry."""
     app = recorder()
     expected = rows(30)
@@ -278,7 +323,8 @@ def test_torn_results_line_and_torn_key_cache_are_repaired(
 
 
 def test_restart_sets_the_old_folder_aside_and_runs_everything(
-        recorder: Callable[..., Recorder], tmp_path: Path) -> None:
+    recorder: Callable[..., Recorder], tmp_path: Path
+) -> None:
     app = recorder()
     expected = rows(20)
     rows_csv = write_rows(tmp_path / "rows.csv", expected)
@@ -297,8 +343,9 @@ def test_restart_sets_the_old_folder_aside_and_runs_everything(
     assert len(records(run_dir)) == len(expected)
 
 
-def test_retry_failed_and_no_retry_failed(recorder: Callable[..., Recorder],
-                                          tmp_path: Path) -> None:
+def test_retry_failed_and_no_retry_failed(
+    recorder: Callable[..., Recorder], tmp_path: Path
+) -> None:
     app = recorder()
     expected = rows(10)
     app.refuse("r0003", "r0007")
@@ -322,8 +369,9 @@ def test_retry_failed_and_no_retry_failed(recorder: Callable[..., Recorder],
     assert sorted(ok_inputs(run_dir)) == expected
 
 
-def test_a_manifest_change_runs_the_changed_rows_only(recorder: Callable[..., Recorder],
-                                                      tmp_path: Path) -> None:
+def test_a_manifest_change_runs_the_changed_rows_only(
+    recorder: Callable[..., Recorder], tmp_path: Path
+) -> None:
     app = recorder()
     rows_csv = write_rows(tmp_path / "rows.csv", rows(10))
     run_dir = tmp_path / "run"
@@ -373,8 +421,9 @@ def test_all_done_contacts_no_app(recorder: Callable[..., Recorder], tmp_path: P
     assert "20 of 20 ok" in again.stderr
 
 
-def test_a_changed_input_file_is_validated_again(recorder: Callable[..., Recorder],
-                                                 tmp_path: Path) -> None:
+def test_a_changed_input_file_is_validated_again(
+    recorder: Callable[..., Recorder], tmp_path: Path
+) -> None:
     app = recorder()
     rows_csv = write_rows(tmp_path / "rows.csv", rows(5))
     run_dir = tmp_path / "run"
@@ -390,8 +439,7 @@ def test_a_changed_input_file_is_validated_again(recorder: Callable[..., Recorde
     assert json.loads((run_dir / "cache" / "validation.json").read_text())["stamp"] == stamp
 
 
-def test_resume_without_the_cache_folder(recorder: Callable[..., Recorder],
-                                         tmp_path: Path) -> None:
+def test_resume_without_the_cache_folder(recorder: Callable[..., Recorder], tmp_path: Path) -> None:
     app = recorder()
     rows_csv = write_rows(tmp_path / "rows.csv", rows(12))
     run_dir = tmp_path / "run"
@@ -405,8 +453,9 @@ def test_resume_without_the_cache_folder(recorder: Callable[..., Recorder],
     assert sum(app.received().values()) == 12
 
 
-def test_an_edited_local_file_runs_again_despite_the_cache(files_app: RunningApp,
-                                                           tmp_path: Path) -> None:
+def test_an_edited_local_file_runs_again_despite_the_cache(
+    files_app: RunningApp, tmp_path: Path
+) -> None:
     data = tmp_path / "data"
     data.mkdir()
     for name in ("a", "b", "c"):
@@ -415,7 +464,9 @@ def test_an_edited_local_file_runs_again_despite_the_cache(files_app: RunningApp
     manifest.write_text(
         f"name: files\napp: {{url: '{files_app.url}', endpoint: /echo_file}}\n"
         "inputs:\n  files: data/*.txt\n  map: {file: '{path}'}\n"
-        "output: {dir: run}\n", encoding="utf-8")
+        "output: {dir: run}\n",
+        encoding="utf-8",
+    )
     options = RunOptions(progress="quiet", handle_signals=False)
     first = run(manifest, options)
     assert first["this_run"]["ok"] == 3
@@ -445,14 +496,16 @@ def test_key_cache_rejects_garbage_and_other_stamps(tmp_path: Path) -> None:
     assert resume.KeyCache.open(tmp_path, "s2").count == 0
 
 
-def test_the_old_path_and_the_fast_path_agree(recorder: Callable[..., Recorder],
-                                              tmp_path: Path) -> None:
+def test_the_old_path_and_the_fast_path_agree(
+    recorder: Callable[..., Recorder], tmp_path: Path
+) -> None:
     app = recorder()
     expected = rows(15)
     rows_csv = write_rows(tmp_path / "rows.csv", expected)
     run_dir = tmp_path / "run"
-    manifest = load_manifest(rows_csv, app=app.url, endpoint="/predict",
-                             overrides=[f"output.dir={run_dir}"])
+    manifest = load_manifest(
+        rows_csv, app=app.url, endpoint="/predict", overrides=[f"output.dir={run_dir}"]
+    )
     quiet = RunOptions(progress="quiet", handle_signals=False)
     slow = RunOptions(progress="quiet", handle_signals=False, fast_resume=False)
     assert run(manifest, slow)["this_run"]["ok"] == 15

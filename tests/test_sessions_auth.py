@@ -57,8 +57,9 @@ def test_heartbeat_held_while_session_in_use(counter_app: RunningApp) -> None:
     with FaultProxy(counter_app.url) as proxy, Client(proxy.url) as client:
         assert client.predict("x", api_name="/count") == 0
         proxy.wait_for("heartbeat", timeout=10)
-        hashes = {ex.path.rsplit("/", 1)[-1] for ex in proxy.last_requests(50)
-                  if "heartbeat" in ex.path}
+        hashes = {
+            ex.path.rsplit("/", 1)[-1] for ex in proxy.last_requests(50) if "heartbeat" in ex.path
+        }
         assert client.session_hash in hashes
 
 
@@ -84,8 +85,11 @@ class _Recorder:
 
 
 def _token_seen(recorder: _Recorder) -> list[str]:
-    return [str(r.url) for r in recorder.requests
-            if TOKEN in " ".join(f"{k}: {v}" for k, v in r.headers.items())]
+    return [
+        str(r.url)
+        for r in recorder.requests
+        if TOKEN in " ".join(f"{k}: {v}" for k, v in r.headers.items())
+    ]
 
 
 def test_token_never_sent_to_other_hosts(calculator_app: RunningApp, caplog: Any) -> None:
@@ -95,8 +99,10 @@ def test_token_never_sent_to_other_hosts(calculator_app: RunningApp, caplog: Any
 
     async def main() -> None:
         recorder = _Recorder()
-        async with httpx.AsyncClient(event_hooks={"request": [recorder]}) as http, \
-                AsyncClient(calculator_app.url, hf_token=TOKEN, http=http) as client:
+        async with (
+            httpx.AsyncClient(event_hooks={"request": [recorder]}) as http,
+            AsyncClient(calculator_app.url, hf_token=TOKEN, http=http) as client,
+        ):
             assert await client.predict(1, "add", 2) == 3
             assert TOKEN not in repr(client)
         assert recorder.requests and not _token_seen(recorder)
@@ -111,9 +117,16 @@ def test_token_sent_to_named_hosts_under_configured_header(calculator_app: Runni
 
     async def main(header: str) -> None:
         recorder = _Recorder()
-        async with httpx.AsyncClient(event_hooks={"request": [recorder]}) as http, \
-                AsyncClient(calculator_app.url, hf_token=TOKEN, http=http,
-                            token_hosts=["127.0.0.1"], token_header=header) as client:
+        async with (
+            httpx.AsyncClient(event_hooks={"request": [recorder]}) as http,
+            AsyncClient(
+                calculator_app.url,
+                hf_token=TOKEN,
+                http=http,
+                token_hosts=["127.0.0.1"],
+                token_header=header,
+            ) as client,
+        ):
             assert await client.predict(1, "add", 2) == 3
         assert all(r.headers.get(header) == f"Bearer {TOKEN}" for r in recorder.requests)
 

@@ -41,8 +41,9 @@ with gr.Blocks(title="recorder") as demo:
     x = gr.Textbox(label="x")
     n = gr.Number(label="n", value=0)
     y = gr.Textbox(label="y")
-    gr.Button("Predict").click(predict, inputs=[x, n], outputs=y, api_name="predict",
-                               concurrency_limit=16)
+    gr.Button("Predict").click(
+        predict, inputs=[x, n], outputs=y, api_name="predict", concurrency_limit=16
+    )
 
 if __name__ == "__main__":
     _compat.launch(demo, max_threads=40)
