@@ -117,14 +117,11 @@ class AsyncClient:
         """Duplicate the Space `from_id` into the token owner's account, or attach to the
         duplicate made earlier, wait until it runs, and connect to it. `sleep_timeout` is
         in minutes; hardware and secrets are set when asked."""
-        from ._spaces import duplicate_space, hf_token_from_env
-
-        token = hf_token_from_env(hf_token)
-        target = await duplicate_space(
+        target, token = await resolve_duplicate(
             from_id,
             to_id,
-            token=token,
-            endpoint=hub_endpoint,
+            hf_token=hf_token,
+            hub_endpoint=hub_endpoint,
             private=private,
             hardware=hardware,
             secrets=secrets,
@@ -361,3 +358,31 @@ class AsyncClient:
             folder = Path(tempfile.gettempdir()) / "spacerun-downloads"
             return Downloader(app.transport, folder)
         return Downloader(app.transport, Path(os.fspath(target)))
+
+
+async def resolve_duplicate(
+    from_id: str,
+    to_id: str | None,
+    *,
+    hf_token: str | None,
+    hub_endpoint: str | None,
+    private: bool,
+    hardware: str | None,
+    secrets: Mapping[str, str] | None,
+    sleep_timeout: int | None,
+) -> tuple[str, str | None]:
+    """Make (or find) the duplicate; returns its Space id and the token to reach it."""
+    from ._spaces import duplicate_space, hf_token_from_env
+
+    token = hf_token_from_env(hf_token)
+    target = await duplicate_space(
+        from_id,
+        to_id,
+        token=token,
+        endpoint=hub_endpoint,
+        private=private,
+        hardware=hardware,
+        secrets=secrets,
+        sleep_timeout=sleep_timeout,
+    )
+    return target, token

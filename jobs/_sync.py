@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
@@ -13,7 +14,7 @@ from typing import Any, Literal
 import anyio
 from anyio.from_thread import BlockingPortal
 
-from ._client import AsyncClient
+from ._client import AsyncClient, resolve_duplicate
 from ._job import AsyncJob, JobTimings
 from ._schema import AppSchema, Endpoint
 from ._status import StatusUpdate
@@ -141,25 +142,20 @@ class Client:
     ) -> Client:
         """Duplicate the Space `from_id` into the token owner's account (or attach to the
         duplicate made earlier) and connect to it. See `AsyncClient.duplicate`."""
-        from anyio import run
-
-        from ._spaces import duplicate_space, hf_token_from_env
-
-        token = hf_token_from_env(hf_token)
-
-        async def make() -> str:
-            return await duplicate_space(
+        target, token = anyio.run(
+            functools.partial(
+                resolve_duplicate,
                 from_id,
                 to_id,
-                token=token,
-                endpoint=hub_endpoint,
+                hf_token=hf_token,
+                hub_endpoint=hub_endpoint,
                 private=private,
                 hardware=hardware,
                 secrets=secrets,
                 sleep_timeout=sleep_timeout,
             )
-
-        return cls(run(make), hf_token=token, hub_endpoint=hub_endpoint, **options)
+        )
+        return cls(target, hf_token=token, hub_endpoint=hub_endpoint, **options)
 
     def __repr__(self) -> str:
         return repr(self._async).replace("AsyncClient", "Client", 1)
