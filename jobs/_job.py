@@ -180,11 +180,15 @@ class AsyncJob:
         if running and not (self.endpoint.generator or force):
             return False
         self._cancel_requested = True
-        if not running and self.session.exclusive:
-            # Leaving the session removes its queued event on every gradio version.
-            self.session.drop(JobCancelled(f"{self.endpoint.display_name} was cancelled"))
-        await self.session.cancel_event(self.endpoint.fn_index, self.event_id)
+        await self._cancel_on_server(self.event_id)
         return True
+
+    async def _cancel_on_server(self, event_id: str) -> None:
+        if self._started is None and self.session.exclusive:
+            # Leaving the session removes its queued event on every gradio version
+            # (before 6.0, `/cancel` alone leaves it in the queue to run later).
+            self.session.drop(JobCancelled(f"{self.endpoint.display_name} was cancelled"))
+        await self.session.cancel_event(self.endpoint.fn_index, event_id)
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self._iterate()
@@ -239,7 +243,7 @@ class AsyncJob:
                 if self._status.code is Status.JOINING_QUEUE:
                     self._set_status(StatusUpdate(code=Status.IN_QUEUE))
                 if self._cancel_requested:
-                    await self.session.cancel_event(self.endpoint.fn_index, self.event_id)
+                    await self._cancel_on_server(self.event_id)
                 await self._consume()
         except JobsError as exc:
             self._finish(error=exc)
