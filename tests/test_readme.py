@@ -50,3 +50,19 @@ def test_readme_names_its_two_commands(command: str) -> None:
     """The README's promise: one command for the demo, one for the tests."""
     assert f"```bash\n{command}\n```" in README
     assert (ROOT / command).stat().st_mode & 0o111
+
+
+def test_first_examples_run() -> None:
+    """The 'first example' blocks (blocking and async) run against the test apps they name."""
+    text = section("## A first example: the `jobs` client")
+    blocks = python_blocks(text[: text.index("### Behaviour worth knowing")])
+    assert len(blocks) == 2
+    with start_app("calculator") as calc, start_app("generator") as gen:
+        for code in blocks:
+            code = code.replace("http://127.0.0.1:7860", calc.url)
+            code = code.replace("http://127.0.0.1:7861", gen.url)
+            out = subprocess.run(
+                [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=90
+            )
+            assert out.returncode == 0, out.stderr
+            assert out.stdout.split()[-3:] == ["0", "1", "2"]
