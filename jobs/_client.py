@@ -45,6 +45,10 @@ class AsyncClient:
     `*.hf.space`) plus any host named in `token_hosts`; never elsewhere, never logged.
     `auth=(user, password)` logs in to a password-protected app.
 
+    `src` may also be given as `space=`, and `api_name=` sets the endpoint used when a
+    call names none (both as gradio_client's guide writes them). `verbose` is accepted
+    for gradio_client compatibility and prints nothing.
+
     The constructor does no I/O; `await AsyncClient.connect(src)` or `async with` opens
     the connection, reads the app's API and keeps jobs running until `aclose()`. Close it
     from the task that opened it (or use `async with`).
@@ -52,8 +56,10 @@ class AsyncClient:
 
     def __init__(
         self,
-        src: str,
+        src: str | None = None,
         *,
+        space: str | None = None,
+        api_name: str | None = None,
         hf_token: str | None = None,
         auth: tuple[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
@@ -64,8 +70,16 @@ class AsyncClient:
         space_deadline: float = 600.0,
         on_space_stage: Callable[[str], None] | None = None,
         token_hosts: Sequence[str] = (),
+        ssl_verify: bool = True,
+        verbose: bool = False,
     ) -> None:
-        self.src = src
+        # `space=` and `src=` are both spellings gradio_client's guide uses.
+        if (src is None) == (space is None):
+            raise TypeError("give the app as `src` (a URL or Space id) or `space`, not both")
+        self.src: str = src if src is not None else space  # type: ignore[assignment]
+        #: The endpoint used when a call names none (gradio_client's guide passes it here).
+        self.default_api_name = api_name
+        self._ssl_verify = ssl_verify
         self._options = dict(
             hf_token=hf_token,
             auth=auth,
@@ -153,6 +167,7 @@ class AsyncClient:
                     httpx.AsyncClient(
                         limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
                         follow_redirects=True,
+                        verify=self._ssl_verify,
                     )
                 )
             self._app = await open_app(http, self.src, **self._options)  # type: ignore[arg-type]
@@ -204,6 +219,8 @@ class AsyncClient:
         """Start a call and return its `AsyncJob` at once. Arguments are checked (names,
         required ones, local files) before anything is sent; an `ArgumentError` is raised
         here, everything that happens later is raised by `job.result()`."""
+        if api_name is None and fn_index is None:
+            api_name = self.default_api_name
         endpoint = self.schema.endpoint(api_name, fn_index)
         return self.submit_values(
             endpoint, endpoint.bind(args, kwargs), result_callbacks=result_callbacks

@@ -113,7 +113,7 @@ class Client:
     Options are those of `AsyncClient`. Runs one background event-loop thread.
     """
 
-    def __init__(self, src: str, **options: Any) -> None:
+    def __init__(self, src: str | None = None, **options: Any) -> None:
         self._stack = contextlib.ExitStack()
         try:
             self._portal = self._stack.enter_context(_daemon_portal())
