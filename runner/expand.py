@@ -18,18 +18,16 @@ change to a value, a file's bytes or the endpoint gives a new key.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
-import os
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._coerce import Coercer, coercer_for, is_url
+from ._keys import KEY_LENGTH, FileHasher, default_hasher, key_of, submission_key
 from ._problems import Invalid, Problem, ProblemKind
 from ._sources import SourceRow, iter_rows
+from ._templates import compile_template, render_template, template_reads
 from ._yaml import dotted
 from .errors import ValidationFailed
 from .manifest import Manifest
@@ -45,10 +43,6 @@ __all__ = [
     "iter_submissions",
     "submission_key",
 ]
-
-KEY_LENGTH = 20
-_HASH_CHUNK = 1 << 20
-_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]+)\}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,82 +61,6 @@ class Submission:
     inputs: Mapping[str, Any]
     #: The local files among the inputs, absolute.
     files: tuple[str, ...] = ()
-
-
-class FileHasher:
-    """SHA-256 of file contents, cached by (path, size, mtime_ns): each file is read once."""
-
-    def __init__(self, max_entries: int = 200_000) -> None:
-        self._cache: dict[tuple[str, int, int], str] = {}
-        self._max_entries = max_entries
-
-    def digest(self, path: str) -> str:
-        info = os.stat(path)
-        key = (path, info.st_size, info.st_mtime_ns)
-        found = self._cache.get(key)
-        if found is not None:
-            return found
-        sha = hashlib.sha256()
-        with open(path, "rb") as handle:
-            while chunk := handle.read(_HASH_CHUNK):
-                sha.update(chunk)
-        digest = sha.hexdigest()
-        if len(self._cache) >= self._max_entries:
-            self._cache.clear()
-        self._cache[key] = digest
-        return digest
-
-
-_default_hasher = FileHasher()
-
-
-def submission_key(
-    api_name: str,
-    inputs: Mapping[str, Any],
-    *,
-    file_params: Iterable[str] = (),
-    hasher: FileHasher | None = None,
-) -> str:
-    """The deterministic key of `inputs` for the endpoint `api_name` (see the module doc)."""
-    return _key(api_name, inputs, frozenset(file_params), hasher or _default_hasher)
-
-
-_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-_PLAIN = (str, int, bool, type(None))
-
-
-def _key(
-    api_name: str, inputs: Mapping[str, Any], files: frozenset[str], hasher: FileHasher
-) -> str:
-    canon = {}
-    for name, value in inputs.items():
-        if name in files:
-            canon[name] = _canon_file(value, hasher)
-        elif type(value) in _PLAIN:
-            canon[name] = value
-        else:
-            canon[name] = _canon(value)
-    text = _ENCODER.encode([api_name, canon])
-    return hashlib.sha256(text.encode()).hexdigest()[:KEY_LENGTH]
-
-
-def _canon(value: Any) -> Any:
-    # 2 and 2.0 are the same number to the app, so they must give the same key.
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, (list, tuple)):
-        return [_canon(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _canon(v) for k, v in value.items()}
-    return value
-
-
-def _canon_file(value: Any, hasher: FileHasher) -> Any:
-    if isinstance(value, list):
-        return [_canon_file(v, hasher) for v in value]
-    if isinstance(value, str):
-        return {"url": value} if is_url(value) else {"sha256": hasher.digest(value)}
-    return value
 
 
 def iter_submissions(
@@ -194,7 +112,7 @@ class Expander:
         self.manifest = manifest
         self.endpoint: Endpoint = schema.endpoint(manifest.app.endpoint)
         self.api_name = self.endpoint.display_name
-        self.hasher = hasher or _default_hasher
+        self.hasher = hasher or default_hasher
         self.keys = keys
         params = self.endpoint.parameters
         self.names = [p.name for p in params]
@@ -208,9 +126,11 @@ class Expander:
         self.file_set = frozenset(self.file_params)
         self.static_problems: list[Problem] = []
         inputs = manifest.inputs
-        self.map = None if inputs.map is None else {k: _compile(v) for k, v in inputs.map.items()}
+        self.map = (
+            None if inputs.map is None else {k: compile_template(v) for k, v in inputs.map.items()}
+        )
         self.map_reads_matrix = self.map is not None and any(
-            _reads(t, inputs.matrix.keys()) for t in self.map.values()
+            template_reads(t, inputs.matrix.keys()) for t in self.map.values()
         )
         self._check_static()
         self.combos = self._combos()
@@ -345,7 +265,7 @@ class Expander:
             given = {}
             for name, template in self.map.items():
                 try:
-                    given[name] = _render(template, context)
+                    given[name] = render_template(template, context)
                 except KeyError as exc:
                     column = exc.args[0]
                     columns = ", ".join(repr(c) for c in context) or "none"
@@ -438,7 +358,7 @@ class Expander:
                     files.append(item)
         key = ""
         if self.keys:
-            key = _key(self.api_name, ordered, self.file_set, self.hasher)
+            key = key_of(self.api_name, ordered, self.file_set, self.hasher)
         return Submission(
             key=key,
             row=row.index,
@@ -447,67 +367,3 @@ class Expander:
             inputs=ordered,
             files=tuple(files),
         )
-
-
-# -- map templates: "{column}" keeps the cell's type, "text {a} {b}" builds text ----------
-
-
-@dataclass(frozen=True, slots=True)
-class _Whole:
-    column: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Text:
-    parts: tuple[tuple[str, str | None], ...]  # (literal, column or None)
-
-
-def _compile(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_compile(v) for v in value]
-    if not isinstance(value, str) or ("{" not in value and "}" not in value):
-        return value
-    whole = _PLACEHOLDER.fullmatch(value)
-    if whole is not None and whole.group(1) is not None:
-        return _Whole(whole.group(1).strip())
-    parts: list[tuple[str, str | None]] = []
-    literal, pos = "", 0
-    for match in _PLACEHOLDER.finditer(value):
-        literal += value[pos : match.start()]
-        pos = match.end()
-        if match.group(1) is None:
-            literal += match.group(0)[0]  # {{ -> {, }} -> }
-        else:
-            parts.append((literal, match.group(1).strip()))
-            literal = ""
-    parts.append((literal + value[pos:], None))
-    if len(parts) == 1:
-        return parts[0][0]
-    return _Text(tuple(parts))
-
-
-def _render(template: Any, row: Mapping[str, Any]) -> Any:
-    if isinstance(template, _Whole):
-        return row[template.column]
-    if isinstance(template, _Text):
-        out = []
-        for literal, column in template.parts:
-            out.append(literal)
-            if column is not None:
-                cell = row[column]
-                out.append("" if cell is None else str(cell))
-        return "".join(out)
-    if isinstance(template, list):
-        return [_render(t, row) for t in template]
-    return template
-
-
-def _reads(template: Any, columns: Iterable[str]) -> bool:
-    wanted = set(columns)
-    if isinstance(template, _Whole):
-        return template.column in wanted
-    if isinstance(template, _Text):
-        return any(column in wanted for _, column in template.parts)
-    if isinstance(template, list):
-        return any(_reads(t, wanted) for t in template)
-    return False

@@ -18,12 +18,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from .results import (
-    RecordStatus,
-    blocks,
-    mapped,
-    scan_results,
-)
+from ._scan import blocks, mapped, scan_results
+from .results import RecordStatus
 from .runfolder import RunDir, RunFolder
 
 __all__ = ["ExportFormat", "Failure", "RunStatus", "export", "load_table", "read_status"]

@@ -32,22 +32,15 @@ after `kill -9` or an unhandled SIGTERM the copies keep running; each leads its 
 process group (pgid = its pid, `LocalApp.pid`, logged at INFO), and `kill -- -PGID`
 stops it. On every system, processes that the app itself starts survive a `kill -9`
 of spacerun (the kernel signals only the direct child); the other paths kill the
-copy's whole process group.
+copy's whole process group. The process plumbing itself is in `runner._procs`.
 """
 
 from __future__ import annotations
 
-import atexit
-import contextlib
-import ctypes
-import functools
 import logging
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +49,17 @@ from types import TracebackType
 import anyio
 import httpx
 
+from ._procs import (
+    claim_port,
+    describe_exit,
+    free_port,
+    log_tail,
+    port_is_free,
+    release_port,
+    spawn,
+    stop_group,
+    wait_exit,
+)
 from .errors import RunnerError
 
 __all__ = ["LocalApp", "LocalAppError", "LocalAppSpec", "LocalApps"]
@@ -63,19 +67,12 @@ __all__ = ["LocalApp", "LocalAppError", "LocalAppSpec", "LocalApps"]
 log = logging.getLogger(__name__)
 
 STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL
-_ATEXIT_GRACE = 2.0  # shorter: the user is already waiting for the prompt
 _POLL_FIRST, _POLL_MAX, _POLL_GROWTH = 0.05, 0.5, 1.5  # readiness poll interval, s
 _REQUEST_TIMEOUT = 5.0
 _LOG_TAIL_LINES = 30
 _PORT_ATTEMPTS = 3
 # What gradio (and uvicorn under it) print when the port was taken in the meantime.
 _PORT_CLASH_MARKERS = ("cannot find empty port", "address already in use")
-_PR_SET_PDEATHSIG = 1
-
-# Copies started by this process and not yet stopped, for the atexit sweep; and their
-# ports, so that two copies never get the same one.
-_live: set[subprocess.Popen[bytes]] = set()
-_claimed_ports: set[int] = set()
 
 
 class LocalAppError(RunnerError):
@@ -183,8 +180,8 @@ class LocalApp:
         """Spawn and wait until ready, picking another port if the port was taken."""
         began = anyio.current_time()
         for attempt in range(1, _PORT_ATTEMPTS + 1):
-            if not self.port or not _port_is_free(self._spec.host, self.port):
-                self._set_port(_free_port(self._spec.host))
+            if not self.port or not port_is_free(self._spec.host, self.port):
+                self._set_port(free_port(self._spec.host))
             try:
                 self._spawn()
                 await self._wait_ready()
@@ -205,10 +202,10 @@ class LocalApp:
             return
 
     def _set_port(self, port: int) -> None:
-        _claimed_ports.discard(self.port)
+        release_port(self.port)
         self.port = port
         if port:
-            _claimed_ports.add(port)
+            claim_port(port)
 
     def _command(self) -> list[str]:
         python = self._spec.python or sys.executable
@@ -237,19 +234,14 @@ class LocalApp:
             log_file.flush()
             self._proc = None
             try:
-                self._proc = subprocess.Popen(
+                self._proc = spawn(
                     command,
                     cwd=self._spec.script.resolve().parent,
                     env=self._environment(),
-                    stdin=subprocess.DEVNULL,
-                    stdout=log_file,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,  # own process group; the terminal's ^C skips it
-                    preexec_fn=_die_with_parent_hook(),
+                    log_file=log_file,
                 )
             except OSError as error:  # no such interpreter, not executable, ...
                 raise _NotReady(f"could not be started: {error}") from error
-        _live.add(self._proc)
         log.info("%s: pid %d, port %d, log %s", self.name, self._proc.pid, self.port, self.log_path)
 
     async def _wait_ready(self) -> None:
@@ -272,7 +264,7 @@ class LocalApp:
                         f"did not answer GET {self.url}/config within "
                         f"{self._spec.ready_timeout:g} s (stopped it)"
                     )
-                await _wait_exit(proc, min(delay, remaining))
+                await wait_exit(proc, min(delay, remaining))
                 delay = min(delay * _POLL_GROWTH, _POLL_MAX)
 
     def _running(self) -> subprocess.Popen[bytes]:
@@ -282,14 +274,7 @@ class LocalApp:
 
     def _log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
         """The last lines this start wrote to the log (earlier starts excluded)."""
-        try:
-            with self.log_path.open("rb") as log_file:
-                size = log_file.seek(0, os.SEEK_END)
-                log_file.seek(max(self._log_offset, size - 64 * 1024))
-                text = log_file.read().decode(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return log_tail(self.log_path, since=self._log_offset, lines=lines)
 
     def _error(self, why: str) -> LocalAppError:
         proc = self._proc
@@ -298,7 +283,7 @@ class LocalApp:
         script = self._spec.script
         message = (
             f"local copy {self.name} of {script.name} ({script}) on port {self.port} {why}; "
-            f"exit code {'none (it never ran)' if proc is None else _describe_exit(code)}\n"
+            f"exit code {'none (it never ran)' if proc is None else describe_exit(code)}\n"
             f"last {_LOG_TAIL_LINES} lines of {self.log_path}:\n"
             + "\n".join(f"    {line}" for line in tail.splitlines())
         )
@@ -320,19 +305,14 @@ class LocalApp:
         proc = self._proc
         if proc is None:
             return
-        if proc.poll() is None:
-            _signal_group(proc.pid, signal.SIGTERM)
-            await _wait_exit(proc, grace)
-        _signal_group(proc.pid, signal.SIGKILL)
-        if not await _wait_exit(proc, grace):
+        if not await stop_group(proc, grace):
+            # Left for the atexit sweep, which tries again.
             log.warning("%s (pid %d) did not die after SIGKILL", self.name, proc.pid)
-            return  # left in _live: the atexit sweep tries again
-        _live.discard(proc)
 
     def _release(self) -> None:
         # Keep `port` (and `url`) readable after the run; only free the claim on it.
         if not self.alive():
-            _claimed_ports.discard(self.port)
+            release_port(self.port)
 
 
 class LocalApps:
@@ -430,127 +410,9 @@ def _ignore(message: str) -> None:
     pass
 
 
-# -- processes -----------------------------------------------------------------
-
-
 async def _answers(http: httpx.AsyncClient, url: str, seconds: float) -> bool:
     try:
         response = await http.get(url, timeout=max(seconds, 0.1))
     except httpx.TransportError:
         return False
     return response.status_code in (200, 401)
-
-
-async def _wait_exit(proc: subprocess.Popen[bytes], seconds: float) -> bool:
-    """Wait up to `seconds` for `proc` to exit; True (and reaped) if it has."""
-    with anyio.move_on_after(seconds):
-        await _exited(proc)
-    return proc.poll() is not None
-
-
-async def _exited(proc: subprocess.Popen[bytes]) -> None:
-    """Return once `proc` has exited: a pidfd wakes us on Linux, polling elsewhere."""
-    if proc.poll() is not None:
-        return
-    pidfd = _open_pidfd(proc.pid)
-    if pidfd is None:
-        delay = 0.01
-        while proc.poll() is None:
-            await anyio.sleep(delay)
-            delay = min(delay * 2, 0.2)
-        return
-    try:
-        await anyio.wait_readable(pidfd)
-    finally:
-        os.close(pidfd)
-
-
-def _open_pidfd(pid: int) -> int | None:
-    # pidfd_open: Linux 5.3+; anyio.wait_readable: anyio 4.7+.
-    if not hasattr(os, "pidfd_open") or not hasattr(anyio, "wait_readable"):
-        return None
-    try:
-        return os.pidfd_open(pid)
-    except OSError:
-        return None
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-def _describe_exit(code: int | None) -> str:
-    if code is None:
-        return "unknown (still running)"
-    if code < 0:
-        with contextlib.suppress(ValueError):
-            return f"{code} (killed by {signal.Signals(-code).name})"
-    return str(code)
-
-
-@functools.cache
-def _prctl() -> Callable[..., int] | None:
-    # Loaded in the parent: dlopen between fork and exec could deadlock on the loader lock.
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    return prctl
-
-
-def _die_with_parent_hook() -> Callable[[], None] | None:
-    """A preexec_fn asking the kernel to SIGKILL the child when its parent thread dies."""
-    prctl = _prctl()
-    if prctl is None:
-        return None
-    parent = os.getpid()
-
-    def hook() -> None:
-        prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
-        # The parent may have died between fork and prctl: nobody would signal us then.
-        if os.getppid() != parent:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    return hook
-
-
-def _free_port(host: str) -> int:
-    # The kernel picks a port that is free now; the app binds it a moment later. A clash
-    # in between is rare, shows in the app's log, and `_start` then tries another port.
-    for _ in range(20):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind((host, 0))
-            port: int = sock.getsockname()[1]
-        if port not in _claimed_ports:
-            return port
-    raise RuntimeError("no free loopback port")  # pragma: no cover - the kernel ran out
-
-
-def _port_is_free(host: str, port: int) -> bool:
-    # SO_REUSEADDR like uvicorn: connections in TIME_WAIT on the port do not block it.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-@atexit.register
-def _sweep() -> None:
-    """At interpreter exit, stop copies that no `__aexit__` stopped (e.g. a second ^C)."""
-    procs = list(_live)
-    for proc in procs:
-        _signal_group(proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + _ATEXIT_GRACE
-    for proc in procs:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=max(deadline - time.monotonic(), 0))
-        _signal_group(proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=1.0)
-    _live.clear()

@@ -3,7 +3,7 @@
 One line per finished submission, appended as it finishes. Each line starts with
 `{"key":"<key>","status":"<status>",` so that the index (key -> latest status) is
 rebuilt from a million lines by a regular expression over large blocks, without
-parsing whole records.
+parsing whole records. The line format is `runner._record`; the scan, `runner._scan`.
 
 Durability: every record is one `os.write` of the full line on an `O_APPEND`
 descriptor, with no Python buffering. A killed process (kill -9, Ctrl-C, crash)
@@ -18,24 +18,19 @@ further record for it, so a key is written ok at most once across resumes.
 
 from __future__ import annotations
 
-import json
 import logging
-import mmap
 import os
-import re
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from collections.abc import Set as AbstractSet
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
+from ._record import RecordStatus, ResultRecord, utc_now
+from ._scan import Scan, scan_results
 from .errors import RunnerError
 from .runfolder import RunDir, RunFolder
 
@@ -54,19 +49,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-class RecordStatus(str, Enum):
-    """How a submission ended."""
-
-    OK = "ok"
-    """The app returned a result; `outputs` holds it. Skipped on resume."""
-    ERROR = "error"
-    """It failed for good (app error, or retries exhausted); `error_type` says why."""
-    CANCELLED = "cancelled"
-    """The run was interrupted before it finished (Ctrl-C); submitted again on resume."""
-    TIMEOUT = "timeout"
-    """It did not finish within the job timeout, after all attempts."""
 
 
 class Durability(str, Enum):
@@ -95,90 +77,6 @@ class DuplicateResultError(ResultsError):
 
 class RunFolderLockedError(ResultsError):
     """Another process has the run folder open for writing."""
-
-
-def utc_now() -> str:
-    """The current time as ISO 8601 in UTC, as `finished_at` stores it."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ResultRecord:
-    """One finished submission, as one line of `results.jsonl`.
-
-    `inputs` holds file inputs as their paths; `outputs` is keyed by the endpoint's
-    return labels, with files as paths relative to the run folder. `causes` has
-    one short cause per failed attempt.
-    """
-
-    key: str
-    row: int
-    status: RecordStatus
-    inputs: dict[str, Any] = field(default_factory=dict)
-    outputs: dict[str, Any] | None = None
-    error_type: str | None = None
-    error_message: str | None = None
-    attempts: int = 1
-    causes: tuple[str, ...] = ()
-    replica: str | None = None
-    queue_time: float | None = None
-    run_time: float | None = None
-    finished_at: str = field(default_factory=utc_now)
-
-    def to_line(self) -> bytes:
-        """The JSON line (with its newline), starting `{"key":...,"status":...,`."""
-        body = {
-            "row": self.row,
-            "inputs": self.inputs,
-            "outputs": self.outputs,
-            "error_type": self.error_type,
-            "error_message": self.error_message,
-            "attempts": self.attempts,
-            "causes": list(self.causes),
-            "replica": self.replica,
-            "queue_time": self.queue_time,
-            "run_time": self.run_time,
-            "finished_at": self.finished_at,
-        }
-        rest = json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=_json_default)
-        head = f'{{"key":{json.dumps(self.key)},"status":"{RecordStatus(self.status).value}",'
-        return (head + rest[1:] + "\n").encode("utf-8")
-
-    @classmethod
-    def from_line(cls, line: bytes | str) -> ResultRecord:
-        """Parse one line of `results.jsonl`. Raises ValueError if it is not a record."""
-        data = json.loads(line)
-        if not isinstance(data, dict):
-            raise ValueError("a results line must be a JSON object")
-        return cls.from_dict(data)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ResultRecord:
-        """Build a record from its JSON object; unknown fields are ignored."""
-        try:
-            return cls(
-                key=str(data["key"]),
-                row=int(data["row"]),
-                status=RecordStatus(data["status"]),
-                inputs=dict(data.get("inputs") or {}),
-                outputs=data.get("outputs"),
-                error_type=data.get("error_type"),
-                error_message=data.get("error_message"),
-                attempts=int(data.get("attempts", 1)),
-                causes=tuple(data.get("causes") or ()),
-                replica=data.get("replica"),
-                queue_time=data.get("queue_time"),
-                run_time=data.get("run_time"),
-                finished_at=str(data.get("finished_at", "")),
-            )
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"not a results record: {exc!r}") from exc
-
-
-def _json_default(value: object) -> object:
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    raise TypeError(f"{type(value).__name__} in a result is not JSON serialisable")
 
 
 class ResultsStore:
@@ -389,198 +287,3 @@ def _repair_torn_tail(fd: int, folder: RunFolder, scan: Scan) -> None:
         len(scan.torn),
         folder.torn_path,
     )
-
-
-# --- Scanning -----------------------------------------------------------------
-#
-# The file is memory-mapped and searched in blocks of complete lines: no copy of
-# the data into Python objects except the keys themselves. The regular
-# expressions match a newline followed by the fixed line prefix, so the engine
-# looks for a literal and skips the rest of each line quickly; the first line of
-# the file, which has no newline before it, is matched separately.
-
-_BLOCK_SIZE = 16 << 20
-_STATUS_OF = {status.value.encode(): status for status in RecordStatus}
-# Keys without escapes take the fast path; a block with any other line is parsed line by line.
-_RECORD = rb'\{"key":"([^"\\\n]*)","status":"(ok|error|cancelled|timeout)",'
-_RECORD_AFTER_NL = re.compile(b"\n" + _RECORD)
-_RECORD_AT = re.compile(_RECORD)
-_MAX_CORRUPT_WARNINGS = 5
-
-
-@contextmanager
-def mapped(path: Path) -> Iterator[mmap.mmap | bytes]:
-    """The file at `path` mapped read-only (`b""` if it is missing or empty)."""
-    try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed below, after the map
-    except FileNotFoundError:
-        yield b""
-        return
-    with handle:
-        if os.fstat(handle.fileno()).st_size == 0:
-            yield b""
-            return
-        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-            yield buf
-
-
-def find_all(
-    after_nl: re.Pattern[bytes], at: re.Pattern[bytes], buf: mmap.mmap | bytes, start: int, end: int
-) -> list[Any]:
-    """`findall` of a line pattern over the lines in `buf[start:end]`."""
-    found: list[Any] = after_nl.findall(buf, max(start - 1, 0), end)
-    if start == 0 and (first := at.match(buf, 0, end)):
-        found.insert(0, first.groups() if at.groups > 1 else first[at.groups])
-    return found
-
-
-@dataclass(frozen=True, slots=True)
-class Block:
-    """Complete lines `buf[start:end]` (`buf[end]` is a newline), from line `first_line`."""
-
-    buf: mmap.mmap | bytes
-    start: int
-    end: int
-    first_line: int
-    n_lines: int
-
-    def lines(self) -> list[bytes]:
-        return self.buf[self.start : self.end].split(b"\n")
-
-
-def block_bounds(buf: mmap.mmap | bytes, stop: int) -> list[tuple[int, int]]:
-    """(start, end) of blocks of whole lines covering `buf[:stop]`; `stop` follows a newline."""
-    block_size = _BLOCK_SIZE  # read at call time so tests can make blocks small
-    bounds = []
-    start = 0
-    while start < stop:
-        end = buf.rfind(b"\n", start, min(start + block_size, stop))
-        if end < 0:  # a line longer than a block
-            end = buf.find(b"\n", start, stop)
-        bounds.append((start, end))
-        start = end + 1
-    return bounds
-
-
-def blocks(buf: mmap.mmap | bytes, stop: int) -> Iterator[Block]:
-    """The blocks of `buf[:stop]` in order, dropping each from memory once it is used."""
-    first_line = 0
-    for start, end in block_bounds(buf, stop):
-        n_lines = buf[start : end + 1].count(b"\n")
-        yield Block(buf, start, end, first_line, n_lines)
-        first_line += n_lines
-        release(buf, start, end + 1)
-
-
-def release(buf: mmap.mmap | bytes, start: int, stop: int) -> None:
-    """Let the OS drop the pages of `buf[start:stop]` from this process's memory.
-
-    They stay in the OS file cache; they just stop counting towards our memory,
-    so scanning a large file does not grow the process by the file's size.
-    """
-    if isinstance(buf, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
-        page = start - start % mmap.PAGESIZE
-        buf.madvise(mmap.MADV_DONTNEED, page, stop - page)
-
-
-@dataclass(slots=True)
-class Scan:
-    """What a pass over a results file found."""
-
-    status: dict[str, RecordStatus]  # key -> the status that counts
-    line_of: dict[str, int] | None  # key -> ordinal of the line that counts (if asked)
-    lines: int  # complete lines
-    corrupt: int  # complete lines that are not records
-    torn: bytes  # bytes after the last newline
-    end_offset: int  # file offset just past the last complete line
-
-
-def scan_results(path: Path, *, want_lines: bool = False) -> Scan:
-    """Index a results file: key -> the status that counts (and, if asked, its line).
-
-    Read-only: a torn tail is reported in `torn`, not repaired.
-    """
-    status: dict[str, RecordStatus] = {}
-    line_of: dict[str, int] | None = {} if want_lines else None
-    lines = corrupt = ok_lines = 0
-    with mapped(path) as buf:
-        end_offset = buf.rfind(b"\n") + 1
-        torn = bytes(buf[end_offset:])
-        for block in blocks(buf, end_offset):
-            keys, stats, ordinals, bad = _parse_block(block)
-            # Latest wins, at C speed; the ok-is-final rule is checked just below.
-            status.update(zip(keys, map(_STATUS_OF.__getitem__, stats), strict=True))
-            if line_of is not None:
-                line_of.update(zip(keys, ordinals, strict=True))
-            ok_lines += stats.count(b"ok")
-            lines, corrupt = lines + block.n_lines, corrupt + bad
-    scan = Scan(status, line_of, lines, corrupt, torn, end_offset)
-    if Counter(status.values())[RecordStatus.OK] != ok_lines:
-        # A key was ok twice, or had a record after its ok: only a file written by
-        # something else than ResultsStore gets here. Redo it exactly, slowly.
-        _rescan_ok_final(scan, path)
-    return scan
-
-
-def _rescan_ok_final(scan: Scan, path: Path) -> None:
-    status: dict[str, RecordStatus] = {}
-    line_of: dict[str, int] = {}
-    duplicates = 0
-    with mapped(path) as buf:
-        for block in blocks(buf, scan.end_offset):
-            keys, stats, ordinals, _ = _parse_block(block, warn=False)
-            for key, stat, ordinal in zip(keys, stats, ordinals, strict=True):
-                if status.get(key) is RecordStatus.OK:
-                    duplicates += stat == b"ok"
-                    continue
-                status[key], line_of[key] = _STATUS_OF[stat], ordinal
-    if duplicates:
-        logger.warning("%s has %d extra ok records; the first ok of a key counts", path, duplicates)
-    scan.status = status
-    if scan.line_of is not None:
-        scan.line_of = line_of
-
-
-_Parsed = tuple[list[str], list[bytes], Sequence[int], int]
-
-
-def _parse_block(block: Block, *, warn: bool = True) -> _Parsed:
-    """Keys, status bytes and ordinals of the records in `block`; how many lines are not."""
-    pairs = find_all(_RECORD_AFTER_NL, _RECORD_AT, block.buf, block.start, block.end)
-    if len(pairs) != block.n_lines:
-        return _parse_block_slowly(block, warn=warn)
-    keys = [key.decode() for key, _ in pairs]
-    stats = [stat for _, stat in pairs]
-    return keys, stats, range(block.first_line, block.first_line + block.n_lines), 0
-
-
-def _parse_block_slowly(block: Block, *, warn: bool) -> _Parsed:
-    keys: list[str] = []
-    stats: list[bytes] = []
-    ordinals: list[int] = []
-    corrupt = 0
-    for ordinal, line in enumerate(block.lines(), start=block.first_line):
-        parsed = _parse_prefix(line)
-        if parsed is None:
-            corrupt += 1
-            if warn and corrupt <= _MAX_CORRUPT_WARNINGS:
-                logger.warning("results line %d is not a record, ignored: %.80r", ordinal + 1, line)
-            continue
-        keys.append(parsed[0])
-        stats.append(parsed[1])
-        ordinals.append(ordinal)
-    return keys, stats, ordinals, corrupt
-
-
-def _parse_prefix(line: bytes) -> tuple[str, bytes] | None:
-    match = _RECORD_AT.match(line)
-    if match:
-        return match[1].decode(), match[2]
-    try:  # keys with escapes (quotes, non-ASCII) are valid, just slower
-        data = json.loads(line)
-    except ValueError:
-        return None
-    if not isinstance(data, dict) or not isinstance(data.get("key"), str):
-        return None
-    stat = str(data.get("status", "")).encode()
-    return (data["key"], stat) if stat in _STATUS_OF else None

@@ -10,15 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .results import (
-    RecordStatus,
-    ResultRecord,
-    block_bounds,
-    find_all,
-    mapped,
-    release,
-    scan_results,
-)
+from ._scan import block_bounds, find_all, mapped, release, scan_results
+from .results import RecordStatus, ResultRecord
 from .runfolder import RunDir, RunFolder, read_summary
 
 __all__ = ["Failure", "RunStatus", "read_status"]

@@ -220,7 +220,7 @@ def test_queue_rank_queue_full_and_cancel_queued(slow_app: RunningApp) -> None:
     """With one job running and two waiting the queue is full; a queued job reports its
     rank, and cancelling it returns True and it never runs on the server."""
     with Client(slow_app.url) as client:
-        running = client.submit(3.0, "running", api_name="/sleep")
+        running = client.submit(5.0, "running", api_name="/sleep")
         wait_for(lambda: running.status().code is Status.PROCESSING)
         first = client.submit(0.1, "first", api_name="/sleep")
         second = client.submit(0.1, "second", api_name="/sleep")
@@ -233,7 +233,7 @@ def test_queue_rank_queue_full_and_cancel_queued(slow_app: RunningApp) -> None:
         with pytest.raises(jobs.JobCancelled):
             second.result()
         assert second.status().code is Status.CANCELLED
-        assert running.result() == "slept 3.0"
+        assert running.result() == "slept 5.0"
         assert first.result() == "slept 0.1"
         ran = calls(slow_app)
         assert ran["sleep_completed"] == {"running": 1, "first": 1}

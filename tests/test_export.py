@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-import runner.results as results_module
+import runner._scan as scan_module
 from runner.export import export, load_table, read_status
 from runner.results import RecordStatus, ResultRecord, ResultsStore
 from runner.runfolder import read_manifest, read_summary, write_manifest, write_summary
@@ -134,7 +134,7 @@ def test_export_across_many_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         for i in range(97)
     ]
     write_run(tmp_path, records)
-    monkeypatch.setattr(results_module, "_BLOCK_SIZE", 300)
+    monkeypatch.setattr(scan_module, "_BLOCK_SIZE", 300)
     table = load_table(tmp_path)
     assert table["key"].tolist() == [f"key-{i:03d}" for i in range(37)]
     latest = {r.key: r for r in records}

@@ -24,7 +24,7 @@ import pytest
 from anyio.abc import SocketAttribute, SocketListener
 
 from jobs import AsyncClient
-from runner import local
+from runner import _procs
 from runner.errors import RunnerError
 from runner.local import LocalAppError, LocalApps, LocalAppSpec
 
@@ -262,7 +262,7 @@ async def test_atexit_sweep_stops_copies_that_were_never_exited(tmp_path: Path) 
     await apps.__aenter__()
     try:
         with watching(app.pid for app in apps.apps) as ends:
-            local._sweep()  # what atexit runs
+            _procs._sweep()  # what atexit runs
             assert ends.still_running(within=0) == []
     finally:
         await apps.__aexit__(None, None, None)

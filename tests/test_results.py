@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-import runner.results as results_module
+import runner._scan as scan_module
+from runner._scan import scan_results
 from runner.results import (
     DuplicateResultError,
     Durability,
@@ -23,7 +24,6 @@ from runner.results import (
     ResultsError,
     ResultsStore,
     RunFolderLockedError,
-    scan_results,
 )
 from runner.runfolder import RunFolder
 
@@ -149,7 +149,7 @@ def test_odd_keys_and_bad_lines_across_blocks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Escaped keys, a line longer than a block and garbage lines: the index matches json.loads."""
-    monkeypatch.setattr(results_module, "_BLOCK_SIZE", 256)  # many blocks, some of one line
+    monkeypatch.setattr(scan_module, "_BLOCK_SIZE", 256)  # many blocks, some of one line
     keys = ['quote"d', "back\\slash", "ünï", "plain", "x" * 600, "a/b/../c"]
     rng = random.Random(3)
     with ResultsStore.open(tmp_path) as store:

@@ -1,0 +1,377 @@
+"""The steps of one run, in order: what `runner.run.run_async` does once the manifest
+is loaded (see `runner.run` for the outline)."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import shlex
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable, Generator, Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import yaml
+
+from jobs import AppSchema, Endpoint
+
+from ._records import record_of
+from .errors import ValidationFailed
+from .expand import Submission, iter_submissions
+from .manifest import Manifest
+from .progress import Progress
+from .replicas import AllReplicasDown, Replica, ReplicaPool
+from .results import RecordStatus, ResultsStore
+from .resume import (
+    KeyCache,
+    Plan,
+    Skipped,
+    ValidationStamp,
+    all_done,
+    inputs_digest,
+    plan,
+    read_stamp,
+    walk,
+    write_stamp,
+)
+from .retry import RetryPolicy
+from .runfolder import RunFolder, write_summary
+from .scheduler import Outcome, OutcomeStatus, Scheduler
+from .schema_cache import schema_digest
+from .summary import SummaryBuilder, format_summary
+from .targets import open_replicas
+from .throttle import RateLimiter
+from .validate import validate_submissions
+
+if TYPE_CHECKING:
+    from .run import RunHandle, RunOptions
+
+__all__ = ["EXIT_FAILED", "EXIT_INPUT", "EXIT_INTERRUPTED", "EXIT_OK", "execute"]
+
+EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+_FAILED = (RecordStatus.ERROR, RecordStatus.TIMEOUT)
+
+
+async def execute(manifest: Manifest, options: RunOptions, handle: RunHandle) -> dict[str, Any]:
+    """Run `manifest` to the end and return its summary, as `runner.run.run_async` does."""
+    return await _Run(manifest, options, handle).execute()
+
+
+class _Run:
+    def __init__(self, manifest: Manifest, options: RunOptions, handle: RunHandle) -> None:
+        self.manifest = manifest
+        self.options = options
+        self.handle = handle
+        self.folder = RunFolder.at(manifest.output.dir)
+        self.progress = Progress(mode=options.progress)
+        self.summary = SummaryBuilder()
+        self.interrupted = False
+        self.in_flight_keys: set[str] = set()
+        # Submissions skipped this run: ok before, failed before (--no-retry-failed),
+        # identical to one already on its way.
+        self.already_ok = self.failed_kept = self.duplicates = 0
+
+    async def execute(self) -> dict[str, Any]:
+        if self.options.restart:
+            self._set_aside()
+        self.folder.ensure()
+        started = time.monotonic()
+        with ResultsStore.open(self.folder.root) as store:
+            self._write_manifest()
+            self._cache: KeyCache | None = None
+            try:
+                return await self._execute(store, started)
+            finally:
+                if self._cache is not None:
+                    self._cache.close()
+
+    async def _execute(self, store: ResultsStore, started: float) -> dict[str, Any]:
+        root = self.folder.root
+        needed = self._needed(store)
+        stamp: ValidationStamp | None = None
+        inputs: str | None = None
+        todo: Generator[Submission, None, None] | None = None
+        if self.options.fast_resume:
+            inputs = await anyio.to_thread.run_sync(inputs_digest, self.manifest)
+            previous = read_stamp(root)
+            if previous is not None and previous.inputs == inputs:
+                # The rows are those validated before: plan from the key cache, with the
+                # schema they were validated against.
+                stamp = previous
+                cache = self._cache = KeyCache.open(root, previous.stamp)
+                cached_schema = previous.app_schema()
+                the_plan = await anyio.to_thread.run_sync(
+                    lambda: plan(
+                        self.manifest,
+                        cached_schema,
+                        cache,
+                        needed,
+                        retry_failed=self.options.retry_failed,
+                    )
+                )
+                if await anyio.to_thread.run_sync(
+                    all_done, self.manifest, previous, self._cache, needed, the_plan
+                ):
+                    # Nothing to send: no replica is started, no app contacted.
+                    self.progress.start(total=previous.submissions)
+                    self.progress.close()
+                    self._count_done(store, self._cache)
+                    return self._finish(store, started, total=previous.submissions, replicas=[])
+                todo = self._todo(store, cached_schema, the_plan)
+        async with contextlib.AsyncExitStack() as stack:
+            prefetched: list[Submission] = []
+            async with anyio.create_task_group() as group:
+                if todo is not None:
+                    # Skip the done rows while the replicas start.
+                    group.start_soon(self._prefetch, todo, prefetched)
+                replicas = await open_replicas(
+                    self.manifest,
+                    stack,
+                    download_files=self.manifest.output.download_files,
+                    log_dir=root / "logs",
+                    on_message=self.progress.message,
+                    hub_endpoint=self.options.hub_endpoint,
+                )
+            schema = replicas[0].client.schema
+            if (
+                stamp is not None
+                and todo is not None
+                and stamp.schema_digest == schema_digest(schema)
+            ):
+                total = stamp.submissions  # validated before, against this same API
+                source: Iterator[Submission] = itertools.chain(prefetched, todo)
+            else:
+                if todo is not None:  # the app's API changed: validate again, from scratch
+                    todo.close()
+                    self._reset_counts()
+                report = await anyio.to_thread.run_sync(validate_submissions, self.manifest, schema)
+                if not report.ok:
+                    raise ValidationFailed(report)
+                total = report.submissions
+                if self.options.fast_resume:
+                    stamp = ValidationStamp.of(
+                        self.manifest,
+                        schema,
+                        endpoint=report.endpoint or "",
+                        rows=report.rows,
+                        submissions=total,
+                        inputs=inputs,
+                    )
+                    if self._cache is not None:
+                        self._cache.close()
+                    self._cache = KeyCache.open(root, stamp.stamp)
+                    write_stamp(root, stamp)
+                source = self._todo(store, schema, None)
+            endpoint = schema.endpoint(self.manifest.app.endpoint)
+            pool = ReplicaPool(replicas, on_message=self.progress.message)
+            scheduler = self._scheduler(pool, store, endpoint)
+            self.handle._attach(scheduler)
+            self.progress.start(total=total)
+            down: AllReplicasDown | None = None
+            try:
+                async with anyio.create_task_group() as group:
+                    if self.options.handle_signals:
+                        group.start_soon(self._watch_signals, scheduler)
+                    try:
+                        await scheduler.run(source)
+                    except AllReplicasDown as exc:
+                        down = exc  # every outcome is recorded; summarise, then report
+                    group.cancel_scope.cancel()
+            finally:
+                self.progress.close()
+            summary = self._finish(
+                store,
+                started,
+                total=total,
+                replicas=replicas,
+                stopped_by=str(down) if down else None,
+            )
+            if down is not None:
+                raise down
+            return summary
+
+    async def _prefetch(self, todo: Iterator[Submission], out: list[Submission]) -> None:
+        first = await anyio.to_thread.run_sync(next, todo, None)
+        if first is not None:
+            out.append(first)
+
+    def _reset_counts(self) -> None:
+        self.already_ok = self.failed_kept = self.duplicates = 0
+        self.in_flight_keys.clear()
+        self.progress.skipped = 0
+
+    def _finish(
+        self,
+        store: ResultsStore,
+        started: float,
+        *,
+        total: int,
+        replicas: list[Replica],
+        stopped_by: str | None = None,
+    ) -> dict[str, Any]:
+        done = self.already_ok + self.duplicates + self.summary.counts[OutcomeStatus.OK.value]
+        summary = self.summary.build(
+            name=self.manifest.name,
+            run_dir=str(self.folder.root),
+            wall=time.monotonic() - started,
+            total=total,
+            skipped=self.already_ok,
+            done=done,
+            failed_kept=self.failed_kept,
+            duplicates=self.duplicates,
+            folder_counts={s.value: n for s, n in store.counts().items()},
+            replicas=replicas,
+            interrupted=self.interrupted,
+            resume_command=self._resume_command(),
+        )
+        if stopped_by is not None:
+            summary["stopped_by"] = stopped_by
+        summary["exit_status"] = self._exit_status(summary)
+        write_summary(self.folder.root, summary)
+        for fmt in self.manifest.output.export:
+            self._export(fmt)
+        if self.progress.mode != "quiet":
+            self.progress.message(format_summary(summary))
+        return summary
+
+    def _export(self, fmt: str) -> None:
+        target = self.folder.root / f"export.{fmt}"
+        results = self.folder.results_path
+        if (
+            target.exists()
+            and results.exists()
+            and target.stat().st_mtime_ns >= results.stat().st_mtime_ns
+        ):
+            return  # nothing new since the last export
+        from .export import export  # pandas, loaded only when a run exports
+
+        export(self.folder.root, fmt)  # type: ignore[arg-type]
+
+    def _scheduler(self, pool: ReplicaPool, store: ResultsStore, endpoint: Endpoint) -> Scheduler:
+        run_spec = self.manifest.run
+        rate = run_spec.rate.per_second if run_spec.rate is not None else None
+
+        async def on_outcome(outcome: Outcome) -> None:
+            self.in_flight_keys.discard(outcome.submission.key)
+            self.summary.add(outcome)
+            if outcome.status is OutcomeStatus.CANCELLED and outcome.attempts == 0:
+                return  # never sent: nothing to record, it simply runs on resume
+            store.append(record_of(outcome, endpoint, self.folder))
+
+        return Scheduler(
+            pool,
+            on_outcome=on_outcome,
+            endpoint=endpoint.api_name,
+            rate=RateLimiter(rate),
+            policy=RetryPolicy(
+                retries=run_spec.retries,
+                retry_app_errors=run_spec.retry_app_errors,
+                retry_timeouts=run_spec.retry_timeouts,
+            ),
+            timeout=run_spec.timeout,
+            grace=run_spec.grace,
+            share_session=run_spec.share_session,
+            download_dir=self.folder.files_dir if self.manifest.output.download_files else None,
+            listener=self.progress,
+        )
+
+    def _count_done(self, store: ResultsStore, cache: KeyCache) -> None:
+        statuses = Counter(map(store.status_of, cache.keys()))
+        self.already_ok = statuses[RecordStatus.OK]
+        self.failed_kept = statuses[RecordStatus.ERROR] + statuses[RecordStatus.TIMEOUT]
+
+    def _needed(self, store: ResultsStore) -> Callable[[str], bool]:
+        """Whether a key must be sent: not ok, not failed for good (unless retrying
+        failures), not an identical row already on its way."""
+        retry_failed = self.options.retry_failed
+        in_flight = self.in_flight_keys
+
+        def needed(key: str) -> bool:
+            status = store.status_of(key)
+            if status is RecordStatus.OK:
+                return False
+            if status in _FAILED and not retry_failed:
+                return False
+            return key not in in_flight
+
+        return needed
+
+    def _todo(
+        self, store: ResultsStore, schema: AppSchema, the_plan: Plan | None
+    ) -> Generator[Submission, None, None]:
+        needed = self._needed(store)
+        cache = self._cache
+        source: Iterator[Submission | Skipped]
+        if self.options.fast_resume:
+            source = walk(self.manifest, schema, cache, needed, plan_=the_plan)
+        else:
+            source = iter_submissions(self.manifest, schema)
+        for item in source:
+            if isinstance(item, Skipped):
+                if item.all_ok:
+                    self.already_ok += item.end - item.start
+                    self.progress.skip(item.end - item.start)
+                else:
+                    assert cache is not None
+                    self._skipped(store, cache.keys(item.start, item.end))
+            elif not needed(item.key):
+                self._skipped(store, [item.key])
+            else:
+                self.in_flight_keys.add(item.key)
+                yield item
+
+    def _skipped(self, store: ResultsStore, keys: list[str]) -> None:
+        """Count submissions that need no work: ok before, failed before (and not retried),
+        or identical to one already on its way."""
+        statuses = Counter(map(store.status_of, keys))
+        ok = statuses[RecordStatus.OK]
+        failed = 0 if self.options.retry_failed else sum(statuses[s] for s in _FAILED)
+        self.already_ok += ok
+        self.failed_kept += failed
+        self.duplicates += len(keys) - ok - failed
+        self.progress.skip(len(keys))
+
+    async def _watch_signals(self, scheduler: Scheduler) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for _ in signals:
+                if scheduler.stopping:
+                    self.progress.message("second interrupt: stopping now")
+                    scheduler.abort()
+                    return
+                self.interrupted = True
+                self.progress.message(
+                    f"interrupted: cancelling queued jobs, giving running ones "
+                    f"{self.manifest.run.grace:g} s (Ctrl-C again to stop at once)"
+                )
+                scheduler.stop()
+
+    def _exit_status(self, summary: dict[str, Any]) -> int:
+        if summary.get("stopped_by"):
+            return EXIT_FAILED
+        if self.interrupted or self.handle.stopped:
+            summary["interrupted"] = True
+            return EXIT_INTERRUPTED
+        return EXIT_OK if summary["complete"] else EXIT_FAILED
+
+    def _resume_command(self) -> str:
+        command = list(self.options.command or ["spacerun", "run", str(self.manifest.display_path)])
+        command = [c for c in command if c != "--restart"]
+        return shlex.join(command)
+
+    def _write_manifest(self) -> None:
+        text = yaml.safe_dump(self.manifest.to_dict(redact=True), sort_keys=False)
+        tmp = self.folder.manifest_path.with_suffix(".yaml.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, self.folder.manifest_path)
+
+    def _set_aside(self) -> None:
+        root = self.folder.root
+        if root.exists() and any(root.iterdir()):
+            stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+            aside = root.with_name(f"{root.name}.before-{stamp}")
+            root.rename(aside)
+            self.progress.message(f"--restart: the previous run folder is kept as {aside}")
