@@ -5,9 +5,6 @@ manifests, which must at least load and validate offline against their local app
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -16,6 +13,7 @@ import anyio
 import pandas as pd
 import pytest
 from support.apps import RunningApp
+from support.cli import spacerun
 
 from runner.manifest import load_manifest
 from runner.run import RunHandle, RunOptions, run_async, validate_manifest
@@ -24,18 +22,6 @@ pytestmark = pytest.mark.timeout(120)
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_manifests"
-
-
-def spacerun(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "runner.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=ROOT,
-        env=env,
-    )
 
 
 def calculator_csv(path: Path, rows: list[tuple[float, str, float]]) -> Path:

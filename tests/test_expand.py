@@ -3,17 +3,16 @@ stability, against the schema of a real Gradio app (tests/data/manifests/forms_a
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import textwrap
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from support.forms import forms_app
 
 from jobs import AppSchema
 from runner.errors import ValidationFailed
@@ -26,17 +25,9 @@ FORM_DEFAULTS = {"scale": 1, "flag": False, "mode": "fast", "tags": [], "audio":
                  "extra": None}  # fmt: skip
 
 
-def _forms_app() -> Any:
-    spec = importlib.util.spec_from_file_location("forms_app", DATA / "forms_app.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def schema() -> Iterator[AppSchema]:
-    with _forms_app().serve() as app_schema:
+    with forms_app().serve() as app_schema:
         yield app_schema
 
 

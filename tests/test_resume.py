@@ -24,6 +24,7 @@ from typing import Any
 import anyio
 import pytest
 from support.apps import RunningApp
+from support.cli import cli_env, spacerun
 
 from runner import resume
 from runner.manifest import load_manifest
@@ -101,30 +102,15 @@ def run_args(rows_csv: Path, url: str, run_dir: Path, *extra: str) -> list[str]:
     ]
 
 
-def spacerun(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "runner.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=ROOT,
-        env=_env(),
-    )
-
-
 def spacerun_popen(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "runner.cli", *args],
         cwd=ROOT,
-        env=_env(),
+        env=cli_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-
-
-def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
 
 
 def records(run_dir: Path) -> list[dict[str, Any]]:

@@ -3,13 +3,13 @@ and field the user sees, and the exit status."""
 
 from __future__ import annotations
 
-import importlib.util
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.forms import forms_app
 
 from jobs import AppSchema
 from runner.errors import EXIT_INVALID, EXIT_OK, ValidationFailed
@@ -19,17 +19,9 @@ from runner.validate import ProblemKind, ValidationReport, validate_submissions
 DATA = Path(__file__).parent / "data" / "manifests"
 
 
-def _forms_app() -> Any:
-    spec = importlib.util.spec_from_file_location("forms_app", DATA / "forms_app.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def schema() -> Iterator[AppSchema]:
-    with _forms_app().serve() as app_schema:
+    with forms_app().serve() as app_schema:
         yield app_schema
 
 
