@@ -68,7 +68,7 @@ class Progress:
             self._bar.write(text, file=self._stream)
         elif self.mode == "json":
             self._json({"event": "message", "text": text})
-        elif self.mode == "plain":
+        elif self.mode in ("plain", "bar"):  # a bar mode before the bar starts or after
             self._stream.write(text + "\n")
             self._stream.flush()
 
