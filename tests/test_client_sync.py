@@ -223,6 +223,8 @@ def test_queue_rank_queue_full_and_cancel_queued(slow_app: RunningApp) -> None:
         running = client.submit(5.0, "running", api_name="/sleep")
         wait_for(lambda: running.status().code is Status.PROCESSING)
         first = client.submit(0.1, "first", api_name="/sleep")
+        # Joins travel concurrently: let `first` be queued before `second` is sent.
+        wait_for(lambda: first.status().rank is not None)
         second = client.submit(0.1, "second", api_name="/sleep")
         # The app re-estimates waiting jobs as the queue changes; wait for the settled one.
         wait_for(lambda: second.status().rank == 1 and second.status().queue_size == 2)
