@@ -182,7 +182,11 @@ class AsyncClient:
 
     async def aclose(self) -> None:
         """Cancel jobs still running, close streams and the connection pool it opened."""
-        if self._parent is not None or self._stack is None:
+        if self._parent is not None:
+            if self._session is not None:
+                self._session.close()
+            return
+        if self._stack is None:
             return
         stack, self._stack = self._stack, None
         await stack.aclose()
@@ -336,15 +340,17 @@ class AsyncClient:
             self._session.close()
         self._session = self._new_session()
 
-    def new_session(self) -> AsyncClient:
+    def new_session(self, *, heartbeat: bool = True) -> AsyncClient:
         """A view of this client with a session of its own. It shares the connection pool,
-        the API schema and the upload cache, costs nothing to make and needs no closing."""
+        the API schema and the upload cache and costs nothing to make. `aclose()` on a view
+        only ends its session's heartbeat (held for apps that ask for one, while the
+        session is in use; `heartbeat=False` for a session used by a single job)."""
         self._require()
         view = object.__new__(AsyncClient)
         view.__dict__.update(self.__dict__)
         view._parent = self
         view._stack = None
-        view._session = self._new_session()
+        view._session = self._new_session(heartbeat=heartbeat)
         return view
 
     # -- internals -------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -45,6 +45,10 @@ async def open_app(
 
     token = _spaces.hf_token_from_env(hf_token)
     space_id: str | None = None
+    if token:
+        # Redirects are followed inside httpx, which strips only `Authorization` when the
+        # host changes: this hook strips our token header from every hop it may not reach.
+        http.event_hooks["request"].append(_token_guard(token_header, token_hosts))
 
     async def wake(host: str) -> None:
         # Any request wakes a sleeping Space; its answer does not matter.
@@ -83,14 +87,26 @@ def _token_headers(
     url: str, token: str | None, header: str, extra_hosts: Sequence[str]
 ) -> dict[str, str]:
     """The HF token goes to Hugging Face hosts (and hosts the caller names) only."""
-    from . import _spaces
-
-    if not token:
-        return {}
-    host = (urlsplit(url).hostname or "").lower()
-    if _spaces.is_hf_host(url) or host in {h.lower() for h in extra_hosts}:
+    if token and _token_allowed(url, extra_hosts):
         return {header: f"Bearer {token}"}
     return {}
+
+
+def _token_allowed(url: str, extra_hosts: Sequence[str]) -> bool:
+    from . import _spaces
+
+    host = (urlsplit(url).hostname or "").lower()
+    return _spaces.is_hf_host(url) or host in {h.lower() for h in extra_hosts}
+
+
+def _token_guard(
+    header: str, extra_hosts: Sequence[str]
+) -> Callable[[httpx.Request], Awaitable[None]]:
+    async def guard(request: httpx.Request) -> None:
+        if header in request.headers and not _token_allowed(str(request.url), extra_hosts):
+            del request.headers[header]
+
+    return guard
 
 
 def _normalize_url(src: str) -> str:

@@ -24,6 +24,7 @@ __all__ = ["Downloader", "Uploader", "file", "handle_file", "is_file_data"]
 
 _META = {"_type": "gradio.FileData"}
 _CHUNK = 1 << 20
+_NAME_BYTES = 200
 
 
 def handle_file(path_or_url: str | os.PathLike[str]) -> dict[str, Any]:
@@ -102,7 +103,10 @@ class Uploader:
 
     async def _upload_marker(self, marker: dict[str, Any]) -> dict[str, Any]:
         path = marker["path"]
-        digest = await anyio.to_thread.run_sync(self._digest, path)
+        try:
+            digest = await anyio.to_thread.run_sync(self._digest, path)
+        except OSError as exc:  # gone or unreadable since the check before sending
+            raise FileError(f"cannot read {path!r}: {exc.strerror or exc}", path=path) from exc
         while digest not in self._by_digest:
             event = self._inflight.get(digest)
             if event is not None:
@@ -181,15 +185,18 @@ class Downloader:
 
 def safe_name(name: str) -> str:
     """A file name from a server, made safe: no directories, no `..`, no control or odd
-    characters, not hidden, not empty, at most 120 characters."""
+    characters, not hidden, not empty, at most 200 bytes of UTF-8 (file systems allow 255)."""
     name = unicodedata.normalize("NFKC", name).replace("\\", "/").split("/")[-1]
     name = re.sub(r"[^\w.\- ()+,=@]", "_", name).strip(" .")
     if not name or set(name) <= {"_", "."}:
         name = "file"
     stem, dot, ext = name.rpartition(".")
-    if len(name) > 120:
-        name = (stem[:110] + dot + ext[:9]) if dot else name[:120]
-    return name
+    if not dot or len(ext.encode()) > 16:
+        stem, dot, ext = name, "", ""
+    budget = _NAME_BYTES - len((dot + ext).encode())
+    if len(stem.encode()) > budget:
+        stem = stem.encode()[:budget].decode("utf-8", errors="ignore").rstrip(" .") or "file"
+    return stem + dot + ext
 
 
 def sha256_file(path: str) -> str:

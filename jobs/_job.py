@@ -358,7 +358,10 @@ class AsyncJob:
             self._status = update
             self._notify()
             for listener in self._status_listeners:
-                listener(update)
+                try:
+                    listener(update)
+                except Exception:  # a listener's bug must not break the stream
+                    log.exception("status listener %r raised", listener)
 
     def _notify(self) -> None:
         changed, self._changed = self._changed, anyio.Event()
@@ -374,6 +377,11 @@ class AsyncJob:
         self._status = StatusUpdate(code=code, success=error is None)
         self._finished.set()
         self._notify()
+        for listener in self._status_listeners:
+            try:
+                listener(self._status)
+            except Exception:
+                log.exception("status listener %r raised", listener)
         if error is None:
             for callback in self._callbacks:
                 self._call_back(callback, value)

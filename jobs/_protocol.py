@@ -84,6 +84,8 @@ def parse_message(payload: str, *, after_first_output: bool = False) -> Message:
     raw_kind = str(obj.get("msg", ""))
     kind = _KINDS.get(raw_kind, MsgKind.UNKNOWN)
     event_id = obj.get("event_id")
+    if event_id is not None and not isinstance(event_id, str):
+        raise ProtocolError(f"the event stream sent a message with a bad event_id: {event_id!r}")
     if kind is MsgKind.ESTIMATION:
         return Message(
             kind=kind,
@@ -107,6 +109,8 @@ def parse_message(payload: str, *, after_first_output: bool = False) -> Message:
         )
     if kind in (MsgKind.PROCESS_GENERATING, MsgKind.PROCESS_STREAMING):
         output = obj.get("output") or {}
+        if not isinstance(output, dict):
+            raise ProtocolError(f"the event stream sent a non-object output: {output!r:.200}")
         return Message(
             kind=kind,
             event_id=event_id,

@@ -197,6 +197,14 @@ class Session:
                         )
         except JobsError as exc:
             self._fail_pending(exc)
+        except Exception as exc:  # a message we could not handle: fail our jobs, not others
+            log.exception("event stream of session %s failed", self.hash)
+            self._fail_pending(
+                ProtocolError(
+                    f"could not handle the app's event stream: {exc!r}",
+                    url=self._transport.base_url,
+                )
+            )
         finally:
             self._reader_scope = None
             self._reader_running = False

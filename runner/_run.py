@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import os
 import shlex
 import signal
@@ -25,7 +26,7 @@ from .expand import Submission, iter_submissions
 from .manifest import Manifest
 from .progress import Progress
 from .replicas import AllReplicasDown, Replica, ReplicaPool
-from .results import RecordStatus, ResultsStore
+from .results import DuplicateResultError, RecordStatus, ResultsStore
 from .resume import (
     KeyCache,
     Plan,
@@ -51,6 +52,8 @@ if TYPE_CHECKING:
     from .run import RunHandle, RunOptions
 
 __all__ = ["EXIT_FAILED", "EXIT_INPUT", "EXIT_INTERRUPTED", "EXIT_OK", "execute"]
+
+log = logging.getLogger("runner")
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 _FAILED = (RecordStatus.ERROR, RecordStatus.TIMEOUT)
@@ -256,11 +259,18 @@ class _Run:
         rate = run_spec.rate.per_second if run_spec.rate is not None else None
 
         async def on_outcome(outcome: Outcome) -> None:
-            self.in_flight_keys.discard(outcome.submission.key)
-            self.summary.add(outcome)
-            if outcome.status is OutcomeStatus.CANCELLED and outcome.attempts == 0:
-                return  # never sent: nothing to record, it simply runs on resume
-            store.append(record_of(outcome, endpoint, self.folder))
+            key = outcome.submission.key
+            try:
+                self.summary.add(outcome)
+                if outcome.status is OutcomeStatus.CANCELLED and outcome.attempts == 0:
+                    return  # never sent: nothing to record, it simply runs on resume
+                store.append(record_of(outcome, endpoint, self.folder))
+            except DuplicateResultError:
+                # Cannot happen while identical rows wait for each other; never fatal.
+                log.warning("%s was already recorded ok; the second result is dropped", key)
+            finally:
+                # Only once the record is on disk may an identical row be looked at again.
+                self.in_flight_keys.discard(key)
 
         return Scheduler(
             pool,
@@ -291,12 +301,12 @@ class _Run:
         in_flight = self.in_flight_keys
 
         def needed(key: str) -> bool:
+            if key in in_flight:
+                return False
             status = store.status_of(key)
             if status is RecordStatus.OK:
                 return False
-            if status in _FAILED and not retry_failed:
-                return False
-            return key not in in_flight
+            return not (status in _FAILED and not retry_failed)
 
         return needed
 

@@ -243,12 +243,14 @@ class Scheduler:
                 queue_time=timings.queue_time if timings else None,
                 run_time=timings.run_time if timings else None,
             )
-            with anyio.CancelScope(shield=True):
-                await self._record(outcome)
-            del self._tasks[id(task)]
-            window.release()
-            if not self._tasks:
-                self._idle.set()
+            try:
+                with anyio.CancelScope(shield=True):
+                    await self._record(outcome)
+            finally:
+                del self._tasks[id(task)]
+                window.release()
+                if not self._tasks:
+                    self._idle.set()
 
     async def _attempt(self, submission: SubmissionLike, task: _Task, tried: list[str]) -> Any:
         task.job = None  # so that stop() sees this task is not on any server now
@@ -288,7 +290,8 @@ class Scheduler:
     def _session_for(self, replica: Replica, submission: SubmissionLike) -> Any:
         # Each row gets a session of its own, unless the manifest asks rows to share one.
         if not self._share_session:
-            return replica.client.new_session()
+            # One job per session: the State lives as long as the job, no heartbeat needed.
+            return replica.client.new_session(heartbeat=False)
         view = self._shared.get(replica.name)
         if view is None:
             view = self._shared[replica.name] = replica.client.new_session()

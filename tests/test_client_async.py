@@ -124,3 +124,18 @@ async def test_job_timings(slow_app: RunningApp) -> None:
     timings = job.timings
     assert timings.run_time is not None and timings.run_time >= 0.3
     assert timings.queue_time is not None and timings.queue_time >= 0
+
+
+async def test_a_raising_status_listener_breaks_nothing(calculator_app: RunningApp) -> None:
+    """A bug in a user's status listener is logged; the job and its neighbours finish."""
+
+    def broken(update: jobs.StatusUpdate) -> None:
+        raise RuntimeError("listener bug")
+
+    async with AsyncClient(calculator_app.url) as client:
+        job = client.submit(2, "add", 2)
+        job.add_status_listener(broken)
+        other = client.submit(3, "add", 3)
+        assert await job.result() == 4
+        assert await other.result() == 6
+        assert await client.predict(1, "add", 1) == 2

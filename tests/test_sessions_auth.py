@@ -139,3 +139,40 @@ def no_env_token(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setenv("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")
     yield
+
+
+def test_token_does_not_follow_a_redirect_to_another_host(calculator_app: RunningApp) -> None:
+    """A token host that redirects elsewhere does not hand the token over: the hop to
+    the other host arrives without it (httpx itself strips only `Authorization`)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from support.fault_proxy import Respond, Rule
+
+    seen: list[dict[str, str]] = []
+
+    class Elsewhere(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(dict(self.headers))
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        elsewhere = f"http://localhost:{server.server_address[1]}/config"
+        with FaultProxy(calculator_app.url) as proxy:
+            proxy.add_rule(
+                Rule(path="config", action=Respond(status=302, headers={"Location": elsewhere}))
+            )
+            with pytest.raises(jobs.JobsError):
+                Client(proxy.url, hf_token=TOKEN, token_hosts=["127.0.0.1"])
+            assert proxy.counts("config", status=302) >= 1
+    finally:
+        server.shutdown()
+    assert seen, "the redirect was not followed"
+    assert all(TOKEN not in " ".join(h.values()) for h in seen)
