@@ -32,10 +32,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import gradio as gr
-import httpx
 import pandas as pd
 
-from jobs import AppSchema
+from jobs import AppSchema, Client
 from runner.expand import iter_submissions
 from runner.manifest import load_manifest
 from runner.validate import validate_submissions
@@ -63,11 +62,8 @@ def start_app() -> tuple[gr.Blocks, str]:
 
 
 def read_schema(url: str) -> AppSchema:
-    with httpx.Client(timeout=10, trust_env=False) as http:
-        config = http.get(f"{url}/config").json()
-        prefix = config.get("api_prefix", "")
-        info = http.get(f"{url}{prefix}/info", params={"all_endpoints": "True"}).json()
-    return AppSchema.parse(config, info, url=url)
+    with Client(url) as client:
+        return client.schema
 
 
 def write_inputs(folder: Path, rows: int, url: str) -> Path:

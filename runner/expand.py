@@ -218,21 +218,20 @@ class Expander:
 
     def expand(self) -> Iterator[tuple[SourceRow, list[Submission], list[Problem]]]:
         for row in iter_rows(self.manifest):
-            if row.error is not None:
-                problem = Problem(
-                    kind=ProblemKind.UNREADABLE_ROW,
-                    where=row.where,
-                    row=row.index,
-                    field=None,
-                    summary="rows that cannot be read",
-                    detail=row.error,
-                )
-                yield row, [], [problem]
-                continue
-            yield (row, *self._row(row))
+            yield (row, *self.expand_row(row))
 
     def expand_row(self, row: SourceRow) -> tuple[list[Submission], list[Problem]]:
-        """One readable row's submissions (one per matrix combination), or its problems."""
+        """One row's submissions (one per matrix combination), or its problems."""
+        if row.error is not None:
+            problem = Problem(
+                kind=ProblemKind.UNREADABLE_ROW,
+                where=row.where,
+                row=row.index,
+                field=None,
+                summary="rows that cannot be read",
+                detail=row.error,
+            )
+            return [], [problem]
         return self._row(row)
 
     def _row(self, row: SourceRow) -> tuple[list[Submission], list[Problem]]:

@@ -40,7 +40,7 @@ from typing import Any
 from jobs import AppSchema
 
 from ._keycache import CACHE_FORMAT, KeyCache, cache_dir, files_digest
-from ._problems import Problem, ProblemKind
+from ._problems import Problem
 from ._sources import SourceRow, iter_rows
 from .errors import ValidationFailed
 from .expand import Expander, Submission
@@ -342,21 +342,9 @@ def _files_unchanged(
 
 
 def _expand(manifest: Manifest, expander: Expander, row: SourceRow) -> list[Submission]:
-    if row.error is not None:
-        problems = [
-            Problem(
-                kind=ProblemKind.UNREADABLE_ROW,
-                where=row.where,
-                row=row.index,
-                field=None,
-                summary="rows that cannot be read",
-                detail=row.error,
-            )
-        ]
-    else:
-        submissions, problems = expander.expand_row(row)
-        if not problems:
-            return submissions
+    submissions, problems = expander.expand_row(row)
+    if not problems:
+        return submissions
     _raise_for(manifest, expander, problems, rows=row.index + 1)
     return []
 

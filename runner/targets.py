@@ -5,6 +5,7 @@ Spaces and local copies of an app script, each opened on an exit stack that clos
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -83,7 +84,10 @@ async def _duplicates(
                 target,
                 private=spec.private,
                 hardware=spec.hardware,
-                sleep_timeout=int(spec.sleep_timeout) if spec.sleep_timeout is not None else 5,
+                # The manifest's duration is in seconds; a Space's sleep time is in minutes.
+                sleep_timeout=(
+                    math.ceil(spec.sleep_timeout / 60) if spec.sleep_timeout is not None else 5
+                ),
                 **{**options, "on_space_stage": _stage_reporter(target, on_message)},
             ),
         )

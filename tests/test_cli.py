@@ -123,16 +123,7 @@ def test_validate_reports_invalid_rows_grouped_and_sends_nothing(
     assert "2 problems in 4 rows" in out and "nothing was submitted" in out
     assert "rows.csv:3 (row 1)" in out and "rows.csv:4 (row 2)" in out
     assert "[2 rows]" in out  # grouped: one heading, two examples
-    run_result = spacerun(
-        "run",
-        str(rows_csv),
-        "--app",
-        app.url,
-        "--endpoint",
-        "/predict",
-        "--set",
-        f"output.dir={tmp_path / 'run'}",
-    )
+    run_result = spacerun(*calc_args(rows_csv, app, tmp_path / "run"))
     assert run_result.returncode == 1 and "nothing was submitted" in run_result.stderr
     assert not log.exists() or log.read_text() == ""
 
