@@ -6,7 +6,7 @@ import contextlib
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -19,6 +19,7 @@ from ._background import BackgroundTaskGroup
 from ._connect import AppConnection, open_app
 from ._files import Downloader, Uploader, wrap_files
 from ._job import AsyncJob
+from ._options import http_options, pick_download_target, pick_token
 from ._schema import AppSchema, Endpoint
 from ._session import Session
 from ._view import render_api
@@ -46,8 +47,13 @@ class AsyncClient:
     `auth=(user, password)` logs in to a password-protected app.
 
     `src` may also be given as `space=`, and `api_name=` sets the endpoint used when a
-    call names none (both as gradio_client's guide writes them). `verbose` is accepted
-    for gradio_client compatibility and prints nothing.
+    call names none (both as gradio_client's guide writes them). gradio_client's
+    arguments mean what they mean there: `token` (= `hf_token`), `max_workers` (at most
+    that many jobs in flight, the rest wait here; default: no cap), `verbose` (print
+    "Loaded as API" and the Space's stage; default off), `httpx_kwargs` (options for the
+    HTTP client; its `timeout` applies to ordinary requests, not the event stream),
+    `download_files` / `output_dir`, `ssl_verify`, `analytics_enabled` (nothing is ever
+    sent but to the app) and `oauth_token` (sent to endpoints taking a `gr.OAuthToken`).
 
     The constructor does no I/O; `await AsyncClient.connect(src)` or `async with` opens
     the connection, reads the app's API and keeps jobs running until `aclose()`. Close it
@@ -57,41 +63,57 @@ class AsyncClient:
     def __init__(
         self,
         src: str | None = None,
+        token: str | None = None,
+        max_workers: int | None = None,
+        verbose: bool = False,
+        auth: tuple[str, str] | None = None,
+        httpx_kwargs: Mapping[str, Any] | None = None,
         *,
         space: str | None = None,
         api_name: str | None = None,
         hf_token: str | None = None,
-        auth: tuple[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         http: httpx.AsyncClient | None = None,
         download_files: DownloadFiles = True,
+        output_dir: str | os.PathLike[str] | None = None,
         token_header: str = "X-HF-Authorization",
         hub_endpoint: str | None = None,
         space_deadline: float = 600.0,
         on_space_stage: Callable[[str], None] | None = None,
         token_hosts: Sequence[str] = (),
         ssl_verify: bool = True,
-        verbose: bool = False,
+        analytics_enabled: bool = True,
+        oauth_token: str | None = None,
     ) -> None:
         # `space=` and `src=` are both spellings gradio_client's guide uses.
         if (src is None) == (space is None):
             raise TypeError("give the app as `src` (a URL or Space id) or `space`, not both")
+        if max_workers is not None and max_workers < 1:
+            raise TypeError(
+                f"max_workers must be at least 1 (or None for no cap), not {max_workers}"
+            )
         self.src: str = src if src is not None else space  # type: ignore[assignment]
         #: The endpoint used when a call names none (gradio_client's guide passes it here).
         self.default_api_name = api_name
+        self.verbose = verbose
+        # Nothing is ever sent anywhere but the app: there is no telemetry to turn off.
+        self.analytics_enabled = analytics_enabled
         self._ssl_verify = ssl_verify
+        self._http_options = http_options(httpx_kwargs, http=http)
+        self._oauth_token = oauth_token
+        self._limiter = anyio.CapacityLimiter(max_workers) if max_workers else None
         self._options = dict(
-            hf_token=hf_token,
+            hf_token=pick_token(token, hf_token),
             auth=auth,
             headers=dict(headers or {}),
             token_header=token_header,
             hub_endpoint=hub_endpoint,
             space_deadline=space_deadline,
-            on_space_stage=on_space_stage,
+            on_space_stage=on_space_stage or (print if verbose else None),
             token_hosts=tuple(token_hosts),
         )
         self._http = http
-        self._download_files = download_files
+        self._download_files = pick_download_target(download_files, output_dir)
         self._stack: contextlib.AsyncExitStack | None = None
         self._app: AppConnection | None = None
         self._task_group: TaskGroup | None = None
@@ -165,12 +187,24 @@ class AsyncClient:
             if http is None:
                 http = await stack.enter_async_context(
                     httpx.AsyncClient(
-                        limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
-                        follow_redirects=True,
-                        verify=self._ssl_verify,
+                        **{
+                            "limits": httpx.Limits(
+                                max_connections=None, max_keepalive_connections=64
+                            ),
+                            "follow_redirects": True,
+                            "verify": self._ssl_verify,
+                            **self._http_options.client_kwargs,
+                        }
                     )
                 )
-            self._app = await open_app(http, self.src, **self._options)  # type: ignore[arg-type]
+            self._app = await open_app(
+                http,
+                self.src,
+                request_timeout=self._http_options.timeout,
+                **self._options,  # type: ignore[arg-type]
+            )
+            if self.verbose:
+                print(f"Loaded as API: {self._app.transport.base_url}/ ✔")
             self._task_group = await stack.enter_async_context(BackgroundTaskGroup())
         except BaseException:
             await stack.aclose()
@@ -217,17 +251,22 @@ class AsyncClient:
         *args: Any,
         api_name: str | None = None,
         fn_index: int | None = None,
+        headers: Mapping[str, str] | None = None,
         result_callbacks: Callable[..., Any] | Sequence[Callable[..., Any]] | None = None,
         **kwargs: Any,
     ) -> AsyncJob:
         """Start a call and return its `AsyncJob` at once. Arguments are checked (names,
         required ones, local files) before anything is sent; an `ArgumentError` is raised
-        here, everything that happens later is raised by `job.result()`."""
+        here, everything that happens later is raised by `job.result()`. `headers` are
+        sent with this job's `queue/join` request, over the client's own."""
         if api_name is None and fn_index is None:
             api_name = self.default_api_name
         endpoint = self.schema.endpoint(api_name, fn_index)
         return self.submit_values(
-            endpoint, endpoint.bind(args, kwargs), result_callbacks=result_callbacks
+            endpoint,
+            endpoint.bind(args, kwargs),
+            result_callbacks=result_callbacks,
+            headers=headers,
         )
 
     def submit_values(
@@ -238,43 +277,68 @@ class AsyncClient:
         result_callbacks: Callable[..., Any] | Sequence[Callable[..., Any]] | None = None,
         download_to: Path | None = None,
         session: Session | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> AsyncJob:
         """Submit already bound values (parameter name -> value). For batch drivers:
         `download_to` puts this job's output files in their own folder, and `session`
         runs it in a given session instead of the default choice."""
         self._require()
-        assert self._uploader is not None and self._task_group is not None
+        assert self._task_group is not None
+        wrapped = self._checked_inputs(endpoint, values)
+        session = session or self._session_for(endpoint)
+        job = AsyncJob(
+            endpoint=endpoint,
+            session=session,
+            postprocess=self._postprocessor(download_to),
+            callbacks=_callbacks(result_callbacks),
+            limiter=self._limiter,
+        )
+        self._task_group.start_soon(job.run, self._joiner(job, wrapped, headers))
+        return job
+
+    def _checked_inputs(self, endpoint: Endpoint, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Plain paths wrapped as files where the endpoint takes files, and every local
+        file checked (exists, not over the app's limit) before anything is sent."""
+        assert self._uploader is not None
         wrapped = {p.name: wrap_files(p, values[p.name]) for p in endpoint.parameters}
         self._uploader.check(wrapped)
-        if session is None:
-            # Stateful endpoints share the client's session; the rest get their own, so
-            # a cancel or a lost stream touches only that job.
-            session = (
-                self._session
-                if endpoint.uses_state
-                else self._new_session(heartbeat=False, exclusive=True)
-            )
-        assert session is not None
+        return wrapped
+
+    def _session_for(self, endpoint: Endpoint) -> Session:
+        # Stateful endpoints share the client's session; the rest get their own, so a
+        # cancel or a lost stream touches only that job.
+        if endpoint.uses_state:
+            assert self._session is not None
+            return self._session
+        return self._new_session(heartbeat=False, exclusive=True)
+
+    def _postprocessor(
+        self, download_to: Path | None
+    ) -> Callable[[list[Any]], Awaitable[list[Any]]]:
         downloader = (
             self._make_downloader(download_to) if download_to is not None else self._downloader
         )
-        callbacks: Sequence[Callable[..., Any]]
-        if result_callbacks is None:
-            callbacks = ()
-        elif callable(result_callbacks):
-            callbacks = (result_callbacks,)
-        else:
-            callbacks = tuple(result_callbacks)
 
         async def postprocess(values_out: list[Any]) -> list[Any]:
             if downloader is None:
                 return values_out
             return [await downloader.localize(v) for v in values_out]
 
-        job = AsyncJob(
-            endpoint=endpoint, session=session, postprocess=postprocess, callbacks=callbacks
-        )
+        return postprocess
+
+    def _joiner(
+        self, job: AsyncJob, wrapped: Mapping[str, Any], headers: Mapping[str, str] | None
+    ) -> Callable[[], Awaitable[str]]:
+        """The job's `queue/join`: uploads its files, then sends it; returns the event id."""
         uploader = self._uploader
+        assert uploader is not None
+        endpoint, session = job.endpoint, job.session
+        join_headers = {**(headers or {}), "x-gradio-user": "api"}
+        extra = (
+            {"oauth_token": self._oauth_token}
+            if self._oauth_token and endpoint.oauth_token is not None
+            else {}
+        )
 
         async def join() -> str:
             uploaded = await uploader.upload_all(wrapped)
@@ -284,22 +348,23 @@ class AsyncClient:
                 "session_hash": session.hash,
                 "event_data": None,
                 "trigger_id": None,
+                **extra,
             }
-            return await session.join(job, body, headers={"x-gradio-user": "api"})
+            return await session.join(job, body, headers=join_headers)
 
-        self._task_group.start_soon(job.run, join)
-        return job
+        return join
 
     async def predict(
         self,
         *args: Any,
         api_name: str | None = None,
         fn_index: int | None = None,
+        headers: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> Any:
         """Call the endpoint and return its value (a tuple when it has several outputs;
         a generator's final value)."""
-        job = self.submit(*args, api_name=api_name, fn_index=fn_index, **kwargs)
+        job = self.submit(*args, api_name=api_name, fn_index=fn_index, headers=headers, **kwargs)
         try:
             return await job.result()
         except BaseException:
@@ -381,6 +446,16 @@ class AsyncClient:
             folder = Path(tempfile.gettempdir()) / "spacerun-downloads"
             return Downloader(app.transport, folder)
         return Downloader(app.transport, Path(os.fspath(target)))
+
+
+def _callbacks(
+    result_callbacks: Callable[..., Any] | Sequence[Callable[..., Any]] | None,
+) -> tuple[Callable[..., Any], ...]:
+    if result_callbacks is None:
+        return ()
+    if callable(result_callbacks):
+        return (result_callbacks,)
+    return tuple(result_callbacks)
 
 
 async def resolve_duplicate(

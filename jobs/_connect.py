@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import anyio
 import httpx
 
 from ._schema import AppSchema
 from ._transport import Transport
-from .errors import AuthError, ProtocolError
+from .errors import AuthError, JobsError, ProtocolError
 
 __all__ = ["AppConnection", "open_app"]
 
@@ -39,6 +40,7 @@ async def open_app(
     space_deadline: float,
     on_space_stage: Callable[[str], None] | None,
     token_hosts: Sequence[str] = (),
+    request_timeout: httpx.Timeout | None = None,
 ) -> AppConnection:
     """Resolve `src` (URL or Space id), log in if asked, and read the app's API."""
     from . import _spaces
@@ -73,13 +75,14 @@ async def open_app(
         base = _normalize_url(src)
     request_headers = {**headers, **_token_headers(base, token, token_header, token_hosts)}
     transport = Transport(http, base, headers=request_headers)
+    transport.request_timeout = request_timeout
     if auth is not None:
         await _login(transport, auth)
     config = await _read_config(transport)
     AppSchema.check_protocol(config, base)
     transport.prefix = str(config.get("api_prefix") or "")
-    info = await transport.get_json("info", params={"all_endpoints": "True"})
-    schema = AppSchema.parse(config, info, url=base)
+    info, public_info = await _read_info(transport)
+    schema = AppSchema.parse(config, info, url=base, public_info=public_info)
     return AppConnection(transport=transport, schema=schema, space_id=space_id or schema.space_id)
 
 
@@ -142,6 +145,26 @@ async def _login(transport: Transport, auth: tuple[str, str]) -> None:
     )
 
 
+async def _read_info(transport: Transport) -> tuple[Any, Any]:
+    """The info route with every endpoint (for undocumented ones) and without (what
+    gradio_client reads, and returns from `view_api`), fetched side by side."""
+    answers: dict[str, Any] = {}
+    failures: list[JobsError] = []
+
+    async def fetch(key: str, params: Mapping[str, str] | None) -> None:
+        try:
+            answers[key] = await transport.get_json("info", params=params)
+        except JobsError as exc:  # raised as itself below, not inside an exception group
+            failures.append(exc)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(fetch, "all", {"all_endpoints": "True"})
+        group.start_soon(fetch, "public", None)
+    if failures:
+        raise failures[0]
+    return answers["all"], answers["public"]
+
+
 async def _read_config(transport: Transport) -> dict[str, Any]:
     url = transport.url("config", prefixed=False)
     response = await _get(transport, url)
@@ -170,7 +193,7 @@ async def _read_config(transport: Transport) -> dict[str, Any]:
 
 
 async def _get(transport: Transport, url: str) -> httpx.Response:
-    from ._transport import REQUEST_TIMEOUT, translate_errors
+    from ._transport import translate_errors
 
     with translate_errors(url):
-        return await transport.http.get(url, headers=transport.headers, timeout=REQUEST_TIMEOUT)
+        return await transport.http.get(url, headers=transport.headers, timeout=transport.timeout)

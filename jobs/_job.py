@@ -77,8 +77,11 @@ class AsyncJob:
         session: Session,
         postprocess: Postprocess,
         callbacks: Sequence[Callable[..., Any]] = (),
+        limiter: anyio.CapacityLimiter | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self._limiter = limiter
+        self._done_listeners: list[Callable[[AsyncJob], None]] = []
         self.session = session
         self.event_id: str | None = None
         self._postprocess = postprocess
@@ -138,6 +141,14 @@ class AsyncJob:
         """The failure, once the job is done and failed (None otherwise)."""
         return self._error
 
+    def add_done_listener(self, listener: Callable[[AsyncJob], None]) -> None:
+        """Call `listener(job)` once the job is done (at once if it already is), on the
+        event loop; before the result callbacks."""
+        if self.done():
+            listener(self)
+        else:
+            self._done_listeners.append(listener)
+
     def add_status_listener(self, listener: Callable[[StatusUpdate], None]) -> None:
         """Call `listener(update)` on every status change (queue rank, progress, ...)."""
         self._status_listeners.append(listener)
@@ -158,6 +169,14 @@ class AsyncJob:
                     f"{self.endpoint.display_name} did not finish within {timeout:g} s "
                     f"(status {self._status.code.value}); it keeps running — cancel() stops it"
                 )
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def result_now(self) -> Any:
+        """The value of a job that is done; raises its error, or RuntimeError if not done."""
+        if not self.done():
+            raise RuntimeError(f"{self.endpoint.display_name} is not done yet")
         if self._error is not None:
             raise self._error
         return self._value
@@ -194,16 +213,14 @@ class AsyncJob:
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[Any]:
+        # As gradio_client's: a job that fails ends the loop; `result()` raises its error.
         index = 0
         while True:
-            while index < len(self._outputs):
-                yield self._outputs[index]
-                index += 1
-            if self.done():
-                if self._error is not None and not isinstance(self._error, JobCancelled):
-                    raise self._error
+            more, value = await self.wait_output(index)
+            if not more:
                 return
-            await self._changed.wait()
+            yield value
+            index += 1
 
     async def wait_output(self, index: int) -> tuple[bool, Any]:
         """Wait until output `index` exists (True, value) or the job is done (False, None)."""
@@ -211,8 +228,6 @@ class AsyncJob:
             await self._changed.wait()
         if index < len(self._outputs):
             return True, self._outputs[index]
-        if self._error is not None and not isinstance(self._error, JobCancelled):
-            raise self._error
         return False, None
 
     # -- driven by the client and the session ------------------------------------------
@@ -226,6 +241,8 @@ class AsyncJob:
                     self._wait_scope = scope
                     if self._cancel_requested:
                         scope.cancel()
+                    if self._limiter is not None:  # the client's max_workers
+                        await stack.enter_async_context(self._limiter)
                     await stack.enter_async_context(self.session.slot(self.endpoint.fn_index))
                     self._joining = True
                 self._wait_scope = None
@@ -382,6 +399,11 @@ class AsyncJob:
                 listener(self._status)
             except Exception:
                 log.exception("status listener %r raised", listener)
+        for done_listener in self._done_listeners:
+            try:
+                done_listener(self)
+            except Exception:
+                log.exception("done listener %r raised", done_listener)
         if error is None:
             for callback in self._callbacks:
                 self._call_back(callback, value)

@@ -9,8 +9,9 @@ positional `data` list the queue expects, raising before anything is sent.
 from __future__ import annotations
 
 import difflib
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ArgumentError, EndpointNotFound, ProtocolError, UnsupportedVersion
@@ -67,6 +68,10 @@ class Endpoint:
     uses_state: bool
     visibility: str
     description: str = ""
+    #: Why the endpoint cannot be called (None when it can); said when it is called.
+    problem: str | None = None
+    #: "required" / "optional" when the function takes a `gr.OAuthToken` (gradio 6).
+    oauth_token: str | None = None
 
     @property
     def display_name(self) -> str:
@@ -74,6 +79,8 @@ class Endpoint:
 
     def bind(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """Match a call's arguments to parameters, filling defaults. Returns name -> value."""
+        if self.problem is not None:
+            raise ProtocolError(f"{self.display_name} cannot be called: {self.problem}")
         names = [p.name for p in self.parameters]
         if len(args) > len(self.parameters):
             raise ArgumentError(
@@ -102,7 +109,9 @@ class Endpoint:
             if param.name in bound:
                 continue
             if param.required:
+                # The first sentence is gradio_client's, word for word: programs match it.
                 raise ArgumentError(
+                    f"No value provided for required argument: {param.name}. "
                     f"{self.display_name} is missing the required parameter {param.name!r} "
                     f"({param.component}, {param.python_type}); its parameters are "
                     f"{_listing(names)}",
@@ -118,12 +127,9 @@ class Endpoint:
         return [None if i is None else values[params[i].name] for i in self.input_slots]
 
     def visible_outputs(self, data: Sequence[Any]) -> list[Any]:
-        """Drop hidden (State) outputs and unwrap `gr.update(...)` values."""
-        return [
-            _unwrap_update(value)
-            for value, visible in zip(data, self.output_visible, strict=False)
-            if visible
-        ]
+        """Drop hidden (State) outputs. A `gr.update(...)` stays the update dict
+        (`{"value": ..., "choices": ..., "__type__": "update"}`), as gradio_client returns it."""
+        return [value for value, visible in zip(data, self.output_visible, strict=False) if visible]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -138,6 +144,9 @@ class AppSchema:
     max_file_size: int | None
     space_id: str | None
     endpoints: tuple[Endpoint, ...]
+    #: The app's public API info, as gradio_client's `view_api(return_format="dict")`
+    #: returns it: `{"named_endpoints": {...}, "unnamed_endpoints": {...}}`.
+    api_info: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def check_protocol(cls, config: Mapping[str, Any], url: str) -> None:
@@ -154,14 +163,25 @@ class AppSchema:
             )
 
     @classmethod
-    def parse(cls, config: Mapping[str, Any], info: Mapping[str, Any], *, url: str) -> AppSchema:
+    def parse(
+        cls,
+        config: Mapping[str, Any],
+        info: Mapping[str, Any],
+        *,
+        url: str,
+        public_info: Mapping[str, Any] | None = None,
+    ) -> AppSchema:
+        """`info` is the app's info route with `all_endpoints=True`; `public_info` the
+        same route without it (what gradio_client reads: file defaults there point at
+        public URLs). Where both describe an endpoint, `public_info` is used."""
         cls.check_protocol(config, url)
         components = {c["id"]: c for c in config.get("components", ()) if "id" in c}
-        named = info.get("named_endpoints") or {}
+        public = _public_view(public_info if public_info is not None else info)
+        named = {**(info.get("named_endpoints") or {}), **public["named_endpoints"]}
+        deps = [dep for dep in config.get("dependencies", ()) if dep.get("backend_fn", True)]
+        owners = _info_owners(deps)
         endpoints = tuple(
-            _endpoint(dep, components, named)
-            for dep in config.get("dependencies", ())
-            if dep.get("backend_fn", True)
+            _endpoint(dep, components, named if owners.get(id(dep), True) else {}) for dep in deps
         )
         return cls(
             version=str(config.get("version", "unknown")),
@@ -172,6 +192,7 @@ class AppSchema:
             max_file_size=_int_or_none(config.get("max_file_size")),
             space_id=config.get("space_id"),
             endpoints=endpoints,
+            api_info=public,
         )
 
     @property
@@ -214,39 +235,72 @@ class AppSchema:
         )
 
 
+def _public_view(info: Mapping[str, Any]) -> dict[str, Any]:
+    """The info route as gradio_client keeps it: public endpoints only, without the
+    code snippets and visibility flags."""
+    view: dict[str, Any] = {}
+    for key in ("named_endpoints", "unnamed_endpoints"):
+        kept: dict[str, Any] = {}
+        for name, entry in (info.get(key) or {}).items():
+            if not isinstance(entry, Mapping) or entry.get("show_api") is False:
+                continue
+            if entry.get("api_visibility", "public") != "public":
+                continue
+            kept[name] = {
+                k: v
+                for k, v in entry.items()
+                if k not in ("code_snippets", "api_visibility", "show_api")
+            }
+        view[key] = kept
+    return view
+
+
+def _info_owners(deps: Sequence[Mapping[str, Any]]) -> dict[int, bool]:
+    """For listeners sharing an api_name (gradio 6 can emit two `lambda_1`s when a
+    Blocks is rendered into another), the info route describes only the last one: its
+    entry overwrote the others'. Maps id(dep) -> whether the info entry is its own."""
+    counts = Counter(str(d.get("api_name")) for d in deps if _named(d))
+    seen: Counter[str] = Counter()
+    owners: dict[int, bool] = {}
+    for dep in deps:
+        if not _named(dep):
+            continue
+        name = str(dep.get("api_name"))
+        seen[name] += 1
+        owners[id(dep)] = seen[name] == counts[name]
+    return owners
+
+
+def _named(dep: Mapping[str, Any]) -> bool:
+    return dep.get("api_name") not in (None, False, "")
+
+
 def _endpoint(
     dep: Mapping[str, Any], components: Mapping[int, Any], named: Mapping[str, Any]
 ) -> Endpoint:
     raw_name = dep.get("api_name")
-    api_name = "/" + str(raw_name).lstrip("/") if raw_name not in (None, False, "") else None
+    api_name = "/" + str(raw_name).lstrip("/") if _named(dep) else None
     info = named.get(api_name) if api_name else None
+    missing = [
+        cid for cid in (*dep.get("inputs", ()), *dep.get("outputs", ())) if cid not in components
+    ]
     inputs = [components.get(cid, {}) for cid in dep.get("inputs", ())]
     outputs = [components.get(cid, {}) for cid in dep.get("outputs", ())]
     in_visible = [not _hidden(c) for c in inputs]
     out_visible = tuple(not _hidden(c) for c in outputs)
-    if info is not None:
-        parameters = tuple(_parameter(p, i) for i, p in enumerate(info.get("parameters", ())))
-        returns = tuple(_return(r) for r in info.get("returns", ()))
-    else:
-        parameters = tuple(
-            _parameter_from_component(c) for c, vis in zip(inputs, in_visible, strict=True) if vis
-        )
-        returns = tuple(
-            Return(label=_label(c), component=str(c.get("type", "")).title(), python_type="")
-            for c, vis in zip(outputs, out_visible, strict=True)
-            if vis
-        )
-    if sum(in_visible) != len(parameters):
-        raise ProtocolError(
-            f"endpoint {api_name or dep.get('id')}: the config lists {sum(in_visible)} visible "
-            f"inputs but the API info lists {len(parameters)} parameters"
-        )
+    parameters, returns = _described(info, inputs, outputs, in_visible, out_visible)
     slots: list[int | None] = []
     next_param = 0
     for vis in in_visible:
         slots.append(next_param if vis else None)
         next_param += int(vis)
     types = dep.get("types") or {}
+    problem = None
+    if missing:
+        problem = (
+            f"the app's config names component(s) {missing} for it but does not describe "
+            "them; the app may be built dynamically (gr.render) — reconnect, or ask its author"
+        )
     return Endpoint(
         fn_index=int(dep["id"]),
         api_name=api_name,
@@ -258,7 +312,34 @@ def _endpoint(
         uses_state=any(c.get("type") == "state" for c in inputs + outputs),
         visibility=_visibility(dep, api_name),
         description=str((info or {}).get("description") or ""),
+        problem=problem,
+        oauth_token=(info or {}).get("oauth_token"),
     )
+
+
+def _described(
+    info: Mapping[str, Any] | None,
+    inputs: Sequence[Mapping[str, Any]],
+    outputs: Sequence[Mapping[str, Any]],
+    in_visible: Sequence[bool],
+    out_visible: Sequence[bool],
+) -> tuple[tuple[Parameter, ...], tuple[Return, ...]]:
+    """Parameters and returns from the info entry when it fits the listener's visible
+    inputs, else (an undocumented or a duplicate-named listener) from its components."""
+    if info is not None and len(info.get("parameters", ())) == sum(in_visible):
+        return (
+            tuple(_parameter(p, i) for i, p in enumerate(info.get("parameters", ()))),
+            tuple(_return(r) for r in info.get("returns", ())),
+        )
+    parameters = tuple(
+        _parameter_from_component(c) for c, vis in zip(inputs, in_visible, strict=True) if vis
+    )
+    returns = tuple(
+        Return(label=_label(c), component=str(c.get("type", "")).title(), python_type="")
+        for c, vis in zip(outputs, out_visible, strict=True)
+        if vis
+    )
+    return parameters, returns
 
 
 def _hidden(component: Mapping[str, Any]) -> bool:
@@ -353,12 +434,6 @@ def _label(component: Mapping[str, Any]) -> str:
 def _identifier(label: Any, index: int) -> str:
     text = "".join(ch if ch.isalnum() else "_" for ch in str(label or "")).strip("_").lower()
     return text or f"param_{index}"
-
-
-def _unwrap_update(value: Any) -> Any:
-    if isinstance(value, dict) and value.get("__type__") == "update":
-        return value.get("value")
-    return value
 
 
 def _int_or_none(value: Any) -> int | None:

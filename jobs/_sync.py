@@ -4,10 +4,11 @@ event-loop thread (an anyio blocking portal). No logic of their own lives here."
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
 import contextlib
 import functools
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal
 
@@ -18,7 +19,7 @@ from ._client import AsyncClient, resolve_duplicate
 from ._job import AsyncJob, JobTimings
 from ._schema import AppSchema, Endpoint
 from ._status import StatusUpdate
-from .errors import JobsError
+from .errors import JobsError, JobTimeout
 
 __all__ = ["Client", "Job"]
 
@@ -47,29 +48,53 @@ def _daemon_portal() -> Iterator[BlockingPortal]:
         thread.join()
 
 
-class Job:
-    """A submitted call (blocking API). `result()` waits; iterate it for a generator's
-    outputs as they arrive. For a generator, `result()` returns the final value."""
-
-    __slots__ = ("_job", "_portal")
+class Job(concurrent.futures.Future[Any]):
+    """A submitted call (blocking API), and a `concurrent.futures.Future` as gradio_client's
+    `Job` is: `concurrent.futures.wait(jobs)`, `as_completed(jobs)`, `add_done_callback`
+    and `exception()` work. `result()` waits; iterate it for a generator's outputs as they
+    arrive (a job that fails ends the loop, and `result()` raises its error). For a
+    generator, `result()` returns the final value. Done callbacks run on the client's
+    event-loop thread: keep them short."""
 
     def __init__(self, job: AsyncJob, portal: BlockingPortal) -> None:
+        super().__init__()
         self._job = job
         self._portal = portal
+        self.set_running_or_notify_cancel()
+
+    @classmethod
+    def wrap(cls, job: AsyncJob, portal: BlockingPortal) -> Job:
+        """The blocking handle of `job`; call on the event loop (the portal's thread)."""
+        handle = cls(job, portal)
+        job.add_done_listener(handle._settle)
+        return handle
+
+    def _settle(self, job: AsyncJob) -> None:
+        if job.error is not None:
+            self.set_exception(job.error)
+        else:
+            self.set_result(job.result_now())
 
     def __repr__(self) -> str:
         return repr(self._job).replace("AsyncJob", "Job", 1)
 
     def result(self, timeout: float | None = None) -> Any:
         """Wait for the value (a tuple for several outputs). Raises the job's error,
-        `JobTimeout` after `timeout` seconds, or `JobCancelled`."""
-        return self._portal.call(self._job.result, timeout)
+        `JobTimeout` (a `TimeoutError`) after `timeout` seconds, or `JobCancelled` (a
+        `concurrent.futures.CancelledError`)."""
+        try:
+            return super().result(timeout)
+        except concurrent.futures.TimeoutError as exc:
+            if isinstance(exc, JobTimeout):
+                raise
+            raise JobTimeout(
+                f"{self._job.endpoint.display_name} did not finish within {timeout:g} s "
+                f"(status {self._job.status().code.value}); it keeps running — cancel() "
+                "stops it"
+            ) from None
 
     def status(self) -> StatusUpdate:
         return self._job.status()
-
-    def done(self) -> bool:
-        return self._job.done()
 
     def outputs(self) -> list[Any]:
         return self._job.outputs()
@@ -113,12 +138,14 @@ class Client:
     Options are those of `AsyncClient`. Runs one background event-loop thread.
     """
 
-    def __init__(self, src: str | None = None, **options: Any) -> None:
+    def __init__(self, src: str | None = None, *args: Any, **options: Any) -> None:
+        # Built first: bad arguments raise before a thread starts.
+        async_client = AsyncClient(src, *args, **options)
         self._stack = contextlib.ExitStack()
         try:
             self._portal = self._stack.enter_context(_daemon_portal())
             self._async = self._stack.enter_context(
-                self._portal.wrap_async_context_manager(AsyncClient(src, **options))
+                self._portal.wrap_async_context_manager(async_client)
             )
         except BaseException:
             self._stack.close()
@@ -192,24 +219,34 @@ class Client:
         *args: Any,
         api_name: str | None = None,
         fn_index: int | None = None,
+        headers: Mapping[str, str] | None = None,
         result_callbacks: Callable[..., Any] | Sequence[Callable[..., Any]] | None = None,
         **kwargs: Any,
     ) -> Job:
-        job = self._portal.call(
-            lambda: self._async.submit(
+        def submit() -> Job:
+            job = self._async.submit(
                 *args,
                 api_name=api_name,
                 fn_index=fn_index,
+                headers=headers,
                 result_callbacks=result_callbacks,
                 **kwargs,
             )
-        )
-        return Job(job, self._portal)
+            return Job.wrap(job, self._portal)
+
+        return self._portal.call(submit)
 
     def predict(
-        self, *args: Any, api_name: str | None = None, fn_index: int | None = None, **kwargs: Any
+        self,
+        *args: Any,
+        api_name: str | None = None,
+        fn_index: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        **kwargs: Any,
     ) -> Any:
-        return self.submit(*args, api_name=api_name, fn_index=fn_index, **kwargs).result()
+        return self.submit(
+            *args, api_name=api_name, fn_index=fn_index, headers=headers, **kwargs
+        ).result()
 
     def view_api(
         self,

@@ -13,8 +13,10 @@ from typing import Any
 import httpx
 
 from .errors import (
+    AppError,
     AuthError,
     ConnectionFailed,
+    DownloadFailed,
     InputRejected,
     JobsError,
     ProtocolError,
@@ -34,7 +36,7 @@ REQUEST_TIMEOUT = httpx.Timeout(30.0, read=120.0)
 class Transport:
     """Builds an app's URLs and sends its requests through a shared `httpx.AsyncClient`."""
 
-    __slots__ = ("base_url", "headers", "http", "prefix")
+    __slots__ = ("base_url", "headers", "http", "prefix", "request_timeout")
 
     def __init__(
         self,
@@ -48,6 +50,12 @@ class Transport:
         self.base_url = base_url.rstrip("/")
         self.prefix = prefix
         self.headers = dict(headers or {})
+        #: Replaces REQUEST_TIMEOUT for ordinary requests (gradio_client's httpx_kwargs).
+        self.request_timeout: httpx.Timeout | None = None
+
+    @property
+    def timeout(self) -> httpx.Timeout:
+        return self.request_timeout or REQUEST_TIMEOUT
 
     def __repr__(self) -> str:
         # Headers may hold a token: never shown.
@@ -64,7 +72,7 @@ class Transport:
         url = self.url(route, prefixed=prefixed)
         with translate_errors(url):
             response = await self.http.get(
-                url, params=params, headers=self.headers, timeout=REQUEST_TIMEOUT
+                url, params=params, headers=self.headers, timeout=self.timeout
             )
         return _json(_check(response), url)
 
@@ -83,9 +91,7 @@ class Transport:
     ) -> httpx.Response:
         url = self.url(route, prefixed=prefixed)
         with translate_errors(url):
-            return await self.http.post(
-                url, data=data, headers=self.headers, timeout=REQUEST_TIMEOUT
-            )
+            return await self.http.post(url, data=data, headers=self.headers, timeout=self.timeout)
 
     async def post_files(self, route: str, files: list[tuple[str, tuple[str, Any, str]]]) -> Any:
         url = self.url(route)
@@ -127,7 +133,7 @@ class Transport:
         for attempt in (1, 2):
             try:
                 with translate_errors(url):
-                    return await self.http.request(method, url, timeout=REQUEST_TIMEOUT, **kwargs)
+                    return await self.http.request(method, url, timeout=self.timeout, **kwargs)
             except ConnectionFailed as exc:
                 stale = isinstance(exc.__cause__, httpx.RemoteProtocolError | httpx.ReadError)
                 if attempt == 2 or not stale:
@@ -162,6 +168,14 @@ def _check(response: httpx.Response) -> httpx.Response:
         return response
     url = str(response.request.url)
     detail = _detail(response)
+    if _is_file_route(url) and status in (403, 404):
+        raise DownloadFailed(
+            f"the app would not serve the output file {url} ({status}: {detail}); it is "
+            "outside the app's allowed paths or no longer exists. Ask the app's author to "
+            "return files from its cache or allowed_paths.",
+            url=url,
+            status_code=status,
+        )
     if status in (401, 403):
         raise AuthError(
             f"{url} refused access ({status}: {detail}). Pass auth=(user, password) for a "
@@ -184,6 +198,14 @@ def _check(response: httpx.Response) -> httpx.Response:
             status_code=status,
             retry_after=_retry_after(response),
         )
+    if status == 400 and url.endswith("/queue/join") and detail not in _JOIN_PROTOCOL_ERRORS:
+        # The app refused the job while queueing it: its validator raised, not us.
+        raise AppError(
+            f"the app refused the job before running it (400: {detail}); its validator "
+            "raised an error — check the inputs, or the app's validator",
+            url=url,
+            app_message=detail,
+        )
     if status >= 500:
         raise ServerError(
             f"{url} failed with HTTP {status}: {detail}",
@@ -192,6 +214,15 @@ def _check(response: httpx.Response) -> httpx.Response:
             retry_after=_retry_after(response),
         )
     raise ProtocolError(f"unexpected HTTP {status} from {url}: {detail}", url=url)
+
+
+#: 400s of queue/join that mean this client sent a malformed request.
+_JOIN_PROTOCOL_ERRORS = {"No function index provided.", "Session hash not found."}
+
+
+def _is_file_route(url: str) -> bool:
+    path = httpx.URL(url).path
+    return "/file=" in path or "/file/" in path
 
 
 def _detail(response: httpx.Response) -> str:

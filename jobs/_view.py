@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from ._schema import AppSchema, Endpoint
@@ -10,39 +11,20 @@ __all__ = ["render_api"]
 
 
 def render_api(schema: AppSchema, *, all_endpoints: bool = False) -> tuple[str, dict[str, Any]]:
+    """The text `view_api` prints, and the dict it returns: the app's public API info in
+    the shape gradio_client returns (a copy: changing it changes nothing here)."""
     endpoints = [
         e for e in schema.endpoints if e.api_name and (all_endpoints or e.visibility == "public")
     ]
-    named = {e.api_name: _endpoint_dict(e) for e in endpoints if e.api_name}
     title = "Client.predict() Usage Info"
     lines = [title, "-" * len(title), f"Named API endpoints: {len(endpoints)}", ""]
     for endpoint in endpoints:
         lines.extend(_endpoint_lines(endpoint))
-    return "\n".join(lines).rstrip() + "\n", {"named_endpoints": named, "unnamed_endpoints": {}}
-
-
-def _endpoint_dict(endpoint: Endpoint) -> dict[str, Any]:
-    return {
-        "fn_index": endpoint.fn_index,
-        "generator": endpoint.generator,
-        "description": endpoint.description,
-        "parameters": [
-            {
-                "name": p.name,
-                "label": p.label,
-                "type": p.python_type,
-                "component": p.component,
-                "required": p.required,
-                "default": p.default,
-                **({"choices": list(p.choices)} if p.choices is not None else {}),
-            }
-            for p in endpoint.parameters
-        ],
-        "returns": [
-            {"label": r.label, "type": r.python_type, "component": r.component}
-            for r in endpoint.returns
-        ],
+    as_dict = copy.deepcopy(dict(schema.api_info)) or {
+        "named_endpoints": {},
+        "unnamed_endpoints": {},
     }
+    return "\n".join(lines).rstrip() + "\n", as_dict
 
 
 def _endpoint_lines(endpoint: Endpoint) -> list[str]:

@@ -10,6 +10,7 @@ JobsError
 │   └── QueueFull             503: the app's queue is at its max_size
 ├── RateLimited               429 from the Hugging Face proxy (carries retry_after)
 ├── AuthError                 401/403, a wrong password, or a missing/invalid HF token
+├── DownloadFailed            an output file could not be fetched (403 "File not allowed", 404)
 ├── SpaceError                a Hugging Face Space could not be used
 │   └── SpaceNotRunning       paused, broken, missing, or not up before the deadline
 ├── ArgumentError             the call's arguments do not fit the endpoint (raised before sending)
@@ -21,6 +22,13 @@ JobsError
 └── JobTimeout                `result(timeout=...)` ran out
 ```
 
+So that programs written for gradio_client keep catching what they catch there, some
+classes also derive from the builtins gradio_client raises: `ArgumentError` is a
+`ValueError` and a `TypeError` (a missing or unknown argument is a `TypeError` there, an
+unknown endpoint or an oversized file a `ValueError`), `AppError` and `AuthError` are
+`ValueError`s (as gradio_client's `AppError` and `AuthenticationError`), `JobCancelled`
+is a `concurrent.futures.CancelledError` and `JobTimeout` a `TimeoutError`.
+
 Every message says what happened and what to do next. Errors carry the context a
 caller needs to decide (`url`, `status_code`, `retry_after`, `stage`, ...). Secrets
 never appear in them: messages are built from URLs and server text only.
@@ -28,6 +36,7 @@ never appear in them: messages are built from URLs and server text only.
 
 from __future__ import annotations
 
+import concurrent.futures
 from collections.abc import Mapping, Sequence
 
 __all__ = [
@@ -35,6 +44,7 @@ __all__ = [
     "ArgumentError",
     "AuthError",
     "ConnectionFailed",
+    "DownloadFailed",
     "EndpointNotFound",
     "FileError",
     "InputRejected",
@@ -127,8 +137,17 @@ class RateLimited(JobsError):
         self.retry_after = retry_after
 
 
-class AuthError(JobsError):
+class AuthError(JobsError, ValueError):
     """Not allowed in: wrong or missing credentials, or a token without access."""
+
+
+class DownloadFailed(JobsError):
+    """An output file the app returned could not be downloaded: the app refused to serve
+    it (403 "File not allowed": it is outside the app's allowed paths) or it is gone."""
+
+    def __init__(self, message: str, *, url: str | None = None, status_code: int | None = None):
+        super().__init__(message, url=url)
+        self.status_code = status_code
 
 
 class SpaceError(JobsError):
@@ -164,7 +183,7 @@ class SpaceNotRunning(SpaceError):
         }
 
 
-class ArgumentError(JobsError, ValueError):
+class ArgumentError(JobsError, ValueError, TypeError):
     """The arguments do not fit the endpoint. Raised before anything is sent."""
 
     def __init__(
@@ -202,7 +221,7 @@ class FileError(ArgumentError):
         self.limit = limit
 
 
-class AppError(JobsError):
+class AppError(JobsError, ValueError):
     """The app ran the job and it failed: a `gr.Error` (with the app's message and title),
     or an exception in the app's code (its text, if the app shows errors)."""
 
@@ -235,10 +254,16 @@ class InputRejected(AppError):
         self.problems = dict(problems or {})
 
 
-class JobCancelled(JobsError):
+class JobCancelled(JobsError, concurrent.futures.CancelledError):
     """The job was cancelled before it produced its result."""
 
 
-class JobTimeout(JobsError, TimeoutError):
+# Before Python 3.11 `concurrent.futures.TimeoutError` is not the builtin.
+_TIMEOUTS: tuple[type[Exception], ...] = tuple(
+    dict.fromkeys((TimeoutError, concurrent.futures.TimeoutError))
+)
+
+
+class JobTimeout(JobsError, *_TIMEOUTS):  # type: ignore[misc]
     """Waiting for the job's result took longer than the timeout given. The job itself
     goes on; call `cancel()` to stop it."""
