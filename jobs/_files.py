@@ -88,9 +88,9 @@ class Uploader:
                 raise FileError(f"file not found: {path!r}", path=path) from None
             if self._max is not None and size > self._max:
                 raise FileError(
-                    f"file {path!r} ({_human(size)}) exceeds the maximum file size of "
-                    f"{_human(self._max)} that the app accepts (its max_file_size); use a "
-                    "smaller file",
+                    f"file {path!r} is {_human(size)}, over the app's limit of "
+                    f"{_human(self._max)} (max_file_size): it exceeds the maximum file size "
+                    "the app accepts; use a smaller file",
                     path=path,
                     size=size,
                     limit=self._max,
