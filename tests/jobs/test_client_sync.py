@@ -190,9 +190,12 @@ def test_view_api_prints_and_returns(multi_app: RunningApp, capsys: Any) -> None
     assert {"/greet", "/add", "/stats"} <= set(named)
     assert "/hidden" not in named and "/private" not in named
     add = named["/add"]["parameters"]
-    assert [(p["name"], p["required"], p["default"]) for p in add] == [
-        ("a", True, None),
-        ("b", False, 1),
+    # gradio_client's shape (the app's /info), not a shape of our own (issue 10).
+    assert [
+        (p["parameter_name"], p["parameter_has_default"], p["parameter_default"]) for p in add
+    ] == [
+        ("a", False, None),
+        ("b", True, 1),
     ]
     assert 'predict(a, b, api_name="/add")' in printed
     assert "[Number] b: float (not required, defaults to: 1)" in printed

@@ -200,7 +200,8 @@ def test_session_state_and_reset(hub: HubServer) -> None:
     with Client("abidlabs/word_counter") as client:
         info = client.view_api(print_info=False, return_format="dict")
         assert isinstance(info, dict)
-        assert [p["name"] for p in info["named_endpoints"]["/count"]["parameters"]] == ["word"]
+        parameters = info["named_endpoints"]["/count"]["parameters"]
+        assert [p["parameter_name"] for p in parameters] == ["word"]
         assert client.predict("hi", api_name="/count") == 0
         assert client.predict("hi", api_name="/count") == 1
         client.reset_session()
