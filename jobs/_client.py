@@ -18,10 +18,11 @@ from anyio.abc import TaskGroup
 from ._background import BackgroundTaskGroup
 from ._connect import AppConnection, open_app
 from ._files import Downloader, Uploader, wrap_files
-from ._job import AsyncJob
+from ._job import AsyncJob, Postprocess
 from ._options import http_options, pick_download_target, pick_token
 from ._schema import AppSchema, Endpoint
 from ._session import Session
+from ._submit import callbacks_of, make_join, make_postprocess, resolve_duplicate
 from ._view import render_api
 
 __all__ = ["AsyncClient"]
@@ -290,7 +291,7 @@ class AsyncClient:
             endpoint=endpoint,
             session=session,
             postprocess=self._postprocessor(download_to),
-            callbacks=_callbacks(result_callbacks),
+            callbacks=callbacks_of(result_callbacks),
             limiter=self._limiter,
         )
         self._task_group.start_soon(job.run, self._joiner(job, wrapped, headers))
@@ -312,47 +313,19 @@ class AsyncClient:
             return self._session
         return self._new_session(heartbeat=False, exclusive=True)
 
-    def _postprocessor(
-        self, download_to: Path | None
-    ) -> Callable[[list[Any]], Awaitable[list[Any]]]:
+    def _postprocessor(self, download_to: Path | None) -> Postprocess:
         downloader = (
             self._make_downloader(download_to) if download_to is not None else self._downloader
         )
-
-        async def postprocess(values_out: list[Any]) -> list[Any]:
-            if downloader is None:
-                return values_out
-            return [await downloader.localize(v) for v in values_out]
-
-        return postprocess
+        return make_postprocess(downloader)
 
     def _joiner(
         self, job: AsyncJob, wrapped: Mapping[str, Any], headers: Mapping[str, str] | None
     ) -> Callable[[], Awaitable[str]]:
         """The job's `queue/join`: uploads its files, then sends it; returns the event id."""
-        uploader = self._uploader
-        assert uploader is not None
-        endpoint, session = job.endpoint, job.session
-        join_headers = {**(headers or {}), "x-gradio-user": "api"}
-        extra = (
-            {"oauth_token": self._oauth_token}
-            if self._oauth_token and endpoint.oauth_token is not None
-            else {}
-        )
-
-        async def join() -> str:
-            uploaded = await uploader.upload_all(wrapped)
-            body = {
-                "data": endpoint.payload(uploaded),
-                "fn_index": endpoint.fn_index,
-                "session_hash": session.hash,
-                "event_data": None,
-                "trigger_id": None,
-                **extra,
-            }
-            return await session.join(job, body, headers=join_headers)
-
-        return join
+        assert self._uploader is not None
+        oauth = self._oauth_token if job.endpoint.oauth_token is not None else None
+        return make_join(job, wrapped, self._uploader, headers=headers, oauth_token=oauth)
 
     async def predict(
         self,
@@ -446,41 +419,3 @@ class AsyncClient:
             folder = Path(tempfile.gettempdir()) / "spacerun-downloads"
             return Downloader(app.transport, folder)
         return Downloader(app.transport, Path(os.fspath(target)))
-
-
-def _callbacks(
-    result_callbacks: Callable[..., Any] | Sequence[Callable[..., Any]] | None,
-) -> tuple[Callable[..., Any], ...]:
-    if result_callbacks is None:
-        return ()
-    if callable(result_callbacks):
-        return (result_callbacks,)
-    return tuple(result_callbacks)
-
-
-async def resolve_duplicate(
-    from_id: str,
-    to_id: str | None,
-    *,
-    hf_token: str | None,
-    hub_endpoint: str | None,
-    private: bool,
-    hardware: str | None,
-    secrets: Mapping[str, str] | None,
-    sleep_timeout: int | None,
-) -> tuple[str, str | None]:
-    """Make (or find) the duplicate; returns its Space id and the token to reach it."""
-    from ._spaces import duplicate_space, hf_token_from_env
-
-    token = hf_token_from_env(hf_token)
-    target = await duplicate_space(
-        from_id,
-        to_id,
-        token=token,
-        endpoint=hub_endpoint,
-        private=private,
-        hardware=hardware,
-        secrets=secrets,
-        sleep_timeout=sleep_timeout,
-    )
-    return target, token

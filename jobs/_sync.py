@@ -15,10 +15,11 @@ from typing import Any, Literal
 import anyio
 from anyio.from_thread import BlockingPortal
 
-from ._client import AsyncClient, resolve_duplicate
+from ._client import AsyncClient
 from ._job import AsyncJob, JobTimings
 from ._schema import AppSchema, Endpoint
 from ._status import StatusUpdate
+from ._submit import resolve_duplicate
 from .errors import JobsError, JobTimeout
 
 __all__ = ["Client", "Job"]
