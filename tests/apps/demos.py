@@ -12,6 +12,9 @@ differential test (`tests/jobs/test_compat_gradio_client.py`).
 * /count(n) -> a generator yielding "0", "1", ... "n-1".
 * /selected(text) -> an event-data listener (gr.EventData), called without an event.
 * /fail(text) -> raises gr.Error("no good: <text>").
+* /forbidden() -> a JSON holding FileData for this script, which the app will not serve
+  (403 "File not allowed" on download).
+* /validator_crash(text) (gradio 6) -> its validator raises, so queue/join answers 400.
 """
 
 from __future__ import annotations
@@ -74,6 +77,14 @@ def fail(text: str) -> str:
     raise gr.Error(f"no good: {text}")
 
 
+def forbidden() -> dict[str, Any]:
+    return {"path": __file__, "orig_name": "demos.py", "meta": {"_type": "gradio.FileData"}}
+
+
+def broken_validator(text: str) -> dict[str, Any]:
+    raise ValueError("the validator itself is broken")
+
+
 with gr.Blocks() as inner:
     # Two lambdas: "lambda" and "lambda_1" inside this Blocks, renamed on render.
     inner_in = gr.Textbox(label="Inner in")
@@ -116,6 +127,18 @@ with gr.Blocks(title="demos") as demo:
     choice.select(selected, choice, picked, api_name="selected")
 
     gr.Button("Fail").click(fail, outer_in, outer_out, api_name="fail")
+
+    forged = gr.JSON(label="Forged file")
+    gr.Button("Forbidden").click(forbidden, None, forged, api_name="forbidden")
+
+    if _compat.GRADIO_MAJOR >= 6:
+        gr.Button("Validator crash").click(
+            lambda text: text,
+            outer_in,
+            outer_out,
+            api_name="validator_crash",
+            validator=broken_validator,
+        )
 
 if __name__ == "__main__":
     _compat.launch(demo)

@@ -18,7 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import gradio
 import gradio_client
+import httpx
 import pytest
 from support.apps import RunningApp, start_app
 
@@ -222,6 +224,31 @@ def test_file_over_the_limit(clients: Pair, tmp_path: Path) -> None:
     for client in clients:
         with pytest.raises(ValueError, match="exceeds the maximum file size"):
             client.predict(gradio_client.handle_file(str(big)), api_name="/echo_file")
+
+
+@pytest.mark.parametrize("clients", ["demos_app"], indirect=True)
+def test_download_refused_is_not_an_auth_error(clients: Pair) -> None:
+    """A 403 "File not allowed" on an output file: gradio_client's HTTP error, our
+    DownloadFailed naming the file; not a login problem."""
+    theirs, ours = clients
+    with pytest.raises(httpx.HTTPStatusError, match="403"):
+        theirs.predict(api_name="/forbidden")
+    with pytest.raises(jobs.DownloadFailed, match="would not serve") as caught:
+        ours.predict(api_name="/forbidden")
+    assert not isinstance(caught.value, jobs.AuthError)
+
+
+@pytest.mark.skipif(not hasattr(gradio, "validate"), reason="validators are gradio 6")
+@pytest.mark.parametrize("clients", ["demos_app"], indirect=True)
+def test_validator_crash_is_the_apps_error(clients: Pair) -> None:
+    """A validator that raises makes queue/join answer 400: gradio_client's HTTP error,
+    our AppError (the app's fault), not a ProtocolError (ours)."""
+    theirs, ours = clients
+    with pytest.raises(httpx.HTTPStatusError, match="400"):
+        theirs.predict("x", api_name="/validator_crash")
+    with pytest.raises(jobs.AppError, match="validator") as caught:
+        ours.predict("x", api_name="/validator_crash")
+    assert not isinstance(caught.value, jobs.ProtocolError)
 
 
 def test_gradio_client_keyword_arguments(calculator_app: RunningApp, tmp_path: Path) -> None:
