@@ -194,13 +194,20 @@ class AsyncJob:
             self._cancel_requested = True
             if self._wait_scope is not None:
                 self._wait_scope.cancel()
+            self._mark_cancelled()
             return True
         running = self._started is not None
         if running and not (self.endpoint.generator or force):
             return False
         self._cancel_requested = True
+        self._mark_cancelled()
         await self._cancel_on_server(self.event_id)
         return True
+
+    def _mark_cancelled(self) -> None:
+        # As gradio_client: status() says CANCELLED from the moment cancel() succeeds,
+        # though a running generator still ends its current step before the job is done.
+        self._set_status(StatusUpdate(code=Status.CANCELLED, success=False))
 
     async def _cancel_on_server(self, event_id: str) -> None:
         if self._started is None and self.session.exclusive:
