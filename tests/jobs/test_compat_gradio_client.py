@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import gradio
 import gradio_client
 import httpx
 import pytest
@@ -238,12 +237,13 @@ def test_download_refused_is_not_an_auth_error(clients: Pair) -> None:
     assert not isinstance(caught.value, jobs.AuthError)
 
 
-@pytest.mark.skipif(not hasattr(gradio, "validate"), reason="validators are gradio 6")
 @pytest.mark.parametrize("clients", ["demos_app"], indirect=True)
 def test_validator_crash_is_the_apps_error(clients: Pair) -> None:
     """A validator that raises makes queue/join answer 400: gradio_client's HTTP error,
     our AppError (the app's fault), not a ProtocolError (ours)."""
     theirs, ours = clients
+    if "/validator_crash" not in {e.api_name for e in ours.schema.endpoints}:
+        pytest.skip("validators exist since gradio 6")
     with pytest.raises(httpx.HTTPStatusError, match="400"):
         theirs.predict("x", api_name="/validator_crash")
     with pytest.raises(jobs.AppError, match="validator") as caught:
