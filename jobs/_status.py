@@ -41,6 +41,39 @@ class Status(str, Enum):
     def is_final(self) -> bool:
         return self in (Status.FINISHED, Status.CANCELLED)
 
+    # Ordered as a job goes through them (gradio_client's order, LOG beside PROGRESS),
+    # not alphabetically as strings would be: `sorted(codes)` follows a job's life.
+    @property
+    def _rank(self) -> int:
+        return _ORDER.index(self)
+
+    def __lt__(self, other: object) -> bool:
+        return self._rank < other._rank if isinstance(other, Status) else NotImplemented
+
+    def __le__(self, other: object) -> bool:
+        return self._rank <= other._rank if isinstance(other, Status) else NotImplemented
+
+    def __gt__(self, other: object) -> bool:
+        return self._rank > other._rank if isinstance(other, Status) else NotImplemented
+
+    def __ge__(self, other: object) -> bool:
+        return self._rank >= other._rank if isinstance(other, Status) else NotImplemented
+
+
+_ORDER = (
+    Status.STARTING,
+    Status.JOINING_QUEUE,
+    Status.QUEUE_FULL,
+    Status.IN_QUEUE,
+    Status.SENDING_DATA,
+    Status.PROCESSING,
+    Status.PROGRESS,
+    Status.LOG,
+    Status.ITERATING,
+    Status.FINISHED,
+    Status.CANCELLED,
+)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StatusUpdate:

@@ -276,3 +276,13 @@ def test_builtin_kinds_of_the_error_tree() -> None:
     assert issubclass(jobs.AppError, ValueError) and issubclass(jobs.AuthError, ValueError)
     assert issubclass(jobs.JobCancelled, concurrent.futures.CancelledError)
     assert issubclass(jobs.JobTimeout, builtins.TimeoutError)
+
+
+def test_status_codes_sort_as_gradio_clients() -> None:
+    """Status codes sort in a job's order of life, as gradio_client's do (its ordering
+    leaves LOG out: sorting it there raises, so it is left out of both)."""
+    from gradio_client.utils import Status as TheirStatus
+
+    theirs = [s.value for s in sorted(s for s in TheirStatus if s.value != "LOG")]
+    ours = [s.value for s in sorted(s for s in jobs.Status if s is not jobs.Status.LOG)]
+    assert ours == theirs
