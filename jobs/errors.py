@@ -5,7 +5,8 @@ JobsError
 ├── ConnectionFailed          the app could not be reached (refused, DNS, TLS, timeout)
 │   └── StreamLost            the event stream ended mid-job (server died or restarted)
 ├── ProtocolError             the server answered something this client does not understand
-│   └── UnsupportedVersion    the app speaks a protocol older than sse_v3 (gradio < 4.22)
+│   ├── UnsupportedVersion    the app speaks a protocol older than sse_v3 (gradio < 4.22)
+│   └── LimitExceeded         an answer is over one of the client's `Limits` (names it)
 ├── ServerError               an HTTP 5xx from the app or its proxy
 │   └── QueueFull             503: the app's queue is at its max_size
 ├── RateLimited               429 from the Hugging Face proxy (carries retry_after)
@@ -41,6 +42,7 @@ __all__ = [
     "JobCancelled",
     "JobTimeout",
     "JobsError",
+    "LimitExceeded",
     "ProtocolError",
     "QueueFull",
     "RateLimited",
@@ -91,6 +93,18 @@ class UnsupportedVersion(ProtocolError):
     def __init__(self, message: str, *, url: str | None = None, version: str | None = None):
         super().__init__(message, url=url)
         self.version = version
+
+
+class LimitExceeded(ProtocolError):
+    """An answer from the server is larger than a limit of the client allows (a line of the
+    event stream, a JSON document, a downloaded file). `limit` is the option's name in
+    `jobs.Limits`, `value` its value in bytes; the message says how to raise it. Whatever
+    was read is dropped: memory stays bounded by the limit, and no partial file remains."""
+
+    def __init__(self, message: str, *, url: str | None = None, limit: str, value: int) -> None:
+        super().__init__(message, url=url)
+        self.limit = limit
+        self.value = value
 
 
 class ServerError(JobsError):
