@@ -397,23 +397,45 @@ async def _call(
         raise _translate(exc, api, space_id) from exc
 
 
+@dataclass(frozen=True, slots=True)
+class _Asked:
+    """What a failed Hub call was about, for its error message (never the token itself)."""
+
+    space_id: str
+    hub: str
+    page: str
+    token: str | None
+
+
 def _translate(exc: Exception, api: HfApi, space_id: str) -> JobsError:
     """The one place where huggingface_hub and network errors become `jobs` errors."""
-    hub, page = api.endpoint, _page(api.endpoint, space_id)
     token = api.token if isinstance(api.token, str) else None
+    asked = _Asked(space_id, api.endpoint, _page(api.endpoint, space_id), token)
     if isinstance(exc, RepositoryNotFoundError):
-        why = (
-            "or your token has no access to it"
-            if token
-            else "or it is private and needs a token: pass token= or set HF_TOKEN"
-        )
-        return SpaceNotRunning(
-            f"Space {space_id} was not found on the Hub ({hub}): it does not exist, {why}.",
-            url=page,
-            space_id=space_id,
-        )
+        return _not_found(asked)
     if isinstance(exc, GatedRepoError):
-        return AuthError(f"Space {space_id} is gated: request access on its page.", url=page)
+        return AuthError(f"Space {space_id} is gated: request access on its page.", url=asked.page)
+    if isinstance(exc, HfHubHTTPError):
+        return _refused(exc, asked)
+    return _not_answered(exc, asked)
+
+
+def _not_found(asked: _Asked) -> JobsError:
+    why = (
+        "or your token has no access to it"
+        if asked.token
+        else "or it is private and needs a token: pass token= or set HF_TOKEN"
+    )
+    return SpaceNotRunning(
+        f"Space {asked.space_id} was not found on the Hub ({asked.hub}): it does not exist, {why}.",
+        url=asked.page,
+        space_id=asked.space_id,
+    )
+
+
+def _not_answered(exc: Exception, asked: _Asked) -> JobsError:
+    """Failures before the Hub answered: no token, a bad id, a timeout, no network."""
+    space_id, hub = asked.space_id, asked.hub
     if isinstance(exc, LocalTokenNotFoundError):
         return AuthError(f"Space {space_id} needs an HF token: pass token= or set HF_TOKEN.")
     if isinstance(exc, HFValidationError):
@@ -424,44 +446,55 @@ def _translate(exc: Exception, api: HfApi, space_id: str) -> JobsError:
             f"{_CALL_TIMEOUT:g} s. Check the network and try again.",
             url=hub,
         )
-    if not isinstance(exc, HfHubHTTPError):
-        return ConnectionFailed(
-            f"Could not reach the Hugging Face Hub ({hub}) for Space {space_id}: "
-            f"{type(exc).__name__}. Check the network, HF_ENDPOINT and HF_HUB_OFFLINE.",
-            url=hub,
-        )
-    status = exc.response.status_code
-    said = f" The Hub said: {exc.server_message.strip()}" if exc.server_message else ""
-    if token:
-        said = said.replace(token, "***")  # should the Hub ever echo it, it is not shown
+    return ConnectionFailed(
+        f"Could not reach the Hugging Face Hub ({hub}) for Space {space_id}: "
+        f"{type(exc).__name__}. Check the network, HF_ENDPOINT and HF_HUB_OFFLINE.",
+        url=hub,
+    )
+
+
+def _refused(exc: HfHubHTTPError, asked: _Asked) -> JobsError:
+    """The Hub answered with an error status."""
+    status, said = exc.response.status_code, _hub_said(exc, asked.token)
     if status == 401:
         return AuthError(
             "The Hugging Face Hub refused the HF token (401): it is invalid or expired. "
             "Create a new one at https://huggingface.co/settings/tokens and pass it as "
             f"token= or HF_TOKEN.{said}",
-            url=page,
+            url=asked.page,
         )
     if status == 403:
         return AuthError(
-            f"The HF token may not do this on Space {space_id} (403): it needs write access "
-            f"to that account or organisation.{said}",
-            url=page,
+            f"The HF token may not do this on Space {asked.space_id} (403): it needs write "
+            f"access to that account or organisation.{said}",
+            url=asked.page,
         )
     if status == 429:
-        retry = exc.response.headers.get("Retry-After", "")
         return RateLimited(
             f"The Hugging Face Hub is rate limiting requests (429); wait and retry.{said}",
-            url=hub,
-            retry_after=float(retry) if retry.replace(".", "", 1).isdigit() else None,
+            url=asked.hub,
+            retry_after=_retry_after(exc),
         )
     if status >= 500:
         return ServerError(
             f"The Hugging Face Hub failed ({status}); try again later.{said}",
-            url=hub,
+            url=asked.hub,
             status_code=status,
         )
     return SpaceError(
-        f"The Hugging Face Hub refused a request about Space {space_id} ({status}).{said}",
-        url=page,
-        space_id=space_id,
+        f"The Hugging Face Hub refused a request about Space {asked.space_id} ({status}).{said}",
+        url=asked.page,
+        space_id=asked.space_id,
     )
+
+
+def _hub_said(exc: HfHubHTTPError, token: str | None) -> str:
+    said = f" The Hub said: {exc.server_message.strip()}" if exc.server_message else ""
+    if token:
+        said = said.replace(token, "***")  # should the Hub ever echo it, it is not shown
+    return said
+
+
+def _retry_after(exc: HfHubHTTPError) -> float | None:
+    retry = exc.response.headers.get("Retry-After", "")
+    return float(retry) if retry.replace(".", "", 1).isdigit() else None
