@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from jobs import AsyncClient, JobsError, __version__
+from jobs import AsyncClient, __version__
 
-from .errors import ExitStatus, RunnerError
+from .errors import ExitStatus, anticipated
 from .manifest import load_manifest
 from .run import RunOptions, run, validate_manifest
 from .store import read_status
@@ -165,12 +165,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return int(_COMMANDS[args.command](args))
-    except (RunnerError, JobsError) as err:
+    except BaseException as exc:
+        err = anticipated(exc)
+        if err is None:
+            if isinstance(exc, KeyboardInterrupt):
+                print("spacerun: interrupted", file=sys.stderr)
+                return ExitStatus.INTERRUPTED
+            raise
         print(f"spacerun: {err}", file=sys.stderr)
-        return int(getattr(err, "exit_status", 1))
-    except KeyboardInterrupt:
-        print("spacerun: interrupted", file=sys.stderr)
-        return ExitStatus.INTERRUPTED
+        return int(getattr(err, "exit_status", ExitStatus.FAILED))
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -22,8 +22,15 @@ echoed back).
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from enum import IntEnum
 from typing import TYPE_CHECKING
+
+from jobs import JobsError
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
 
 if TYPE_CHECKING:
     from .inputs import ValidationReport
@@ -34,6 +41,7 @@ __all__ = [
     "RunnerError",
     "UnsetVariable",
     "ValidationFailed",
+    "anticipated",
 ]
 
 
@@ -127,3 +135,26 @@ def _locate(
             place += f":{column}"
     parts = [p for p in (place, key, message) if p]
     return ": ".join(parts)
+
+
+def anticipated(exc: BaseException) -> RunnerError | JobsError | None:
+    """The error a user should see for `exc`, or None for a bug (which keeps its traceback).
+
+    Task groups wrap what their tasks raise in exception groups; the error inside is
+    what happened (a replica that did not start, a bad manifest), so it is unwrapped:
+    the first spacerun or jobs error found, when everything else in the group is one
+    too (or a cancellation that it caused).
+    """
+    if isinstance(exc, RunnerError | JobsError):
+        return exc
+    if not isinstance(exc, BaseExceptionGroup):
+        return None
+    found = [anticipated(inner) for inner in exc.exceptions if not _is_cancellation(inner)]
+    if not found or any(inner is None for inner in found):
+        return None
+    return found[0]
+
+
+def _is_cancellation(exc: BaseException) -> bool:
+    # The runner runs on anyio's asyncio backend, whose cancellation is asyncio's.
+    return isinstance(exc, asyncio.CancelledError)

@@ -18,12 +18,16 @@ from pathlib import Path
 
 import anyio
 
+from ..errors import anticipated
 from ..inputs import ValidationReport, validate_submissions
 from ..launch import open_replicas
 from ..manifest import DuplicateReplica, LocalReplica, Manifest, SpaceReplica, load_manifest
 from ._execute import execute
 from ._options import RunHandle, RunOptions
 from ._summary import RunSummary
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
 
 __all__ = ["run", "run_async", "validate_manifest"]
 
@@ -55,7 +59,14 @@ async def run_async(
             overrides=options.overrides,
             environ=options.environ,
         )
-    return await execute(manifest, options, handle or RunHandle())
+    try:
+        return await execute(manifest, options, handle or RunHandle())
+    except BaseExceptionGroup as group:
+        # What a task of the run raised, not the group that carried it (see `anticipated`).
+        error = anticipated(group)
+        if error is None:
+            raise
+        raise error from group
 
 
 async def validate_manifest(
