@@ -7,6 +7,7 @@ environment are never echoed in messages: they are shown as their `${VAR}` text.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -317,6 +318,8 @@ class _Parser(Fields):
         directory = self.base / "runs" / name
         if folder is not None:
             directory = self.base / Path(self.text((*path, "dir"), folder)).expanduser()
+        if problem := _not_a_folder(directory):
+            self.fail((*path, "dir"), problem)
         export = spec.get("export", [])
         if isinstance(export, str):
             export = [export]
@@ -340,6 +343,27 @@ class _Parser(Fields):
                 (*path, "download_files"), spec.get("download_files", True)
             ),
         )
+
+
+def _not_a_folder(directory: Path) -> str | None:
+    """Why the run folder cannot be made or written (checked before anything runs), or None."""
+    for existing in (directory, *directory.parents):
+        if existing.is_dir():
+            break
+        if existing.exists() or existing.is_symlink():
+            what = "is a file" if existing == directory else f"cannot be made: {existing} is a file"
+            return (
+                f"the run folder {directory} {what}; expected a folder (or a path where one "
+                "can be made): move the file away or choose another output.dir"
+            )
+    else:
+        return None
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return (
+            f"the run folder {directory} cannot be written: no permission to write in "
+            f"{existing} (or it is read-only); choose another output.dir"
+        )
+    return None
 
 
 def _text_kind(value: str) -> str:

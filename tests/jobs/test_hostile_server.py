@@ -38,7 +38,7 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def server() -> Iterator[HostileServer]:
+def hostile() -> Iterator[HostileServer]:
     with HostileServer() as s:
         yield s
 
@@ -67,17 +67,17 @@ def written_outside_downloads(report: dict[str, Any]) -> list[str]:
     return [p for p in report["written"] if not p.startswith("downloads/")]
 
 
-def predict(server: HostileServer) -> dict[str, Any]:
-    return {"url": server.url, "action": "predict", "api_name": "/chat_files", "args": ["hi"]}
+def predict(hostile: HostileServer) -> dict[str, Any]:
+    return {"url": hostile.url, "action": "predict", "api_name": "/chat_files", "args": ["hi"]}
 
 
 # -- the cases of the issue -------------------------------------------------------------
 
 
-def test_a_300_mb_line_stops_at_the_message_limit(server: HostileServer, tmp_path: Path) -> None:
+def test_a_300_mb_line_stops_at_the_message_limit(hostile: HostileServer, tmp_path: Path) -> None:
     """A 300 MB line without a newline fails the job with the limit named, in bounded memory."""
-    server.stream = "huge_line"
-    report = run_child(tmp_path, predict(server))
+    hostile.stream = "huge_line"
+    report = run_child(tmp_path, predict(hostile))
     assert report["error"] == "LimitExceeded"
     assert report["limit"] == "max_message_bytes"
     assert "64 MiB" in report["message"] and "Limits(max_message_bytes=" in report["message"]
@@ -86,20 +86,20 @@ def test_a_300_mb_line_stops_at_the_message_limit(server: HostileServer, tmp_pat
 
 
 def test_the_message_limit_can_be_lowered_and_memory_follows(
-    server: HostileServer, tmp_path: Path
+    hostile: HostileServer, tmp_path: Path
 ) -> None:
     """With a 1 MiB limit the same line fails sooner, and takes far less memory."""
-    server.stream = "huge_line"
-    report = run_child(tmp_path, {**predict(server), "limits": {"max_message_bytes": MiB}})
+    hostile.stream = "huge_line"
+    report = run_child(tmp_path, {**predict(hostile), "limits": {"max_message_bytes": MiB}})
     assert report["error"] == "LimitExceeded" and "1 MiB" in report["message"]
     assert report["peak_mb"] < 100, report
 
 
-def test_an_endless_file_stops_at_its_declared_size(server: HostileServer, tmp_path: Path) -> None:
+def test_an_endless_file_stops_at_its_declared_size(hostile: HostileServer, tmp_path: Path) -> None:
     """A file whose FileData says 1 MB but whose body never ends: an error, no file left."""
-    server.files[SERVER_FILE] = Endless()
-    server.outputs = [file_data(SERVER_FILE, size=10**6)]
-    report = run_child(tmp_path, predict(server))
+    hostile.files[SERVER_FILE] = Endless()
+    hostile.outputs = [file_data(SERVER_FILE, size=10**6)]
+    report = run_child(tmp_path, predict(hostile))
     assert report["error"] == "ProtocolError"
     assert "1,000,000 bytes" in report["message"] and "removed" in report["message"]
     assert report["written"] == []  # not even a .part file
@@ -107,11 +107,11 @@ def test_an_endless_file_stops_at_its_declared_size(server: HostileServer, tmp_p
 
 
 def test_an_endless_file_without_size_stops_at_the_download_limit(
-    server: HostileServer, tmp_path: Path
+    hostile: HostileServer, tmp_path: Path
 ) -> None:
-    server.files[SERVER_FILE] = Endless()
-    server.outputs = [file_data(SERVER_FILE, size=None)]
-    spec = {**predict(server), "limits": {"max_download_bytes": 5 * MiB}}
+    hostile.files[SERVER_FILE] = Endless()
+    hostile.outputs = [file_data(SERVER_FILE, size=None)]
+    spec = {**predict(hostile), "limits": {"max_download_bytes": 5 * MiB}}
     report = run_child(tmp_path, spec)
     assert report["error"] == "LimitExceeded"
     assert report["limit"] == "max_download_bytes" and "5 MiB" in report["message"]
@@ -120,67 +120,69 @@ def test_an_endless_file_without_size_stops_at_the_download_limit(
 
 
 def test_a_file_declared_over_the_limit_is_not_downloaded(
-    server: HostileServer, tmp_path: Path
+    hostile: HostileServer, tmp_path: Path
 ) -> None:
-    server.files[SERVER_FILE] = Endless()
-    server.outputs = [file_data(SERVER_FILE, size=2 << 30)]
-    report = run_child(tmp_path, predict(server))
+    hostile.files[SERVER_FILE] = Endless()
+    hostile.outputs = [file_data(SERVER_FILE, size=2 << 30)]
+    report = run_child(tmp_path, predict(hostile))
     assert report["error"] == "LimitExceeded" and report["limit"] == "max_download_bytes"
     assert "1 GiB" in report["message"]
-    assert server.sent.get("file", 0) == 0
+    assert hostile.sent.get("file", 0) == 0
     assert report["written"] == []
 
 
-def test_a_file_shorter_than_declared_leaves_nothing(server: HostileServer, tmp_path: Path) -> None:
-    server.files[SERVER_FILE] = b"only a part"
-    server.outputs = [file_data(SERVER_FILE, size=1000)]
-    report = run_child(tmp_path, predict(server))
+def test_a_file_shorter_than_declared_leaves_nothing(
+    hostile: HostileServer, tmp_path: Path
+) -> None:
+    hostile.files[SERVER_FILE] = b"only a part"
+    hostile.outputs = [file_data(SERVER_FILE, size=1000)]
+    report = run_child(tmp_path, predict(hostile))
     assert report["error"] == "ProtocolError" and "only 11 bytes of" in report["message"]
     assert report["written"] == []
 
 
 @pytest.mark.parametrize("route", ["config", "info"])
 def test_a_gzip_bomb_stops_at_the_json_limit(
-    server: HostileServer, tmp_path: Path, route: str
+    hostile: HostileServer, tmp_path: Path, route: str
 ) -> None:
     """10 MB of gzip that inflates to 10 GiB: the client inflates 32 MiB and stops."""
-    setattr(server, route, "gzip_bomb")
-    report = run_child(tmp_path, {"url": server.url, "action": "connect"})
+    setattr(hostile, route, "gzip_bomb")
+    report = run_child(tmp_path, {"url": hostile.url, "action": "connect"})
     assert report["error"] == "LimitExceeded" and report["limit"] == "max_json_bytes"
     assert "32 MiB" in report["message"]
     assert report["peak_mb"] < 200, report
-    assert server.sent[route] < 10 * MiB  # it stopped reading, too
+    assert hostile.sent[route] < 10 * MiB  # it stopped reading, too
     assert written_outside_downloads(report) == []
 
 
 @pytest.mark.parametrize("route", ["config", "join"])
 def test_a_server_that_never_answers_fails_after_read_timeout(
-    server: HostileServer, tmp_path: Path, route: str
+    hostile: HostileServer, tmp_path: Path, route: str
 ) -> None:
-    setattr(server, route, "silent")
+    setattr(hostile, route, "silent")
     limits = {"read_timeout": 0.5}
-    report = run_child(tmp_path, {**predict(server), "limits": limits})
+    report = run_child(tmp_path, {**predict(hostile), "limits": limits})
     assert report["error"] in ("ConnectionFailed", "StreamLost")
     assert "read_timeout" in report["message"] and "0.5 s" in report["message"]
 
 
-def test_a_silent_event_stream_is_lost_after_read_timeout(server: HostileServer) -> None:
-    server.stream = "silent"
+def test_a_silent_event_stream_is_lost_after_read_timeout(hostile: HostileServer) -> None:
+    hostile.stream = "silent"
     with (
-        Client(server.url, limits=Limits(read_timeout=0.5)) as client,
+        Client(hostile.url, limits=Limits(read_timeout=0.5)) as client,
         pytest.raises(StreamLost, match="read_timeout"),
     ):
         client.predict("hi", api_name="/chat_files")
 
 
 def test_the_upload_answer_is_read_under_the_json_limit(
-    server: HostileServer, tmp_path: Path
+    hostile: HostileServer, tmp_path: Path
 ) -> None:
     source = tmp_path / "in.txt"
     source.write_text("hello")
-    server.upload = "gzip_bomb"
+    hostile.upload = "gzip_bomb"
     with (
-        Client(server.url, limits=Limits(max_json_bytes=MiB)) as client,
+        Client(hostile.url, limits=Limits(max_json_bytes=MiB)) as client,
         pytest.raises(LimitExceeded) as caught,
     ):
         client.predict(handle_file(source), api_name="/echo_file")
@@ -190,19 +192,19 @@ def test_the_upload_answer_is_read_under_the_json_limit(
 # -- what already held, kept so ---------------------------------------------------------
 
 
-def test_heartbeat_only_stream_times_out_cleanly(server: HostileServer) -> None:
+def test_heartbeat_only_stream_times_out_cleanly(hostile: HostileServer) -> None:
     """A stream of heartbeats never finishes the job: result(timeout) gives up, close works."""
-    server.stream = "heartbeats"
-    with Client(server.url) as client:
+    hostile.stream = "heartbeats"
+    with Client(hostile.url) as client:
         job = client.submit("hi", api_name="/chat_files")
         with pytest.raises(JobTimeout):
             job.result(timeout=0.5)
         assert job.cancel(force=True) in (True, False)
 
 
-def test_invalid_json_in_the_stream_fails_that_job_only(server: HostileServer) -> None:
-    server.stream_for["bad"] = "invalid_json"
-    with Client(server.url) as client:
+def test_invalid_json_in_the_stream_fails_that_job_only(hostile: HostileServer) -> None:
+    hostile.stream_for["bad"] = "invalid_json"
+    with Client(hostile.url) as client:
         bad = client.submit("bad", api_name="/chat_files")
         good = client.submit("good", api_name="/chat_files")
         with pytest.raises(ProtocolError, match="invalid JSON"):
@@ -210,11 +212,11 @@ def test_invalid_json_in_the_stream_fails_that_job_only(server: HostileServer) -
         assert good.result(timeout=30) == [{"role": "user", "content": "good"}]
 
 
-def test_an_honest_file_is_downloaded(server: HostileServer, tmp_path: Path) -> None:
+def test_an_honest_file_is_downloaded(hostile: HostileServer, tmp_path: Path) -> None:
     """The honest path of the same routes works, FileData size and all."""
-    server.files[SERVER_FILE] = b"x" * 1000
-    server.outputs = [file_data(SERVER_FILE, size=1000, name="../../escape.bin")]
-    with Client(server.url, download_files=tmp_path / "downloads") as client:
+    hostile.files[SERVER_FILE] = b"x" * 1000
+    hostile.outputs = [file_data(SERVER_FILE, size=1000, name="../../escape.bin")]
+    with Client(hostile.url, download_files=tmp_path / "downloads") as client:
         path = Path(client.predict("hi", api_name="/chat_files"))
     assert path.read_bytes() == b"x" * 1000
     assert (tmp_path / "downloads") in path.parents and path.name == "escape.bin"
@@ -222,10 +224,10 @@ def test_an_honest_file_is_downloaded(server: HostileServer, tmp_path: Path) -> 
 
 
 @pytest.mark.anyio
-async def test_limits_reach_the_async_client(server: HostileServer) -> None:
-    server.config = "gzip_bomb"
+async def test_limits_reach_the_async_client(hostile: HostileServer) -> None:
+    hostile.config = "gzip_bomb"
     with pytest.raises(LimitExceeded, match="max_json_bytes"):
-        async with AsyncClient(server.url, limits=Limits(max_json_bytes=MiB)):
+        async with AsyncClient(hostile.url, limits=Limits(max_json_bytes=MiB)):
             pass
 
 

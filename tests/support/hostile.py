@@ -56,6 +56,8 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from .servers import starting
+
 __all__ = ["Endless", "HostileServer", "file_data", "gzip_bomb"]
 
 RECORDING = Path(__file__).resolve().parent.parent / "transcripts" / "hostile_app.json"
@@ -153,6 +155,7 @@ class HostileServer:
         self.url = ""
 
     def __enter__(self) -> HostileServer:
+        starting("the hostile server")
         handler = type("Handler", (_Handler,), {"server_state": self})
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
