@@ -169,8 +169,11 @@ class Downloader:
         declared = _declared_size(data)
         self._check_declared(declared, url)
         name = safe_name(str(data.get("orig_name") or os.path.basename(data["path"])))
-        await anyio.Path(folder).mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".part-")
+        try:
+            await anyio.Path(folder).mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".part-")
+        except OSError as exc:
+            raise _save_failed(exc, folder) from exc
         try:
             with os.fdopen(fd, "wb") as out:
                 digest = await self._fetch(url, out, declared)
@@ -178,9 +181,11 @@ class Downloader:
             target_dir.mkdir(exist_ok=True)
             target = target_dir / name
             os.replace(tmp, target)
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+            if isinstance(exc, OSError):
+                raise _save_failed(exc, folder) from exc
             raise
         return str(target)
 
@@ -219,6 +224,15 @@ class Downloader:
         if declared is not None and written != declared:
             raise _size_mismatch(url, declared, f"only {written:,} bytes of")
         return digest.hexdigest()
+
+
+def _save_failed(exc: OSError, folder: Path) -> FileError:
+    # The disk, not the server: full, read-only, or a file where the folder should be.
+    return FileError(
+        f"could not save an output file into {folder}: {exc.strerror or exc}; free some "
+        "space or choose another download folder",
+        path=str(exc.filename or folder),
+    )
 
 
 def _declared_size(data: dict[str, Any]) -> int | None:

@@ -15,7 +15,8 @@ JobsError
 │   └── SpaceNotRunning       paused, broken, missing, or not up before the deadline
 ├── ArgumentError             the call's arguments do not fit the endpoint (raised before sending)
 │   ├── EndpointNotFound      no such api_name / fn_index
-│   └── FileError             a local input file is missing or over the app's size limit
+│   └── FileError             a local input file is missing or too large, or an output
+│                             file cannot be saved (disk full, read-only)
 ├── AppError                  the app ran the job and it failed (gr.Error or a crash)
 │   └── InputRejected         the app's validator refused the inputs (HTTP 422)
 ├── JobCancelled              the job was cancelled before it produced its result
@@ -199,7 +200,8 @@ class EndpointNotFound(ArgumentError):
 
 
 class FileError(ArgumentError):
-    """A local input file does not exist, or is larger than the app accepts."""
+    """A local input file does not exist, or is larger than the app accepts; or an output
+    file could not be saved where downloads go (the disk is full or read-only)."""
 
     def __init__(
         self,

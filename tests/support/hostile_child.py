@@ -8,24 +8,22 @@ API; `predict`: also call `api_name` with `args`), the client's `limits` (keywor
 arguments of `jobs.Limits`) and the `downloads` folder. The last line printed is a JSON
 report: the error's class, message and limit (if any), the result, the peak RSS in MB
 and the seconds taken. The address space is capped (2 GiB) so that a regression fails
-the case instead of exhausting the machine. `measure` runs the child and takes its peak
-memory from the kernel (`wait4`), so a child killed at the timeout is measured too.
+the case instead of exhausting the machine (`support.measure`, which also takes the peak
+memory from the kernel, so a child killed at the timeout is measured too).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import resource
-import signal
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-_ADDRESS_SPACE = 2 << 30
+if __package__ in (None, ""):  # run as a script: `support` is its parent's package
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from support.measure import run_measured
 
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:
@@ -57,45 +55,21 @@ def measure(
 ) -> dict[str, Any]:
     """Run `spec` in a child: its report, with `peak_mb` as the kernel counted it. A child
     still running after `timeout` s is killed and reported as `killed`."""
-    child = subprocess.Popen(
-        [sys.executable, __file__, json.dumps(spec)],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    done = run_measured(
+        [sys.executable, __file__, json.dumps(spec)], cwd=cwd, env=env, timeout=timeout
     )
-    outputs: dict[str, str] = {}
-    readers = [
-        threading.Thread(target=lambda n=n, f=f: outputs.__setitem__(n, f.read()))
-        for n, f in (("out", child.stdout), ("err", child.stderr))
-    ]
-    for reader in readers:
-        reader.start()
-    started = time.monotonic()
-    timer = threading.Timer(timeout, os.kill, (child.pid, signal.SIGKILL))
-    timer.start()
-    try:
-        _, status, usage = os.wait4(child.pid, 0)  # reaps it, with its own rusage
-    finally:
-        timer.cancel()
-    child.returncode = os.waitstatus_to_exitcode(status)
-    for reader in readers:
-        reader.join()
-    lines = outputs.get("out", "").strip().splitlines()
-    report: dict[str, Any] = {}
-    if child.returncode == 0 and lines:
+    lines = done.out.strip().splitlines()
+    report: dict[str, Any]
+    if done.returncode == 0 and lines:
         report = json.loads(lines[-1])
     else:
-        killed = child.returncode == -signal.SIGKILL
-        report = {"error": "killed" if killed else "crashed", "limit": None}
-        report["message"] = outputs.get("err", "")[-2000:]
-        report["seconds"] = round(time.monotonic() - started, 2)
-    report["returncode"] = child.returncode
-    report["peak_mb"] = round(usage.ru_maxrss / 1024, 1)
+        report = {"error": "killed" if done.killed else "crashed", "limit": None}
+        report["message"] = done.err[-2000:]
+        report["seconds"] = done.seconds
+    report["returncode"] = done.returncode
+    report["peak_mb"] = done.peak_mb
     return report
 
 
 if __name__ == "__main__":
-    resource.setrlimit(resource.RLIMIT_AS, (_ADDRESS_SPACE, _ADDRESS_SPACE))
     print(json.dumps(run(json.loads(sys.argv[1])), default=str), flush=True)
