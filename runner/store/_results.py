@@ -226,11 +226,15 @@ class ResultsStore:
     def _cut_back(self, fd: int) -> None:
         try:
             os.ftruncate(fd, self._size)
-        except OSError:
+        except OSError as exc:
             # The file's tail is unknown now: stop writing; reopening repairs it.
             self._fd = None
             os.close(fd)
-            logger.exception("could not undo a partial write to %s", self.folder.results_path)
+            logger.error(
+                "could not undo a partial write to %s (%s); the next run repairs it",
+                self.folder.results_path,
+                exc.strerror or exc,
+            )
 
 
 class _OkKeys(AbstractSet[str]):
