@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from jobs import Limits
+
 from ._fields import Fields, did_you_mean
 from ._model import (
     AppSpec,
@@ -34,7 +36,9 @@ from ._yaml import Path as KeyPath
 __all__ = ["parse_document"]
 
 TOP_KEYS = ("name", "app", "inputs", "run", "output")
-APP_KEYS = ("endpoint", "replicas", "hf_token", "url", "space")
+APP_KEYS = ("endpoint", "replicas", "hf_token", "url", "space", "limits")
+LIMIT_SIZES = ("max_message_bytes", "max_json_bytes", "max_download_bytes")
+LIMIT_TIMES = ("connect_timeout", "read_timeout")
 REPLICA_KEYS = {
     "url": ("url", "concurrency"),
     "space": ("space", "concurrency"),
@@ -131,7 +135,26 @@ class _Parser(Fields):
         secret = None
         if token is not None:
             secret = Secret(self.text(("app", "hf_token"), token))
-        return AppSpec(endpoint=endpoint, replicas=replicas, hf_token=secret)
+        return AppSpec(
+            endpoint=endpoint, replicas=replicas, hf_token=secret, limits=self.limits(app)
+        )
+
+    def limits(self, app: Mapping[str, Any]) -> Limits:
+        path: KeyPath = ("app", "limits")
+        spec = self.section(path, app.get("limits") or {}, (*LIMIT_SIZES, *LIMIT_TIMES))
+        values: dict[str, Any] = {}
+        for name in LIMIT_SIZES:
+            if name in spec:
+                value = spec[name]
+                none = name == "max_download_bytes" and value in (None, "none")
+                values[name] = None if none else self.size((*path, name), value)
+        for name in LIMIT_TIMES:
+            if name in spec:
+                seconds = self.duration((*path, name), spec[name])
+                if seconds <= 0:
+                    self.fail((*path, name), f"expected a duration over 0, got {spec[name]!r}")
+                values[name] = seconds
+        return Limits(**values)
 
     def replicas(self, app: Mapping[str, Any]) -> tuple[ReplicaSpec, ...]:
         shorthand = [k for k in ("url", "space") if k in app]

@@ -371,3 +371,22 @@ def test_run_folder_error_is_raised_by_the_store(tmp_path: Path) -> None:
     with pytest.raises(RunFolderError) as caught:
         ResultsStore.open(tmp_path / "run")
     assert caught.value.path.endswith("run/results.jsonl") or "run" in caught.value.path
+
+
+def test_the_client_limits_can_be_set_in_the_manifest(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "m.yaml",
+        """\
+        app:
+          url: http://x.test
+          limits: {max_download_bytes: 8GiB, max_json_bytes: 64MB, read_timeout: 5m}
+        """,
+    )
+    limits = load_manifest(path).app.limits
+    assert (limits.max_download_bytes, limits.max_json_bytes) == (8 << 30, 64_000_000)
+    assert limits.read_timeout == 300 and limits.connect_timeout == 10
+    again = write(tmp_path / "again.yaml", json.dumps(load_manifest(path).to_dict()))
+    assert load_manifest(again).app.limits == limits
+    write(path, "app: {url: http://x.test, limits: {max_json_bytes: lots}}\n")
+    with pytest.raises(ManifestError, match=r"m.yaml:1:.*app.limits.max_json_bytes"):
+        load_manifest(path)
