@@ -113,6 +113,13 @@ def _brotli_steps(url: str | None) -> Callable[[bytes], Iterator[bytes]]:
 
     def step(data: bytes) -> Iterator[bytes]:
         try:
+            if not data:  # the end of the body: drain what is left, then it must be whole
+                while not decompressor.is_finished():
+                    out = decompressor.process(b"", output_buffer_limit=_PIECE)
+                    if not out:
+                        raise ProtocolError("the brotli body ended early")
+                    yield out
+                return
             out = decompressor.process(data, output_buffer_limit=_PIECE)
             while True:
                 if out:
