@@ -250,7 +250,7 @@ def test_resume_reruns_the_rows_of_torn_records(calculator_app: RunningApp, tmp_
     done = spacerun(*args)
     assert done.returncode == 0, done.stderr
     assert "not a whole record" in done.stderr
-    ok = Counter()
+    ok: Counter[int] = Counter()
     for line in results.read_bytes().splitlines():
         try:
             data = json.loads(line)
