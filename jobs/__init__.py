@@ -11,6 +11,7 @@ client.predict(num1=4, operation="add", num2=5, api_name="/predict")
 from ._client import AsyncClient
 from ._files import file, handle_file, is_file_data
 from ._job import AsyncJob, JobTimings
+from ._limits import Limits
 from ._protocol import ProgressUnit
 from ._schema import AppSchema, Endpoint, Parameter, Return
 from ._status import Status, StatusUpdate
@@ -27,6 +28,7 @@ from .errors import (
     JobCancelled,
     JobsError,
     JobTimeout,
+    LimitExceeded,
     ProtocolError,
     QueueFull,
     RateLimited,
@@ -58,6 +60,8 @@ __all__ = [
     "JobTimeout",
     "JobTimings",
     "JobsError",
+    "LimitExceeded",
+    "Limits",
     "Parameter",
     "ProgressUnit",
     "ProtocolError",

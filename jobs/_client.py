@@ -19,6 +19,7 @@ from ._background import BackgroundTaskGroup
 from ._connect import AppConnection, open_app
 from ._files import Downloader, Uploader, wrap_files
 from ._job import AsyncJob, Postprocess
+from ._limits import Limits
 from ._options import http_options, pick_download_target, pick_token
 from ._schema import AppSchema, Endpoint
 from ._session import Session
@@ -46,6 +47,10 @@ class AsyncClient:
     `token_header: Bearer ...`, to Hugging Face hosts only (`huggingface.co`,
     `*.hf.space`) plus any host named in `token_hosts`; never elsewhere, never logged.
     `auth=(user, password)` logs in to a password-protected app.
+
+    `limits` bounds what the app may send and how long the client waits for it (the
+    longest event-stream message, JSON answer and downloaded file; connect and read
+    timeouts): see `jobs.Limits` for the defaults. Over a limit: `LimitExceeded`.
 
     `src` may also be given as `space=`, and `api_name=` sets the endpoint used when a
     call names none (both as gradio_client's guide writes them). gradio_client's
@@ -85,6 +90,7 @@ class AsyncClient:
         ssl_verify: bool = True,
         analytics_enabled: bool = True,
         oauth_token: str | None = None,
+        limits: Limits | None = None,
     ) -> None:
         # `space=` and `src=` are both spellings gradio_client's guide uses.
         if (src is None) == (space is None):
@@ -112,6 +118,7 @@ class AsyncClient:
             space_deadline=space_deadline,
             on_space_stage=on_space_stage or (print if verbose else None),
             token_hosts=tuple(token_hosts),
+            limits=limits or Limits(),
         )
         self._http = http
         self._download_files = pick_download_target(download_files, output_dir)
@@ -415,7 +422,8 @@ class AsyncClient:
         if target is False:
             return None
         app = self._require()
+        max_bytes = app.transport.limits.max_download_bytes
         if target is True:
             folder = Path(tempfile.gettempdir()) / "spacerun-downloads"
-            return Downloader(app.transport, folder)
-        return Downloader(app.transport, Path(os.fspath(target)))
+            return Downloader(app.transport, folder, max_bytes=max_bytes)
+        return Downloader(app.transport, Path(os.fspath(target)), max_bytes=max_bytes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -11,8 +12,9 @@ from urllib.parse import urlsplit, urlunsplit
 import anyio
 import httpx
 
+from ._limits import Limits
 from ._schema import AppSchema
-from ._transport import Transport
+from ._transport import Transport, check_status
 from .errors import AuthError, JobsError, ProtocolError
 
 __all__ = ["AppConnection", "open_app"]
@@ -41,6 +43,7 @@ async def open_app(
     on_space_stage: Callable[[str], None] | None,
     token_hosts: Sequence[str] = (),
     request_timeout: httpx.Timeout | None = None,
+    limits: Limits | None = None,
 ) -> AppConnection:
     """Resolve `src` (URL or Space id), log in if asked, and read the app's API."""
     from . import _spaces
@@ -53,13 +56,15 @@ async def open_app(
         http.event_hooks["request"].append(_token_guard(token_header, token_hosts))
 
     async def wake(host: str) -> None:
-        # Any request wakes a sleeping Space; its answer does not matter.
+        # Any request wakes a sleeping Space; its answer does not matter (and is not read).
         with contextlib.suppress(httpx.HTTPError):
-            await http.get(
+            async with http.stream(
+                "GET",
                 f"{host.rstrip('/')}/config",
                 timeout=10.0,
                 headers=_token_headers(host, token, token_header, token_hosts),
-            )
+            ):
+                pass
 
     if _spaces.looks_like_space_id(src):
         space_id = src
@@ -74,7 +79,7 @@ async def open_app(
     else:
         base = _normalize_url(src)
     request_headers = {**headers, **_token_headers(base, token, token_header, token_hosts)}
-    transport = Transport(http, base, headers=request_headers)
+    transport = Transport(http, base, headers=request_headers, limits=limits)
     transport.request_timeout = request_timeout
     if auth is not None:
         await _login(transport, auth)
@@ -167,7 +172,7 @@ async def _read_info(transport: Transport) -> tuple[Any, Any]:
 
 async def _read_config(transport: Transport) -> dict[str, Any]:
     url = transport.url("config", prefixed=False)
-    response = await _get(transport, url)
+    response, body = await transport.exchange("GET", url)
     if response.status_code == 401:
         raise AuthError(
             f"{transport.base_url} needs a login: pass auth=(user, password)",
@@ -179,21 +184,11 @@ async def _read_config(transport: Transport) -> dict[str, Any]:
             "root URL?",
             url=transport.base_url,
         )
-    if response.status_code >= 400:
-        from ._transport import _check
-
-        _check(response)
+    check_status(response, body)
     try:
-        config = response.json()
-    except ValueError as exc:
+        config = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError(f"{url} did not answer JSON: is it a Gradio app?", url=url) from exc
     if not isinstance(config, dict):
         raise ProtocolError(f"{url} answered {type(config).__name__}, not an app config", url=url)
     return config
-
-
-async def _get(transport: Transport, url: str) -> httpx.Response:
-    from ._transport import translate_errors
-
-    with translate_errors(url):
-        return await transport.http.get(url, headers=transport.headers, timeout=transport.timeout)

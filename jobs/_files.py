@@ -11,11 +11,13 @@ import tempfile
 import unicodedata
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import quote, unquote, urlparse
 
 import anyio
 
+from ._bodies import iter_decoded
+from ._limits import human_bytes, over_limit
 from ._schema import Parameter
 from ._transport import Transport
 from .errors import FileError, ProtocolError
@@ -143,11 +145,19 @@ class Uploader:
 
 
 class Downloader:
-    """Downloads every output file into `folder` and returns local paths in their place."""
+    """Downloads every output file into `folder` and returns local paths in their place.
 
-    def __init__(self, transport: Transport, folder: Path | Callable[[], Path]) -> None:
+    A file is written to a hidden `.part-*` file and renamed into place only once it is
+    complete: at most `max_bytes` (the client's `max_download_bytes`), and exactly the
+    FileData's `size` when the server declares one. Anything else raises and leaves no
+    file behind."""
+
+    def __init__(
+        self, transport: Transport, folder: Path | Callable[[], Path], *, max_bytes: int | None
+    ) -> None:
         self._transport = transport
         self._folder = folder
+        self._max = max_bytes
 
     async def localize(self, value: Any) -> Any:
         if not _contains_file(value):
@@ -156,32 +166,91 @@ class Downloader:
         return await _map_async(value, lambda fd: self._download(fd, folder), match=is_file_data)
 
     async def _download(self, data: dict[str, Any], folder: Path) -> str:
-        path = data["path"]
-        if data.get("is_stream") and data.get("url"):
-            url = str(data["url"])
-        elif _is_url(path):
-            url = path
-        else:
-            url = self._transport.url("file=" + quote(path, safe="/"))
-        name = safe_name(str(data.get("orig_name") or os.path.basename(path)))
-        await anyio.Path(folder).mkdir(parents=True, exist_ok=True)
-        digest = hashlib.sha256()
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".part-")
+        url = self._source_url(data)
+        declared = _declared_size(data)
+        self._check_declared(declared, url)
+        name = safe_name(str(data.get("orig_name") or os.path.basename(data["path"])))
+        try:
+            await anyio.Path(folder).mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".part-")
+        except OSError as exc:
+            raise _save_failed(exc, folder) from exc
         try:
             with os.fdopen(fd, "wb") as out:
-                async with self._transport.stream("GET", url) as response:
-                    async for chunk in response.aiter_bytes(_CHUNK):
-                        digest.update(chunk)
-                        out.write(chunk)
-            target_dir = folder / digest.hexdigest()[:16]
+                digest = await self._fetch(url, out, declared)
+            target_dir = folder / digest[:16]
             target_dir.mkdir(exist_ok=True)
             target = target_dir / name
             os.replace(tmp, target)
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+            if isinstance(exc, OSError):
+                raise _save_failed(exc, folder) from exc
             raise
         return str(target)
+
+    def _source_url(self, data: dict[str, Any]) -> str:
+        path = str(data["path"])
+        if data.get("is_stream") and data.get("url"):
+            return str(data["url"])
+        if _is_url(path):
+            return path
+        return self._transport.url("file=" + quote(path, safe="/"))
+
+    def _check_declared(self, declared: int | None, url: str) -> None:
+        if declared is not None and self._max is not None and declared > self._max:
+            raise over_limit(
+                f"the output file ({human_bytes(declared)}, as its FileData says)",
+                limit="max_download_bytes",
+                value=self._max,
+                url=url,
+            )
+
+    async def _fetch(self, url: str, out: BinaryIO, declared: int | None) -> str:
+        """Stream `url` into `out` under the limits; returns the content's sha256."""
+        digest = hashlib.sha256()
+        written = 0
+        async with self._transport.stream("GET", url) as response:
+            async for chunk in iter_decoded(response):
+                written += len(chunk)
+                if declared is not None and written > declared:
+                    raise _size_mismatch(url, declared, "more than")
+                if self._max is not None and written > self._max:
+                    raise over_limit(
+                        "the output file", limit="max_download_bytes", value=self._max, url=url
+                    )
+                digest.update(chunk)
+                out.write(chunk)
+        if declared is not None and written != declared:
+            raise _size_mismatch(url, declared, f"only {written:,} bytes of")
+        return digest.hexdigest()
+
+
+def _save_failed(exc: OSError, folder: Path) -> FileError:
+    # The disk, not the server: full, read-only, or a file where the folder should be.
+    return FileError(
+        f"could not save an output file into {folder}: {exc.strerror or exc}; free some "
+        "space or choose another download folder",
+        path=str(exc.filename or folder),
+    )
+
+
+def _declared_size(data: dict[str, Any]) -> int | None:
+    """The FileData's `size`, when it is one a file can have (streams have none)."""
+    size = data.get("size")
+    if data.get("is_stream") or isinstance(size, bool) or not isinstance(size, int):
+        return None
+    return size if size >= 0 else None
+
+
+def _size_mismatch(url: str, declared: int, sent: str) -> ProtocolError:
+    return ProtocolError(
+        f"the server sent {sent} the {declared:,} bytes the output file's FileData declares "
+        f"({url}); the partial file was removed. The app's file changed or the server is "
+        "misbehaving: run the job again, and report it to the app's owner if it persists.",
+        url=url,
+    )
 
 
 def safe_name(name: str) -> str:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio.abc import TaskGroup
 
+from ._bodies import iter_decoded
 from ._protocol import Message, MsgKind, parse_message
 from ._sse import SSEDecoder
 from .errors import ConnectionFailed, JobsError, ProtocolError, StreamLost
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
 __all__ = ["Session", "new_session_hash"]
 
 log = logging.getLogger("jobs")
+
+#: Messages kept for events whose join answer is still on its way.
+_MAX_EARLY = 1000
 
 
 def new_session_hash() -> str:
@@ -214,12 +218,15 @@ class Session:
 
     async def _read_once(self) -> bool:
         """Read one connection of the stream. True if the server closed it cleanly."""
-        decoder = SSEDecoder()
+        decoder = SSEDecoder(
+            max_bytes=self._transport.limits.max_message_bytes,
+            url=self._transport.url("queue/data"),
+        )
         try:
             async with self._transport.stream(
                 "GET", "queue/data", params={"session_hash": self.hash}
             ) as response:
-                async for chunk in response.aiter_raw():
+                async for chunk in iter_decoded(response):
                     for event in decoder.feed(chunk):
                         message = parse_message(event.data)
                         if message.kind is MsgKind.CLOSE_STREAM:
@@ -243,7 +250,10 @@ class Session:
             return  # heartbeats and session-wide notices
         job = self._pending.get(event_id)
         if job is None:
-            self._early.setdefault(event_id, []).append(message)
+            # Kept only while a join is in flight, and only so many: a server sending
+            # messages for events nobody joined must not fill the memory.
+            if self._joining and sum(map(len, self._early.values())) < _MAX_EARLY:
+                self._early.setdefault(event_id, []).append(message)
             return
         if message.kind is MsgKind.PROCESS_COMPLETED:
             del self._pending[event_id]

@@ -3,7 +3,8 @@
 All Hub traffic goes through huggingface_hub's `HfApi` (blocking, so every call runs in a
 worker thread), built for an explicit `endpoint` (None: huggingface_hub's configured one,
 i.e. `HF_ENDPOINT` as read at its import, else https://huggingface.co). Its errors are
-translated into ours in one place, `_translate`; no message carries the token.
+translated into ours in one place (`_hub_errors.translate_hub_error`); no message
+carries the token.
 
 `token=None` means anonymous here: huggingface_hub would otherwise fall back to `HF_TOKEN`
 or the saved login behind the caller's back. Resolve the token once with
@@ -28,20 +29,14 @@ import anyio
 import httpx2
 from huggingface_hub import HfApi, get_token
 from huggingface_hub.errors import (
-    GatedRepoError,
-    HfHubHTTPError,
     HFValidationError,
-    LocalTokenNotFoundError,
     OIDCError,
     RepositoryNotFoundError,
 )
 
+from ._hub_errors import CALL_TIMEOUT, page_url, translate_hub_error
 from .errors import (
     AuthError,
-    ConnectionFailed,
-    JobsError,
-    RateLimited,
-    ServerError,
     SpaceError,
     SpaceNotRunning,
 )
@@ -89,8 +84,6 @@ _BROKEN = {
 # is on its way up: poll with back-off.
 
 _FIRST_DELAY, _MAX_DELAY, _GROWTH = 1.0, 10.0, 1.5
-#: huggingface_hub sends with no timeout at all; never wait longer than this for one call.
-_CALL_TIMEOUT = 60.0
 _FREE_HARDWARE = "cpu-basic"
 
 
@@ -204,7 +197,7 @@ async def wait_until_running(
         if stage in _BROKEN:
             raise SpaceNotRunning(
                 f"Space {space_id} is not running (stage {stage}): {_BROKEN[stage]}.",
-                url=_page(endpoint, space_id),
+                url=page_url(endpoint, space_id),
                 space_id=space_id,
                 stage=stage,
             )
@@ -218,7 +211,7 @@ async def wait_until_running(
             raise SpaceNotRunning(
                 f"Space {space_id} did not come up within {deadline:g} s (last stage {stage}). "
                 "Try again later, or allow a longer deadline.",
-                url=_page(endpoint, space_id),
+                url=page_url(endpoint, space_id),
                 space_id=space_id,
                 stage=stage,
             )
@@ -366,10 +359,6 @@ def _conventional_host(space_id: str) -> str:
     return f"https://{sub}.hf.space"
 
 
-def _page(endpoint: str | None, space_id: str) -> str:
-    return f"{(endpoint or HfApi().endpoint).rstrip('/')}/spaces/{space_id}"
-
-
 async def _call(
     api: HfApi,
     space_id: str,
@@ -383,85 +372,15 @@ async def _call(
     With `missing_ok`, a missing repo gives None (typed as T for the callers' convenience).
     """
     try:
-        with anyio.fail_after(_CALL_TIMEOUT):
+        with anyio.fail_after(CALL_TIMEOUT):
             return await anyio.to_thread.run_sync(
                 partial(fn, *args, **kwargs), abandon_on_cancel=True
             )
     except RepositoryNotFoundError as exc:
         if missing_ok:
             return cast(T, None)
-        raise _translate(exc, api, space_id) from exc
+        raise translate_hub_error(exc, api, space_id) from exc
     # OSError covers HfHubHTTPError, LocalTokenNotFoundError, OfflineModeIsEnabled and
     # TimeoutError; httpx2 is the HTTP client huggingface_hub 2.x is built on.
     except (OSError, httpx2.TransportError, HFValidationError) as exc:
-        raise _translate(exc, api, space_id) from exc
-
-
-def _translate(exc: Exception, api: HfApi, space_id: str) -> JobsError:
-    """The one place where huggingface_hub and network errors become `jobs` errors."""
-    hub, page = api.endpoint, _page(api.endpoint, space_id)
-    token = api.token if isinstance(api.token, str) else None
-    if isinstance(exc, RepositoryNotFoundError):
-        why = (
-            "or your token has no access to it"
-            if token
-            else "or it is private and needs a token: pass token= or set HF_TOKEN"
-        )
-        return SpaceNotRunning(
-            f"Space {space_id} was not found on the Hub ({hub}): it does not exist, {why}.",
-            url=page,
-            space_id=space_id,
-        )
-    if isinstance(exc, GatedRepoError):
-        return AuthError(f"Space {space_id} is gated: request access on its page.", url=page)
-    if isinstance(exc, LocalTokenNotFoundError):
-        return AuthError(f"Space {space_id} needs an HF token: pass token= or set HF_TOKEN.")
-    if isinstance(exc, HFValidationError):
-        return SpaceError(f"{space_id!r} is not a valid Space id: {exc}", space_id=space_id)
-    if isinstance(exc, TimeoutError):
-        return ConnectionFailed(
-            f"The Hugging Face Hub ({hub}) did not answer about Space {space_id} within "
-            f"{_CALL_TIMEOUT:g} s. Check the network and try again.",
-            url=hub,
-        )
-    if not isinstance(exc, HfHubHTTPError):
-        return ConnectionFailed(
-            f"Could not reach the Hugging Face Hub ({hub}) for Space {space_id}: "
-            f"{type(exc).__name__}. Check the network, HF_ENDPOINT and HF_HUB_OFFLINE.",
-            url=hub,
-        )
-    status = exc.response.status_code
-    said = f" The Hub said: {exc.server_message.strip()}" if exc.server_message else ""
-    if token:
-        said = said.replace(token, "***")  # should the Hub ever echo it, it is not shown
-    if status == 401:
-        return AuthError(
-            "The Hugging Face Hub refused the HF token (401): it is invalid or expired. "
-            "Create a new one at https://huggingface.co/settings/tokens and pass it as "
-            f"token= or HF_TOKEN.{said}",
-            url=page,
-        )
-    if status == 403:
-        return AuthError(
-            f"The HF token may not do this on Space {space_id} (403): it needs write access "
-            f"to that account or organisation.{said}",
-            url=page,
-        )
-    if status == 429:
-        retry = exc.response.headers.get("Retry-After", "")
-        return RateLimited(
-            f"The Hugging Face Hub is rate limiting requests (429); wait and retry.{said}",
-            url=hub,
-            retry_after=float(retry) if retry.replace(".", "", 1).isdigit() else None,
-        )
-    if status >= 500:
-        return ServerError(
-            f"The Hugging Face Hub failed ({status}); try again later.{said}",
-            url=hub,
-            status_code=status,
-        )
-    return SpaceError(
-        f"The Hugging Face Hub refused a request about Space {space_id} ({status}).{said}",
-        url=page,
-        space_id=space_id,
-    )
+        raise translate_hub_error(exc, api, space_id) from exc

@@ -3,13 +3,23 @@
 Gradio's `queue/data` stream sends `data: <json>` records separated by blank lines and
 no other fields, but the decoder follows the SSE spec (CR/LF/CRLF line ends, multi-line
 `data`, comments, `event:` names) so a proxy that reframes the stream does not break it.
+
+Each chunk is scanned once: complete lines are cut out of it directly, and only the
+unfinished tail goes into one growing buffer, so a long line costs linear time. A line
+(or the `data` of one event) longer than `max_bytes` raises `LimitExceeded` as soon as
+the buffer passes the limit, so memory stays bounded whatever the server sends.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
+from ._limits import over_limit
+
 __all__ = ["SSEDecoder", "ServerSentEvent"]
+
+_EOL = re.compile(rb"\r\n?|\n")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -19,33 +29,74 @@ class ServerSentEvent:
 
 
 class SSEDecoder:
-    """Feed raw bytes with `feed`; it returns the events completed by them."""
+    """Feed raw bytes with `feed`; it returns the events completed by them.
 
-    __slots__ = ("_buffer", "_data", "_event", "_pending_cr")
+    `max_bytes` bounds one line and the `data` of one event; `limit_name` and `url` go
+    into the `LimitExceeded` raised past it."""
 
-    def __init__(self) -> None:
-        self._buffer = b""
+    __slots__ = (
+        "_buffer",
+        "_data",
+        "_data_bytes",
+        "_event",
+        "_limit_name",
+        "_max",
+        "_pending_cr",
+        "_url",
+    )
+
+    def __init__(
+        self,
+        *,
+        max_bytes: int = 64 << 20,
+        limit_name: str = "max_message_bytes",
+        url: str | None = None,
+    ) -> None:
+        self._buffer = bytearray()
         self._data: list[str] = []
+        self._data_bytes = 0
         self._event = ""
         self._pending_cr = False
+        self._max = max_bytes
+        self._limit_name = limit_name
+        self._url = url
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
-        if self._pending_cr and chunk.startswith(b"\n"):
-            chunk = chunk[1:]
-        self._pending_cr = False
-        buffer = self._buffer + chunk
-        if b"\r" in buffer:
-            # A CR at the very end may be the first half of a CRLF split across chunks.
-            self._pending_cr = buffer.endswith(b"\r")
-            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        lines = buffer.split(b"\n")
-        self._buffer = lines.pop()
+        start = 0
+        if self._pending_cr and chunk[:1] == b"\n":
+            start = 1  # the second half of a CRLF split across chunks
+        if chunk:
+            self._pending_cr = False
         events: list[ServerSentEvent] = []
-        for raw in lines:
-            event = self._line(raw.decode("utf-8", errors="replace"))
+        while True:
+            end = _EOL.search(chunk, start)
+            if end is None:
+                self._buffer += memoryview(chunk)[start:]
+                self._check(len(self._buffer))
+                return events
+            if self._buffer:
+                self._buffer += memoryview(chunk)[start : end.start()]
+                self._check(len(self._buffer))
+                line = self._buffer.decode("utf-8", errors="replace")
+                self._buffer = bytearray()  # a large buffer is not kept for later
+            else:
+                self._check(end.start() - start)
+                line = chunk[start : end.start()].decode("utf-8", errors="replace")
+            if end.group() == b"\r" and end.end() == len(chunk):
+                self._pending_cr = True
+            start = end.end()
+            event = self._line(line)
             if event is not None:
                 events.append(event)
-        return events
+
+    def _check(self, size: int) -> None:
+        if size + self._data_bytes > self._max:
+            self._buffer = bytearray()
+            self._data = []
+            raise over_limit(
+                "a message of the event stream", limit=self._limit_name, value=self._max,
+                url=self._url,
+            )  # fmt: skip
 
     def _line(self, line: str) -> ServerSentEvent | None:
         if not line:
@@ -54,6 +105,7 @@ class SSEDecoder:
                 return None
             event = ServerSentEvent(data="\n".join(self._data), event=self._event or "message")
             self._data = []
+            self._data_bytes = 0
             self._event = ""
             return event
         if line.startswith(":"):
@@ -63,6 +115,7 @@ class SSEDecoder:
             value = value[1:]
         if name == "data":
             self._data.append(value)
+            self._data_bytes += len(value) + 1
         elif name == "event":
             self._event = value
         return None

@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 
+from ._bodies import ACCEPT_ENCODING, read_capped
+from ._limits import Limits, over_limit
 from .errors import (
     AppError,
     AuthError,
@@ -25,18 +27,20 @@ from .errors import (
     ServerError,
 )
 
-__all__ = ["Transport", "translate_errors"]
+__all__ = ["Transport", "check_status", "parse_json", "translate_errors"]
 
-#: The event stream sends a heartbeat every 15 s; a read that waits much longer means the
-#: server is gone. No total timeout: jobs may legitimately run for hours.
-STREAM_TIMEOUT = httpx.Timeout(10.0, read=60.0)
-REQUEST_TIMEOUT = httpx.Timeout(30.0, read=120.0)
+#: Enough of an error answer to quote it; the rest is not read.
+_ERROR_BODY_BYTES = 64 * 1024
 
 
 class Transport:
-    """Builds an app's URLs and sends its requests through a shared `httpx.AsyncClient`."""
+    """Builds an app's URLs and sends its requests through a shared `httpx.AsyncClient`.
 
-    __slots__ = ("base_url", "headers", "http", "prefix", "request_timeout")
+    Every answer is read under `limits`: JSON bodies up to `max_json_bytes` (after
+    decompression, inflated piece by piece), error bodies up to 64 KiB, and every
+    connection and read bounded by the limits' timeouts."""
+
+    __slots__ = ("base_url", "headers", "http", "limits", "prefix", "request_timeout")
 
     def __init__(
         self,
@@ -45,17 +49,20 @@ class Transport:
         *,
         prefix: str = "",
         headers: Mapping[str, str] | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.http = http
         self.base_url = base_url.rstrip("/")
         self.prefix = prefix
         self.headers = dict(headers or {})
-        #: Replaces REQUEST_TIMEOUT for ordinary requests (gradio_client's httpx_kwargs).
+        self.limits = limits or Limits()
+        #: Replaces the limits' timeouts for ordinary requests (gradio_client's
+        #: `httpx_kwargs`); the event stream keeps the limits' own.
         self.request_timeout: httpx.Timeout | None = None
 
     @property
     def timeout(self) -> httpx.Timeout:
-        return self.request_timeout or REQUEST_TIMEOUT
+        return self.request_timeout or self.limits.timeout
 
     def __repr__(self) -> str:
         # Headers may hold a token: never shown.
@@ -70,39 +77,67 @@ class Transport:
         self, route: str, *, prefixed: bool = True, params: Mapping[str, str] | None = None
     ) -> Any:
         url = self.url(route, prefixed=prefixed)
-        with translate_errors(url):
-            response = await self.http.get(
-                url, params=params, headers=self.headers, timeout=self.timeout
-            )
-        return _json(_check(response), url)
+        response, body = await self.exchange("GET", url, params=params)
+        check_status(response, body)
+        return parse_json(body, url)
 
     async def post_json(
         self, route: str, body: Any, *, headers: Mapping[str, str] | None = None
     ) -> Any:
         url = self.url(route)
-        merged = {**self.headers, **(headers or {})}
         content = json.dumps(body, separators=(",", ":")).encode()
-        merged["content-type"] = "application/json"
-        response = await self._send_retrying_stale("POST", url, content=content, headers=merged)
-        return _json(_check(response), url)
+        merged = {**(headers or {}), "content-type": "application/json"}
+        response, answer = await self._send_retrying_stale(
+            "POST", url, content=content, headers=merged
+        )
+        check_status(response, answer)
+        return parse_json(answer, url)
 
     async def post_form(
         self, route: str, data: Mapping[str, str], *, prefixed: bool = True
     ) -> httpx.Response:
-        url = self.url(route, prefixed=prefixed)
-        with translate_errors(url):
-            return await self.http.post(url, data=data, headers=self.headers, timeout=self.timeout)
+        """POST a form; the answer's status is left for the caller to judge."""
+        response, _ = await self.exchange("POST", self.url(route, prefixed=prefixed), data=data)
+        return response
 
     async def post_files(self, route: str, files: list[tuple[str, tuple[str, Any, str]]]) -> Any:
         url = self.url(route)
-        with translate_errors(url):
-            response = await self.http.post(
+        response, body = await self.exchange("POST", url, files=files)
+        check_status(response, body)
+        return parse_json(body, url)
+
+    async def exchange(
+        self, method: str, url: str, *, headers: Mapping[str, str] | None = None, **kwargs: Any
+    ) -> tuple[httpx.Response, bytes]:
+        """Send one request to the app and read its answer as a JSON-sized body: at most
+        `max_json_bytes` for a success (over it: `LimitExceeded`), 64 KiB of an error.
+        The status is not checked (see `check_status`)."""
+        with translate_errors(url, self.limits):
+            async with self.http.stream(
+                method,
                 url,
-                files=files,
-                headers=self.headers,
-                timeout=httpx.Timeout(30.0, write=600.0, read=600.0),
-            )
-        return _json(_check(response), url)
+                headers=self._headers(url, headers),
+                timeout=self.timeout,
+                **kwargs,
+            ) as response:
+                return response, await self._read_json_body(response, url)
+
+    async def _read_json_body(self, response: httpx.Response, url: str) -> bytes:
+        if response.status_code >= 400:
+            return await read_capped(response, _ERROR_BODY_BYTES, on_over=None)
+        cap = self.limits.max_json_bytes
+
+        def over() -> JobsError:
+            return over_limit("the JSON answer", limit="max_json_bytes", value=cap, url=url)
+
+        declared = response.headers.get("content-length", "")
+        if (
+            declared.isdigit()
+            and int(declared) > cap
+            and not response.headers.get("content-encoding")
+        ):
+            raise over()
+        return await read_capped(response, cap, on_over=over)
 
     @contextlib.asynccontextmanager
     async def stream(
@@ -111,29 +146,43 @@ class Transport:
         route: str,
         *,
         params: Mapping[str, str] | None = None,
-        timeout: httpx.Timeout = STREAM_TIMEOUT,
         prefixed: bool = True,
     ) -> AsyncIterator[httpx.Response]:
+        """An answer to read as it arrives (decode it with `_bodies.iter_decoded`). An
+        error status raises before anything is yielded."""
         url = self.url(route, prefixed=prefixed)
-        # Credentials go to the app's own host only, never to a URL an app handed back.
-        headers = self.headers if url.startswith(self.base_url + "/") else {}
-        with translate_errors(url):
+        with translate_errors(url, self.limits):
             async with self.http.stream(
-                method, url, params=params, headers=headers, timeout=timeout
+                method,
+                url,
+                params=params,
+                headers=self._headers(url),
+                timeout=self.limits.timeout,
             ) as response:
                 if response.status_code >= 400:
-                    await response.aread()
-                    _check(response)
+                    check_status(
+                        response, await read_capped(response, _ERROR_BODY_BYTES, on_over=None)
+                    )
                 yield response
 
-    async def _send_retrying_stale(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    def _headers(self, url: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        # Credentials go to the app's own host only, never to a URL an app handed back.
+        own = url.startswith(self.base_url + "/")
+        return {
+            **(self.headers if own else {}),
+            "accept-encoding": ACCEPT_ENCODING,
+            **(extra or {}),
+        }
+
+    async def _send_retrying_stale(
+        self, method: str, url: str, **kwargs: Any
+    ) -> tuple[httpx.Response, bytes]:
         # uvicorn closes a keep-alive connection after a 500; the next request on that
         # pooled connection fails before reaching the app. It was never processed, so
         # sending it once more is safe.
         for attempt in (1, 2):
             try:
-                with translate_errors(url):
-                    return await self.http.request(method, url, timeout=self.timeout, **kwargs)
+                return await self.exchange(method, url, **kwargs)
             except ConnectionFailed as exc:
                 stale = isinstance(exc.__cause__, httpx.RemoteProtocolError | httpx.ReadError)
                 if attempt == 2 or not stale:
@@ -141,17 +190,29 @@ class Transport:
         raise AssertionError("unreachable")
 
 
+_TIMEOUTS: dict[type[httpx.TimeoutException], tuple[str, str]] = {
+    httpx.ConnectTimeout: ("connect_timeout", "could not connect"),
+    httpx.PoolTimeout: ("connect_timeout", "waited for a free connection of the pool"),
+    httpx.ReadTimeout: ("read_timeout", "got no answer (no bytes)"),
+    httpx.WriteTimeout: ("read_timeout", "could not send the request (the server reads nothing)"),
+}
+
+
 @contextlib.contextmanager
-def translate_errors(url: str) -> Iterator[None]:
+def translate_errors(url: str, limits: Limits | None = None) -> Iterator[None]:
     """Turn httpx transport errors into `ConnectionFailed`, keeping the cause."""
     try:
         yield
     except JobsError:
         raise
     except httpx.TimeoutException as exc:
+        limits = limits or Limits()
+        name, what = _TIMEOUTS.get(type(exc), ("read_timeout", "timed out"))
+        value = getattr(limits, name)
         raise ConnectionFailed(
-            f"timed out talking to {url} ({type(exc).__name__}); the app may be overloaded "
-            "or unreachable — check it responds, then try again",
+            f"{what} from {url} within {value:g} s ({name}): the app may be overloaded or "
+            "unreachable. Check that it responds; if it is only slow, raise the limit: "
+            f"AsyncClient(..., limits=Limits({name}=...)).",
             url=url,
         ) from exc
     except httpx.TransportError as exc:
@@ -162,12 +223,13 @@ def translate_errors(url: str) -> Iterator[None]:
         ) from exc
 
 
-def _check(response: httpx.Response) -> httpx.Response:
+def check_status(response: httpx.Response, body: bytes) -> None:
+    """Raise the `jobs` error for an HTTP error status; `body` is (the start of) its body."""
     status = response.status_code
     if status < 400:
-        return response
+        return
     url = str(response.request.url)
-    detail = _detail(response)
+    detail = _detail(response, body)
     if _is_file_route(url) and status in (403, 404):
         raise DownloadFailed(
             f"the app would not serve the output file {url} ({status}: {detail}); it is "
@@ -189,7 +251,7 @@ def _check(response: httpx.Response) -> httpx.Response:
             f"{url} is rate limiting requests (429){wait}", url=url, retry_after=retry_after
         )
     if status == 422:
-        raise _input_rejected(response, url)
+        raise _input_rejected(response, body, url)
     if status == 503 and "queue is full" in detail.lower():
         raise QueueFull(
             f"the app's queue is full ({detail}); wait for running jobs to finish or send "
@@ -225,24 +287,29 @@ def _is_file_route(url: str) -> bool:
     return "/file=" in path or "/file/" in path
 
 
-def _detail(response: httpx.Response) -> str:
+def _body_json(body: bytes) -> Any:
     try:
-        body = response.json()
+        return json.loads(body)
     except (ValueError, UnicodeDecodeError):
-        return response.text[:300].strip() or response.reason_phrase
-    if isinstance(body, dict) and "detail" in body:
-        detail = body["detail"]
+        return None
+
+
+def _detail(response: httpx.Response, body: bytes) -> str:
+    parsed = _body_json(body)
+    if parsed is None:
+        text = body[:300].decode("utf-8", errors="replace").strip()
+        return text or response.reason_phrase
+    if isinstance(parsed, dict) and "detail" in parsed:
+        detail = parsed["detail"]
         if isinstance(detail, dict):
             return str(detail.get("error") or detail)
         return str(detail)
-    return str(body)[:300]
+    return str(parsed)[:300]
 
 
-def _input_rejected(response: httpx.Response, url: str) -> JobsError:
-    try:
-        detail = response.json().get("detail")
-    except (ValueError, AttributeError):
-        detail = None
+def _input_rejected(response: httpx.Response, body: bytes, url: str) -> JobsError:
+    parsed = _body_json(body)
+    detail = parsed.get("detail") if isinstance(parsed, dict) else None
     problems: dict[str, str] = {}
     if isinstance(detail, list):
         for item in detail:
@@ -253,7 +320,9 @@ def _input_rejected(response: httpx.Response, url: str) -> JobsError:
             elif "loc" in item:
                 problems[".".join(str(p) for p in item["loc"])] = str(item.get("msg"))
     if not problems:
-        return ProtocolError(f"{url} rejected the request (422): {_detail(response)}", url=url)
+        return ProtocolError(
+            f"{url} rejected the request (422): {_detail(response, body)}", url=url
+        )
     listing = "; ".join(f"{k}: {v}" for k, v in problems.items())
     return InputRejected(f"the app rejected the inputs: {listing}", url=url, problems=problems)
 
@@ -273,12 +342,12 @@ def _retry_after(response: httpx.Response) -> float | None:
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
-def _json(response: httpx.Response, url: str) -> Any:
+def parse_json(body: bytes, url: str) -> Any:
     try:
-        return response.json()
-    except ValueError as exc:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError(
-            f"{url} answered with something that is not JSON ({response.text[:120]!r}); is "
-            "this a Gradio app?",
+            f"{url} answered with something that is not JSON ({body[:120]!r}); is this a "
+            "Gradio app?",
             url=url,
         ) from exc

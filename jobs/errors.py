@@ -5,7 +5,8 @@ JobsError
 ├── ConnectionFailed          the app could not be reached (refused, DNS, TLS, timeout)
 │   └── StreamLost            the event stream ended mid-job (server died or restarted)
 ├── ProtocolError             the server answered something this client does not understand
-│   └── UnsupportedVersion    the app speaks a protocol older than sse_v3 (gradio < 4.22)
+│   ├── UnsupportedVersion    the app speaks a protocol older than sse_v3 (gradio < 4.22)
+│   └── LimitExceeded         an answer is over one of the client's `Limits` (names it)
 ├── ServerError               an HTTP 5xx from the app or its proxy
 │   └── QueueFull             503: the app's queue is at its max_size
 ├── RateLimited               429 from the Hugging Face proxy (carries retry_after)
@@ -15,7 +16,8 @@ JobsError
 │   └── SpaceNotRunning       paused, broken, missing, or not up before the deadline
 ├── ArgumentError             the call's arguments do not fit the endpoint (raised before sending)
 │   ├── EndpointNotFound      no such api_name / fn_index
-│   └── FileError             a local input file is missing or over the app's size limit
+│   └── FileError             a local input file is missing or too large, or an output
+│                             file cannot be saved (disk full, read-only)
 ├── AppError                  the app ran the job and it failed (gr.Error or a crash)
 │   └── InputRejected         the app's validator refused the inputs (HTTP 422)
 ├── JobCancelled              the job was cancelled before it produced its result
@@ -51,6 +53,7 @@ __all__ = [
     "JobCancelled",
     "JobTimeout",
     "JobsError",
+    "LimitExceeded",
     "ProtocolError",
     "QueueFull",
     "RateLimited",
@@ -101,6 +104,18 @@ class UnsupportedVersion(ProtocolError):
     def __init__(self, message: str, *, url: str | None = None, version: str | None = None):
         super().__init__(message, url=url)
         self.version = version
+
+
+class LimitExceeded(ProtocolError):
+    """An answer from the server is larger than a limit of the client allows (a line of the
+    event stream, a JSON document, a downloaded file). `limit` is the option's name in
+    `jobs.Limits`, `value` its value in bytes; the message says how to raise it. Whatever
+    was read is dropped: memory stays bounded by the limit, and no partial file remains."""
+
+    def __init__(self, message: str, *, url: str | None = None, limit: str, value: int) -> None:
+        super().__init__(message, url=url)
+        self.limit = limit
+        self.value = value
 
 
 class ServerError(JobsError):
@@ -204,7 +219,8 @@ class EndpointNotFound(ArgumentError):
 
 
 class FileError(ArgumentError):
-    """A local input file does not exist, or is larger than the app accepts."""
+    """A local input file does not exist, or is larger than the app accepts; or an output
+    file could not be saved where downloads go (the disk is full or read-only)."""
 
     def __init__(
         self,

@@ -51,9 +51,18 @@ SERVER_FIXTURES = {
     "imagegen",
     "transcribe_url",
     "spaces",
+    "hostile",
 }
 # Names that start a server when a test calls them in its body.
-SERVER_NAMES = ("start_app", "FaultProxy", "HubServer", "forms_app", "spacerun(", "LocalApps")
+SERVER_NAMES = (
+    "start_app",
+    "FaultProxy",
+    "HubServer",
+    "HostileServer",
+    "forms_app",
+    "spacerun(",
+    "LocalApps",
+)
 # Modules whose every test runs apps, often through spacerun starting local copies.
 SERVER_MODULES = {"test_demo_apps", "test_local_replicas", "test_readme", "test_seed_guide"}
 

@@ -8,15 +8,17 @@ cells, nulls and NaN become None, which expansion turns into the endpoint's defa
 
 from __future__ import annotations
 
+import codecs
 import csv
 import glob
 import itertools
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ..errors import ManifestError
 from ..manifest import Manifest, SourceKind
@@ -24,6 +26,10 @@ from ..manifest import Manifest, SourceKind
 __all__ = ["SourceRow", "display_path", "iter_rows"]
 
 PARQUET_BATCH_ROWS = 8192
+#: The longest line a CSV source may have (many cells of the longest allowed size).
+MAX_LINE_BYTES = 16 << 20
+_READ = 1 << 20
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,49 +88,119 @@ def _csv_rows(manifest: Manifest) -> Iterator[SourceRow]:
     inputs = manifest.inputs
     assert inputs.path is not None
     label = display_path(inputs.path)
-    # utf-8-sig drops the byte-order mark spreadsheets write; it reads plain utf-8 as well.
-    encoding = (
-        "utf-8-sig" if inputs.encoding.lower().replace("_", "-") == "utf-8" else inputs.encoding
-    )
-    with open(inputs.path, newline="", encoding=encoding) as handle:
-        reader = csv.reader(handle, delimiter=inputs.delimiter)
+    with open(inputs.path, "rb") as handle:
+        lines = _CsvLines(handle, inputs.encoding, label)
+        reader = csv.reader(lines, delimiter=inputs.delimiter)
         try:
             header = _csv_header(reader, label)
             if header is None:
                 return
-            width = len(header)
-            index, previous = 0, reader.line_num
-            for cells in reader:
-                start, previous = previous + 1, reader.line_num
-                if not cells:
-                    continue  # a blank line
-                if len(cells) != width:
-                    yield SourceRow(
-                        index,
-                        label,
-                        start,
-                        {},
-                        f"has {len(cells)} cells but the header has {width} columns",
-                    )
-                else:
-                    yield SourceRow(
-                        index,
-                        label,
-                        start,
-                        {h: v or None for h, v in zip(header, cells, strict=True)},
-                    )
-                index += 1
-        except UnicodeDecodeError as exc:
-            raise ManifestError(
-                f"is not valid {inputs.encoding} text ({exc.reason}); set inputs.encoding "
-                "(latin-1, cp1252, ...)",
-                file=label,
-                line=reader.line_num + 1,
-            ) from None
+            yield from _csv_records(reader, header, label)
         except csv.Error as exc:
             raise ManifestError(
-                f"cannot be read as CSV: {exc}", file=label, line=reader.line_num
+                _csv_problem(exc), file=label, line=reader.line_num or lines.line
             ) from None
+
+
+def _csv_records(reader: Any, header: list[str], label: str) -> Iterator[SourceRow]:
+    width = len(header)
+    index, previous = 0, reader.line_num
+    for cells in reader:
+        start, previous = previous + 1, reader.line_num
+        if not cells:
+            continue  # a blank line
+        if len(cells) != width:
+            problem = f"has {len(cells)} cells but the header has {width} columns"
+            yield SourceRow(index, label, start, {}, problem)
+        else:
+            values = {h: v or None for h, v in zip(header, cells, strict=True)}
+            yield SourceRow(index, label, start, values)
+        index += 1
+
+
+def _csv_problem(exc: csv.Error) -> str:
+    if "field larger than field limit" in str(exc):
+        return (
+            f"a cell is longer than {csv.field_size_limit():,} characters, the most a CSV "
+            "cell may hold; put long texts in files (a file column) or a JSONL source"
+        )
+    return f"cannot be read as CSV: {exc}"
+
+
+class _CsvLines:
+    """The lines of a CSV file, decoded block by block, for `csv.reader`.
+
+    A text-mode file decodes 8 KiB ahead of the reader, so its errors name a line before
+    the one at fault; here each block's bad byte is placed by counting the newlines before
+    it. Blocks are at most `_READ` bytes: a line over `MAX_LINE_BYTES` is refused before it
+    is ever whole in memory. Lines end at `\\n`, `\\r\\n` or `\\r`, as `newline=""` has it."""
+
+    def __init__(self, handle: BinaryIO, encoding: str, label: str) -> None:
+        # utf-8-sig drops the byte-order mark spreadsheets write; it reads plain utf-8 too.
+        name = "utf-8-sig" if encoding.lower().replace("_", "-") == "utf-8" else encoding
+        self._decoder = codecs.getincrementaldecoder(name)()
+        self._handle, self._encoding, self._label = handle, encoding, label
+        #: Lines handed out so far (the 1-based line being read is `lines + 1`).
+        self.lines = 0
+
+    @property
+    def line(self) -> int:
+        return self.lines + 1
+
+    def __iter__(self) -> Iterator[str]:
+        carry, rest = "", b""
+        while True:
+            block = self._handle.read(_READ)
+            final = not block
+            # Cut after the block's last b"\n", so that (in ASCII-compatible encodings) a
+            # block holds whole lines and a bad byte's line is counted within it.
+            cut = block.rfind(b"\n") + 1
+            if final:
+                raw, rest = rest, b""
+            elif cut:
+                raw, rest = rest + block[:cut], block[cut:]
+            else:
+                raw, rest = b"", rest + block
+            text = carry + self._decode(raw, final)
+            hold = text.endswith("\r") and not final  # maybe the first half of \r\n
+            body = text[:-1] if hold else text
+            end = len(body) if final else max(body.rfind("\n"), body.rfind("\r")) + 1
+            lines = _LINE.findall(body, 0, end)
+            carry = text[end:]
+            if len(carry) + len(rest) > MAX_LINE_BYTES:
+                self.lines += len(lines)
+                raise self._error(
+                    f"has a line longer than {MAX_LINE_BYTES >> 20} MiB (a cell holds at most "
+                    f"{csv.field_size_limit():,} characters); put long texts in files or a "
+                    "JSONL source",
+                    0,
+                )
+            for line in lines:
+                self.lines += 1
+                yield line
+            if final:
+                return
+
+    def _decode(self, raw: bytes, final: bool) -> str:
+        try:
+            text: str = self._decoder.decode(raw, final)
+        except UnicodeDecodeError as exc:
+            raise self._error(
+                f"is not valid {self._encoding} text ({exc.reason}); set inputs.encoding "
+                "(latin-1, cp1252, ...)",
+                raw.count(b"\n", 0, max(exc.start, 0)),
+            ) from None
+        nul = text.find("\x00")
+        if nul >= 0:
+            raise self._error(
+                "holds a NUL byte: is this a binary file, or UTF-16 text? Set "
+                "inputs.encoding (utf-16) or give a CSV text file",
+                text.count("\n", 0, nul),
+            )
+        return text
+
+    def _error(self, problem: str, lines_ahead: int) -> ManifestError:
+        return ManifestError(problem, file=self._label, line=self.lines + lines_ahead + 1)
 
 
 def _csv_header(reader: Any, label: str) -> list[str] | None:

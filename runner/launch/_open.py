@@ -37,6 +37,7 @@ async def open_replicas(
         "download_files": download_files,
         "hub_endpoint": hub_endpoint,
         "on_space_stage": None,
+        "limits": manifest.app.limits,
     }
     replicas: list[Replica] = []
     for spec in manifest.app.replicas:

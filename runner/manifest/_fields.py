@@ -21,6 +21,15 @@ __all__ = ["Fields", "did_you_mean"]
 _SPACE_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 
 
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]i?b|b|)", re.IGNORECASE)
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    **{f"{u}b": 1000 ** (i + 1) for i, u in enumerate("kmgt")},
+    **{f"{u}ib": 1024 ** (i + 1) for i, u in enumerate("kmgt")},
+}
+
+
 class Fields:
     """Readers over one document; `base` is the folder relative paths are read from."""
 
@@ -79,6 +88,18 @@ class Fields:
             return parse_duration(value)
         except ValueError as exc:
             self.fail(path, self.hide(path, value, str(exc)))
+
+    def size(self, path: KeyPath, value: Any) -> int:
+        """Bytes: a whole number, or text like `64MB`, `1.5 GiB`, `500kb`."""
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+        match = _SIZE.fullmatch(value.strip()) if isinstance(value, str) else None
+        if match is None or float(match[1]) <= 0:
+            self.fail(
+                path,
+                f"expected a size like 64MB, 2GiB or 1048576 (bytes), got {self.show(path, value)}",
+            )
+        return int(float(match[1]) * _SIZE_UNITS[match[2].lower()])
 
     def rate(self, path: KeyPath, value: Any) -> Rate:
         try:

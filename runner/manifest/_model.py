@@ -6,10 +6,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from pathlib import Path
 from typing import Any, Union
+
+from jobs import Limits
 
 from ._durations import Rate, format_duration
 from ._yaml import Mark
@@ -102,6 +104,8 @@ class AppSpec:
     endpoint: str | None
     replicas: tuple[ReplicaSpec, ...]
     hf_token: Secret | None = None
+    #: What the client accepts from the app (`app.limits`; jobs' defaults otherwise).
+    limits: Limits = field(default_factory=Limits)
 
     @property
     def probe_target(self) -> ReplicaSpec:
@@ -216,6 +220,10 @@ def _dump(manifest: Manifest, *, redact: bool) -> dict[str, Any]:
         app["endpoint"] = manifest.app.endpoint
     if manifest.app.hf_token is not None and not redact:
         app["hf_token"] = manifest.app.hf_token.reveal()
+    if manifest.app.limits != Limits():
+        app["limits"] = {
+            f.name: getattr(manifest.app.limits, f.name) for f in fields(manifest.app.limits)
+        }
     run = manifest.run
     return {
         "name": manifest.name,

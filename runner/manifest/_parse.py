@@ -7,10 +7,13 @@ environment are never echoed in messages: they are shown as their `${VAR}` text.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from jobs import Limits
 
 from ._fields import Fields, did_you_mean
 from ._model import (
@@ -33,7 +36,9 @@ from ._yaml import Path as KeyPath
 __all__ = ["parse_document"]
 
 TOP_KEYS = ("name", "app", "inputs", "run", "output")
-APP_KEYS = ("endpoint", "replicas", "hf_token", "url", "space")
+APP_KEYS = ("endpoint", "replicas", "hf_token", "url", "space", "limits")
+LIMIT_SIZES = ("max_message_bytes", "max_json_bytes", "max_download_bytes")
+LIMIT_TIMES = ("connect_timeout", "read_timeout")
 REPLICA_KEYS = {
     "url": ("url", "concurrency"),
     "space": ("space", "concurrency"),
@@ -130,7 +135,26 @@ class _Parser(Fields):
         secret = None
         if token is not None:
             secret = Secret(self.text(("app", "hf_token"), token))
-        return AppSpec(endpoint=endpoint, replicas=replicas, hf_token=secret)
+        return AppSpec(
+            endpoint=endpoint, replicas=replicas, hf_token=secret, limits=self.limits(app)
+        )
+
+    def limits(self, app: Mapping[str, Any]) -> Limits:
+        path: KeyPath = ("app", "limits")
+        spec = self.section(path, app.get("limits") or {}, (*LIMIT_SIZES, *LIMIT_TIMES))
+        values: dict[str, Any] = {}
+        for name in LIMIT_SIZES:
+            if name in spec:
+                value = spec[name]
+                none = name == "max_download_bytes" and value in (None, "none")
+                values[name] = None if none else self.size((*path, name), value)
+        for name in LIMIT_TIMES:
+            if name in spec:
+                seconds = self.duration((*path, name), spec[name])
+                if seconds <= 0:
+                    self.fail((*path, name), f"expected a duration over 0, got {spec[name]!r}")
+                values[name] = seconds
+        return Limits(**values)
 
     def replicas(self, app: Mapping[str, Any]) -> tuple[ReplicaSpec, ...]:
         shorthand = [k for k in ("url", "space") if k in app]
@@ -317,6 +341,8 @@ class _Parser(Fields):
         directory = self.base / "runs" / name
         if folder is not None:
             directory = self.base / Path(self.text((*path, "dir"), folder)).expanduser()
+        if problem := _not_a_folder(directory):
+            self.fail((*path, "dir"), problem)
         export = spec.get("export", [])
         if isinstance(export, str):
             export = [export]
@@ -340,6 +366,27 @@ class _Parser(Fields):
                 (*path, "download_files"), spec.get("download_files", True)
             ),
         )
+
+
+def _not_a_folder(directory: Path) -> str | None:
+    """Why the run folder cannot be made or written (checked before anything runs), or None."""
+    for existing in (directory, *directory.parents):
+        if existing.is_dir():
+            break
+        if existing.exists() or existing.is_symlink():
+            what = "is a file" if existing == directory else f"cannot be made: {existing} is a file"
+            return (
+                f"the run folder {directory} {what}; expected a folder (or a path where one "
+                "can be made): move the file away or choose another output.dir"
+            )
+    else:
+        return None
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return (
+            f"the run folder {directory} cannot be written: no permission to write in "
+            f"{existing} (or it is read-only); choose another output.dir"
+        )
+    return None
 
 
 def _text_kind(value: str) -> str:

@@ -81,13 +81,24 @@ _Loader.add_implicit_resolver(
 )
 
 
+#: The tags a manifest may carry, written or implied: plain data only. Any other tag
+#: (`!!python/...`, `!!binary`, `!!set`, `!custom`) is refused, on any kind of node.
+_DATA_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "map", "seq")
+)
+#: How many values aliases may add by repeating what an anchor names. Real manifests
+#: reuse a few mappings; "billion laughs" (aliases of aliases) would add 10**9.
+MAX_ALIAS_VALUES = 100_000
+
+
 def load_yaml(text: str, *, file: str) -> Document:
-    """Parse one YAML document into plain values plus key positions; `ManifestError` if bad."""
+    """Parse one YAML document into plain values plus key positions; `ManifestError` if bad
+    (invalid YAML, a tag other than plain data, aliases expanding past `MAX_ALIAS_VALUES`)."""
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
         marks: dict[Path, Mark] = {}
-        data = None if node is None else _convert(loader, node, (), marks, file)
+        data = None if node is None else _Converter(loader, marks, file).convert(node, ())
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = ": ".join(p for p in (exc.context, exc.problem) if p)
@@ -108,45 +119,104 @@ def _mark(node: yaml.Node, file: str) -> Mark:
     return Mark(file, node.start_mark.line + 1, node.start_mark.column + 1)
 
 
-def _convert(
-    loader: _Loader, node: yaml.Node, path: Path, marks: dict[Path, Mark], file: str
-) -> Any:
-    if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
-        out: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            if not isinstance(key, (str, int, float)) or isinstance(key, bool):
-                mark = _mark(key_node, file)
+class _Converter:
+    """Composed nodes -> plain values, recording positions; checks tags and aliases.
+
+    PyYAML composes an alias as the very node its anchor names, so a node met a second
+    time is an alias expansion: those are counted against `MAX_ALIAS_VALUES`, and a node
+    met again inside itself (a recursive alias) is refused."""
+
+    def __init__(self, loader: _Loader, marks: dict[Path, Mark], file: str) -> None:
+        self.loader, self.marks, self.file = loader, marks, file
+        self._seen: set[int] = set()
+        self._open: set[int] = set()
+        self._repeated = 0
+
+    def error(self, node: yaml.Node, path: Path, message: str) -> ManifestError:
+        mark = _mark(node, self.file)
+        return ManifestError(
+            message, file=self.file, line=mark.line, column=mark.column, key=dotted(path) or None
+        )
+
+    def convert(self, node: yaml.Node, path: Path) -> Any:
+        self._check(node, path)
+        self._open.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                return self._mapping(node, path)
+            if isinstance(node, yaml.SequenceNode):
+                return self._sequence(node, path)
+            return self.loader.construct_object(node, deep=True)
+        finally:
+            self._open.discard(id(node))
+
+    def _check(self, node: yaml.Node, path: Path) -> None:
+        if node.tag not in _DATA_TAGS:
+            kind = (
+                "mapping"
+                if isinstance(node, yaml.MappingNode)
+                else "list"
+                if isinstance(node, yaml.SequenceNode)
+                else "value"
+            )
+            raise self.error(
+                node,
+                path,
+                f"the tag {_short(node.tag)!r} on this {kind} is not allowed: a manifest "
+                "holds plain data (text, numbers, true/false, null, lists, mappings); remove "
+                "the tag",
+            )
+        if id(node) in self._open:
+            raise self.error(node, path, "this alias refers to itself; use plain values")
+        if id(node) in self._seen:
+            self._repeated += 1
+            if self._repeated > MAX_ALIAS_VALUES:
+                # The node's own position is its anchor's; the key it sits under is where
+                # the expansion was written.
+                top = path[:1]
+                mark = self.marks.get(top) or _mark(node, self.file)
                 raise ManifestError(
-                    f"expected a plain name as a key, got {key!r}",
-                    file=file,
+                    f"aliases (*name) repeat more than {MAX_ALIAS_VALUES:,} values here "
+                    "(aliases of aliases multiply); write the values out, or use a CSV or "
+                    "JSONL file for many rows",
+                    file=self.file,
                     line=mark.line,
                     column=mark.column,
-                    key=dotted(path) or None,
+                    key=dotted(top) or None,
                 )
-            name = str(key)
+        self._seen.add(id(node))
+
+    def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, Any]:
+        self.loader.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            name = self._key(key_node, path)
             child = (*path, name)
             if name in out:
-                first, again = marks[child], _mark(key_node, file)
-                raise ManifestError(
+                first = self.marks[child]
+                raise self.error(
+                    key_node,
+                    child,
                     f"the key {name!r} is given twice (first on line {first.line}); keep one",
-                    file=file,
-                    line=again.line,
-                    column=again.column,
-                    key=dotted(child),
                 )
-            marks[child] = _mark(key_node, file)
-            out[name] = _convert(loader, value_node, child, marks, file)
+            self.marks[child] = _mark(key_node, self.file)
+            out[name] = self.convert(value_node, child)
         return out
-    if isinstance(node, yaml.SequenceNode):
+
+    def _key(self, key_node: yaml.Node, path: Path) -> str:
+        key = self.convert(key_node, path) if isinstance(key_node, yaml.ScalarNode) else None
+        if not isinstance(key, (str, int, float)) or isinstance(key, bool):
+            shown = repr(key) if key is not None else "a list or mapping"
+            raise self.error(key_node, path, f"expected a plain name as a key, got {shown}")
+        return str(key)
+
+    def _sequence(self, node: yaml.SequenceNode, path: Path) -> list[Any]:
         items = []
         for index, item in enumerate(node.value):
             item_path = (*path, index)
-            marks[item_path] = _mark(item, file)
-            items.append(_convert(loader, item, item_path, marks, file))
+            self.marks[item_path] = _mark(item, self.file)
+            items.append(self.convert(item, item_path))
         return items
-    return loader.construct_object(node, deep=True)
 
 
 _REFERENCE = re.compile(r"\$\$|\$\{([^}]*)\}")
@@ -222,7 +292,7 @@ def apply_override(doc: Document, assignment: str, *, source: str | None = None)
         raise ManifestError(
             "expected KEY=VALUE with a dotted key, like run.concurrency=8", file=label
         )
-    value = _override_value(raw)
+    value = _override_value(raw, label)
     if not isinstance(doc.data, dict):
         doc.data = {}
     node: Any = doc.data
@@ -252,11 +322,16 @@ def apply_override(doc: Document, assignment: str, *, source: str | None = None)
         del doc.marks[stale]
 
 
-def _override_value(raw: str) -> Any:
+def _override_value(raw: str, label: str) -> Any:
+    """The value of `--set key=value`, read as YAML; text that is not YAML stays text, but
+    a tag or an alias bomb is refused as in a file."""
+    if not raw.strip():
+        return ""
     try:
-        return yaml.load(raw, Loader=_Loader) if raw.strip() else ""
+        yaml.compose(raw, Loader=_Loader)
     except yaml.YAMLError:
         return raw
+    return load_yaml(raw, file=label).data
 
 
 def _has(node: Any, step: str | int) -> bool:
@@ -273,3 +348,8 @@ def _assign(node: Any, step: str | int, value: Any) -> None:
             node[step] = value
     elif isinstance(node, dict):
         node[step] = value
+
+
+def _short(tag: str) -> str:
+    """A tag as it is written: `!!python/object`, not `tag:yaml.org,2002:python/object`."""
+    return "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml.org") else tag

@@ -5,6 +5,7 @@ No network and no app: everything here reads or writes files only.
 
 from typing import TYPE_CHECKING
 
+from ._errors import RunFolderError
 from ._keycache import CACHE_FORMAT, KeyCache, cache_dir, files_digest
 from ._record import RecordStatus, ResultRecord, utc_now
 from ._results import (
@@ -53,6 +54,7 @@ __all__ = [
     "ResultsStore",
     "RunDir",
     "RunFolder",
+    "RunFolderError",
     "RunFolderLockedError",
     "RunStatus",
     "cache_dir",

@@ -14,6 +14,8 @@ import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ._errors import folder_errors
+
 __all__ = ["CACHE_DIR", "CACHE_FORMAT", "KEYS_NAME", "KeyCache", "cache_dir", "files_digest"]
 
 CACHE_DIR = "cache"
@@ -66,6 +68,11 @@ class KeyCache:
         """Open the cache for `stamp`, keeping its valid entries; a cache made for another
         stamp is emptied."""
         path = cache_dir(run_dir) / KEYS_NAME
+        with folder_errors("open the key cache", path):
+            return cls._open(path, stamp)
+
+    @classmethod
+    def _open(cls, path: Path, stamp: str) -> KeyCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         header = f"# spacerun key cache v{CACHE_FORMAT} {stamp}\n".encode()
         fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
@@ -142,7 +149,8 @@ class KeyCache:
         elif self._blob[start : start + _ENTRY] != entry:
             self._blob[start : start + _ENTRY] = entry
             if index < self._stored and self._fd is not None:
-                os.pwrite(self._fd, entry, self._header + start)
+                with folder_errors("write the key cache", self.path):
+                    os.pwrite(self._fd, entry, self._header + start)
             else:
                 self._pending[
                     start - self._stored * _ENTRY : start - self._stored * _ENTRY + _ENTRY
@@ -151,7 +159,8 @@ class KeyCache:
     def flush(self) -> None:
         if self._fd is None or not self._pending:
             return
-        os.pwrite(self._fd, bytes(self._pending), self._header + self._stored * _ENTRY)
+        with folder_errors("write the key cache", self.path):
+            os.pwrite(self._fd, bytes(self._pending), self._header + self._stored * _ENTRY)
         self._stored += len(self._pending) // _ENTRY
         self._pending.clear()
 

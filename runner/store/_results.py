@@ -29,7 +29,12 @@ from enum import Enum
 from pathlib import Path
 from types import TracebackType
 
-from ..errors import RunnerError
+from ._errors import (
+    DuplicateResultError,
+    ResultsError,
+    RunFolderLockedError,
+    folder_errors,
+)
 from ._record import RecordStatus, ResultRecord, utc_now
 from ._runfolder import RunDir, RunFolder
 from ._scan import Scan, scan_results
@@ -65,18 +70,6 @@ class Durability(str, Enum):
 
     NONE = "none"
     LINE = "line"
-
-
-class ResultsError(RunnerError):
-    """A results file cannot be written as asked."""
-
-
-class DuplicateResultError(ResultsError):
-    """A record was appended for a key that is already recorded ok."""
-
-
-class RunFolderLockedError(ResultsError):
-    """Another process has the run folder open for writing."""
 
 
 class ResultsStore:
@@ -117,19 +110,20 @@ class ResultsStore:
     ) -> ResultsStore:
         """Open (creating if needed) the run folder's results for appending."""
         folder = RunFolder.at(run_dir)
-        folder.root.mkdir(parents=True, exist_ok=True)
         path = folder.results_path
-        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
-        fd = os.open(path, flags, 0o644)
-        try:
-            _lock_exclusive(fd, path)
-            scan = scan_results(path)
-            if scan.torn:
-                _repair_torn_tail(fd, folder, scan)
-            return cls(folder=folder, fd=fd, scan=scan, durability=durability)
-        except BaseException:
-            os.close(fd)
-            raise
+        with folder_errors("open the results file", path):
+            folder.root.mkdir(parents=True, exist_ok=True)
+            flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+            fd = os.open(path, flags, 0o644)
+            try:
+                _lock_exclusive(fd, path)
+                scan = scan_results(path)
+                if scan.torn:
+                    _repair_torn_tail(fd, folder, scan)
+                return cls(folder=folder, fd=fd, scan=scan, durability=durability)
+            except BaseException:
+                os.close(fd)
+                raise
 
     def append(self, record: ResultRecord) -> None:
         """Append `record` as one line, durable against a crash of this process.
@@ -147,7 +141,8 @@ class ResultsStore:
                     f"key {record.key!r} is already recorded ok in {self.folder.results_path}; "
                     "a finished submission is never recorded twice"
                 )
-            self._write_line(fd, line)
+            with folder_errors("write a record to", self.folder.results_path):
+                self._write_line(fd, line)
             if previous is not None:
                 self._counts[previous] -= 1
             self._status[record.key] = status
@@ -186,7 +181,8 @@ class ResultsStore:
                 return
             try:
                 if self._written and self.durability is Durability.NONE:
-                    os.fsync(fd)
+                    with folder_errors("save the results to", self.folder.results_path):
+                        os.fsync(fd)
             finally:
                 os.close(fd)
 
@@ -230,11 +226,15 @@ class ResultsStore:
     def _cut_back(self, fd: int) -> None:
         try:
             os.ftruncate(fd, self._size)
-        except OSError:
+        except OSError as exc:
             # The file's tail is unknown now: stop writing; reopening repairs it.
             self._fd = None
             os.close(fd)
-            logger.exception("could not undo a partial write to %s", self.folder.results_path)
+            logger.error(
+                "could not undo a partial write to %s (%s); the next run repairs it",
+                self.folder.results_path,
+                exc.strerror or exc,
+            )
 
 
 class _OkKeys(AbstractSet[str]):

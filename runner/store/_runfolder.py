@@ -29,6 +29,8 @@ from typing import Any, Union
 
 import yaml
 
+from ._errors import folder_errors
+
 __all__ = [
     "RunDir",
     "RunFolder",
@@ -116,7 +118,8 @@ class RunFolder:
 
     def ensure(self) -> None:
         """Create the run folder and its `files/` folder if missing."""
-        self.files_root.mkdir(parents=True, exist_ok=True)
+        with folder_errors("create the run folder", self.files_root):
+            self.files_root.mkdir(parents=True, exist_ok=True)
 
     def set_aside(self) -> Path | None:
         """Rename a non-empty run folder to `<name>.before-<time>` (what `--restart`
@@ -126,7 +129,8 @@ class RunFolder:
             return None
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         aside = root.with_name(f"{root.name}.before-{stamp}")
-        root.rename(aside)
+        with folder_errors("move aside (--restart) the run folder", root):
+            root.rename(aside)
         return aside
 
     def export_is_current(self, fmt: str) -> bool:
@@ -156,17 +160,18 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     leave an empty file where the old one was.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with folder_errors("write", target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def write_manifest(run_dir: RunDir, manifest: Mapping[str, Any]) -> Path:

@@ -41,11 +41,18 @@ logger = logging.getLogger("runner.results")
 
 _BLOCK_SIZE = 16 << 20
 _STATUS_OF = {status.value.encode(): status for status in RecordStatus}
-# Keys without escapes take the fast path; a block with any other line is parsed line by line.
-_RECORD = rb'\{"key":"([^"\\\n]*)","status":"(ok|error|cancelled|timeout)",'
+# A whole line as `ResultRecord.to_line` writes it: its key (without escapes), its status,
+# and its last field, `finished_at`, closing the object. A block whose every line matches
+# (and holds no second record start) takes the fast path; any other block is parsed line
+# by line with `json.loads`, so a torn or joined line never counts as a record.
+_START = b'{"key":"'
+_RECORD = (
+    rb'\{"key":"([^"\\\n]*)","status":"(ok|error|cancelled|timeout)",'
+    rb'[^\n]*,"finished_at":"[^"\n]*"\}(?=\n|\Z)'
+)
 _RECORD_AFTER_NL = re.compile(b"\n" + _RECORD)
 _RECORD_AT = re.compile(_RECORD)
-_MAX_CORRUPT_WARNINGS = 5
+_MAX_CORRUPT_WARNINGS = 20
 
 
 @contextmanager
@@ -187,11 +194,17 @@ _Parsed = tuple[list[str], list[bytes], Sequence[int], int]
 def _parse_block(block: Block, *, warn: bool = True) -> _Parsed:
     """Keys, status bytes and ordinals of the records in `block`; how many lines are not."""
     pairs = find_all(_RECORD_AFTER_NL, _RECORD_AT, block.buf, block.start, block.end)
-    if len(pairs) != block.n_lines:
+    if len(pairs) != block.n_lines or _starts(block) != block.n_lines:
         return _parse_block_slowly(block, warn=warn)
     keys = [key.decode() for key, _ in pairs]
     stats = [stat for _, stat in pairs]
     return keys, stats, range(block.first_line, block.first_line + block.n_lines), 0
+
+
+def _starts(block: Block) -> int:
+    """How many record starts the block holds: more than its lines when a torn record
+    runs into the next one (or when outputs nest such an object: parsed slowly, too)."""
+    return block.buf[block.start : block.end].count(_START)
 
 
 def _parse_block_slowly(block: Block, *, warn: bool) -> _Parsed:
@@ -199,24 +212,36 @@ def _parse_block_slowly(block: Block, *, warn: bool) -> _Parsed:
     stats: list[bytes] = []
     ordinals: list[int] = []
     corrupt = 0
+    offset = block.start
     for ordinal, line in enumerate(block.lines(), start=block.first_line):
-        parsed = _parse_prefix(line)
+        parsed = _parse_line(line)
         if parsed is None:
             corrupt += 1
             if warn and corrupt <= _MAX_CORRUPT_WARNINGS:
-                logger.warning("results line %d is not a record, ignored: %.80r", ordinal + 1, line)
-            continue
-        keys.append(parsed[0])
-        stats.append(parsed[1])
-        ordinals.append(ordinal)
+                logger.warning(
+                    "results line %d (byte %d) is not a whole record (torn or corrupt), "
+                    "ignored: its row runs again on resume: %.80r",
+                    ordinal + 1,
+                    offset,
+                    line,
+                )
+        else:
+            keys.append(parsed[0])
+            stats.append(parsed[1])
+            ordinals.append(ordinal)
+        offset += len(line) + 1
+    if warn and corrupt > _MAX_CORRUPT_WARNINGS:
+        logger.warning(
+            "... and %d more results lines from line %d on are not whole records, ignored",
+            corrupt - _MAX_CORRUPT_WARNINGS,
+            block.first_line + 1,
+        )
     return keys, stats, ordinals, corrupt
 
 
-def _parse_prefix(line: bytes) -> tuple[str, bytes] | None:
-    match = _RECORD_AT.match(line)
-    if match:
-        return match[1].decode(), match[2]
-    try:  # keys with escapes (quotes, non-ASCII) are valid, just slower
+def _parse_line(line: bytes) -> tuple[str, bytes] | None:
+    """(key, status) of a line that is a whole record, else None."""
+    try:
         data = json.loads(line)
     except ValueError:
         return None
