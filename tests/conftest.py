@@ -33,6 +33,7 @@ SESSION_APPS = {
     "counter_app": "counter",
     "auth_app": "auth",
     "files_app": "files",
+    "demos_app": "demos",
     "slow_app": "slow",  # per test, but its process is shared (see slow_app)
 }
 
@@ -52,6 +53,7 @@ SERVER_FIXTURES = {
     "transcribe_url",
     "spaces",
     "hostile",
+    "clients",  # test_compat_gradio_client: the app fixture named by its parameter
 }
 # Names that start a server when a test calls them in its body.
 SERVER_NAMES = (
@@ -179,6 +181,12 @@ def auth_app(_session_apps: _SessionApps) -> RunningApp:
 def files_app(_session_apps: _SessionApps) -> RunningApp:
     """/echo_file, /image, /audio, /gallery, /chat_files, /evil_name; 100 kB uploads."""
     return _session_apps.get("files")
+
+
+@pytest.fixture(scope="session")
+def demos_app(_session_apps: _SessionApps) -> RunningApp:
+    """Small apps in the style of gradio's demos (gr.update, a repeated api_name, ...)."""
+    return _session_apps.get("demos")
 
 
 def _slow_app_is_idle(app: RunningApp) -> bool:

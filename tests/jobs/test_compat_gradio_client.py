@@ -21,18 +21,12 @@ from typing import Any
 import gradio_client
 import httpx
 import pytest
-from support.apps import RunningApp, start_app
+from support.apps import RunningApp
 
 import jobs
 
 HERE = Path(__file__).resolve().parent
 TEXT_FILE = HERE.parent / "data" / "compat_note.txt"
-
-
-@pytest.fixture(scope="module")
-def demos_app() -> Iterator[RunningApp]:
-    with start_app("demos") as app:
-        yield app
 
 
 Pair = tuple[gradio_client.Client, jobs.Client]
@@ -86,7 +80,7 @@ def _builtin_kind(exc: BaseException) -> type[BaseException]:
 
 
 # (app fixture, args, kwargs): one predict each, through both clients.
-CALLS = [
+CALLS: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
     ("calculator_app", (4, "add", 5), {"api_name": "/predict"}),
     ("calculator_app", (), {"num1": 6, "operation": "divide", "num2": 3}),
     ("calculator_app", (1, "divide", 0), {"api_name": "/predict"}),  # gr.Error

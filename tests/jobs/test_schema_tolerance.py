@@ -5,21 +5,14 @@ a listener that truly cannot be called fails, when it is called, saying why."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from support.apps import RunningApp, start_app
+from support.apps import RunningApp
 
 import jobs
 from jobs import AppSchema
-
-
-@pytest.fixture(scope="module")
-def demos_app() -> Iterator[RunningApp]:
-    with start_app("demos") as app:
-        yield app
 
 
 def _read(url: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
