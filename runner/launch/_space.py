@@ -65,7 +65,8 @@ def read_card(readme: str) -> SpaceCard:
     """The card of a README.md (its YAML front matter); defaults where it says nothing."""
     match = _FRONT_MATTER.match(readme)
     try:
-        data = yaml.safe_load(match.group(1)) if match else None
+        # Every value as written: `python_version: 3.10` is 3.10, not the number 3.1.
+        data = yaml.load(match.group(1), Loader=yaml.BaseLoader) if match else None
     except yaml.YAMLError:
         data = None
     if not isinstance(data, dict):
