@@ -131,8 +131,9 @@ class LocalReplica:
         return str(self.script)
 
     def single(self) -> LocalReplica:
-        """One copy of the same app (what validation starts), on the first GPU if any."""
-        gpus = self.gpus[:1] if isinstance(self.gpus, tuple) else self.gpus
+        """One copy of the same app (what validation starts): on the first GPU listed,
+        or (`gpus: all`) seeing the machine's GPUs."""
+        gpus = self.gpus[:1] if isinstance(self.gpus, tuple) else None
         return replace(self, count=1, gpus=gpus, per_gpu=1)
 
 

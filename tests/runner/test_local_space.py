@@ -28,7 +28,7 @@ from runner.errors import ManifestError
 from runner.launch._space import fetch_space, read_card
 from runner.launch._venv import choose_python, space_environment
 from runner.manifest import load_manifest
-from runner.run import RunOptions, run
+from runner.run import RunOptions, run, validate_manifest
 
 GRADIO = importlib.metadata.version("gradio")
 PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -238,3 +238,41 @@ def test_manifest_reads_local_spaces_gpus_and_ready_timeout(tmp_path: Path) -> N
 def test_manifest_rejects_bad_local_options(tmp_path: Path, replica: str, message: str) -> None:
     with pytest.raises(ManifestError, match=message):
         load_manifest(write(tmp_path, replica))
+
+
+SAMPLE = Path(__file__).resolve().parents[2] / "sample_manifests" / "space_on_every_gpu.yaml"
+EN2FR = """\
+import gradio as gr
+
+WORDS = {"good": "bon", "morning": "matin", "thank": "merci"}
+
+
+def predict(text):
+    return " ".join(WORDS.get(word.strip(".,!?").lower(), word) for word in text.split())
+
+
+demo = gr.Interface(fn=predict, inputs="text", outputs="text")
+demo.launch()
+"""
+
+
+@pytest.mark.timeout(300)
+def test_the_sample_manifest_validates_against_the_stand_in(
+    hub: HubServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sample_manifests/space_on_every_gpu.yaml, with a stand-in abidlabs/en2fr of the
+    same API (predict(text) -> text; the real one needs the internet and a model), on two
+    "GPUs"; its environment inherits ours so that gradio is not installed again."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    hub.push(
+        "abidlabs/en2fr",
+        {"README.md": f"---\nsdk: gradio\nsdk_version: {GRADIO}\n---\n", "app.py": EN2FR},
+    )
+    manifest = load_manifest(SAMPLE, overrides=["app.replicas.0.inherit_packages=true"])
+    (replica,) = manifest.app.replicas
+    assert replica.gpus == "all"  # type: ignore[union-attr]
+    report = anyio.run(
+        lambda: validate_manifest(manifest, on_message=lambda _: None, hub_endpoint=hub.url)
+    )
+    assert report.ok, report.format()
+    assert report.submissions == 20
