@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .servers import starting
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
@@ -19,6 +21,7 @@ def spacerun(
 ) -> subprocess.CompletedProcess[str]:
     """Run `spacerun ARGS...` to the end and return what it printed and its exit code;
     `env` is added to the environment."""
+    starting("a spacerun subprocess")
     return subprocess.run(
         [sys.executable, "-m", "runner.cli", *args],
         capture_output=True,
