@@ -62,7 +62,7 @@ def never_listens(tmp_path: Path, hub: HubServer) -> tuple[dict[str, object], di
 
 
 def wrong_port(tmp_path: Path, hub: HubServer) -> tuple[dict[str, object], dict[str, str]]:
-    replica = {
+    replica: dict[str, object] = {
         "local": str(APPS / "wrong_port.py"),
         "env": {"WRONG_PORT_APP_PORT": str(free_port())},
     }

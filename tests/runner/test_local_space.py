@@ -25,9 +25,9 @@ import pytest
 from support.hub import HubServer
 
 from runner.errors import ManifestError
-from runner.launch._space import fetch_space, read_card
+from runner.launch._space import SpaceFiles, fetch_space, read_card
 from runner.launch._venv import choose_python, space_environment
-from runner.manifest import load_manifest
+from runner.manifest import LocalReplica, load_manifest
 from runner.run import RunOptions, run, validate_manifest
 
 GRADIO = importlib.metadata.version("gradio")
@@ -176,7 +176,7 @@ def test_an_environment_is_made_once_and_reused_by_content(hub: HubServer, tmp_p
 def test_a_python_version_that_is_not_installed_falls_back_and_says_so(hub: HubServer) -> None:
     said: list[str] = []
 
-    async def files_with(card: str):  # type: ignore[no-untyped-def]
+    async def files_with(card: str) -> SpaceFiles:
         hub.push(SPACE, {"README.md": card, "app.py": APP})
         return await fetch_space(
             SPACE, None, token=None, endpoint=hub.url, pin_dir=None, on_status=said.append
@@ -216,13 +216,14 @@ def test_manifest_reads_local_spaces_gpus_and_ready_timeout(tmp_path: Path) -> N
         )
     )
     (replica,) = manifest.app.replicas
+    assert isinstance(replica, LocalReplica)
     assert (replica.space, replica.revision, replica.script) == ("alice/reporter", "v1.2", None)
     assert (replica.gpus, replica.per_gpu, replica.ready_timeout) == (("0", "1"), 2, 900.0)
     again = tmp_path / "again.yaml"
     again.write_text(json.dumps(manifest.to_dict()))
     assert load_manifest(again).app.replicas == manifest.app.replicas
     every = load_manifest(write(tmp_path, "local: alice/reporter\n      gpus: all"))
-    assert every.app.replicas[0].gpus == "all"  # type: ignore[union-attr]
+    assert every.app.replicas[0] == LocalReplica(space="alice/reporter", gpus="all")
 
 
 @pytest.mark.parametrize(
@@ -270,7 +271,7 @@ def test_the_sample_manifest_validates_against_the_stand_in(
     )
     manifest = load_manifest(SAMPLE, overrides=["app.replicas.0.inherit_packages=true"])
     (replica,) = manifest.app.replicas
-    assert replica.gpus == "all"  # type: ignore[union-attr]
+    assert isinstance(replica, LocalReplica) and replica.gpus == "all"
     report = anyio.run(
         lambda: validate_manifest(manifest, on_message=lambda _: None, hub_endpoint=hub.url)
     )
