@@ -128,14 +128,7 @@ async def fetch_space(
 
 
 def _download(space: str, revision: str | None, *, token: str | None, endpoint: str | None) -> str:
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import (
-        GatedRepoError,
-        HfHubHTTPError,
-        LocalEntryNotFoundError,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
+    from huggingface_hub import errors, snapshot_download
 
     request = space + (f"@{revision}" if revision else "")
     hub = endpoint or "the Hugging Face Hub"
@@ -143,21 +136,21 @@ def _download(space: str, revision: str | None, *, token: str | None, endpoint: 
         folder: str = snapshot_download(
             space, repo_type="space", revision=revision, token=token, endpoint=endpoint
         )
-    except GatedRepoError:
+    except errors.GatedRepoError:
         why = "is gated: request access on its page, and give hf_token"
-    except RevisionNotFoundError:
+    except errors.RevisionNotFoundError:
         why = f"has no revision {revision!r} on {hub}: check the part after @"
-    except RepositoryNotFoundError:
+    except errors.RepositoryNotFoundError:
         why = (
             f"was not found on {hub}: check the id, or, if it is private, give hf_token "
             "(a token that may read it)"
         )
-    except LocalEntryNotFoundError:
+    except errors.LocalEntryNotFoundError:
         why = (
             f"could not be downloaded: {hub} did not answer and it is not in huggingface_hub's "
             "cache; check the network (or HF_ENDPOINT)"
         )
-    except HfHubHTTPError as error:
+    except errors.HfHubHTTPError as error:
         status = error.response.status_code if error.response is not None else "?"
         why = f"could not be downloaded from {hub} (HTTP {status}); try again later"
     else:

@@ -15,7 +15,7 @@ import pytest
 
 from jobs import AsyncClient
 from runner.launch import LocalAppError, LocalApps, LocalAppSpec, app_command
-from runner.launch._gpus import parse_nvidia_smi, parse_visible_devices
+from runner.launch._gpus import find_gpus, parse_nvidia_smi, parse_visible_devices
 from runner.launch._ready import last_line, listening_elsewhere
 
 pytestmark = pytest.mark.anyio
@@ -136,7 +136,7 @@ def test_app_command_is_the_bootstrap_with_port_env_and_gpu(tmp_path: Path) -> N
     assert command.env["CUDA_VISIBLE_DEVICES"] == "2" and command.env["MY"] == "x"
 
 
-def test_bootstrap_imports_nothing_of_spacerun() -> None:
+def test_bootstrap_imports_no_module_of_ours() -> None:
     """It runs under other interpreters (a Space's environment, a cluster node)."""
     source = (Path(__file__).resolve().parents[2] / "runner/launch/_bootstrap.py").read_text()
     imports = re.findall(r"^\s*(?:from|import) ([\w.]+)", source, re.MULTILINE)
@@ -182,3 +182,25 @@ def test_gpu_lists_from_cuda_visible_devices_and_nvidia_smi() -> None:
     assert parse_visible_devices("") == ()
     smi = "GPU 0: NVIDIA A100 (UUID: GPU-a)\nGPU 1: NVIDIA A100 (UUID: GPU-b)\n"
     assert parse_nvidia_smi(smi) == ("0", "1")
+
+
+@pytest.mark.parametrize("visible", ["", "-1"])
+async def test_gpus_all_with_every_gpu_hidden_says_what_to_do(visible: str) -> None:
+    with pytest.raises(LocalAppError) as caught:
+        await find_gpus(
+            script=APPS / "module_demo.py",
+            label="module_demo.py",
+            environ={"CUDA_VISIBLE_DEVICES": visible},
+        )
+    message = str(caught.value)
+    assert (
+        f"gpus: all for module_demo.py found no GPU: CUDA_VISIBLE_DEVICES is {visible!r}" in message
+    )
+    assert "list the devices (gpus: [0, 1])" in message
+
+
+async def test_gpus_all_reads_cuda_visible_devices() -> None:
+    found = await find_gpus(
+        script=APPS / "module_demo.py", label="x", environ={"CUDA_VISIBLE_DEVICES": "2,GPU-ab"}
+    )
+    assert found == ("2", "GPU-ab")
