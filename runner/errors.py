@@ -5,7 +5,8 @@ RunnerError                   anything spacerun reports to the user without a tr
 ├── ManifestError             the manifest or an input file is malformed (file, line, column, key)
 │   └── UnsetVariable         a ${VAR} in the manifest names an unset environment variable
 ├── ValidationFailed          submissions do not fit the app's API (carries the full report)
-├── LocalAppError             a local copy of an app script did not start (runner.launch)
+├── LocalAppError             a local copy of an app did not start, or a Space run locally
+│                             could not be downloaded or installed (runner.launch)
 ├── AllReplicasDown           no replica answered before the deadline (runner.scheduling)
 └── ResultsError              the run folder cannot be written as asked (runner.store)
     ├── DuplicateResultError  a second record for a key already ok (a bug if it happens)

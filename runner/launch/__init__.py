@@ -1,6 +1,27 @@
-"""Manifest replicas -> live replicas: URLs, Space ids, duplicated Spaces, local copies."""
+"""Manifest replicas -> live replicas: URLs, Space ids, duplicated Spaces, local copies.
 
-from ._local import LocalApp, LocalAppError, LocalApps, LocalAppSpec
+`app_command` is the recipe for starting an app script on a chosen host and port (under
+the bootstrap, which imports nothing of spacerun), and `listening_elsewhere` / `last_line`
+read a copy's log: launchers elsewhere (cluster nodes) reuse them.
+"""
+
+from ._command import BOOTSTRAP, AppCommand, app_command, bootstrap_source
+from ._local import LocalApp, LocalApps
 from ._open import open_replicas
+from ._ready import last_line, listening_elsewhere
+from ._spec import DEFAULT_READY_TIMEOUT, LocalAppError, LocalAppSpec
 
-__all__ = ["LocalApp", "LocalAppError", "LocalAppSpec", "LocalApps", "open_replicas"]
+__all__ = [
+    "BOOTSTRAP",
+    "DEFAULT_READY_TIMEOUT",
+    "AppCommand",
+    "LocalApp",
+    "LocalAppError",
+    "LocalAppSpec",
+    "LocalApps",
+    "app_command",
+    "bootstrap_source",
+    "last_line",
+    "listening_elsewhere",
+    "open_replicas",
+]

@@ -4,11 +4,13 @@
     async with LocalApps(spec, log_dir=run_folder / "logs", on_status=print) as apps:
         ...  # apps.urls == ["http://127.0.0.1:41873", "http://127.0.0.1:40219"]
 
-Each copy runs `python script [args]` in the script's folder on a free loopback port
-(`GRADIO_SERVER_PORT`), in its own process group, with stdout and stderr appended to
-`log_dir/local-<index>.log`. A copy is ready when GET /config answers 200 (or 401, for
-an app behind a login: the server is up, the client logs in later). On the way out every
-copy's process group gets SIGTERM, 5 s of grace, then SIGKILL.
+Each copy runs the script under spacerun's bootstrap (`_command.app_command`: every
+gradio `launch()` binds to the copy's free loopback port, whatever the script passes) in
+the script's folder, in its own process group, with stdout and stderr appended to
+`log_dir/local-<index>.log`, and, given `gpus`, its own `CUDA_VISIBLE_DEVICES`. It is
+ready when its /config answers (`_ready`); meanwhile a progress line carries the last
+line of its log. On the way out every copy's process group gets SIGTERM, 5 s of grace,
+then SIGKILL.
 
 No copy outlives spacerun, however it ends:
 
@@ -32,7 +34,7 @@ after `kill -9` or an unhandled SIGTERM the copies keep running; each leads its 
 process group (pgid = its pid, `LocalApp.pid`, logged at INFO), and `kill -- -PGID`
 stops it. On every system, processes that the app itself starts survive a `kill -9`
 of spacerun (the kernel signals only the direct child); the other paths kill the
-copy's whole process group. The process plumbing itself is in `runner._procs`.
+copy's whole process group. The process plumbing itself is in `_procs`.
 """
 
 from __future__ import annotations
@@ -40,16 +42,13 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-import sys
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
 import anyio
-import httpx
 
-from ..errors import RunnerError
+from ._command import app_command
 from ._procs import (
     claim_port,
     describe_exit,
@@ -59,86 +58,36 @@ from ._procs import (
     release_port,
     spawn,
     stop_group,
-    wait_exit,
 )
+from ._ready import NotReady, Startup
+from ._spec import LocalAppError, LocalAppSpec
 
 __all__ = ["LocalApp", "LocalAppError", "LocalAppSpec", "LocalApps"]
 
 log = logging.getLogger(__name__)
 
 STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL
-_POLL_FIRST, _POLL_MAX, _POLL_GROWTH = 0.05, 0.5, 1.5  # readiness poll interval, s
-_REQUEST_TIMEOUT = 5.0
 _LOG_TAIL_LINES = 30
 _PORT_ATTEMPTS = 3
-# What gradio (and uvicorn under it) print when the port was taken in the meantime.
-_PORT_CLASH_MARKERS = ("cannot find empty port", "address already in use")
-
-
-class LocalAppError(RunnerError):
-    """A local copy exited before it was ready, or did not answer in time.
-
-    `str(err)` names the script, the copy, its port and exit code, and ends with the
-    last lines of its log (a traceback's last line says what went wrong).
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        script: Path,
-        index: int | None = None,
-        port: int | None = None,
-        exit_code: int | None = None,
-        log_path: Path | None = None,
-        log_tail: str = "",
-    ) -> None:
-        self.script = script
-        self.index = index
-        self.port = port
-        self.exit_code = exit_code
-        self.log_path = log_path
-        self.log_tail = log_tail
-        super().__init__(message)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LocalAppSpec:
-    """What to start: `count` copies of `python script *args` with `env` added."""
-
-    script: Path
-    count: int = 1
-    python: str | None = None  # default: the interpreter running spacerun
-    env: Mapping[str, str] = field(default_factory=dict)
-    args: Sequence[str] = ()
-    ready_timeout: float = 120.0
-    host: str = "127.0.0.1"
-
-    def __post_init__(self) -> None:
-        if self.count < 1:
-            raise ValueError(f"count must be at least 1, got {self.count}")
-        if not self.ready_timeout > 0:
-            raise ValueError(f"ready_timeout must be positive, got {self.ready_timeout}")
-
-
-class _NotReady(Exception):
-    """Internal: why a copy is not ready; turned into LocalAppError once it is stopped."""
-
-    def __init__(self, why: str, *, port_clash: bool = False) -> None:
-        super().__init__(why)
-        self.why = why
-        self.port_clash = port_clash
 
 
 class LocalApp:
     """One running copy of the script. Made by `LocalApps`; `restart()` is its only action."""
 
     def __init__(
-        self, spec: LocalAppSpec, *, index: int, log_path: Path, on_status: Callable[[str], None]
+        self,
+        spec: LocalAppSpec,
+        *,
+        index: int,
+        log_path: Path,
+        on_status: Callable[[str], None],
+        gpu: str | None = None,
     ) -> None:
         self.index = index
         self.log_path = log_path
         self.port = 0
+        #: The CUDA_VISIBLE_DEVICES of this copy, or None.
+        self.gpu = gpu
         self._spec = spec
         self._on_status = on_status
         self._proc: subprocess.Popen[bytes] | None = None
@@ -146,7 +95,8 @@ class LocalApp:
 
     def __repr__(self) -> str:
         state = "alive" if self.alive() else "stopped"
-        return f"<LocalApp {self.name} {self.url} {state}>"
+        gpu = f" gpu={self.gpu}" if self.gpu is not None else ""
+        return f"<LocalApp {self.name} {self.url}{gpu} {state}>"
 
     @property
     def name(self) -> str:
@@ -183,22 +133,22 @@ class LocalApp:
             if not self.port or not port_is_free(self._spec.host, self.port):
                 self._set_port(free_port(self._spec.host))
             try:
-                self._spawn()
-                await self._wait_ready()
-            except _NotReady as not_ready:
+                await self._startup().wait()
+            except NotReady as not_ready:
                 with anyio.CancelScope(shield=True):
                     await self._stop()
                 if not_ready.port_clash and attempt < _PORT_ATTEMPTS:
                     log.info("%s: port %d was taken, trying another", self.name, self.port)
                     self._set_port(0)
                     continue
-                raise self._error(not_ready.why) from None
+                raise self._error(not_ready) from None
             except BaseException:
                 with anyio.CancelScope(shield=True):
                     await self._stop()
                 raise
             took = anyio.current_time() - began
-            self._on_status(f"{self.name} ready at {self.url} ({took:.1f} s)")
+            where = f" on GPU {self.gpu}" if self.gpu is not None else ""
+            self._on_status(f"{self.name} ready at {self.url}{where} ({took:.1f} s)")
             return
 
     def _set_port(self, port: int) -> None:
@@ -207,83 +157,66 @@ class LocalApp:
         if port:
             claim_port(port)
 
-    def _command(self) -> list[str]:
-        python = self._spec.python or sys.executable
-        # A relative interpreter path means relative to here, not to the script's folder.
-        if os.sep in python:
-            python = os.path.abspath(python)
-        return [python, str(self._spec.script.resolve()), *self._spec.args]
-
-    def _environment(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update(GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
-        env.update(self._spec.env)
-        # Ours win: readiness and the replica's url depend on them.
-        env.update(GRADIO_SERVER_NAME=self._spec.host, GRADIO_SERVER_PORT=str(self.port))
-        return env
-
-    def _spawn(self) -> None:
-        # Runs on the event loop's thread (we are called from async code): PDEATHSIG
-        # ties the child to the thread that forks it. See the module docstring.
-        command = self._command()
+    def _startup(self) -> Startup:
+        """Spawn the process; what to wait on. Runs on the event loop's thread (we are
+        called from async code): PDEATHSIG ties the child to the thread that forks it."""
+        spec = self._spec
+        command = app_command(
+            spec.script,
+            host=spec.host,
+            port=self.port,
+            python=spec.python,
+            args=spec.args,
+            env=spec.env,
+            gpu=self.gpu,
+        )
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log_file:
             self._log_offset = log_file.tell()
             # Before the fork: once the child runs, its output and ours would interleave.
-            log_file.write(f"--- spacerun: port {self.port}: {' '.join(command)}\n".encode())
+            gpu = f", CUDA_VISIBLE_DEVICES={self.gpu}" if self.gpu is not None else ""
+            header = f"--- spacerun: port {self.port}{gpu}: {' '.join(command.argv)}\n"
+            log_file.write(header.encode())
             log_file.flush()
             self._proc = None
             try:
                 self._proc = spawn(
-                    command,
-                    cwd=self._spec.script.resolve().parent,
-                    env=self._environment(),
+                    command.argv,
+                    cwd=command.cwd,
+                    env={**os.environ, **command.env},
                     log_file=log_file,
                 )
             except OSError as error:  # no such interpreter, not executable, ...
-                raise _NotReady(f"could not be started: {error}") from error
+                raise NotReady(
+                    f"could not be started: {error}",
+                    advice="check python: in the manifest (a path, or a name on PATH)",
+                ) from error
         log.info("%s: pid %d, port %d, log %s", self.name, self._proc.pid, self.port, self.log_path)
-
-    async def _wait_ready(self) -> None:
-        """Poll GET /config at a growing interval until it answers; raise _NotReady if
-        the process exits first or the deadline passes. Wakes at once on an exit."""
-        proc = self._running()
-        deadline = anyio.current_time() + self._spec.ready_timeout
-        delay = _POLL_FIRST
-        async with httpx.AsyncClient(trust_env=False) as http:
-            while True:
-                if proc.poll() is not None:
-                    clash = any(m in self._log_tail().lower() for m in _PORT_CLASH_MARKERS)
-                    raise _NotReady("exited before it was ready", port_clash=clash)
-                remaining = deadline - anyio.current_time()
-                if await _answers(http, f"{self.url}/config", min(_REQUEST_TIMEOUT, remaining)):
-                    return
-                remaining = deadline - anyio.current_time()
-                if remaining <= 0:
-                    raise _NotReady(
-                        f"did not answer GET {self.url}/config within "
-                        f"{self._spec.ready_timeout:g} s (stopped it)"
-                    )
-                await wait_exit(proc, min(delay, remaining))
-                delay = min(delay * _POLL_GROWTH, _POLL_MAX)
-
-    def _running(self) -> subprocess.Popen[bytes]:
-        if self._proc is None:
-            raise RuntimeError(f"{self.name} was never started")
-        return self._proc
+        return Startup(
+            name=self.name,
+            url=self.url,
+            port=self.port,
+            proc=self._proc,
+            log=lambda: log_tail(self.log_path, since=self._log_offset, lines=200),
+            ready_timeout=spec.ready_timeout,
+            progress_every=spec.progress_every,
+            on_status=self._on_status,
+        )
 
     def _log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
         """The last lines this start wrote to the log (earlier starts excluded)."""
         return log_tail(self.log_path, since=self._log_offset, lines=lines)
 
-    def _error(self, why: str) -> LocalAppError:
+    def _error(self, not_ready: NotReady) -> LocalAppError:
         proc = self._proc
         code = None if proc is None else proc.returncode
         tail = self._log_tail()
         script = self._spec.script
+        advice = f"; {not_ready.advice}" if not_ready.advice else ""
         message = (
-            f"local copy {self.name} of {script.name} ({script}) on port {self.port} {why}; "
-            f"exit code {'none (it never ran)' if proc is None else describe_exit(code)}\n"
+            f"local copy {self.name} of {self._spec.display} ({script}) on port {self.port} "
+            f"{not_ready.why}; exit code "
+            f"{'none (it never ran)' if proc is None else describe_exit(code)}{advice}\n"
             f"last {_LOG_TAIL_LINES} lines of {self.log_path}:\n"
             + "\n".join(f"    {line}" for line in tail.splitlines())
         )
@@ -316,7 +249,7 @@ class LocalApp:
 
 
 class LocalApps:
-    """`spec.count` copies of a Gradio app script, for the length of an `async with`.
+    """`spec.copies` copies of a Gradio app script, for the length of an `async with`.
 
     Entering starts all copies in parallel and waits until each is ready; if one exits
     early or misses `spec.ready_timeout`, all are stopped and LocalAppError is raised.
@@ -338,28 +271,34 @@ class LocalApps:
 
     def __repr__(self) -> str:
         alive = sum(app.alive() for app in self.apps)
-        return f"<LocalApps {self.spec.script.name}: {alive}/{self.spec.count} alive>"
+        return f"<LocalApps {self.spec.display}: {alive}/{self.spec.copies} alive>"
 
     @property
     def urls(self) -> list[str]:
         return [app.url for app in self.apps]
 
     async def __aenter__(self) -> LocalApps:
-        script = self.spec.script
-        if not script.is_file():
-            raise LocalAppError(f"no app script at {script}", script=script)
-        count = self.spec.count
+        spec = self.spec
+        if not spec.script.is_file():
+            raise LocalAppError(
+                f"no app script at {spec.script}; check the path in the manifest",
+                script=spec.script,
+            )
+        count = spec.copies
+        on_gpus = f" on GPUs {', '.join(dict.fromkeys(spec.gpus))}" if spec.gpus else ""
         self._on_status(
-            f"starting {count} local {'copy' if count == 1 else 'copies'} of {script.name}…"
+            f"starting {count} local {'copy' if count == 1 else 'copies'} of "
+            f"{spec.display}{on_gpus}…"
         )
         self.apps = [
             LocalApp(
-                self.spec,
-                index=index,
-                log_path=self.log_dir / f"local-{index}.log",
+                spec,
+                index=spec.first_index + offset,
+                log_path=self.log_dir / f"local-{spec.first_index + offset}.log",
                 on_status=self._on_status,
+                gpu=spec.gpu_of(offset),
             )
-            for index in range(1, count + 1)
+            for offset in range(count)
         ]
         try:
             await self._start_all()
@@ -408,11 +347,3 @@ class LocalApps:
 
 def _ignore(message: str) -> None:
     pass
-
-
-async def _answers(http: httpx.AsyncClient, url: str, seconds: float) -> bool:
-    try:
-        response = await http.get(url, timeout=max(seconds, 0.1))
-    except httpx.TransportError:
-        return False
-    return response.status_code in (200, 401)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from jobs import AsyncClient
 
 from ..manifest import DuplicateReplica, LocalReplica, Manifest, SpaceReplica, UrlReplica
 from ..scheduling import AdaptiveLimit, Replica
-from ._local import LocalApps, LocalAppSpec
+from ._open_local import open_local
 
 __all__ = ["open_replicas"]
 
@@ -28,9 +27,11 @@ async def open_replicas(
     log_dir: Path,
     on_message: Callable[[str], None],
     hub_endpoint: str | None = None,
+    work_dir: Path | None = None,
 ) -> list[Replica]:
     """Connect to every replica of `manifest`, starting local ones. Raises the first
-    `JobsError` / `RunnerError` met (the stack then closes what was opened)."""
+    `JobsError` / `RunnerError` met (the stack then closes what was opened). `work_dir`
+    (the run folder) keeps the commit of each Space run locally, for a resume."""
     token = manifest.app.hf_token.reveal() if manifest.app.hf_token is not None else None
     options: dict[str, Any] = {
         "hf_token": token,
@@ -40,6 +41,7 @@ async def open_replicas(
         "limits": manifest.app.limits,
     }
     replicas: list[Replica] = []
+    next_local = 1  # local copies are numbered across every local: entry
     for spec in manifest.app.replicas:
         concurrency = spec.concurrency or manifest.run.concurrency
         if isinstance(spec, UrlReplica):
@@ -58,7 +60,18 @@ async def open_replicas(
         elif isinstance(spec, DuplicateReplica):
             replicas.extend(await _duplicates(spec, stack, options, concurrency, on_message))
         elif isinstance(spec, LocalReplica):
-            replicas.extend(await _locals(spec, stack, options, concurrency, log_dir, on_message))
+            started = await open_local(
+                spec,
+                stack,
+                options=options,
+                concurrency=concurrency,
+                log_dir=log_dir,
+                work_dir=work_dir,
+                first_index=next_local,
+                on_message=on_message,
+            )
+            next_local += len(started)
+            replicas.extend(started)
         else:  # pragma: no cover - the manifest parser admits no other kind
             raise TypeError(f"unknown replica kind {spec!r}")
     return replicas
@@ -92,40 +105,6 @@ async def _duplicates(
             ),
         )
         out.append(_replica(f"duplicate:{target}", client, concurrency))
-    return out
-
-
-async def _locals(
-    spec: LocalReplica,
-    stack: contextlib.AsyncExitStack,
-    options: dict[str, Any],
-    concurrency: int,
-    log_dir: Path,
-    on_message: Callable[[str], None],
-) -> list[Replica]:
-    apps = await stack.enter_async_context(
-        LocalApps(
-            LocalAppSpec(
-                script=spec.script,
-                count=spec.count,
-                python=spec.python or sys.executable,
-                env=dict(spec.env),
-                args=tuple(spec.args),
-            ),
-            log_dir=log_dir,
-            on_status=on_message,
-        )
-    )
-    out = []
-    for app in apps.apps:
-        client = await _enter(stack, await AsyncClient.connect(app.url, **options))
-
-        async def revive(app: Any = app) -> None:
-            if not app.alive():
-                on_message(f"restarting {spec.script.name} {app.name}")
-                await app.restart()
-
-        out.append(_replica(app.name, client, concurrency, revive))
     return out
 
 

@@ -3,7 +3,7 @@
 A copy runs in its own session (so its own process group, which the terminal's Ctrl-C
 skips) and, on Linux, asks the kernel for SIGKILL when the thread that forked it dies
 (`prctl(PR_SET_PDEATHSIG)`). `spawn` must therefore be called from the event loop's
-thread, never from an `anyio.to_thread` worker: see `runner.local`'s docstring.
+thread, never from an `anyio.to_thread` worker: see `_local`'s docstring.
 
 Copies spawned here and not yet stopped are stopped by an `atexit` sweep.
 """

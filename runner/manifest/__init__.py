@@ -6,6 +6,8 @@ Uses nothing else of `runner` but its errors.
 from ._durations import Rate, format_duration, parse_duration, parse_rate
 from ._load import load_manifest
 from ._model import (
+    ALL_GPUS,
+    LOCAL_READY_TIMEOUT,
     AppSpec,
     DuplicateReplica,
     InputsSpec,
@@ -22,6 +24,8 @@ from ._model import (
 from ._yaml import dotted
 
 __all__ = [
+    "ALL_GPUS",
+    "LOCAL_READY_TIMEOUT",
     "AppSpec",
     "DuplicateReplica",
     "InputsSpec",

@@ -130,7 +130,11 @@ class Fields:
         text = self.text(path, value)
         file = (self.base / Path(text).expanduser()).resolve()
         if not file.is_file():
-            self.fail(path, f"expected {what}, but {text!r} does not exist (looked for {file})")
+            self.fail(
+                path,
+                f"expected {what}, but {text!r} does not exist (looked for {file}); fix the "
+                "path: a relative one is read from the manifest's folder",
+            )
         return file
 
     def pattern(self, path: KeyPath, value: Any) -> str:

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any, Union
@@ -18,6 +18,8 @@ from ._yaml import Mark
 from ._yaml import Path as KeyPath
 
 __all__ = [
+    "ALL_GPUS",
+    "LOCAL_READY_TIMEOUT",
     "AppSpec",
     "DuplicateReplica",
     "InputsSpec",
@@ -81,17 +83,60 @@ class DuplicateReplica:
     concurrency: int | None = None
 
 
+#: `gpus: all`: every GPU of the machine, found when the replicas start.
+ALL_GPUS = "all"
+#: A script may load a model for minutes before it listens.
+LOCAL_READY_TIMEOUT = 600.0
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LocalReplica:
-    """`count` processes of a Gradio app script that spacerun starts and stops itself."""
+    """Processes of a Gradio app that spacerun starts and stops itself: an app `script`,
+    or the files of the Space `space` (at `revision`) in a virtual environment of its own.
 
-    script: Path
+    `count` copies; or, with `gpus`, `per_gpu` copies on each device (each copy sees only
+    its own through CUDA_VISIBLE_DEVICES)."""
+
+    script: Path | None = None
+    #: A Space id `owner/name` whose files are downloaded and run (instead of `script`).
+    space: str | None = None
+    #: The Space's branch, tag or commit; None means its main branch.
+    revision: str | None = None
     count: int = 1
-    #: The interpreter; None means the Python that runs spacerun.
+    #: The interpreter (for a Space: the one its virtual environment is made from);
+    #: None means the Python that runs spacerun (a Space: its README's python_version).
     python: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     args: tuple[str, ...] = ()
     concurrency: int | None = None
+    #: Seconds a copy may take from start until it answers.
+    ready_timeout: float = LOCAL_READY_TIMEOUT
+    #: Device ids for CUDA_VISIBLE_DEVICES, or `ALL_GPUS`; None runs `count` copies.
+    gpus: tuple[str, ...] | str | None = None
+    per_gpu: int = 1
+    #: A Space's environment also sees the packages of `python`'s environment, and pip
+    #: installs only what is missing there (instead of everything, from scratch).
+    inherit_packages: bool = False
+
+    @property
+    def label(self) -> str:
+        """What messages call it: the script's file name, or `Space owner/name`."""
+        if self.space is not None:
+            return f"Space {self.target}"
+        return self.script.name if self.script is not None else "?"
+
+    @property
+    def target(self) -> str:
+        """The `local:` value: the script's path, or `owner/name[@revision]`."""
+        if self.space is not None:
+            return self.space + (f"@{self.revision}" if self.revision else "")
+        return str(self.script)
+
+    def single(self) -> LocalReplica:
+        """One copy of the same app (what validation starts): on the first GPU listed,
+        or (`gpus: all`) seeing the machine's GPUs."""
+        gpus = self.gpus[:1] if isinstance(self.gpus, tuple) else None
+        return replace(self, count=1, gpus=gpus, per_gpu=1)
 
 
 ReplicaSpec = Union[UrlReplica, SpaceReplica, DuplicateReplica, LocalReplica]  # noqa: UP007
@@ -261,15 +306,28 @@ def _dump_replica(replica: ReplicaSpec) -> dict[str, Any]:
         if replica.to_id is not None:
             out["to_id"] = replica.to_id
     else:
-        out = {"local": str(replica.script), "count": replica.count}
-        if replica.python is not None:
-            out["python"] = replica.python
-        if replica.env:
-            out["env"] = dict(replica.env)
-        if replica.args:
-            out["args"] = list(replica.args)
+        out = _dump_local(replica)
     if replica.concurrency is not None:
         out["concurrency"] = replica.concurrency
+    return out
+
+
+def _dump_local(replica: LocalReplica) -> dict[str, Any]:
+    out: dict[str, Any] = {"local": replica.target}
+    if replica.gpus is None:
+        out["count"] = replica.count
+    else:
+        out["gpus"] = replica.gpus if isinstance(replica.gpus, str) else list(replica.gpus)
+        out["per_gpu"] = replica.per_gpu
+    out["ready_timeout"] = format_duration(replica.ready_timeout)
+    if replica.python is not None:
+        out["python"] = replica.python
+    if replica.env:
+        out["env"] = dict(replica.env)
+    if replica.args:
+        out["args"] = list(replica.args)
+    if replica.inherit_packages:
+        out["inherit_packages"] = True
     return out
 
 

@@ -17,6 +17,8 @@ from jobs import Limits
 
 from ._fields import Fields, did_you_mean
 from ._model import (
+    ALL_GPUS,
+    LOCAL_READY_TIMEOUT,
     AppSpec,
     DuplicateReplica,
     InputsSpec,
@@ -51,7 +53,18 @@ REPLICA_KEYS = {
         "to_id",
         "concurrency",
     ),
-    "local": ("local", "count", "python", "env", "args", "concurrency"),
+    "local": (
+        "local",
+        "count",
+        "gpus",
+        "per_gpu",
+        "ready_timeout",
+        "python",
+        "env",
+        "args",
+        "inherit_packages",
+        "concurrency",
+    ),
 }
 SOURCES = ("rows", "csv", "jsonl", "parquet", "files")
 INPUT_KEYS = (*SOURCES, "map", "matrix", "limit", "delimiter", "encoding")
@@ -69,6 +82,8 @@ OUTPUT_KEYS = ("dir", "export", "download_files")
 EXPORT_FORMATS = ("csv", "parquet", "jsonl")
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+#: `owner/name` or `owner/name@revision`: a Space to run locally.
+_SPACE_AT = re.compile(r"[A-Za-z0-9][\w-]*/[A-Za-z0-9_][\w.-]*(@[\w./-]+)?", re.ASCII)
 _MISSING = object()
 
 
@@ -226,15 +241,72 @@ class _Parser(Fields):
                 to_id=None if to_id is None else self.text((*path, "to_id"), to_id),
                 concurrency=concurrency,
             )
+        return self.local(path, entry, count, concurrency)
+
+    def local(
+        self, path: KeyPath, entry: dict[str, Any], count: int, concurrency: int | None
+    ) -> LocalReplica:
+        target = (*path, "local")
+        text = self.text(target, entry["local"])
+        space, revision, script = None, None, None
+        if _SPACE_AT.fullmatch(text.strip()) and not text.strip().endswith(".py"):
+            space, _, rev = text.strip().partition("@")
+            revision = rev or None
+        else:
+            script = self.existing_file(target, text, "an app script")
+        gpus = self.gpus((*path, "gpus"), entry.get("gpus"))
+        if gpus is not None and "count" in entry:
+            self.fail(
+                (*path, "count"),
+                "give count or gpus, not both: with gpus, the copies are the GPUs x per_gpu",
+            )
+        if gpus is None and "per_gpu" in entry:
+            self.fail((*path, "per_gpu"), "per_gpu applies with gpus: (e.g. gpus: all)")
+        if space is None and "inherit_packages" in entry:
+            self.fail(
+                (*path, "inherit_packages"),
+                "inherit_packages applies to a Space run locally (local: owner/name) only",
+            )
         python = entry.get("python")
         return LocalReplica(
-            script=self.existing_file(target, entry["local"], "an app script"),
+            script=script,
+            space=space,
+            revision=revision,
             count=count,
             python=None if python is None else self.text((*path, "python"), python),
             env=self.env((*path, "env"), entry.get("env", {})),
             args=self.args((*path, "args"), entry.get("args", [])),
             concurrency=concurrency,
+            ready_timeout=self.duration(
+                (*path, "ready_timeout"), entry.get("ready_timeout", LOCAL_READY_TIMEOUT)
+            ),
+            gpus=gpus,
+            per_gpu=self.integer((*path, "per_gpu"), entry.get("per_gpu", 1), 1),
+            inherit_packages=self.boolean(
+                (*path, "inherit_packages"), entry.get("inherit_packages", False)
+            ),
         )
+
+    def gpus(self, path: KeyPath, value: Any) -> tuple[str, ...] | str | None:
+        if value is None:
+            return None
+        if value == ALL_GPUS:
+            return ALL_GPUS
+        items = value if isinstance(value, list) else [value]
+        ids = []
+        for i, item in enumerate(items):
+            if isinstance(item, bool) or not isinstance(item, (int, str)) or str(item) == "":
+                self.fail(
+                    (*path, i) if isinstance(value, list) else path,
+                    f"expected all, or a list of GPU indices or UUIDs like [0, 1], got "
+                    f"{self.show(path, value)}",
+                )
+            ids.append(str(item).strip())
+        if not ids:
+            self.fail(path, "expected all, or at least one GPU index like [0, 1], got []")
+        if len(set(ids)) != len(ids):
+            self.fail(path, f"each GPU once, got {ids}; use per_gpu: N for N copies per GPU")
+        return tuple(ids)
 
     def replica_text(self, path: KeyPath, value: str) -> ReplicaSpec:
         kind = _text_kind(value)

@@ -81,7 +81,7 @@ async def validate_manifest(
     if isinstance(target, DuplicateReplica):
         target = SpaceReplica(space=target.space)
     elif isinstance(target, LocalReplica):
-        target = dataclasses.replace(target, count=1)
+        target = target.single()
     single = dataclasses.replace(
         manifest, app=dataclasses.replace(manifest.app, replicas=(target,))
     )

@@ -160,6 +160,7 @@ class _Run:
                 log_dir=self.folder.root / "logs",
                 on_message=self.progress.message,
                 hub_endpoint=self.options.hub_endpoint,
+                work_dir=self.folder.root,
             )
         return replicas, prefetched
 

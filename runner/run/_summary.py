@@ -44,6 +44,8 @@ class ReplicaSummary:
     ejections: int
     busy_seconds: float
     mean_run_seconds: float | None
+    #: Where a local copy ran: its CUDA_VISIBLE_DEVICES (None when not given a GPU).
+    gpu: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -187,6 +189,7 @@ class SummaryBuilder:
             ejections=stats.ejections,
             busy_seconds=round(stats.busy_seconds, 3),
             mean_run_seconds=round(sum(times) / len(times), 4) if times else None,
+            gpu=replica.gpu,
         )
 
 
@@ -209,8 +212,9 @@ def format_summary(summary: RunSummary) -> str:
             f"  {group.count} x {group.cause}  (e.g. row {example['row']}, key {example['key']})"
         )
     for replica in summary.replicas:
+        gpu = f" (GPU {replica.gpu})" if replica.gpu is not None else ""
         lines.append(
-            f"  {replica.name}: {replica.ok} ok, {replica.failed} failed, "
+            f"  {replica.name}{gpu}: {replica.ok} ok, {replica.failed} failed, "
             f"{replica.overloads} overloads, {replica.ejections} ejections"
         )
     if summary.resume_command:

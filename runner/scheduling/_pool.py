@@ -51,6 +51,8 @@ class Replica:
     limit: AdaptiveLimit
     #: Brings a dead replica back (restarts a local copy); None when nothing can be done.
     revive: Callable[[], Awaitable[None]] | None = None
+    #: The GPU (CUDA_VISIBLE_DEVICES) of a local copy, for the summary; None elsewhere.
+    gpu: str | None = None
     in_flight: int = 0
     queued_ahead: int = 0
     failures_in_row: int = 0

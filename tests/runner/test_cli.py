@@ -273,7 +273,9 @@ SAMPLE_CASES: dict[str, tuple[dict[str, Any], int]] = {
 
 def test_every_sample_manifest_is_covered() -> None:
     samples = {p.name for p in SAMPLES.iterdir() if p.suffix in (".yaml", ".csv")}
-    assert samples == set(SAMPLE_CASES)
+    # space_on_every_gpu.yaml needs the Hub: test_local_space.py validates it against the
+    # stand-in.
+    assert samples == {*SAMPLE_CASES, "space_on_every_gpu.yaml"}
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLE_CASES))

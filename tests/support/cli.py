@@ -16,8 +16,11 @@ def cli_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
 
 
-def spacerun(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    """Run `spacerun ARGS...` to the end and return what it printed and its exit code."""
+def spacerun(
+    *args: str, timeout: float = 90, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `spacerun ARGS...` to the end and return what it printed and its exit code;
+    `env` is added to the environment."""
     starting("a spacerun subprocess")
     return subprocess.run(
         [sys.executable, "-m", "runner.cli", *args],
@@ -25,5 +28,5 @@ def spacerun(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str
         text=True,
         timeout=timeout,
         cwd=ROOT,
-        env=cli_env(),
+        env={**cli_env(), **(env or {})},
     )

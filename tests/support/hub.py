@@ -13,6 +13,21 @@ in the shapes the real Hub answers them, errors included:
 | `add_space_secret`         | `POST /api/spaces/{id}/secrets`         |
 | `request_space_hardware`   | `POST /api/spaces/{id}/hardware`        |
 | `set_space_sleep_time`     | `POST /api/spaces/{id}/sleeptime`       |
+| `snapshot_download(space)` | `GET  /api/spaces/{id}/revision/{rev}`  |
+|   (repo_info, then the     | `GET  /api/spaces/{id}/tree/{commit}`   |
+|   tree, then each file)    | `HEAD`/`GET /spaces/{id}/resolve/{commit}/{file}` |
+
+A Space's repository is served once a test gives it files (`HubServer.push(space_id,
+{"app.py": ...})`, one commit per push): `space_info` then reports that commit as `sha`
+and its files as `siblings`; the tree lists `{"type": "file", "oid", "size", "path"}`
+(and `"directory"` entries for folders, as `recursive=True` does); a file download answers
+with the headers huggingface_hub 2.4 checks in `get_hf_file_metadata`: `X-Repo-Commit`
+(without it, "does not seem to be served by a Hugging Face Hub endpoint"), `ETag` (the
+file's git blob id, quoted, as the Hub sends it for files stored in git) and
+`Content-Length`. Revisions are `main` or a commit id; anything else is a 404 with
+`X-Error-Code: RevisionNotFound`, a missing file a 404 with `EntryNotFound`, as on the
+Hub (huggingface_hub maps these codes to its `RevisionNotFoundError` and
+`RemoteEntryNotFoundError`).
 
 Errors, as the real Hub gives them:
 
@@ -42,6 +57,7 @@ Usage:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import socket
 import threading
@@ -50,7 +66,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from .servers import starting
 
@@ -102,6 +118,8 @@ class Space:
     stages: list[str] = field(default_factory=lambda: ["RUNNING"])
     secrets: dict[str, str] = field(default_factory=dict)
     duplicated_from: str | None = None
+    #: The repository's commits, oldest first: (commit id, {path: content}).
+    commits: list[tuple[str, dict[str, bytes]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         # The real Hub always reports a host; set `space.host = None` afterwards to test a
@@ -131,12 +149,31 @@ class Space:
             "domains": [{"domain": f"{self.subdomain}.hf.space", "stage": "READY"}],
         }
 
-    def info(self) -> dict[str, Any]:
+    def files_at(self, revision: str) -> tuple[str, dict[str, bytes]]:
+        """The commit and files of `revision` (`main` or a commit id); _Reply if unknown."""
+        if self.commits and revision == "main":
+            return self.commits[-1]
+        for commit in self.commits:
+            if commit[0] == revision:
+                return commit
+        raise _Reply(
+            404,
+            f"Invalid rev id: {revision}",
+            code="RevisionNotFound",
+            headers=self._repo_headers(),
+        )
+
+    def _repo_headers(self) -> dict[str, str]:
+        return {"X-Repo-Commit": self.commits[-1][0]} if self.commits else {}
+
+    def info(self, revision: str | None = None) -> dict[str, Any]:
+        sha, files = ("0" * 40, {}) if not self.commits else self.files_at(revision or "main")
+        siblings = sorted(files) if files else ["README.md", "app.py"]
         return {
             "_id": f"id-{self.subdomain}",
             "id": self.id,
             "author": self.owner,
-            "sha": "0" * 40,
+            "sha": sha,
             "lastModified": "2025-01-01T00:00:00.000Z",
             "createdAt": "2025-01-01T00:00:00.000Z",
             "private": self.private,
@@ -148,8 +185,20 @@ class Space:
             "sdk": "gradio",
             "tags": ["gradio", "region:us"],
             "runtime": self.runtime(advance=False),
-            "siblings": [{"rfilename": "README.md"}, {"rfilename": "app.py"}],
+            "siblings": [{"rfilename": name} for name in siblings],
         }
+
+    def tree(self, revision: str) -> list[dict[str, Any]]:
+        _, files = self.files_at(revision)
+        folders = sorted({str(parent) for p in files for parent in _parents(p)})
+        entries: list[dict[str, Any]] = [
+            {"type": "directory", "oid": _git_oid(folder.encode()), "size": 0, "path": folder}
+            for folder in folders
+        ]
+        for path in sorted(files):
+            oid = _git_oid(files[path])
+            entries.append({"type": "file", "oid": oid, "size": len(files[path]), "path": path})
+        return entries
 
 
 @dataclass(frozen=True)
@@ -163,9 +212,28 @@ class RecordedRequest:
 class _Reply(Exception):
     """Raised by a route to answer with an error status (the Hub's error shape)."""
 
-    def __init__(self, status: int, error: str, *, code: str | None = None, **extra: Any):
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        *,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ):
         super().__init__(error)
         self.status, self.error, self.code, self.extra = status, error, code, extra
+        self.headers = headers or {}
+
+
+def _git_oid(content: bytes) -> str:
+    """A git blob id, as the Hub's ETag and tree `oid` give for files stored in git."""
+    return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
+
+
+def _parents(path: str) -> list[str]:
+    parts = path.split("/")[:-1]
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
 class HubServer:
@@ -199,6 +267,17 @@ class HubServer:
         space = Space(id=space_id, stages=list(stages), **options)
         self.spaces[space_id] = space
         return space
+
+    def push(self, space_id: str, files: dict[str, str | bytes]) -> str:
+        """Commit `files` (the whole repository) to a Space, made if missing; its id."""
+        space = self.spaces.get(space_id) or self.add_space(space_id)
+        content = {k: v.encode() if isinstance(v, str) else v for k, v in files.items()}
+        digest = hashlib.sha1(f"{space_id}:{len(space.commits)}".encode())
+        for path in sorted(content):
+            digest.update(path.encode() + b"\0" + _git_oid(content[path]).encode())
+        commit = digest.hexdigest()
+        space.commits.append((commit, content))
+        return commit
 
     # -- inspection -----------------------------------------------------------
 
@@ -256,6 +335,10 @@ class HubServer:
         parts = path.strip("/").split("/")
         if parts == ["api", "whoami-v2"] and method == "GET":
             return self._whoami(user)
+        if len(parts) >= 6 and parts[:2] == ["api", "spaces"] and parts[4] in ("revision", "tree"):
+            space = self._readable("/".join(parts[2:4]), user)
+            revision = unquote(parts[5])
+            return space.info(revision) if parts[4] == "revision" else space.tree(revision)
         if len(parts) < 4 or parts[:2] != ["api", "spaces"]:
             raise _Reply(404, "Sorry, we can't find the page you are looking for.")
         space_id, action = "/".join(parts[2:4]), "/".join(parts[4:])
@@ -273,6 +356,32 @@ class HubServer:
         if route is None:
             raise _Reply(404, "Sorry, we can't find the page you are looking for.")
         return route()
+
+    def resolve(
+        self, method: str, path: str, authorization: str | None
+    ) -> tuple[dict[str, str], bytes]:
+        """A file download, `/spaces/{id}/resolve/{revision}/{file}`: headers and body."""
+        self.requests.append(RecordedRequest(method, path, authorization, None))
+        user = self._authenticate(authorization)
+        parts = path.strip("/").split("/")
+        space = self._readable("/".join(parts[1:3]), user)
+        commit, files = space.files_at(unquote(parts[4]))
+        name = unquote("/".join(parts[5:]))
+        if name not in files:
+            raise _Reply(
+                404,
+                f"Entry not found: {name}",
+                code="EntryNotFound",
+                headers={"X-Repo-Commit": commit},
+            )
+        content = files[name]
+        headers = {
+            "X-Repo-Commit": commit,
+            "ETag": f'"{_git_oid(content)}"',
+            "Content-Type": "application/octet-stream",
+            "Content-Length": str(len(content)),
+        }
+        return headers, content
 
     def _authenticate(self, authorization: str | None) -> User | None:
         if authorization is None:
@@ -388,7 +497,32 @@ def _handler_for(hub: HubServer) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             self._serve("POST")
 
+        def do_HEAD(self) -> None:
+            self._serve("HEAD")
+
         def _serve(self, method: str) -> None:
+            if urlsplit(self.path).path.startswith("/spaces/") and "/resolve/" in self.path:
+                self._serve_file(method)
+                return
+            self._serve_json(method)
+
+        def _serve_file(self, method: str) -> None:
+            try:
+                with hub._lock:
+                    headers, body = hub.resolve(
+                        method, urlsplit(self.path).path, self.headers.get("Authorization")
+                    )
+            except _Reply as reply:
+                self._send(reply.status, {"error": reply.error}, reply)
+                return
+            self.send_response(200)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            if method != "HEAD":
+                self.wfile.write(body)
+
+        def _serve_json(self, method: str) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             body = json.loads(raw) if raw else None
@@ -410,8 +544,11 @@ def _handler_for(hub: HubServer) -> type[BaseHTTPRequestHandler]:
                 self.send_header("X-Error-Message", reply.error)
                 if reply.code is not None:
                     self.send_header("X-Error-Code", reply.code)
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(data)
+            if self.command != "HEAD":
+                self.wfile.write(data)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # requests are recorded in hub.requests instead
