@@ -221,14 +221,16 @@ class Session:
             # A join landed while the reader was finishing: it needs a stream too.
             self._ensure_reader()
 
-    async def _read_once(self) -> bool:
+    async def _read_once(self, *, fresh: bool = False) -> bool:
         """Read one connection of the stream. True if the server closed it cleanly."""
         decoder = SSEDecoder()
+        opened = False
         try:
             with anyio.CancelScope() as tail:
                 async with self._transport.stream(
                     "GET", "queue/data", params={"session_hash": self.hash}
                 ) as response:
+                    opened = True
                     chunks = response.aiter_raw()
                     async for chunk in chunks:
                         for event in decoder.feed(chunk):
@@ -241,6 +243,10 @@ class Session:
         except ConnectionFailed as exc:
             if isinstance(exc, StreamLost):
                 raise
+            if not opened and not fresh and _stale(exc):
+                # A pooled connection the server closed while idle: the request never
+                # reached the app, so it is sent once more (on a new connection).
+                return await self._read_once(fresh=True)
             raise StreamLost(
                 f"lost the app's event stream mid-job: {exc.message}",
                 url=self._transport.base_url,
@@ -287,6 +293,10 @@ class Session:
         pending, self._pending = self._pending, {}
         for job in pending.values():
             job.fail(error)
+
+
+def _stale(exc: ConnectionFailed) -> bool:
+    return isinstance(exc.__cause__, httpx.RemoteProtocolError | httpx.ReadError)
 
 
 def _drain_deadline() -> float:
