@@ -35,9 +35,8 @@ import gradio as gr
 import pandas as pd
 
 from jobs import AppSchema, Client
-from runner.expand import iter_submissions
+from runner.inputs import iter_submissions, validate_submissions
 from runner.manifest import load_manifest
-from runner.validate import validate_submissions
 
 
 def predict(text: str, count: int, scale: float, mode: str) -> str:

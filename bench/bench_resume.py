@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from runner.results import RecordStatus, ResultRecord, ResultsStore  # noqa: E402
+from runner.store import RecordStatus, ResultRecord, ResultsStore  # noqa: E402
 
 MODES = ("store", "status", "naive")
 
@@ -116,7 +116,7 @@ def measure(mode: str, run_dir: Path, trace: bool) -> dict[str, float]:
         with ResultsStore.open(run_dir) as store:
             keys = len(store)
     elif mode == "status":
-        from runner.export import read_status  # imports pandas: only in this mode
+        from runner.store import read_status  # imports pandas: only in this mode
 
         keys = read_status(run_dir).keys
     else:

@@ -37,12 +37,17 @@ import anyio  # noqa: E402
 from support.apps import start_app  # noqa: E402
 
 from jobs import AsyncClient  # noqa: E402
-from runner.expand import Submission  # noqa: E402
+from runner.inputs import Submission, validate_submissions  # noqa: E402
 from runner.manifest import load_manifest  # noqa: E402
-from runner.progress import Progress  # noqa: E402
-from runner.resume import KeyCache, ValidationStamp, walk, write_stamp  # noqa: E402
-from runner.run import RunOptions, run  # noqa: E402
-from runner.validate import validate_submissions  # noqa: E402
+from runner.run import (  # noqa: E402
+    Progress,
+    RunOptions,
+    ValidationStamp,
+    run,
+    walk,
+    write_stamp,
+)
+from runner.store import KeyCache  # noqa: E402
 
 REMAINING = 100
 
@@ -144,8 +149,8 @@ def timed_run(manifest, options: RunOptions) -> tuple[float | None, float, int]:
         ended = time.perf_counter()
     finally:
         Progress.attempt_started = original  # type: ignore[method-assign]
-    assert summary["complete"], summary
-    return (first[0] - started if first else None, ended - started, summary["this_run"]["ok"])
+    assert summary.complete, summary
+    return (first[0] - started if first else None, ended - started, summary.this_run["ok"])
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ Starts three copies of the `bench` test app (a DELAY s endpoint with
 `concurrency_limit=CONCURRENCY`) and, for every replica count and batch size, runs the
 same batch through
 
-* spacerun: `runner.scheduler.Scheduler` over a `ReplicaPool` of `jobs.AsyncClient`s,
+* spacerun: `runner.scheduling._scheduler.Scheduler` over a `ReplicaPool` of `jobs.AsyncClient`s,
   `concurrency` jobs in flight per replica (the app's own limit). This is the engine
   alone: no manifest, no run folder, no progress display.
 * gradio_client: one `Client` per replica, `Client.submit` for every job round-robin,
@@ -55,9 +55,8 @@ def run_spacerun(urls: list[str], n: int, concurrency: int, profile: bool) -> di
     import anyio
 
     from jobs import AsyncClient
-    from runner.replicas import Replica, ReplicaPool
-    from runner.scheduler import Outcome, OutcomeStatus, Scheduler
-    from runner.throttle import AdaptiveLimit
+    from runner.scheduling import AdaptiveLimit, Outcome, Replica, ReplicaPool, Scheduler
+    from runner.store import RecordStatus
 
     result: dict[str, Any] = {}
 
@@ -76,7 +75,7 @@ def run_spacerun(urls: list[str], n: int, concurrency: int, profile: bool) -> di
             def on_outcome(outcome: Outcome) -> None:
                 nonlocal ok
                 ok += (
-                    outcome.status is OutcomeStatus.OK
+                    outcome.status is RecordStatus.OK
                     and outcome.value == outcome.submission.inputs["x"]
                 )
 

@@ -5,19 +5,33 @@ results on disk and resume. Built on `jobs`; `jobs` never imports `runner`.
 import runner
 
 summary = runner.run("sample_manifests/transcribe.yaml")   # what `spacerun run` does
-print(summary["this_run"], summary["exit_status"])
+print(summary.this_run, summary.exit_status)
 ```
+
+The layers, each a subpackage whose `__init__` is its surface (imports flow down
+this list, never up): `manifest` (text -> `Manifest`), `inputs` (rows ->
+submissions), `store` (the run folder), `scheduling` (submissions -> outcomes),
+`launch` (manifest replicas -> live replicas), `run` (one run end to end).
+What users need of them is re-exported here.
 """
 
-from .durations import Rate, format_duration, parse_duration, parse_rate
+from typing import TYPE_CHECKING
+
 from .errors import (
+    ExitStatus,
     ManifestError,
     RunnerError,
     UnsetVariable,
     ValidationFailed,
 )
-from .expand import FileHasher, Submission, iter_submissions, submission_key
-from .local import LocalApp, LocalAppError, LocalApps, LocalAppSpec
+from .inputs import (
+    Submission,
+    ValidationReport,
+    iter_submissions,
+    submission_key,
+    validate_submissions,
+)
+from .launch import LocalAppError
 from .manifest import (
     AppSpec,
     DuplicateReplica,
@@ -31,68 +45,53 @@ from .manifest import (
     UrlReplica,
     load_manifest,
 )
-from .replicas import AllReplicasDown, Replica, ReplicaPool
-from .results import (
+from .run import RunHandle, RunOptions, RunSummary, run, run_async, validate_manifest
+from .scheduling import AllReplicasDown
+from .store import (
     DuplicateResultError,
     RecordStatus,
     ResultRecord,
     ResultsError,
-    ResultsStore,
     RunFolderLockedError,
+    RunStatus,
+    read_status,
 )
-from .retry import RetryPolicy
-from .run import RunHandle, RunOptions, run, run_async, validate_manifest
-from .runfolder import RunFolder
-from .scheduler import Outcome, OutcomeStatus, Scheduler
-from .status import RunStatus, read_status
-from .throttle import AdaptiveLimit, RateLimiter
-from .validate import ValidationReport, validate_submissions
+
+if TYPE_CHECKING:
+    from .store import export, load_table
 
 
 def __getattr__(name: str) -> object:
     # The table functions need pandas (~0.4 s and 85 MB to import): loaded on first use.
     if name in ("export", "load_table"):
-        from . import export as _export
+        from .store import _export
 
         return getattr(_export, name)
     raise AttributeError(f"module 'runner' has no attribute {name!r}")
 
 
 __all__ = [
-    "AdaptiveLimit",
     "AllReplicasDown",
     "AppSpec",
     "DuplicateReplica",
     "DuplicateResultError",
-    "FileHasher",
+    "ExitStatus",
     "InputsSpec",
-    "LocalApp",
     "LocalAppError",
-    "LocalAppSpec",
-    "LocalApps",
     "LocalReplica",
     "Manifest",
     "ManifestError",
-    "Outcome",
-    "OutcomeStatus",
     "OutputSpec",
-    "Rate",
-    "RateLimiter",
     "RecordStatus",
-    "Replica",
-    "ReplicaPool",
     "ResultRecord",
     "ResultsError",
-    "ResultsStore",
-    "RetryPolicy",
-    "RunFolder",
     "RunFolderLockedError",
     "RunHandle",
     "RunOptions",
     "RunSpec",
     "RunStatus",
+    "RunSummary",
     "RunnerError",
-    "Scheduler",
     "Secret",
     "SpaceReplica",
     "Submission",
@@ -101,12 +100,9 @@ __all__ = [
     "ValidationFailed",
     "ValidationReport",
     "export",
-    "format_duration",
     "iter_submissions",
     "load_manifest",
     "load_table",
-    "parse_duration",
-    "parse_rate",
     "read_status",
     "run",
     "run_async",

@@ -13,16 +13,16 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from jobs import AsyncClient, JobsError, __version__
+from jobs import AsyncClient, __version__
 
-from .errors import RunnerError
+from .errors import ExitStatus, anticipated
 from .manifest import load_manifest
-from .run import EXIT_INPUT, EXIT_INTERRUPTED, RunOptions, run, validate_manifest
-from .status import read_status
+from .run import RunOptions, run, validate_manifest
+from .store import read_status
 
 __all__ = ["main"]
 
@@ -53,7 +53,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"spacerun {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (_add_run, _add_validate, _add_view_api, _add_status, _add_export):
+        add(commands)
+    return parser
 
+
+if TYPE_CHECKING:
+    # argparse's subparsers type is private, but it is what add_subparsers returns.
+    _Commands = argparse._SubParsersAction[argparse.ArgumentParser]
+
+
+def _add_run(commands: _Commands) -> None:
     run_p = commands.add_parser(
         "run",
         help="run (or resume) a batch",
@@ -80,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run_p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
 
+
+def _add_validate(commands: _Commands) -> None:
     val_p = commands.add_parser(
         "validate",
         help="check a manifest and every row against the app; send nothing",
@@ -88,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _manifest_args(val_p)
 
+
+def _add_view_api(commands: _Commands) -> None:
     api_p = commands.add_parser("view-api", help="show an app's endpoints and parameters")
     api_p.add_argument("app", help="a URL or a Space id (owner/name)")
     api_p.add_argument(
@@ -98,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     api_p.add_argument("--all", action="store_true", help="include undocumented endpoints")
     api_p.add_argument("--json", action="store_true", help="print JSON")
 
+
+def _add_status(commands: _Commands) -> None:
     st_p = commands.add_parser(
         "status",
         help="counts and last failures of a run folder",
@@ -106,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     st_p.add_argument("run_dir", type=Path)
     st_p.add_argument("--json", action="store_true", help="print JSON")
 
+
+def _add_export(commands: _Commands) -> None:
     ex_p = commands.add_parser(
         "export",
         help="write a run's results as a table",
@@ -114,7 +132,6 @@ def build_parser() -> argparse.ArgumentParser:
     ex_p.add_argument("run_dir", type=Path)
     ex_p.add_argument("--format", choices=["csv", "parquet", "jsonl"], default="csv")
     ex_p.add_argument("--out", type=Path, default=None, help="default: RUN_DIR/export.FORMAT")
-    return parser
 
 
 def _manifest_args(parser: argparse.ArgumentParser) -> None:
@@ -148,12 +165,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return int(_COMMANDS[args.command](args))
-    except (RunnerError, JobsError) as err:
+    except BaseException as exc:
+        err = anticipated(exc)
+        if err is None:
+            if isinstance(exc, KeyboardInterrupt):
+                print("spacerun: interrupted", file=sys.stderr)
+                return ExitStatus.INTERRUPTED
+            raise
         print(f"spacerun: {err}", file=sys.stderr)
-        return int(getattr(err, "exit_status", 1))
-    except KeyboardInterrupt:
-        print("spacerun: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return int(getattr(err, "exit_status", ExitStatus.FAILED))
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -168,7 +188,7 @@ def _run(args: argparse.Namespace) -> int:
         command=command,
     )
     summary = run(manifest, options)
-    return int(summary["exit_status"])
+    return int(summary.exit_status)
 
 
 def _original_args(args: argparse.Namespace) -> list[str]:
@@ -211,7 +231,7 @@ def _status(args: argparse.Namespace) -> int:
         status = read_status(args.run_dir)
     except FileNotFoundError as exc:
         print(f"spacerun: {exc}", file=sys.stderr)
-        return EXIT_INPUT
+        return ExitStatus.USAGE
     if args.json:
         print(json.dumps(status.to_dict(), indent=2, default=str))
     else:
@@ -220,7 +240,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .export import export  # pandas: loaded only for this command
+    from .store import export  # pandas: loaded only for this command
 
     path = export(args.run_dir, args.format, out=args.out)
     print(path)

@@ -5,50 +5,63 @@ RunnerError                   anything spacerun reports to the user without a tr
 ├── ManifestError             the manifest or an input file is malformed (file, line, column, key)
 │   └── UnsetVariable         a ${VAR} in the manifest names an unset environment variable
 ├── ValidationFailed          submissions do not fit the app's API (carries the full report)
-├── LocalAppError             a local copy of an app script did not start (runner.local)
-├── AllReplicasDown           no replica answered before the deadline (runner.replicas)
-└── ResultsError              the run folder cannot be written as asked (runner.results)
+├── LocalAppError             a local copy of an app script did not start (runner.launch)
+├── AllReplicasDown           no replica answered before the deadline (runner.scheduling)
+└── ResultsError              the run folder cannot be written as asked (runner.store)
     ├── DuplicateResultError  a second record for a key already ok (a bug if it happens)
     └── RunFolderLockedError  another spacerun is writing this run folder
 ```
 ```
 
-The CLI catches `RunnerError`, prints `str(err)` and exits with `err.exit_status`:
-2 for a malformed manifest or command line (fix the input), 1 when the manifest is
-well formed but its submissions do not fit the app. Messages name the place and say
+The CLI catches `RunnerError`, prints `str(err)` and exits with `err.exit_status`
+(an `ExitStatus`): 2 for a malformed manifest or command line (fix the input), 1 when
+the manifest is well formed but its submissions do not fit the app. Messages name the place and say
 what is expected; they never contain secrets (values read from `${VAR}` are not
 echoed back).
 """
 
 from __future__ import annotations
 
+import asyncio
+import sys
+from enum import IntEnum
 from typing import TYPE_CHECKING
 
+from jobs import JobsError
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
+
 if TYPE_CHECKING:
-    from .validate import ValidationReport
+    from .inputs import ValidationReport
 
 __all__ = [
-    "EXIT_INVALID",
-    "EXIT_OK",
-    "EXIT_USAGE",
+    "ExitStatus",
     "ManifestError",
     "RunnerError",
     "UnsetVariable",
     "ValidationFailed",
+    "anticipated",
 ]
 
-#: Everything is valid (or the run finished with every submission ok).
-EXIT_OK = 0
-#: The manifest is well formed, but submissions do not fit the app's API.
-EXIT_INVALID = 1
-#: The manifest, an input file or the command line is malformed.
-EXIT_USAGE = 2
+
+class ExitStatus(IntEnum):
+    """What `spacerun` exits with, and what `RunSummary.exit_status` holds."""
+
+    OK = 0
+    """Everything is valid, or the run finished with every submission ok."""
+    FAILED = 1
+    """Some submissions failed, or the manifest's rows do not fit the app's API."""
+    USAGE = 2
+    """The manifest, an input file, the run folder or the command line is unusable."""
+    INTERRUPTED = 130
+    """The run was stopped (Ctrl-C, SIGTERM, `RunHandle.stop()`); run it again to resume."""
 
 
 class RunnerError(Exception):
     """Root of every error raised by `runner`."""
 
-    exit_status: int = EXIT_USAGE
+    exit_status: ExitStatus = ExitStatus.USAGE
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -105,7 +118,7 @@ class UnsetVariable(ManifestError):
 class ValidationFailed(RunnerError):
     """Submissions do not fit the app's API; `report` holds every problem, grouped."""
 
-    exit_status = EXIT_INVALID
+    exit_status = ExitStatus.FAILED
 
     def __init__(self, report: ValidationReport) -> None:
         self.report = report
@@ -122,3 +135,26 @@ def _locate(
             place += f":{column}"
     parts = [p for p in (place, key, message) if p]
     return ": ".join(parts)
+
+
+def anticipated(exc: BaseException) -> RunnerError | JobsError | None:
+    """The error a user should see for `exc`, or None for a bug (which keeps its traceback).
+
+    Task groups wrap what their tasks raise in exception groups; the error inside is
+    what happened (a replica that did not start, a bad manifest), so it is unwrapped:
+    the first spacerun or jobs error found, when everything else in the group is one
+    too (or a cancellation that it caused).
+    """
+    if isinstance(exc, RunnerError | JobsError):
+        return exc
+    if not isinstance(exc, BaseExceptionGroup):
+        return None
+    found = [anticipated(inner) for inner in exc.exceptions if not _is_cancellation(inner)]
+    if not found or any(inner is None for inner in found):
+        return None
+    return found[0]
+
+
+def _is_cancellation(exc: BaseException) -> bool:
+    # The runner runs on anyio's asyncio backend, whose cancellation is asyncio's.
+    return isinstance(exc, asyncio.CancelledError)

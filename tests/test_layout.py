@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -99,3 +100,84 @@ def test_console_script_prints_version_and_help() -> None:
         cwd=ROOT,
     )
     assert "Gradio apps" in out.stdout
+
+
+# Lowest first: a layer may import the layers before it, never one after it.
+RUNNER_LAYERS = ("errors", "manifest", "inputs", "store", "scheduling", "launch", "run", "cli")
+# Imports allowed inside a function: heavy or optional libraries loaded on first use.
+LAZY_IMPORTS = {"pandas", "numpy", "pyarrow", "huggingface_hub", "ray", "export", "_export"}
+
+
+def _runtime_imports(tree: ast.Module) -> list[ast.ImportFrom | ast.Import]:
+    """Imports that run, leaving out `if TYPE_CHECKING:` blocks (types only)."""
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skipped.update(id(n) for n in ast.walk(node))
+    return [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom) and id(node) not in skipped
+    ]
+
+
+def _layer(path: Path) -> str:
+    parts = path.relative_to(ROOT / "runner").with_suffix("").parts
+    return parts[0]
+
+
+def test_runner_layers_import_downwards_only() -> None:
+    """manifest -> inputs -> store -> scheduling -> launch -> run -> cli: no import goes up
+    the list, and no subpackage reaches into another's private modules."""
+    rank = {name: i for i, name in enumerate(RUNNER_LAYERS)}
+    wrong = []
+    for path in (ROOT / "runner").rglob("*.py"):
+        here = _layer(path)
+        if here == "__init__":
+            continue  # the package surface re-exports every layer
+        tree = ast.parse(path.read_text(), str(path))
+        for node in _runtime_imports(tree):
+            if not isinstance(node, ast.ImportFrom) or node.level == 0:
+                continue
+            depth = len(path.relative_to(ROOT / "runner").parts) - 1
+            if node.level <= depth and depth > 0:
+                continue  # within its own subpackage
+            target = (node.module or "").split(".")
+            layer = target[0]
+            if layer not in rank:
+                continue
+            if rank[layer] > rank[here]:
+                wrong.append(f"{path.relative_to(ROOT)}: {here} imports {layer}")
+            if len(target) > 1 and target[1].startswith("_"):
+                wrong.append(f"{path.relative_to(ROOT)}: reaches into {'.'.join(target)}")
+    assert wrong == []
+
+
+def test_runner_imports_inside_functions_are_deliberately_lazy() -> None:
+    """An import inside a function is only for a heavy or optional library."""
+    found = []
+    for path in (ROOT / "runner").rglob("*.py"):
+        tree = ast.parse(path.read_text(), str(path))
+        for func in ast.walk(tree):
+            if not isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for node in ast.walk(func):
+                if isinstance(node, ast.Import):
+                    names = {a.name.split(".")[0] for a in node.names}
+                elif isinstance(node, ast.ImportFrom):
+                    names = {(node.module or "").split(".")[-1]} | {a.name for a in node.names}
+                else:
+                    continue
+                if not names & LAZY_IMPORTS:
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert found == []
+
+
+def test_runner_package_holds_only_layers() -> None:
+    """The top of `runner/` is its subpackages plus `__init__`, `cli` and `errors`."""
+    top = {p.name for p in (ROOT / "runner").iterdir() if not p.name.startswith((".", "__pycache"))}
+    assert top == {"__init__.py", "cli.py", "errors.py", "py.typed", *RUNNER_LAYERS[1:-1]}
+    for layer in RUNNER_LAYERS[1:-1]:
+        package = importlib.import_module(f"runner.{layer}")
+        assert package.__doc__, layer
+        assert all(hasattr(package, name) for name in package.__all__), layer

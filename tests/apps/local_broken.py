@@ -1,4 +1,4 @@
-"""Not an app: fails at import, as a script with a bug does. For `runner.local` tests."""
+"""Not an app: fails at import, as a script with a bug does. For `runner.launch._local` tests."""
 
 from __future__ import annotations
 

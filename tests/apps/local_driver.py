@@ -2,7 +2,7 @@
 
     python local_driver.py SCRIPT COUNT LOG_DIR [--graceful-sigterm]
 
-Starts COUNT copies of SCRIPT with `runner.local.LocalApps`, prints one JSON line
+Starts COUNT copies of SCRIPT with `runner.launch._local.LocalApps`, prints one JSON line
 {"pids": [...], "ports": [...]} once they are ready, then waits forever. Status lines
 go to stderr. Ctrl-C (SIGINT) propagates as KeyboardInterrupt out of `anyio.run`.
 SIGTERM keeps its default disposition (the process dies at once) unless
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import anyio
 
-from runner.local import LocalApps, LocalAppSpec
+from runner.launch import LocalApps, LocalAppSpec
 
 
 def status(message: str) -> None:

@@ -1,4 +1,4 @@
-"""Not an app: runs but never serves /config. For `runner.local` readiness timeouts.
+"""Not an app: runs but never serves /config. For `runner.launch._local` readiness timeouts.
 
 If $LOCAL_SLEEPER_REPORT_PORT is set, it first connects to 127.0.0.1 on that port and
 sends its pid, so a test can wait for "the copy is running" as an event.

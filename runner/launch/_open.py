@@ -1,0 +1,143 @@
+"""From the manifest's `app.replicas` to connected replicas: URLs, Space ids, duplicated
+Spaces and local copies of an app script, each opened on an exit stack that closes
+(and stops local processes) however the run ends."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from jobs import AsyncClient
+
+from ..manifest import DuplicateReplica, LocalReplica, Manifest, SpaceReplica, UrlReplica
+from ..scheduling import AdaptiveLimit, Replica
+from ._local import LocalApps, LocalAppSpec
+
+__all__ = ["open_replicas"]
+
+
+async def open_replicas(
+    manifest: Manifest,
+    stack: contextlib.AsyncExitStack,
+    *,
+    download_files: bool,
+    log_dir: Path,
+    on_message: Callable[[str], None],
+    hub_endpoint: str | None = None,
+) -> list[Replica]:
+    """Connect to every replica of `manifest`, starting local ones. Raises the first
+    `JobsError` / `RunnerError` met (the stack then closes what was opened)."""
+    token = manifest.app.hf_token.reveal() if manifest.app.hf_token is not None else None
+    options: dict[str, Any] = {
+        "hf_token": token,
+        "download_files": download_files,
+        "hub_endpoint": hub_endpoint,
+        "on_space_stage": None,
+    }
+    replicas: list[Replica] = []
+    for spec in manifest.app.replicas:
+        concurrency = spec.concurrency or manifest.run.concurrency
+        if isinstance(spec, UrlReplica):
+            client = await _enter(stack, await AsyncClient.connect(spec.url, **options))
+            replicas.append(_replica(spec.url, client, concurrency))
+        elif isinstance(spec, SpaceReplica):
+            on_message(f"connecting to Space {spec.space}")
+            client = await _enter(
+                stack,
+                await AsyncClient.connect(
+                    spec.space,
+                    **{**options, "on_space_stage": _stage_reporter(spec.space, on_message)},
+                ),
+            )
+            replicas.append(_replica(spec.space, client, concurrency))
+        elif isinstance(spec, DuplicateReplica):
+            replicas.extend(await _duplicates(spec, stack, options, concurrency, on_message))
+        elif isinstance(spec, LocalReplica):
+            replicas.extend(await _locals(spec, stack, options, concurrency, log_dir, on_message))
+        else:  # pragma: no cover - the manifest parser admits no other kind
+            raise TypeError(f"unknown replica kind {spec!r}")
+    return replicas
+
+
+async def _duplicates(
+    spec: DuplicateReplica,
+    stack: contextlib.AsyncExitStack,
+    options: dict[str, Any],
+    concurrency: int,
+    on_message: Callable[[str], None],
+) -> list[Replica]:
+    name = spec.to_id or spec.space.split("/", 1)[1]
+    out = []
+    for index in range(spec.count):
+        # Distinct names for the copies: name, name-2, name-3, ...
+        target = name if index == 0 else f"{name}-{index + 1}"
+        on_message(f"duplicating {spec.space} as {target} (or attaching to it)")
+        client = await _enter(
+            stack,
+            await AsyncClient.duplicate(
+                spec.space,
+                target,
+                private=spec.private,
+                hardware=spec.hardware,
+                # The manifest's duration is in seconds; a Space's sleep time is in minutes.
+                sleep_timeout=(
+                    math.ceil(spec.sleep_timeout / 60) if spec.sleep_timeout is not None else 5
+                ),
+                **{**options, "on_space_stage": _stage_reporter(target, on_message)},
+            ),
+        )
+        out.append(_replica(f"duplicate:{target}", client, concurrency))
+    return out
+
+
+async def _locals(
+    spec: LocalReplica,
+    stack: contextlib.AsyncExitStack,
+    options: dict[str, Any],
+    concurrency: int,
+    log_dir: Path,
+    on_message: Callable[[str], None],
+) -> list[Replica]:
+    apps = await stack.enter_async_context(
+        LocalApps(
+            LocalAppSpec(
+                script=spec.script,
+                count=spec.count,
+                python=spec.python or sys.executable,
+                env=dict(spec.env),
+                args=tuple(spec.args),
+            ),
+            log_dir=log_dir,
+            on_status=on_message,
+        )
+    )
+    out = []
+    for app in apps.apps:
+        client = await _enter(stack, await AsyncClient.connect(app.url, **options))
+
+        async def revive(app: Any = app) -> None:
+            if not app.alive():
+                on_message(f"restarting {spec.script.name} {app.name}")
+                await app.restart()
+
+        out.append(_replica(app.name, client, concurrency, revive))
+    return out
+
+
+async def _enter(stack: contextlib.AsyncExitStack, client: AsyncClient) -> AsyncClient:
+    stack.push_async_callback(client.aclose)
+    return client
+
+
+def _replica(name: str, client: AsyncClient, concurrency: int, revive: Any = None) -> Replica:
+    return Replica(
+        name=name, client=client, limit=AdaptiveLimit(maximum=concurrency), revive=revive
+    )
+
+
+def _stage_reporter(name: str, on_message: Callable[[str], None]) -> Callable[[str], None]:
+    return lambda stage: on_message(f"{name}: {stage}")

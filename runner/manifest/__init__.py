@@ -1,0 +1,43 @@
+"""Text -> a typed `Manifest`: YAML with positions, `${VAR}`, `--set`, durations, rates.
+
+Uses nothing else of `runner` but its errors.
+"""
+
+from ._durations import Rate, format_duration, parse_duration, parse_rate
+from ._load import load_manifest
+from ._model import (
+    AppSpec,
+    DuplicateReplica,
+    InputsSpec,
+    LocalReplica,
+    Manifest,
+    OutputSpec,
+    ReplicaSpec,
+    RunSpec,
+    Secret,
+    SourceKind,
+    SpaceReplica,
+    UrlReplica,
+)
+from ._yaml import dotted
+
+__all__ = [
+    "AppSpec",
+    "DuplicateReplica",
+    "InputsSpec",
+    "LocalReplica",
+    "Manifest",
+    "OutputSpec",
+    "Rate",
+    "ReplicaSpec",
+    "RunSpec",
+    "Secret",
+    "SourceKind",
+    "SpaceReplica",
+    "UrlReplica",
+    "dotted",
+    "format_duration",
+    "load_manifest",
+    "parse_duration",
+    "parse_rate",
+]

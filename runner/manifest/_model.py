@@ -1,0 +1,301 @@
+"""The manifest model: typed, frozen specs of the app, its replicas, inputs, run, output.
+
+`runner.manifest.load_manifest` builds one; `Manifest.to_dict` writes it back as data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, Union
+
+from ._durations import Rate, format_duration
+from ._yaml import Mark
+from ._yaml import Path as KeyPath
+
+__all__ = [
+    "AppSpec",
+    "DuplicateReplica",
+    "InputsSpec",
+    "LocalReplica",
+    "Manifest",
+    "OutputSpec",
+    "ReplicaSpec",
+    "RunSpec",
+    "Secret",
+    "SourceKind",
+    "SpaceReplica",
+    "UrlReplica",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """A value that never shows itself in a repr, a log line or an error message."""
+
+    _value: str = field(repr=False)
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    def __str__(self) -> str:
+        return "********"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UrlReplica:
+    """A running Gradio server at `url` (http:// or https://)."""
+
+    url: str
+    #: Jobs in flight on this replica; None means `run.concurrency`.
+    concurrency: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpaceReplica:
+    """A Hugging Face Space, `owner/name`, used as it is."""
+
+    space: str
+    concurrency: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DuplicateReplica:
+    """`count` copies of the Space `space` in the user's account (reused when they exist)."""
+
+    space: str
+    count: int = 1
+    hardware: str | None = None
+    private: bool = True
+    #: Seconds of inactivity before Hugging Face puts the copies to sleep.
+    sleep_timeout: float | None = None
+    #: Name of the copy (`name` or `owner/name`); copies 2.. get `-2`, `-3`, ... appended.
+    to_id: str | None = None
+    concurrency: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LocalReplica:
+    """`count` processes of a Gradio app script that spacerun starts and stops itself."""
+
+    script: Path
+    count: int = 1
+    #: The interpreter; None means the Python that runs spacerun.
+    python: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    args: tuple[str, ...] = ()
+    concurrency: int | None = None
+
+
+ReplicaSpec = Union[UrlReplica, SpaceReplica, DuplicateReplica, LocalReplica]  # noqa: UP007
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppSpec:
+    """Which app to call, where it runs, and the token for Hugging Face."""
+
+    endpoint: str | None
+    replicas: tuple[ReplicaSpec, ...]
+    hf_token: Secret | None = None
+
+    @property
+    def probe_target(self) -> ReplicaSpec:
+        """The replica to read the API from before the run: a URL or a Space if there is
+        one, else the source Space of a duplicate (same API, nothing to create), else a
+        local script (which must be started first)."""
+        order = (UrlReplica, SpaceReplica, DuplicateReplica, LocalReplica)
+        return min(self.replicas, key=lambda r: order.index(type(r)))
+
+
+class SourceKind(str, Enum):
+    """Where the input rows come from."""
+
+    ROWS = "rows"  # inline in the manifest
+    CSV = "csv"
+    JSONL = "jsonl"
+    PARQUET = "parquet"
+    FILES = "files"  # one row per file matching a glob, column `path`
+    NONE = "none"  # one empty row: everything comes from `map` and `matrix`
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InputsSpec:
+    """The rows, and how they become an endpoint's parameters."""
+
+    source: SourceKind = SourceKind.NONE
+    rows: tuple[Mapping[str, Any], ...] = ()
+    #: The csv / jsonl / parquet file (absolute), or None.
+    path: Path | None = None
+    #: The `files:` glob as written (relative to the manifest's folder unless absolute).
+    pattern: str | None = None
+    map: Mapping[str, Any] | None = None
+    matrix: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    limit: int | None = None
+    delimiter: str = ","
+    encoding: str = "utf-8"
+    #: Line of each inline row in the manifest, for error messages.
+    row_lines: tuple[int | None, ...] = field(default=(), repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunSpec:
+    """How the scheduler runs the submissions."""
+
+    concurrency: int = 4
+    rate: Rate | None = None
+    retries: int = 3
+    timeout: float | None = 600.0
+    retry_app_errors: bool = False
+    retry_timeouts: bool = False
+    grace: float = 30.0
+    share_session: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutputSpec:
+    """Where results go."""
+
+    dir: Path
+    export: tuple[str, ...] = ()
+    download_files: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Manifest:
+    """A loaded, type-checked manifest. Paths in it are absolute."""
+
+    name: str
+    #: The manifest file as the user named it (a YAML, CSV, JSONL or Parquet file).
+    path: Path | None
+    #: The folder relative paths are read from: the manifest's own folder.
+    base_dir: Path
+    app: AppSpec
+    inputs: InputsSpec
+    run: RunSpec
+    output: OutputSpec
+    #: Original `${VAR}` text of interpolated values, by key path (for redacted dumps).
+    templates: Mapping[KeyPath, str] = field(default_factory=dict, repr=False, compare=False)
+    marks: Mapping[KeyPath, Mark] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def display_path(self) -> str:
+        return str(self.path) if self.path is not None else "<manifest>"
+
+    def mark(self, *key: str | int) -> Mark:
+        """Where `key` (a key path such as `("inputs", "map", "audio")`) was written."""
+        for end in range(len(key), -1, -1):
+            found = self.marks.get(key[:end])
+            if found is not None:
+                return found
+        return Mark(self.display_path)
+
+    def to_dict(self, *, redact: bool = True) -> dict[str, Any]:
+        """The resolved manifest as plain data that `load_manifest` reads back.
+
+        With `redact` (the default), a value that came from `${VAR}` is written as its
+        `${VAR}` text and a literal `hf_token` is left out, so the dump holds no secret.
+        """
+        data = _dump(self, redact=redact)
+        if redact:
+            token = self.templates.get(("app", "hf_token"))
+            if self.app.hf_token is not None and token is not None:
+                data["app"]["hf_token"] = token
+            for path, template in self.templates.items():
+                _set_if_present(data, path, template)
+        return data
+
+
+def _dump(manifest: Manifest, *, redact: bool) -> dict[str, Any]:
+    app: dict[str, Any] = {"replicas": [_dump_replica(r) for r in manifest.app.replicas]}
+    if manifest.app.endpoint is not None:
+        app["endpoint"] = manifest.app.endpoint
+    if manifest.app.hf_token is not None and not redact:
+        app["hf_token"] = manifest.app.hf_token.reveal()
+    run = manifest.run
+    return {
+        "name": manifest.name,
+        "app": app,
+        "inputs": _dump_inputs(manifest.inputs),
+        "run": {
+            "concurrency": run.concurrency,
+            "rate": None if run.rate is None else str(run.rate),
+            "retries": run.retries,
+            "timeout": None if run.timeout is None else format_duration(run.timeout),
+            "retry_app_errors": run.retry_app_errors,
+            "retry_timeouts": run.retry_timeouts,
+            "grace": format_duration(run.grace),
+            "share_session": run.share_session,
+        },
+        "output": {
+            "dir": str(manifest.output.dir),
+            "export": list(manifest.output.export),
+            "download_files": manifest.output.download_files,
+        },
+    }
+
+
+def _dump_replica(replica: ReplicaSpec) -> dict[str, Any]:
+    if isinstance(replica, UrlReplica):
+        out: dict[str, Any] = {"url": replica.url}
+    elif isinstance(replica, SpaceReplica):
+        out = {"space": replica.space}
+    elif isinstance(replica, DuplicateReplica):
+        out = {"duplicate": replica.space, "count": replica.count, "private": replica.private}
+        if replica.hardware is not None:
+            out["hardware"] = replica.hardware
+        if replica.sleep_timeout is not None:
+            out["sleep_timeout"] = format_duration(replica.sleep_timeout)
+        if replica.to_id is not None:
+            out["to_id"] = replica.to_id
+    else:
+        out = {"local": str(replica.script), "count": replica.count}
+        if replica.python is not None:
+            out["python"] = replica.python
+        if replica.env:
+            out["env"] = dict(replica.env)
+        if replica.args:
+            out["args"] = list(replica.args)
+    if replica.concurrency is not None:
+        out["concurrency"] = replica.concurrency
+    return out
+
+
+def _dump_inputs(inputs: InputsSpec) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if inputs.source is SourceKind.ROWS:
+        out["rows"] = [dict(row) for row in inputs.rows]
+    elif inputs.source is SourceKind.FILES:
+        out["files"] = inputs.pattern
+    elif inputs.path is not None:
+        out[inputs.source.value] = str(inputs.path)
+    if inputs.source is SourceKind.CSV:
+        out["delimiter"] = inputs.delimiter
+        out["encoding"] = inputs.encoding
+    if inputs.map is not None:
+        out["map"] = dict(inputs.map)
+    if inputs.matrix:
+        out["matrix"] = {k: list(v) for k, v in inputs.matrix.items()}
+    if inputs.limit is not None:
+        out["limit"] = inputs.limit
+    return out
+
+
+def _set_if_present(data: Any, path: KeyPath, value: Any) -> None:
+    node = data
+    for step in path[:-1]:
+        if not _holds(node, step):
+            return
+        node = node[step]
+    if path and _holds(node, path[-1]):
+        node[path[-1]] = value
+
+
+def _holds(node: Any, step: str | int) -> bool:
+    if isinstance(node, dict):
+        return step in node
+    return isinstance(node, list) and isinstance(step, int) and step < len(node)

@@ -1,0 +1,275 @@
+"""A YAML reader that remembers where every key is, `${VAR}` interpolation, and overrides.
+
+PyYAML's composed nodes carry `start_mark` (line, column); we convert nodes to plain
+Python values ourselves and keep a side table `path -> Mark`, so every later error can
+name the line of the offending key. The resolver follows YAML 1.2 where 1.1 surprises
+users: only `true`/`false` are booleans (`yes`, `no`, `on`, `off` stay text) and dates
+stay text, so `language: no` is Norwegian, not False.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from ..errors import ManifestError, UnsetVariable
+
+__all__ = ["Document", "Mark", "Path", "apply_override", "dotted", "interpolate", "load_yaml"]
+
+Path = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """Where a key was written: a file (or `--set ...`) and a 1-based line and column."""
+
+    file: str
+    line: int | None = None
+    column: int | None = None
+
+
+@dataclass(slots=True)
+class Document:
+    """A parsed manifest tree and the position of each key and list item in it."""
+
+    data: Any
+    marks: dict[Path, Mark]
+    file: str
+
+    def mark(self, path: Path) -> Mark:
+        """The position of `path`, or of its nearest ancestor that has one."""
+        for end in range(len(path), -1, -1):
+            found = self.marks.get(path[:end])
+            if found is not None:
+                return found
+        return Mark(self.file)
+
+    def error(self, path: Path, message: str) -> ManifestError:
+        mark = self.mark(path)
+        return ManifestError(
+            message, file=mark.file, line=mark.line, column=mark.column, key=dotted(path) or None
+        )
+
+
+def dotted(path: Path) -> str:
+    """`("app", "replicas", 0, "url")` -> `app.replicas[0].url`."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [
+        (tag, regexp)
+        for tag, regexp in resolvers
+        if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")
+    ]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def load_yaml(text: str, *, file: str) -> Document:
+    """Parse one YAML document into plain values plus key positions; `ManifestError` if bad."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        marks: dict[Path, Mark] = {}
+        data = None if node is None else _convert(loader, node, (), marks, file)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = ": ".join(p for p in (exc.context, exc.problem) if p)
+        raise ManifestError(
+            f"this is not valid YAML: {problem}",
+            file=file,
+            line=None if mark is None else mark.line + 1,
+            column=None if mark is None else mark.column + 1,
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ManifestError(f"this is not valid YAML: {exc}", file=file) from None
+    finally:
+        loader.dispose()
+    return Document(data=data, marks=marks, file=file)
+
+
+def _mark(node: yaml.Node, file: str) -> Mark:
+    return Mark(file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def _convert(
+    loader: _Loader, node: yaml.Node, path: Path, marks: dict[Path, Mark], file: str
+) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        loader.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, (str, int, float)) or isinstance(key, bool):
+                mark = _mark(key_node, file)
+                raise ManifestError(
+                    f"expected a plain name as a key, got {key!r}",
+                    file=file,
+                    line=mark.line,
+                    column=mark.column,
+                    key=dotted(path) or None,
+                )
+            name = str(key)
+            child = (*path, name)
+            if name in out:
+                first, again = marks[child], _mark(key_node, file)
+                raise ManifestError(
+                    f"the key {name!r} is given twice (first on line {first.line}); keep one",
+                    file=file,
+                    line=again.line,
+                    column=again.column,
+                    key=dotted(child),
+                )
+            marks[child] = _mark(key_node, file)
+            out[name] = _convert(loader, value_node, child, marks, file)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        items = []
+        for index, item in enumerate(node.value):
+            item_path = (*path, index)
+            marks[item_path] = _mark(item, file)
+            items.append(_convert(loader, item, item_path, marks, file))
+        return items
+    return loader.construct_object(node, deep=True)
+
+
+_REFERENCE = re.compile(r"\$\$|\$\{([^}]*)\}")
+_VARIABLE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?", re.DOTALL)
+
+
+def interpolate(doc: Document, environ: Mapping[str, str] | None = None) -> dict[Path, str]:
+    """Replace `${VAR}` / `${VAR:-default}` in every string value of `doc` (in place).
+
+    `$$` is a literal `$`. Returns the original text of every value that changed, keyed by
+    path, so a dump can write the template back instead of the (possibly secret) value.
+    """
+    env = os.environ if environ is None else environ
+    templates: dict[Path, str] = {}
+
+    def visit(value: Any, path: Path) -> Any:
+        if isinstance(value, dict):
+            return {k: visit(v, (*path, k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [visit(v, (*path, i)) for i, v in enumerate(value)]
+        if isinstance(value, str) and "$" in value:
+            result = _substitute(doc, value, path, env)
+            if result != value:
+                templates[path] = value
+            return result
+        return value
+
+    doc.data = visit(doc.data, ())
+    return templates
+
+
+def _substitute(doc: Document, text: str, path: Path, env: Mapping[str, str]) -> str:
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        inner = _VARIABLE.fullmatch(match.group(1))
+        if inner is None:
+            raise doc.error(
+                path,
+                f"{match.group(0)!r} is not a variable reference; expected ${{NAME}} or "
+                "${NAME:-default} (write $$ for a literal $)",
+            )
+        name, default = inner.group(1), inner.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        mark = doc.mark(path)
+        raise UnsetVariable(
+            name, file=mark.file, line=mark.line, column=mark.column, key=dotted(path)
+        )
+
+    result = _REFERENCE.sub(replace, text)
+    leftover = _REFERENCE.sub("", text)
+    if "${" in leftover:
+        raise doc.error(
+            path, f"{text!r} has an unclosed '${{'; expected ${{NAME}} or ${{NAME:-default}}"
+        )
+    return result
+
+
+def apply_override(doc: Document, assignment: str, *, source: str | None = None) -> None:
+    """Apply `run.concurrency=8` to `doc` (in place); the value is read as YAML.
+
+    List items are addressed by index: `app.replicas.0.url=http://...`. Positions of the
+    overridden keys become `source` (default `--set <assignment>`), so later errors point
+    at the command line instead of the file.
+    """
+    label = source or f"--set {assignment}"
+    key, sep, raw = assignment.partition("=")
+    parts = [p.strip() for p in key.split(".")]
+    if not sep or not all(parts):
+        raise ManifestError(
+            "expected KEY=VALUE with a dotted key, like run.concurrency=8", file=label
+        )
+    value = _override_value(raw)
+    if not isinstance(doc.data, dict):
+        doc.data = {}
+    node: Any = doc.data
+    path: Path = ()
+    for index, part in enumerate(parts):
+        step: str | int = part
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) > len(node):
+                raise ManifestError(
+                    f"{dotted(path)} is a list of {len(node)}; expected an index from 0 to "
+                    f"{len(node)} in {key!r}",
+                    file=label,
+                )
+            step = int(part)
+        path = (*path, step)
+        last = index == len(parts) - 1
+        if last:
+            _assign(node, step, value)
+        else:
+            child = node[step] if _has(node, step) else None
+            if not isinstance(child, (dict, list)):
+                child = {}
+                _assign(node, step, child)
+            node = child
+        doc.marks[path] = Mark(label)
+    for stale in [p for p in doc.marks if len(p) > len(path) and p[: len(path)] == path]:
+        del doc.marks[stale]
+
+
+def _override_value(raw: str) -> Any:
+    try:
+        return yaml.load(raw, Loader=_Loader) if raw.strip() else ""
+    except yaml.YAMLError:
+        return raw
+
+
+def _has(node: Any, step: str | int) -> bool:
+    if isinstance(node, list):
+        return isinstance(step, int) and step < len(node)
+    return isinstance(node, dict) and step in node
+
+
+def _assign(node: Any, step: str | int, value: Any) -> None:
+    if isinstance(node, list) and isinstance(step, int):
+        if step == len(node):
+            node.append(value)
+        else:
+            node[step] = value
+    elif isinstance(node, dict):
+        node[step] = value

@@ -1,0 +1,394 @@
+"""The steps of one run, in order: what `runner.run.run_async` does once the manifest
+is loaded (see `runner.run` for the outline)."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import shlex
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
+
+import anyio
+
+from jobs import AppSchema, Endpoint
+
+from ..errors import ValidationFailed
+from ..inputs import Submission, ValidationReport, iter_submissions, validate_submissions
+from ..launch import open_replicas
+from ..manifest import Manifest
+from ..scheduling import (
+    AllReplicasDown,
+    Outcome,
+    RateLimiter,
+    Replica,
+    ReplicaPool,
+    RetryPolicy,
+    Scheduler,
+)
+from ..store import (
+    DuplicateResultError,
+    KeyCache,
+    RecordStatus,
+    ResultsStore,
+    RunFolder,
+    schema_digest,
+    write_manifest,
+    write_summary,
+)
+from ._options import RunHandle, RunOptions
+from ._outcome_record import record_of
+from ._progress import Progress
+from ._resume import (
+    Plan,
+    Skipped,
+    ValidationStamp,
+    all_done,
+    inputs_digest,
+    plan,
+    read_stamp,
+    walk,
+    write_stamp,
+)
+from ._summary import RunSummary, SummaryBuilder, format_summary
+
+__all__ = ["execute"]
+
+log = logging.getLogger("runner")
+
+_FAILED = (RecordStatus.ERROR, RecordStatus.TIMEOUT)
+
+
+async def execute(manifest: Manifest, options: RunOptions, handle: RunHandle) -> RunSummary:
+    """Run `manifest` to the end and return its summary, as `runner.run.run_async` does."""
+    return await _Run(manifest, options, handle).execute()
+
+
+@dataclass(frozen=True, slots=True)
+class _Resume:
+    """What the run folder's validation stamp says about this run, before any app is
+    contacted: nothing (`todo` None), what is left to send, or that it is all done."""
+
+    inputs: str | None = None
+    stamp: ValidationStamp | None = None
+    todo: Generator[Submission, None, None] | None = None
+    finished: RunSummary | None = None
+
+
+class _Run:
+    def __init__(self, manifest: Manifest, options: RunOptions, handle: RunHandle) -> None:
+        self.manifest = manifest
+        self.options = options
+        self.handle = handle
+        self.folder = RunFolder.at(manifest.output.dir)
+        self.progress = Progress(mode=options.progress)
+        self.summary = SummaryBuilder()
+        self.interrupted = False
+        self.in_flight_keys: set[str] = set()
+        # Submissions skipped this run: ok before, failed before (--no-retry-failed),
+        # identical to one already on its way.
+        self.already_ok = self.failed_kept = self.duplicates = 0
+
+    async def execute(self) -> RunSummary:
+        if self.options.restart and (aside := self.folder.set_aside()) is not None:
+            self.progress.message(f"--restart: the previous run folder is kept as {aside}")
+        self.folder.ensure()
+        started = self._started = time.monotonic()
+        with ResultsStore.open(self.folder.root) as store:
+            write_manifest(self.folder.root, self.manifest.to_dict(redact=True))
+            self._cache: KeyCache | None = None
+            try:
+                return await self._execute(store, started)
+            finally:
+                if self._cache is not None:
+                    self._cache.close()
+
+    async def _execute(self, store: ResultsStore, started: float) -> RunSummary:
+        resume = await self._plan_resume(store)
+        if resume.finished is not None:
+            return resume.finished
+        async with contextlib.AsyncExitStack() as stack:
+            replicas, prefetched = await self._open(stack, resume.todo)
+            schema = replicas[0].client.schema
+            total, source = await self._source(store, schema, resume, prefetched)
+            return await self._schedule(store, started, replicas, schema, total, source)
+
+    async def _plan_resume(self, store: ResultsStore) -> _Resume:
+        """With a validation stamp for these same rows, plan from the key cache (with the
+        schema they were validated against); when nothing is left, finish at once."""
+        if not self.options.fast_resume:
+            return _Resume()
+        inputs = await anyio.to_thread.run_sync(inputs_digest, self.manifest)
+        previous = read_stamp(self.folder.root)
+        if previous is None or previous.inputs != inputs:
+            return _Resume(inputs=inputs)
+        cache = self._cache = KeyCache.open(self.folder.root, previous.stamp)
+        cached_schema = previous.app_schema()
+        needed = self._needed(store)
+        retry_failed = self.options.retry_failed
+        the_plan = await anyio.to_thread.run_sync(
+            lambda: plan(self.manifest, cached_schema, cache, needed, retry_failed=retry_failed)
+        )
+        if await anyio.to_thread.run_sync(
+            all_done, self.manifest, previous, cache, needed, the_plan
+        ):
+            # Nothing to send: no replica is started, no app contacted.
+            self.progress.start(total=previous.submissions)
+            self.progress.close()
+            self._count_done(store, cache)
+            finished = self._finish(store, self._started, total=previous.submissions, replicas=[])
+            return _Resume(inputs=inputs, stamp=previous, finished=finished)
+        todo = self._todo(store, cached_schema, the_plan)
+        return _Resume(inputs=inputs, stamp=previous, todo=todo)
+
+    async def _open(
+        self, stack: contextlib.AsyncExitStack, todo: Iterator[Submission] | None
+    ) -> tuple[list[Replica], list[Submission]]:
+        """Start and connect the replicas, skipping the done rows meanwhile."""
+        prefetched: list[Submission] = []
+        async with anyio.create_task_group() as group:
+            if todo is not None:
+                group.start_soon(self._prefetch, todo, prefetched)
+            replicas = await open_replicas(
+                self.manifest,
+                stack,
+                download_files=self.manifest.output.download_files,
+                log_dir=self.folder.root / "logs",
+                on_message=self.progress.message,
+                hub_endpoint=self.options.hub_endpoint,
+            )
+        return replicas, prefetched
+
+    async def _source(
+        self,
+        store: ResultsStore,
+        schema: AppSchema,
+        resume: _Resume,
+        prefetched: list[Submission],
+    ) -> tuple[int, Iterator[Submission]]:
+        """What to send, and how many submissions the manifest has: from the plan when the
+        app's API is the one validated before, else validated again from scratch."""
+        stamp, todo = resume.stamp, resume.todo
+        if stamp is not None and todo is not None and stamp.schema_digest == schema_digest(schema):
+            return stamp.submissions, itertools.chain(prefetched, todo)
+        if todo is not None:
+            todo.close()
+            self._reset_counts()
+        report = await anyio.to_thread.run_sync(validate_submissions, self.manifest, schema)
+        if not report.ok:
+            raise ValidationFailed(report)
+        if self.options.fast_resume:
+            self._stamp(schema, report, resume.inputs)
+        return report.submissions, self._todo(store, schema, None)
+
+    def _stamp(self, schema: AppSchema, report: ValidationReport, inputs: str | None) -> None:
+        """Write the validation stamp and start a key cache for it."""
+        stamp = ValidationStamp.of(
+            self.manifest,
+            schema,
+            endpoint=report.endpoint or "",
+            rows=report.rows,
+            submissions=report.submissions,
+            inputs=inputs,
+        )
+        if self._cache is not None:
+            self._cache.close()
+        self._cache = KeyCache.open(self.folder.root, stamp.stamp)
+        write_stamp(self.folder.root, stamp)
+
+    async def _schedule(
+        self,
+        store: ResultsStore,
+        started: float,
+        replicas: list[Replica],
+        schema: AppSchema,
+        total: int,
+        source: Iterator[Submission],
+    ) -> RunSummary:
+        """Send what is left; record each outcome; summarise however it ends."""
+        endpoint = schema.endpoint(self.manifest.app.endpoint)
+        pool = ReplicaPool(replicas, on_message=self.progress.message)
+        scheduler = self._scheduler(pool, store, endpoint)
+        self.handle.attach(scheduler)
+        self.progress.start(total=total)
+        down: AllReplicasDown | None = None
+        try:
+            async with anyio.create_task_group() as group:
+                if self.options.handle_signals:
+                    group.start_soon(self._watch_signals, scheduler)
+                try:
+                    await scheduler.run(source)
+                except AllReplicasDown as exc:
+                    down = exc  # every outcome is recorded; summarise, then report
+                group.cancel_scope.cancel()
+        finally:
+            self.progress.close()
+        summary = self._finish(
+            store, started, total=total, replicas=replicas, stopped_by=str(down) if down else None
+        )
+        if down is not None:
+            raise down
+        return summary
+
+    async def _prefetch(self, todo: Iterator[Submission], out: list[Submission]) -> None:
+        first = await anyio.to_thread.run_sync(next, todo, None)
+        if first is not None:
+            out.append(first)
+
+    def _reset_counts(self) -> None:
+        self.already_ok = self.failed_kept = self.duplicates = 0
+        self.in_flight_keys.clear()
+        self.progress.skipped = 0
+
+    def _finish(
+        self,
+        store: ResultsStore,
+        started: float,
+        *,
+        total: int,
+        replicas: list[Replica],
+        stopped_by: str | None = None,
+    ) -> RunSummary:
+        done = self.already_ok + self.duplicates + self.summary.counts[RecordStatus.OK.value]
+        summary = self.summary.build(
+            name=self.manifest.name,
+            run_dir=str(self.folder.root),
+            wall=time.monotonic() - started,
+            total=total,
+            skipped=self.already_ok,
+            done=done,
+            failed_kept=self.failed_kept,
+            duplicates=self.duplicates,
+            folder_counts={s.value: n for s, n in store.counts().items()},
+            replicas=replicas,
+            interrupted=self.interrupted or self.handle.stopped,
+            resume_command=self._resume_command(),
+            stopped_by=stopped_by,
+        )
+        write_summary(self.folder.root, summary.to_dict())
+        for fmt in self.manifest.output.export:
+            self._export(fmt)
+        if self.progress.mode != "quiet":
+            self.progress.message(format_summary(summary))
+        return summary
+
+    def _export(self, fmt: str) -> None:
+        if self.folder.export_is_current(fmt):
+            return  # nothing new since the last export
+        from ..store import export  # pandas, loaded only when a run exports
+
+        export(self.folder.root, fmt)  # type: ignore[arg-type]
+
+    def _scheduler(self, pool: ReplicaPool, store: ResultsStore, endpoint: Endpoint) -> Scheduler:
+        run_spec = self.manifest.run
+        rate = run_spec.rate.per_second if run_spec.rate is not None else None
+
+        async def on_outcome(outcome: Outcome) -> None:
+            key = outcome.submission.key
+            try:
+                self.summary.add(outcome)
+                if outcome.status is RecordStatus.CANCELLED and outcome.attempts == 0:
+                    return  # never sent: nothing to record, it simply runs on resume
+                store.append(record_of(outcome, endpoint, self.folder))
+            except DuplicateResultError:
+                # Cannot happen while identical rows wait for each other; never fatal.
+                log.warning("%s was already recorded ok; the second result is dropped", key)
+            finally:
+                # Only once the record is on disk may an identical row be looked at again.
+                self.in_flight_keys.discard(key)
+
+        return Scheduler(
+            pool,
+            on_outcome=on_outcome,
+            endpoint=endpoint.api_name,
+            rate=RateLimiter(rate),
+            policy=RetryPolicy(
+                retries=run_spec.retries,
+                retry_app_errors=run_spec.retry_app_errors,
+                retry_timeouts=run_spec.retry_timeouts,
+            ),
+            timeout=run_spec.timeout,
+            grace=run_spec.grace,
+            share_session=run_spec.share_session,
+            download_dir=self.folder.files_dir if self.manifest.output.download_files else None,
+            listener=self.progress,
+        )
+
+    def _count_done(self, store: ResultsStore, cache: KeyCache) -> None:
+        statuses = Counter(map(store.status_of, cache.keys()))
+        self.already_ok = statuses[RecordStatus.OK]
+        self.failed_kept = statuses[RecordStatus.ERROR] + statuses[RecordStatus.TIMEOUT]
+
+    def _needed(self, store: ResultsStore) -> Callable[[str], bool]:
+        """Whether a key must be sent: not ok, not failed for good (unless retrying
+        failures), not an identical row already on its way."""
+        retry_failed = self.options.retry_failed
+        in_flight = self.in_flight_keys
+
+        def needed(key: str) -> bool:
+            if key in in_flight:
+                return False
+            status = store.status_of(key)
+            if status is RecordStatus.OK:
+                return False
+            return not (status in _FAILED and not retry_failed)
+
+        return needed
+
+    def _todo(
+        self, store: ResultsStore, schema: AppSchema, the_plan: Plan | None
+    ) -> Generator[Submission, None, None]:
+        needed = self._needed(store)
+        cache = self._cache
+        source: Iterator[Submission | Skipped]
+        if self.options.fast_resume:
+            source = walk(self.manifest, schema, cache, needed, plan_=the_plan)
+        else:
+            source = iter_submissions(self.manifest, schema)
+        for item in source:
+            if isinstance(item, Skipped):
+                if item.all_ok:
+                    self.already_ok += item.end - item.start
+                    self.progress.skip(item.end - item.start)
+                else:
+                    assert cache is not None
+                    self._skipped(store, cache.keys(item.start, item.end))
+            elif not needed(item.key):
+                self._skipped(store, [item.key])
+            else:
+                self.in_flight_keys.add(item.key)
+                yield item
+
+    def _skipped(self, store: ResultsStore, keys: list[str]) -> None:
+        """Count submissions that need no work: ok before, failed before (and not retried),
+        or identical to one already on its way."""
+        statuses = Counter(map(store.status_of, keys))
+        ok = statuses[RecordStatus.OK]
+        failed = 0 if self.options.retry_failed else sum(statuses[s] for s in _FAILED)
+        self.already_ok += ok
+        self.failed_kept += failed
+        self.duplicates += len(keys) - ok - failed
+        self.progress.skip(len(keys))
+
+    async def _watch_signals(self, scheduler: Scheduler) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for _ in signals:
+                if scheduler.stopping:
+                    self.progress.message("second interrupt: stopping now")
+                    scheduler.abort()
+                    return
+                self.interrupted = True
+                self.progress.message(
+                    f"interrupted: cancelling queued jobs, giving running ones "
+                    f"{self.manifest.run.grace:g} s (Ctrl-C again to stop at once)"
+                )
+                scheduler.stop()
+
+    def _resume_command(self) -> str:
+        command = list(self.options.command or ["spacerun", "run", str(self.manifest.display_path)])
+        command = [c for c in command if c != "--restart"]
+        return shlex.join(command)

@@ -1,0 +1,142 @@
+"""What the user watches while a batch runs: a tqdm bar on a terminal, JSON lines for
+machines, or nothing. Only this module and the CLI print."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import Counter
+from typing import IO, Any
+
+from tqdm import tqdm
+
+from ..scheduling import Outcome
+from ..store import RecordStatus
+
+__all__ = ["Progress", "ProgressMode"]
+
+#: "bar" (a terminal), "json" (one JSON line per second), "plain" (messages only),
+#: "quiet" (nothing), or "auto": bar on a terminal, else plain.
+ProgressMode = str
+
+
+class Progress:
+    """Counts outcomes and shows them. Also the scheduler's listener."""
+
+    def __init__(
+        self,
+        *,
+        mode: ProgressMode = "auto",
+        stream: IO[str] | None = None,
+        json_interval: float = 1.0,
+    ) -> None:
+        self._stream = stream or sys.stderr
+        if mode == "auto":
+            mode = "bar" if self._stream.isatty() else "plain"
+        self.mode = mode
+        self.counts: Counter[str] = Counter()
+        self._retrying: set[str] = set()
+        self.in_flight: set[str] = set()
+        self.total: int | None = None
+        self.skipped = 0
+        self._bar: tqdm[Any] | None = None
+        self._json_interval = json_interval
+        self._last_json = 0.0
+        self._started = time.monotonic()
+
+    # -- run lifecycle -----------------------------------------------------------------
+
+    def start(self, *, total: int | None) -> None:
+        self.total = total
+        self._started = time.monotonic()
+        if self.mode == "bar":
+            self._bar = tqdm(
+                total=total, file=self._stream, unit="job", dynamic_ncols=True, smoothing=0.05
+            )
+            if self.skipped:  # counted before the bar existed (rows skipped early)
+                self._bar.update(self.skipped)
+        self._emit(force=True)
+
+    def skip(self, count: int = 1) -> None:
+        """`count` submissions that need no work (already ok, or identical rows)."""
+        self.skipped += count
+        if self._bar is not None:
+            self._bar.update(count)
+
+    def message(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.write(text, file=self._stream)
+        elif self.mode == "json":
+            self._json({"event": "message", "text": text})
+        elif self.mode in ("plain", "bar"):  # a bar mode before the bar starts or after
+            self._stream.write(text + "\n")
+            self._stream.flush()
+
+    def close(self) -> None:
+        self._emit(force=True)
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    # -- SchedulerListener -------------------------------------------------------------
+
+    def attempt_started(self, key: str, replica: str) -> None:
+        self.in_flight.add(key)
+        self._retrying.discard(key)
+        self._emit()
+
+    def retrying(self, key: str, cause: str, delay: float) -> None:
+        self.in_flight.discard(key)
+        self._retrying.add(key)
+        self.counts["retries"] += 1
+        self._emit()
+
+    def outcome(self, outcome: Outcome) -> None:
+        key = outcome.submission.key
+        self.in_flight.discard(key)
+        self._retrying.discard(key)
+        self.counts[outcome.status.value] += 1
+        if self._bar is not None:
+            self._bar.update(1)
+        self._emit()
+
+    # -- display ------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        done = sum(self.counts[s.value] for s in RecordStatus)
+        elapsed = max(1e-9, time.monotonic() - self._started)
+        remaining = None if self.total is None else self.total - self.skipped - done
+        rate = self.counts[RecordStatus.OK.value] / elapsed
+        return {
+            "ok": self.counts[RecordStatus.OK.value],
+            "failed": self.counts[RecordStatus.ERROR.value]
+            + self.counts[RecordStatus.TIMEOUT.value],
+            "cancelled": self.counts[RecordStatus.CANCELLED.value],
+            "retrying": len(self._retrying),
+            "in_flight": len(self.in_flight),
+            "skipped": self.skipped,
+            "total": self.total,
+            "remaining": remaining,
+            "rate": round(rate, 3),
+            "eta_seconds": round(remaining / rate, 1) if remaining and rate > 0 else None,
+            "elapsed": round(elapsed, 3),
+        }
+
+    def _emit(self, *, force: bool = False) -> None:
+        if self._bar is not None:
+            snap = self.snapshot()
+            self._bar.set_postfix_str(
+                f"ok {snap['ok']} failed {snap['failed']} retrying {snap['retrying']} "
+                f"in flight {snap['in_flight']}",
+                refresh=False,
+            )
+        elif self.mode == "json":
+            now = time.monotonic()
+            if force or now - self._last_json >= self._json_interval:
+                self._last_json = now
+                self._json({"event": "progress", **self.snapshot()})
+
+    def _json(self, payload: dict[str, Any]) -> None:
+        self._stream.write(json.dumps(payload, separators=(",", ":")) + "\n")
+        self._stream.flush()

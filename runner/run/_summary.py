@@ -1,0 +1,231 @@
+"""The end-of-run summary: counts, failures grouped by cause, throughput, replicas.
+
+`SummaryBuilder` hears every outcome as it arrives; `build()` makes the frozen
+`RunSummary` that `run()` returns and `summary.json` holds (`to_dict()`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ExitStatus
+from ..scheduling import Outcome, Replica
+from ..store import RecordStatus
+
+__all__ = ["FailureGroup", "ReplicaSummary", "RunSummary", "SummaryBuilder", "format_summary"]
+
+_NUMBERS = re.compile(r"\b\d+(\.\d+)?\b")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FailureGroup:
+    """Failures with one cause (numbers in the message folded to `N`), and the first."""
+
+    cause: str
+    count: int
+    #: The first failure of the group: `{"key", "row", "message"}`.
+    example: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplicaSummary:
+    """What one replica did in this run."""
+
+    name: str
+    submitted: int
+    ok: int
+    failed: int
+    overloads: int
+    ejections: int
+    busy_seconds: float
+    mean_run_seconds: float | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunSummary:
+    """How a run ended: what `runner.run()` returns and `summary.json` holds."""
+
+    name: str
+    run_dir: str
+    interrupted: bool
+    #: Every submission of the manifest is ok in the run folder.
+    complete: bool
+    #: Submissions in the manifest (None when it could not be counted).
+    total: int | None
+    skipped_already_ok: int
+    skipped_failed_before: int
+    identical_rows: int
+    #: Outcomes of this run by status: `{"ok": 8, "error": 1, "timeout": 0, "cancelled": 0}`.
+    this_run: Mapping[str, int]
+    #: Records in the run folder by status, over every run.
+    folder: Mapping[str, int]
+    remaining: int | None
+    wall_seconds: float
+    throughput_per_second: float | None
+    failures_by_cause: tuple[FailureGroup, ...]
+    replicas: tuple[ReplicaSummary, ...]
+    resume_command: str | None
+    #: Why the run stopped before the end, when it was not the user (e.g. all replicas down).
+    stopped_by: str | None = None
+    exit_status: ExitStatus
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data, as `summary.json` stores it (`stopped_by` only when set)."""
+        data = dataclasses.asdict(self)
+        data["exit_status"] = int(self.exit_status)
+        if self.stopped_by is None:
+            del data["stopped_by"]
+        return data
+
+
+def exit_status_of(*, complete: bool, interrupted: bool, stopped_by: str | None) -> ExitStatus:
+    """A run stopped by a fault failed; one stopped by the user was interrupted."""
+    if stopped_by:
+        return ExitStatus.FAILED
+    if interrupted:
+        return ExitStatus.INTERRUPTED
+    return ExitStatus.OK if complete else ExitStatus.FAILED
+
+
+@dataclass(slots=True)
+class _Group:
+    count: int
+    example: dict[str, Any]
+
+
+@dataclass(slots=True)
+class SummaryBuilder:
+    """Collects outcomes as they arrive; `build()` makes the `RunSummary`."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    failures: dict[str, _Group] = field(default_factory=dict)
+    run_times: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, outcome: Outcome) -> None:
+        self.counts[outcome.status.value] += 1
+        if outcome.replica is not None and outcome.run_time is not None:
+            self.run_times.setdefault(outcome.replica, []).append(outcome.run_time)
+        if outcome.status in (RecordStatus.ERROR, RecordStatus.TIMEOUT):
+            self._add_failure(outcome)
+
+    def _add_failure(self, outcome: Outcome) -> None:
+        error = outcome.error
+        kind = "Timeout" if outcome.status is RecordStatus.TIMEOUT else type(error).__name__
+        message = getattr(error, "message", None) or str(error)
+        cause = f"{kind}: {_NUMBERS.sub('N', message)[:160]}"
+        group = self.failures.get(cause)
+        if group is None:
+            example = {"key": outcome.submission.key, "row": outcome.submission.row}
+            self.failures[cause] = _Group(1, {**example, "message": message})
+        else:
+            group.count += 1
+
+    def build(
+        self,
+        *,
+        name: str,
+        run_dir: str,
+        wall: float,
+        total: int | None,
+        skipped: int,
+        folder_counts: dict[str, int],
+        replicas: list[Replica],
+        interrupted: bool,
+        resume_command: str | None,
+        done: int | None = None,
+        failed_kept: int = 0,
+        duplicates: int = 0,
+        stopped_by: str | None = None,
+    ) -> RunSummary:
+        """`done`: this manifest's submissions that are ok (the folder may also hold keys
+        of rows the manifest no longer has, so its ok count can be larger)."""
+        ok = self.counts[RecordStatus.OK.value]
+        if done is None:
+            done = folder_counts.get("ok", 0)
+        left = None if total is None else max(total - done, 0)
+        complete = left == 0
+        return RunSummary(
+            name=name,
+            run_dir=run_dir,
+            interrupted=interrupted,
+            complete=complete,
+            total=total,
+            skipped_already_ok=skipped,
+            skipped_failed_before=failed_kept,
+            identical_rows=duplicates,
+            this_run={s.value: self.counts[s.value] for s in RecordStatus},
+            folder=folder_counts,
+            remaining=left,
+            wall_seconds=round(wall, 3),
+            throughput_per_second=round(ok / wall, 3) if wall > 0 else None,
+            failures_by_cause=tuple(
+                FailureGroup(cause=cause, count=g.count, example=g.example)
+                for cause, g in sorted(self.failures.items(), key=lambda kv: -kv[1].count)
+            ),
+            replicas=tuple(self._replica(r) for r in replicas),
+            resume_command=resume_command if left else None,
+            stopped_by=stopped_by,
+            exit_status=exit_status_of(
+                complete=complete, interrupted=interrupted, stopped_by=stopped_by
+            ),
+        )
+
+    def _replica(self, replica: Replica) -> ReplicaSummary:
+        times = self.run_times.get(replica.name, [])
+        stats = replica.stats
+        return ReplicaSummary(
+            name=replica.name,
+            submitted=stats.submitted,
+            ok=stats.ok,
+            failed=stats.failed,
+            overloads=stats.overloads,
+            ejections=stats.ejections,
+            busy_seconds=round(stats.busy_seconds, 3),
+            mean_run_seconds=round(sum(times) / len(times), 4) if times else None,
+        )
+
+
+def format_summary(summary: RunSummary) -> str:
+    """The summary as the terminal shows it."""
+    lines = [_headline(summary)]
+    if summary.skipped_failed_before:
+        lines.append(
+            f"  {summary.skipped_failed_before} failed before and were not retried "
+            "(--no-retry-failed)"
+        )
+    if summary.total is not None:
+        ok = summary.total - (summary.remaining or 0)
+        lines.append(f"run folder {summary.run_dir}: {ok} of {summary.total} ok")
+        if not summary.replicas and summary.this_run["ok"] == 0 and not summary.remaining:
+            lines.append("  nothing left to run: no app was started or contacted")
+    for group in summary.failures_by_cause[:10]:
+        example = group.example
+        lines.append(
+            f"  {group.count} x {group.cause}  (e.g. row {example['row']}, key {example['key']})"
+        )
+    for replica in summary.replicas:
+        lines.append(
+            f"  {replica.name}: {replica.ok} ok, {replica.failed} failed, "
+            f"{replica.overloads} overloads, {replica.ejections} ejections"
+        )
+    if summary.resume_command:
+        lines.append(f"to resume: {summary.resume_command}")
+    return "\n".join(lines)
+
+
+def _headline(summary: RunSummary) -> str:
+    this = summary.this_run
+    line = (
+        f"{summary.name}: {this['ok']} ok, {this['error']} failed, {this['timeout']} timed "
+        f"out, {this['cancelled']} cancelled in {summary.wall_seconds:.1f} s"
+    )
+    if summary.throughput_per_second:
+        line += f" ({summary.throughput_per_second:.1f}/s)"
+    if summary.skipped_already_ok:
+        line += f"; {summary.skipped_already_ok} already done"
+    return line

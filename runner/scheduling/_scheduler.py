@@ -1,0 +1,394 @@
+"""The engine: submissions in, outcomes out, every replica as busy as allowed and no busier.
+
+For each submission: wait for a replica slot (the pool) and a rate token (global), send
+it, wait for the result within `timeout`, and retry what is transient (tenacity) —
+possibly on another replica. Every submission taken from the iterable ends in exactly
+one `Outcome` handed to `on_outcome`, which is shielded from cancellation so a result is
+never half-recorded; once the run stops, no more are taken.
+
+`stop()` is the first Ctrl-C: nothing new is sent, jobs still waiting (on spacerun, in
+an app's queue, or for their next attempt) are cancelled, on their servers for those
+sent, running ones get `grace` seconds, then they are cancelled too. `abort()` is the
+second: everything stops at once; what was not recorded simply runs again on resume.
+
+If every replica stays down past the pool's deadline, the run stops the same way and
+`run()` raises `AllReplicasDown` once every submission has its outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import anyio
+from anyio.abc import TaskGroup
+from tenacity import RetryCallState
+
+from jobs import AsyncJob, JobCancelled, JobsError, Status, StatusUpdate
+
+from ..store import RecordStatus
+from ._pool import AllReplicasDown, Replica, ReplicaPool
+from ._retry import AttemptTimeout, RetryPolicy, cause_of
+from ._throttle import RateLimiter, Sleep
+
+__all__ = ["Outcome", "Scheduler", "SchedulerListener", "SubmissionLike"]
+
+log = logging.getLogger("runner")
+
+_BATCH = 256
+#: Longest wait for a server to acknowledge a cancel before we stop asking.
+_CANCEL_TIMEOUT = 10.0
+
+
+class SubmissionLike(Protocol):
+    @property
+    def key(self) -> str: ...
+    @property
+    def row(self) -> int: ...
+    @property
+    def inputs(self) -> Mapping[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    """How one submission ended, after all its attempts."""
+
+    submission: SubmissionLike
+    status: RecordStatus
+    value: Any = None
+    error: BaseException | None = None
+    attempts: int = 0
+    causes: tuple[str, ...] = ()
+    replica: str | None = None
+    queue_time: float | None = None
+    run_time: float | None = None
+    finished_at: float = field(default_factory=time.time)
+
+
+class SchedulerListener(Protocol):
+    """What the progress display hears from the scheduler."""
+
+    def attempt_started(self, key: str, replica: str) -> None: ...
+    def retrying(self, key: str, cause: str, delay: float) -> None: ...
+    def outcome(self, outcome: Outcome) -> None: ...
+
+
+@dataclass(slots=True)
+class _Task:
+    scope: anyio.CancelScope
+    replica: Replica | None = None
+    #: The current attempt's job; None while waiting for a slot, a token or a retry.
+    job: AsyncJob | None = None
+    #: Attempts actually sent to a replica.
+    sent: int = 0
+
+
+class Scheduler:
+    """Runs submissions across a `ReplicaPool`; see the module docstring."""
+
+    def __init__(
+        self,
+        pool: ReplicaPool,
+        *,
+        on_outcome: Callable[[Outcome], Awaitable[None] | None],
+        endpoint: str | None = None,
+        rate: RateLimiter | None = None,
+        policy: RetryPolicy | None = None,
+        timeout: float | None = None,
+        grace: float = 30.0,
+        share_session: bool = False,
+        download_dir: Callable[[str], Path] | None = None,
+        listener: SchedulerListener | None = None,
+        sleep: Sleep = anyio.sleep,
+    ) -> None:
+        self.pool = pool
+        self._on_outcome = on_outcome
+        self._endpoint = endpoint
+        self._rate = rate or RateLimiter(None)
+        self._policy = policy or RetryPolicy()
+        self._timeout = timeout
+        self._grace = grace
+        self._share_session = share_session
+        self._download_dir = download_dir
+        self._listener = listener
+        self._sleep = sleep
+        self._tasks: dict[int, _Task] = {}
+        self._stopping = False
+        self._stopped = anyio.Event()
+        self._idle = anyio.Event()
+        self._task_group: TaskGroup | None = None
+        self._shared: dict[str, Any] = {}
+        self._failure: AllReplicasDown | None = None
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    async def run(self, submissions: Iterable[SubmissionLike]) -> None:
+        """Run every submission (pulled lazily) until done, stopped or aborted."""
+        window = anyio.Semaphore(max(1, self.pool.capacity * 2))
+        async with anyio.create_task_group() as group:
+            self._task_group = group
+            group.start_soon(self.pool.probe_forever)
+            group.start_soon(self._watch_stop)
+            async for submission in _pull(submissions):
+                if self._stopping:
+                    break
+                await window.acquire()
+                if self._stopping:
+                    window.release()
+                    break
+                self._idle = anyio.Event()
+                group.start_soon(self._run_one, submission, window)
+            if self._tasks:
+                await self._idle.wait()
+            group.cancel_scope.cancel()
+        if self._failure is not None:
+            raise self._failure
+
+    def stop(self) -> None:
+        """Stop sending; cancel waiting jobs; let running ones finish within the grace."""
+        if not self._stopping:
+            self._stopping = True
+            self._stopped.set()
+
+    def abort(self) -> None:
+        """Stop everything now."""
+        self._stopping = True
+        self._stopped.set()
+        if self._task_group is not None:
+            self._task_group.cancel_scope.cancel()
+
+    async def _watch_stop(self) -> None:
+        await self._stopped.wait()
+        waiting = (Status.STARTING, Status.JOINING_QUEUE, Status.IN_QUEUE)
+        async with anyio.create_task_group() as group:
+            for task in list(self._tasks.values()):
+                job = task.job
+                if job is None or job.done():
+                    # Waiting for a slot, a token or its next attempt: nothing to cancel
+                    # on a server.
+                    task.scope.cancel()
+                elif job.status().code in waiting:
+                    group.start_soon(_cancel, job, False)
+        with anyio.move_on_after(self._grace):
+            if self._tasks:
+                await self._idle.wait()
+        async with anyio.create_task_group() as group:
+            for task in list(self._tasks.values()):
+                if task.job is not None and not task.job.done():
+                    group.start_soon(_cancel, task.job, True)
+        for task in list(self._tasks.values()):
+            task.scope.cancel()
+
+    async def _run_one(self, submission: SubmissionLike, window: anyio.Semaphore) -> None:
+        task = _Task(scope=anyio.CancelScope())
+        self._tasks[id(task)] = task
+        causes: list[str] = []
+        status, value, error = RecordStatus.CANCELLED, None, None
+        try:
+            with task.scope:
+                value = await self._attempts(submission, task, causes)
+                status = RecordStatus.OK
+        except (AllReplicasDown, AttemptTimeout, JobsError) as exc:
+            status, error = self._classify(exc, causes)
+        finally:
+            outcome = _outcome_of(submission, task, status, value, error, causes)
+            try:
+                with anyio.CancelScope(shield=True):
+                    await self._record(outcome)
+            finally:
+                del self._tasks[id(task)]
+                window.release()
+                if not self._tasks:
+                    self._idle.set()
+
+    async def _attempts(self, submission: SubmissionLike, task: _Task, causes: list[str]) -> Any:
+        """Every attempt of one submission, spaced by the retry policy; its value."""
+        tried: list[str] = []
+        retrying = self._policy.retrying(
+            sleep=self._backoff,
+            before_sleep=lambda state: self._note_retry(submission, state, causes),
+        )
+        value: Any = None
+        async for attempt in retrying:
+            with attempt:
+                value = await self._attempt(submission, task, tried)
+        return value
+
+    def _classify(
+        self, exc: AllReplicasDown | AttemptTimeout | JobsError, causes: list[str]
+    ) -> tuple[RecordStatus, BaseException]:
+        """How a submission whose last attempt raised `exc` ended."""
+        if isinstance(exc, AllReplicasDown):
+            # Not the job's fault: it is recorded as cancelled and runs again on resume.
+            if self._failure is None:
+                self._failure = exc
+                self.stop()
+            return RecordStatus.CANCELLED, exc
+        if isinstance(exc, JobCancelled):
+            return RecordStatus.CANCELLED, exc
+        causes.append(cause_of(exc))
+        if isinstance(exc, AttemptTimeout):
+            return RecordStatus.TIMEOUT, exc
+        return RecordStatus.ERROR, exc
+
+    async def _attempt(self, submission: SubmissionLike, task: _Task, tried: list[str]) -> Any:
+        task.job = None  # so that stop() sees this task is not on any server now
+        if self._stopping:
+            raise JobCancelled("the run is stopping")
+        replica = await self.pool.acquire(avoid=tried)
+        task.replica = replica
+        started = time.monotonic()
+        error: BaseException | None = None
+        try:
+            await self._rate.acquire()
+            if self._stopping:
+                raise JobCancelled("the run is stopping")
+            job = self._submit(replica, submission)
+            task.job = job
+            task.sent += 1
+            if self._listener is not None:
+                self._listener.attempt_started(submission.key, replica.name)
+            job.add_status_listener(lambda update: self._on_status(replica, update))
+            return await self._await(job)
+        except BaseException as exc:
+            error = exc
+            tried.append(replica.name)
+            raise
+        finally:
+            self.pool.release(replica, error, busy_seconds=time.monotonic() - started)
+
+    def _submit(self, replica: Replica, submission: SubmissionLike) -> AsyncJob:
+        client = replica.client
+        endpoint = client.endpoint(self._endpoint)
+        if endpoint.uses_state:
+            client = self._session_for(replica, submission)
+        values = endpoint.bind((), submission.inputs)
+        folder = self._download_dir(submission.key) if self._download_dir else None
+        return client.submit_values(endpoint, values, download_to=folder)
+
+    def _session_for(self, replica: Replica, submission: SubmissionLike) -> Any:
+        # Each row gets a session of its own, unless the manifest asks rows to share one.
+        if not self._share_session:
+            # One job per session: the State lives as long as the job, no heartbeat needed.
+            return replica.client.new_session(heartbeat=False)
+        view = self._shared.get(replica.name)
+        if view is None:
+            view = self._shared[replica.name] = replica.client.new_session()
+        return view
+
+    async def _await(self, job: AsyncJob) -> Any:
+        if self._timeout is None:
+            return await job.result()
+        with anyio.move_on_after(self._timeout):
+            return await job.result()
+        with anyio.CancelScope(shield=True):
+            await _cancel(job, True)
+        raise AttemptTimeout(f"no result within {self._timeout:g} s; cancelled on the server")
+
+    async def _backoff(self, seconds: float) -> None:
+        """The wait before a retry; a stop ends it (the job is then cancelled)."""
+        async with anyio.create_task_group() as group:
+
+            async def until_stopped() -> None:
+                await self._stopped.wait()
+                group.cancel_scope.cancel()
+
+            group.start_soon(until_stopped)
+            await self._sleep(seconds)
+            group.cancel_scope.cancel()
+        if self._stopping:
+            raise JobCancelled("the run stopped before the next attempt")
+
+    def _on_status(self, replica: Replica, update: StatusUpdate) -> None:
+        if update.code is Status.IN_QUEUE and update.rank is not None:
+            self.pool.note_queue(replica, update.rank)
+        elif update.code is Status.PROCESSING:
+            # Our job reached the front: whatever was queued ahead of it is gone.
+            self.pool.note_queue(replica, 0)
+
+    def _note_retry(
+        self, submission: SubmissionLike, state: RetryCallState, causes: list[str]
+    ) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        cause = cause_of(error) if error is not None else "unknown"
+        causes.append(cause)
+        delay = state.next_action.sleep if state.next_action is not None else 0.0
+        log.info(
+            "%s: attempt %d failed (%s); retrying in %.1f s",
+            submission.key,
+            state.attempt_number,
+            cause,
+            delay,
+        )
+        if self._listener is not None:
+            self._listener.retrying(submission.key, cause, delay)
+
+    async def _record(self, outcome: Outcome) -> None:
+        try:
+            result = self._on_outcome(outcome)
+            if result is not None:
+                await result
+        finally:
+            if self._listener is not None:
+                self._listener.outcome(outcome)
+
+
+def _outcome_of(
+    submission: SubmissionLike,
+    task: _Task,
+    status: RecordStatus,
+    value: Any,
+    error: BaseException | None,
+    causes: list[str],
+) -> Outcome:
+    if status is RecordStatus.CANCELLED and error is None:
+        error = JobCancelled("stopped before it finished")
+    timings = task.job.timings if task.job is not None else None
+    return Outcome(
+        submission=submission,
+        status=status,
+        value=value,
+        error=error,
+        attempts=task.sent,
+        causes=tuple(causes),
+        replica=task.replica.name if task.replica is not None else None,
+        queue_time=timings.queue_time if timings else None,
+        run_time=timings.run_time if timings else None,
+    )
+
+
+async def _cancel(job: AsyncJob, force: bool) -> None:
+    """Ask the job's server to drop it. A server that fails or does not answer is not
+    waited for: the job's stream closes with the run anyway."""
+    with anyio.move_on_after(_CANCEL_TIMEOUT):
+        try:
+            await job.cancel(force=force)
+        except JobsError as exc:
+            log.info("could not cancel %r on its server: %s", job, exc)
+
+
+async def _pull(submissions: Iterable[SubmissionLike]) -> Any:
+    """Iterate lazily, reading batches in a worker thread (expansion may read files)."""
+    iterator: Iterator[SubmissionLike] = iter(submissions)
+
+    def next_batch() -> list[SubmissionLike]:
+        batch = []
+        for item in iterator:
+            batch.append(item)
+            if len(batch) >= _BATCH:
+                break
+        return batch
+
+    while batch := await anyio.to_thread.run_sync(next_batch):
+        for item in batch:
+            yield item

@@ -1,0 +1,73 @@
+"""The run folder: records, the append-only results log and its index, status, export.
+
+No network and no app: everything here reads or writes files only.
+"""
+
+from typing import TYPE_CHECKING
+
+from ._keycache import CACHE_FORMAT, KeyCache, cache_dir, files_digest
+from ._record import RecordStatus, ResultRecord, utc_now
+from ._results import (
+    DuplicateResultError,
+    Durability,
+    ResultsError,
+    ResultsStore,
+    RunFolderLockedError,
+)
+from ._runfolder import (
+    RunDir,
+    RunFolder,
+    read_manifest,
+    read_summary,
+    write_bytes_atomic,
+    write_manifest,
+    write_summary,
+)
+from ._scan import scan_results
+from ._schema_cache import schema_digest, schema_from_dict, schema_to_dict
+from ._status import Failure, RunStatus, read_status
+
+if TYPE_CHECKING:
+    from ._export import ExportFormat, export, load_table
+
+
+def __getattr__(name: str) -> object:
+    # The table functions need pandas (~0.4 s and 85 MB to import): loaded on first use.
+    if name in ("export", "load_table", "ExportFormat"):
+        from . import _export
+
+        return getattr(_export, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "CACHE_FORMAT",
+    "DuplicateResultError",
+    "Durability",
+    "ExportFormat",
+    "Failure",
+    "KeyCache",
+    "RecordStatus",
+    "ResultRecord",
+    "ResultsError",
+    "ResultsStore",
+    "RunDir",
+    "RunFolder",
+    "RunFolderLockedError",
+    "RunStatus",
+    "cache_dir",
+    "export",
+    "files_digest",
+    "load_table",
+    "read_manifest",
+    "read_status",
+    "read_summary",
+    "scan_results",
+    "schema_digest",
+    "schema_from_dict",
+    "schema_to_dict",
+    "utc_now",
+    "write_bytes_atomic",
+    "write_manifest",
+    "write_summary",
+]
