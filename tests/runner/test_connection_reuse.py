@@ -19,10 +19,9 @@ from support.apps import RunningApp
 from support.fault_proxy import FaultProxy
 
 from jobs import AsyncClient, AsyncJob, Status
-from runner.replicas import Replica, ReplicaPool
 from runner.run import RunOptions, run_async
-from runner.scheduler import Outcome, OutcomeStatus, Scheduler
-from runner.throttle import AdaptiveLimit
+from runner.scheduling import AdaptiveLimit, Outcome, Replica, ReplicaPool, Scheduler
+from runner.store import RecordStatus
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 
@@ -63,7 +62,7 @@ async def test_a_300_row_batch_opens_no_more_connections_than_its_concurrency_an
     with FaultProxy(app.url) as proxy:
         options = RunOptions(progress="off", handle_signals=False)
         summary = await run_async(_manifest(tmp_path, proxy.url, 300), options)
-        assert summary["this_run"]["ok"] == 300, summary
+        assert summary.this_run["ok"] == 300, summary
         assert proxy.counts(r"queue/join$", method="POST") == 300
         assert proxy.connections_accepted <= CONCURRENCY + 4
         assert proxy.open_connections == 0  # the run closed its pool when it ended
@@ -83,7 +82,7 @@ async def test_a_cancelled_and_a_timed_out_job_leave_no_connection_behind(
                 pool, on_outcome=outcomes.append, endpoint="/slow_gen", timeout=0.8
             )
             await scheduler.run([_Sub("long", {"n": 20, "tag": "long"})])
-            assert [o.status for o in outcomes] == [OutcomeStatus.TIMEOUT]
+            assert [o.status for o in outcomes] == [RecordStatus.TIMEOUT]
 
             running = client.submit(seconds=1.0, tag="running", api_name="/sleep")
             await _until(running, Status.PROCESSING)
