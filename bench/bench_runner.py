@@ -165,10 +165,29 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _top(profiler: cProfile.Profile, lines: int = 25) -> str:
+def _top(profiler: cProfile.Profile, lines: int = 30) -> str:
     out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(lines)
-    return out.getvalue()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("tottime").print_stats(lines)
+    return _by_package(stats) + out.getvalue()
+
+
+def _by_package(stats: pstats.Stats) -> str:
+    """Own CPU time summed per top-level package (asyncio, httpcore, jobs, ...)."""
+    totals: dict[str, float] = {}
+    for (filename, _line, _name), row in stats.stats.items():  # type: ignore[attr-defined]
+        parts = Path(filename).parts
+        if "site-packages" in parts:
+            package = parts[parts.index("site-packages") + 1]
+        elif filename.startswith(str(ROOT)):
+            package = Path(filename).relative_to(ROOT).parts[0]
+        elif filename == "~":
+            package = "builtins"
+        else:
+            package = "stdlib:" + Path(filename).parent.name
+        totals[package] = totals.get(package, 0.0) + row[2]
+    ranked = sorted(totals.items(), key=lambda item: -item[1])[:12]
+    return "own CPU s by package: " + ", ".join(f"{p} {t:.2f}" for p, t in ranked) + "\n"
 
 
 def child(kind: str, n: int, concurrency: int, urls: list[str], profile: bool) -> None:

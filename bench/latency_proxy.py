@@ -63,7 +63,9 @@ class LatencyProxies:
             async def serve(
                 reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int = upstream
             ) -> None:
-                await self._serve(reader, writer, port)
+                # Cancelled only when the proxies close: the connection just ends.
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._serve(reader, writer, port)
 
             server = await asyncio.start_server(serve, "127.0.0.1", 0)
             self._servers.append(server)
