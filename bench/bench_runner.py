@@ -252,7 +252,7 @@ def main() -> None:
     from support.apps import start_apps
 
     env = {"BENCH_DELAY": str(args.delay), "BENCH_CONCURRENCY": str(args.concurrency)}
-    apps = start_apps(["bench"] * max(args.replicas), env=env)
+    apps = start_apps(["bench"] * max(args.replicas), env=env, ready_timeout=300)
     rows = []
     profile_text = None
     try:

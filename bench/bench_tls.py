@@ -184,7 +184,7 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-tls-") as tmp:
         tls = make_certificate(Path(tmp))
-        apps = start_apps(["bench"] * args.replicas, env=env, tls=tls)
+        apps = start_apps(["bench"] * args.replicas, env=env, tls=tls, ready_timeout=300)
         try:
             ports = [app.port for app in apps]
             for rtt in args.rtt:
