@@ -7,9 +7,13 @@ Starts three copies of the `bench` test app (a DELAY s endpoint with
 `concurrency_limit=CONCURRENCY`) and, for every replica count and batch size, runs the
 same batch through
 
-* spacerun: `runner.scheduling._scheduler.Scheduler` over a `ReplicaPool` of `jobs.AsyncClient`s,
+* spacerun: `runner.scheduling.Scheduler` over a `ReplicaPool` of `jobs.AsyncClient`s,
   `concurrency` jobs in flight per replica (the app's own limit). This is the engine
   alone: no manifest, no run folder, no progress display.
+* spacerun-run: the whole `spacerun run` path on a CSV manifest of the same rows, every
+  feature on: validation, results written to a run folder, a global rate limit,
+  retries, a job timeout (no progress display). Its wall and CPU include connecting
+  and validating.
 * gradio_client: one `Client` per replica, `Client.submit` for every job round-robin,
   then `job.result()` for each - what a user writes today.
 
@@ -41,7 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-KINDS = ("spacerun", "gradio_client")
+KINDS = ("spacerun", "spacerun-run", "gradio_client")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +85,7 @@ def run_spacerun(urls: list[str], n: int, concurrency: int, profile: bool) -> di
 
             scheduler = Scheduler(ReplicaPool(replicas), on_outcome=on_outcome, endpoint="/predict")
             subs = [_Sub(str(i), i, {"x": str(i)}) for i in range(n)]
-            profiler = cProfile.Profile() if profile else None
+            profiler = cProfile.Profile(time.process_time) if profile else None
             cpu0, wall0 = time.process_time(), time.perf_counter()
             if profiler is not None:
                 profiler.enable()
@@ -92,6 +96,48 @@ def run_spacerun(urls: list[str], n: int, concurrency: int, profile: bool) -> di
             result.update(ok=ok, wall=time.perf_counter() - wall0, cpu=time.process_time() - cpu0)
 
     anyio.run(main)
+    result["rss_mb"] = _peak_rss_mb()
+    return result
+
+
+def run_spacerun_run(urls: list[str], n: int, concurrency: int, profile: bool) -> dict[str, Any]:
+    """The whole `spacerun run` path: manifest, validation, results on disk, rate limit,
+    retries, timeout (progress display off)."""
+    import tempfile
+
+    import anyio
+
+    from runner.run import RunOptions, run_async
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-runner-"))
+    (folder / "rows.csv").write_text("x\n" + "".join(f"{i}\n" for i in range(n)))
+    replicas = "".join(f"    - url: {url}\n" for url in urls)
+    manifest = folder / "batch.yaml"
+    manifest.write_text(
+        "name: bench\napp:\n  endpoint: /predict\n  replicas:\n"
+        f"{replicas}inputs:\n  csv: {folder / 'rows.csv'}\n"
+        f"run:\n  concurrency: {concurrency}\n  rate: 100000/s\n  retries: 2\n"
+        f"  timeout: 60s\noutput:\n  dir: {folder / 'out'}\n"
+    )
+    options = RunOptions(progress="off", handle_signals=False)
+    profiler = cProfile.Profile(time.process_time) if profile else None
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    if profiler is not None:
+        profiler.enable()
+    anyio.run(run_async, manifest, options)
+    if profiler is not None:
+        profiler.disable()
+    result: dict[str, Any] = {
+        "wall": time.perf_counter() - wall0,
+        "cpu": time.process_time() - cpu0,
+    }
+    if profiler is not None:
+        result["profile"] = _top(profiler)
+    with (folder / "out" / "results.jsonl").open() as lines:
+        records = [json.loads(line) for line in lines]
+    result["ok"] = sum(
+        r["status"] == "ok" and r["outputs"]["y"] == r["inputs"]["x"] for r in records
+    )
     result["rss_mb"] = _peak_rss_mb()
     return result
 
@@ -119,14 +165,37 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _top(profiler: cProfile.Profile, lines: int = 25) -> str:
+def _top(profiler: cProfile.Profile, lines: int = 30) -> str:
     out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(lines)
-    return out.getvalue()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("tottime").print_stats(lines)
+    return _by_package(stats) + out.getvalue()
+
+
+def _by_package(stats: pstats.Stats) -> str:
+    """Own CPU time summed per top-level package (asyncio, httpcore, jobs, ...)."""
+    totals: dict[str, float] = {}
+    for (filename, _line, _name), row in stats.stats.items():  # type: ignore[attr-defined]
+        parts = Path(filename).parts
+        if "site-packages" in parts:
+            package = parts[parts.index("site-packages") + 1]
+        elif filename.startswith(str(ROOT)):
+            package = Path(filename).relative_to(ROOT).parts[0]
+        elif filename == "~":
+            package = "builtins"
+        else:
+            package = "stdlib:" + Path(filename).parent.name
+        totals[package] = totals.get(package, 0.0) + row[2]
+    ranked = sorted(totals.items(), key=lambda item: -item[1])[:12]
+    return "own CPU s by package: " + ", ".join(f"{p} {t:.2f}" for p, t in ranked) + "\n"
 
 
 def child(kind: str, n: int, concurrency: int, urls: list[str], profile: bool) -> None:
-    runner = run_spacerun if kind == "spacerun" else run_gradio_client
+    runner = {
+        "spacerun": run_spacerun,
+        "spacerun-run": run_spacerun_run,
+        "gradio_client": run_gradio_client,
+    }[kind]
     print(json.dumps(runner(urls, n, concurrency, profile)))
 
 
@@ -164,11 +233,13 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=0.05)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
     parser.add_argument(
         "--profile",
         action="store_true",
         help="cProfile spacerun on the largest case and print hot spots",
     )
+    parser.add_argument("--profile-kind", choices=KINDS[:2], default="spacerun-run")
     parser.add_argument(
         "--child", nargs=4, metavar=("KIND", "N", "CONC", "URLS"), help=argparse.SUPPRESS
     )
@@ -181,14 +252,14 @@ def main() -> None:
     from support.apps import start_apps
 
     env = {"BENCH_DELAY": str(args.delay), "BENCH_CONCURRENCY": str(args.concurrency)}
-    apps = start_apps(["bench"] * max(args.replicas), env=env)
+    apps = start_apps(["bench"] * max(args.replicas), env=env, ready_timeout=300)
     rows = []
     profile_text = None
     try:
         for replicas in args.replicas:
             urls = [app.url for app in apps[:replicas]]
             for n in args.jobs:
-                for kind in KINDS:
+                for kind in args.kinds:
                     runs = []
                     for _ in range(args.rounds):
                         _wait_idle(urls)
@@ -198,16 +269,16 @@ def main() -> None:
         if args.profile:
             urls = [app.url for app in apps[: max(args.replicas)]]
             _wait_idle(urls)
-            profile_text = _run_child("spacerun", max(args.jobs), args.concurrency, urls, True).get(
-                "profile"
-            )
+            profile_text = _run_child(
+                args.profile_kind, max(args.jobs), args.concurrency, urls, True
+            ).get("profile")
     finally:
         for app in apps:
             app.stop()
     print(_table(rows, args))
     if profile_text:
         print(
-            "\nspacerun, hottest functions (cProfile, tottime), "
+            f"\n{args.profile_kind}, hottest functions (cProfile on CPU time, tottime), "
             f"{max(args.jobs)} jobs on {max(args.replicas)} replicas:\n{profile_text}"
         )
 
@@ -251,7 +322,7 @@ def _table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     lines = []
     for row in rows:
         ratio = ""
-        if row["kind"] == "spacerun":
+        if row["kind"] != "gradio_client":
             other = by_case.get((row["replicas"], row["jobs"], "gradio_client"))
             if other is not None:
                 ratio = f"{row['rate'] / other['rate']:.2f}x"

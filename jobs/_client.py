@@ -32,6 +32,15 @@ log = logging.getLogger("jobs")
 
 DownloadFiles = str | os.PathLike[str] | bool
 
+#: Every connection a batch used stays warm: their number is bounded by the jobs in
+#: flight (each holds one stream) plus the joins being sent, so no cap is needed, and a
+#: cap below the concurrency would close connections only to open them again. Idle ones
+#: are dropped before uvicorn's 5 s keep-alive timeout, so a request rarely meets a
+#: connection the server is closing.
+_POOL_LIMITS = httpx.Limits(
+    max_connections=None, max_keepalive_connections=None, keepalive_expiry=4.0
+)
+
 
 class AsyncClient:
     """An async client for one Gradio app (a URL or a Hugging Face Space id).
@@ -196,9 +205,7 @@ class AsyncClient:
                 http = await stack.enter_async_context(
                     httpx.AsyncClient(
                         **{
-                            "limits": httpx.Limits(
-                                max_connections=None, max_keepalive_connections=64
-                            ),
+                            "limits": _POOL_LIMITS,
                             "follow_redirects": True,
                             "verify": self._ssl_verify,
                             **self._http_options.client_kwargs,

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import httpx
 from anyio.abc import TaskGroup
 
 from ._bodies import iter_decoded
@@ -40,6 +41,10 @@ log = logging.getLogger("jobs")
 #: Messages kept for events whose join answer is still on its way.
 _MAX_EARLY = 1000
 
+#: How long to wait for the end of a stream after its last result (the server sends
+#: `close_stream` and ends the body at once; a proxy that does not is not waited for).
+_DRAIN_SECONDS = 2.0
+
 
 def new_session_hash() -> str:
     return uuid.uuid4().hex[:16]
@@ -52,6 +57,7 @@ class Session:
         "_early",
         "_heartbeat",
         "_heartbeat_started",
+        "_held",
         "_joining",
         "_locks",
         "_pending",
@@ -85,6 +91,8 @@ class Session:
         self._pending: dict[str, AsyncJob] = {}
         # Messages that arrive for an event before its join response was read.
         self._early: dict[str, list[Message]] = {}
+        # Last results, delivered once their stream is read to its end (see _route).
+        self._held: list[tuple[AsyncJob, Message]] = []
         self._joining = 0
         self._locks: dict[int, anyio.Lock] = {}
         self._reader_running = False
@@ -210,38 +218,57 @@ class Session:
                 )
             )
         finally:
+            self._deliver_held()
             self._reader_scope = None
             self._reader_running = False
         if self._pending or self._joining:
             # A join landed while the reader was finishing: it needs a stream too.
             self._ensure_reader()
 
-    async def _read_once(self) -> bool:
+    async def _read_once(self, *, fresh: bool = False) -> bool:
         """Read one connection of the stream. True if the server closed it cleanly."""
         decoder = SSEDecoder(
             max_bytes=self._transport.limits.max_message_bytes,
             url=self._transport.url("queue/data"),
         )
+        opened = False
         try:
-            async with self._transport.stream(
-                "GET", "queue/data", params={"session_hash": self.hash}
-            ) as response:
-                async for chunk in iter_decoded(response):
-                    for event in decoder.feed(chunk):
-                        message = parse_message(event.data)
-                        if message.kind is MsgKind.CLOSE_STREAM:
-                            return True
-                        if message.kind is MsgKind.UNEXPECTED_ERROR:
-                            self._fail_pending(_unexpected(message, self._transport.base_url))
-                            return True
-                        self._route(message)
+            with anyio.CancelScope() as tail:
+                async with self._transport.stream(
+                    "GET", "queue/data", params={"session_hash": self.hash}
+                ) as response:
+                    opened = True
+                    chunks = iter_decoded(response)
+                    async for chunk in chunks:
+                        for event in decoder.feed(chunk):
+                            if self._handle(parse_message(event.data)):
+                                tail.deadline = min(tail.deadline, _drain_deadline())
+                                await _drain(chunks)
+                                return True
+                            if self._held:
+                                tail.deadline = min(tail.deadline, _drain_deadline())
         except ConnectionFailed as exc:
             if isinstance(exc, StreamLost):
                 raise
+            if not opened and not fresh and _stale(exc):
+                # A pooled connection the server closed while idle: the request never
+                # reached the app, so it is sent once more (on a new connection).
+                return await self._read_once(fresh=True)
             raise StreamLost(
                 f"lost the app's event stream mid-job: {exc.message}",
                 url=self._transport.base_url,
             ) from exc
+        # A stream that overran its tail deadline had delivered every result already.
+        return tail.cancelled_caught
+
+    def _handle(self, message: Message) -> bool:
+        """Route one message; True once the server says the stream ends."""
+        if message.kind is MsgKind.CLOSE_STREAM:
+            return True
+        if message.kind is MsgKind.UNEXPECTED_ERROR:
+            self._fail_pending(_unexpected(message, self._transport.base_url))
+            return True
+        self._route(message)
         return False
 
     def _route(self, message: Message) -> None:
@@ -257,12 +284,45 @@ class Session:
             return
         if message.kind is MsgKind.PROCESS_COMPLETED:
             del self._pending[event_id]
+            if not self._pending and not self._joining:
+                # The server ends the stream right after its last result. Holding that
+                # result until the stream is read to its end puts the connection back
+                # in the pool before the caller sends its next job, which then reuses
+                # it instead of opening a new one (a TCP and TLS handshake per job).
+                self._held.append((job, message))
+                return
         job.deliver(message)
 
+    def _deliver_held(self) -> None:
+        held, self._held = self._held, []
+        for job, message in held:
+            job.deliver(message)
+
     def _fail_pending(self, error: JobsError) -> None:
+        self._deliver_held()  # those results arrived before the failure
         pending, self._pending = self._pending, {}
         for job in pending.values():
             job.fail(error)
+
+
+def _stale(exc: ConnectionFailed) -> bool:
+    return isinstance(exc.__cause__, httpx.RemoteProtocolError | httpx.ReadError)
+
+
+def _drain_deadline() -> float:
+    return anyio.current_time() + _DRAIN_SECONDS
+
+
+async def _drain(chunks: AsyncIterator[bytes]) -> None:
+    """Read a stream that said `close_stream` to its end (the server ends the body right
+    after it). A response read to its end hands its connection back to the pool; one
+    left unread is closed, and the next stream pays a new TCP (and TLS) handshake."""
+    try:
+        async for _ in chunks:
+            pass
+    except httpx.TransportError as exc:
+        # Every result is already in: only this connection is lost.
+        log.debug("event stream ended badly after close_stream: %s", exc)
 
 
 def _unexpected(message: Message, url: str) -> JobsError:

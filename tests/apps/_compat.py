@@ -56,7 +56,13 @@ def port() -> int:
 
 
 def launch(demo: gr.Blocks, *, queue: dict[str, Any] | None = None, **kwargs: Any) -> None:
-    """Queue and launch blocking on 127.0.0.1 at $GRADIO_SERVER_PORT."""
+    """Queue and launch blocking on 127.0.0.1 at $GRADIO_SERVER_PORT (over HTTPS when
+    $SPACERUN_TEST_SSL_CERTFILE and $SPACERUN_TEST_SSL_KEYFILE name a certificate)."""
+    certfile = os.environ.get("SPACERUN_TEST_SSL_CERTFILE")
+    keyfile = os.environ.get("SPACERUN_TEST_SSL_KEYFILE")
+    if certfile and keyfile:
+        # Self-signed: gradio's own start-up check must not verify it.
+        kwargs.update(ssl_certfile=certfile, ssl_keyfile=keyfile, ssl_verify=False)
     demo.queue(**(queue or {})).launch(
         server_name="127.0.0.1",
         server_port=port(),

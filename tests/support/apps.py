@@ -89,11 +89,12 @@ class RunningApp:
     workdir: Path
     ready_timeout: float
     config: dict[str, Any] | None = None  # /config at readiness (None if it said 401)
+    scheme: str = "http"  # "https" when started with a certificate (`tls=`)
     _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     @property
     def pid(self) -> int:
@@ -140,7 +141,8 @@ class RunningApp:
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.ready_timeout
-        with httpx.Client(timeout=2.0, trust_env=False) as http:
+        # A test certificate is self-signed.
+        with httpx.Client(timeout=2.0, trust_env=False, verify=self.scheme == "http") as http:
             while True:
                 if self._proc is None or self._proc.poll() is not None:
                     code = None if self._proc is None else self._proc.returncode
@@ -228,7 +230,11 @@ def _app_env(workdir: Path, port: int, extra: Mapping[str, str] | None) -> dict[
 
 
 def _prepare(
-    name: str, env: Mapping[str, str] | None, python: str | None, ready_timeout: float
+    name: str,
+    env: Mapping[str, str] | None,
+    python: str | None,
+    ready_timeout: float,
+    tls: tuple[Path, Path] | None = None,
 ) -> RunningApp:
     # A test app's name, or the path of any app script (e.g. a bundled sample app).
     script = Path(name) if name.endswith(".py") else APPS_DIR / f"{name}.py"
@@ -238,6 +244,13 @@ def _prepare(
     name = script.stem
     workdir = Path(tempfile.mkdtemp(prefix=f"spacerun-app-{name}-"))
     port = free_port()
+    if tls is not None:
+        certfile, keyfile = tls
+        ssl_env = {
+            "SPACERUN_TEST_SSL_CERTFILE": str(certfile),
+            "SPACERUN_TEST_SSL_KEYFILE": str(keyfile),
+        }
+        env = {**(env or {}), **ssl_env}
     return RunningApp(
         name=name,
         script=script.resolve(),
@@ -246,6 +259,7 @@ def _prepare(
         env=_app_env(workdir, port, env),
         workdir=workdir,
         ready_timeout=ready_timeout,
+        scheme="http" if tls is None else "https",
     )
 
 
@@ -271,12 +285,14 @@ def start_apps(
     env: dict[str, str] | None = None,
     python: str | None = None,
     ready_timeout: float = 90,
+    tls: tuple[Path, Path] | None = None,
 ) -> list[RunningApp]:
     """Start several apps at once (they import gradio in parallel), wait for all.
+    `tls=(certfile, keyfile)` serves them over HTTPS.
 
     If one fails, the others are stopped before AppStartError propagates.
     """
-    apps = [_prepare(name, env, python, ready_timeout) for name in names]
+    apps = [_prepare(name, env, python, ready_timeout, tls) for name in names]
     starting(f"the Gradio app(s) {', '.join(a.name for a in apps)}")
     try:
         for app in apps:

@@ -353,6 +353,8 @@ class FaultProxy:
         self._history: deque[Exchange] = deque(maxlen=history)
         self._numbers = itertools.count(1)
         self._accepted = 0
+        self._open_connections = 0
+        self._open_requests = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.base_events.Server | None = None
@@ -372,6 +374,26 @@ class FaultProxy:
     def connections_accepted(self) -> int:
         """How many client connections the proxy accepted (keep-alive reuses one)."""
         return self._accepted
+
+    @property
+    def open_connections(self) -> int:
+        """Client connections open now (idle keep-alive ones included)."""
+        return self._open_connections
+
+    @property
+    def open_requests(self) -> int:
+        """Requests being served now: received, their response not finished (an event
+        stream a client still holds counts until it is read to its end or closed)."""
+        return self._open_requests
+
+    def wait_until_idle(self, timeout: float = 10.0) -> None:
+        """Block until no request is being served; TimeoutError after `timeout`."""
+        with self._lock:
+            if not self._lock.wait_for(lambda: self._open_requests == 0, timeout):
+                raise TimeoutError(
+                    f"{self._open_requests} requests still open: "
+                    + ", ".join(str(e) for e in list(self._history)[-5:])
+                )
 
     # lifecycle
 
@@ -573,11 +595,17 @@ class FaultProxy:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
-        self._accepted += 1
+        with self._lock:
+            self._accepted += 1
+            self._open_connections += 1
         conn = _Connection(next(self._numbers), reader, writer)
         try:
             while (request := await conn.next_request()) is not None:
-                await self._handle(conn, *request)
+                self._count_request(+1)
+                try:
+                    await self._handle(conn, *request)
+                finally:
+                    self._count_request(-1)
                 if not conn.reusable():
                     break
         except asyncio.CancelledError:
@@ -591,6 +619,13 @@ class FaultProxy:
             self._tasks.discard(task)
             # close(), not abort(): a cut stream must still deliver what it sent.
             writer.close()
+            with self._lock:
+                self._open_connections -= 1
+
+    def _count_request(self, delta: int) -> None:
+        with self._lock:
+            self._open_requests += delta
+            self._lock.notify_all()
 
     def _pick(self, method: str, path: str) -> Action | None:
         with self._lock:
