@@ -15,6 +15,7 @@ from ._protocol import ProgressUnit
 from ._schema import AppSchema, Endpoint, Parameter, Return
 from ._status import Status, StatusUpdate
 from ._sync import Client, Job
+from ._zerogpu import ZeroGpuKind
 from .errors import (
     AppError,
     ArgumentError,
@@ -28,12 +29,14 @@ from .errors import (
     JobTimeout,
     ProtocolError,
     QueueFull,
+    QuotaExceeded,
     RateLimited,
     ServerError,
     SpaceError,
     SpaceNotRunning,
     StreamLost,
     UnsupportedVersion,
+    ZeroGpuError,
 )
 
 __version__ = "0.1.0"
@@ -60,6 +63,7 @@ __all__ = [
     "ProgressUnit",
     "ProtocolError",
     "QueueFull",
+    "QuotaExceeded",
     "RateLimited",
     "Return",
     "ServerError",
@@ -69,6 +73,8 @@ __all__ = [
     "StatusUpdate",
     "StreamLost",
     "UnsupportedVersion",
+    "ZeroGpuError",
+    "ZeroGpuKind",
     "__version__",
     "file",
     "handle_file",

@@ -36,6 +36,7 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
 )
 
+from ._ratelimit import retry_after
 from .errors import (
     AuthError,
     ConnectionFailed,
@@ -448,11 +449,10 @@ def _translate(exc: Exception, api: HfApi, space_id: str) -> JobsError:
             url=page,
         )
     if status == 429:
-        retry = exc.response.headers.get("Retry-After", "")
         return RateLimited(
             f"The Hugging Face Hub is rate limiting requests (429); wait and retry.{said}",
             url=hub,
-            retry_after=float(retry) if retry.replace(".", "", 1).isdigit() else None,
+            retry_after=retry_after(exc.response.headers),
         )
     if status >= 500:
         return ServerError(
