@@ -10,9 +10,11 @@ client.predict(num1=4, operation="add", num2=5, api_name="/predict")
 
 from ._client import AsyncClient
 from ._files import file, handle_file, is_file_data
+from ._hubapi import ZeroGpuQuota, hardware_prices, pause_space, restart_space, zerogpu_quota
 from ._job import AsyncJob, JobTimings
 from ._protocol import ProgressUnit
 from ._schema import AppSchema, Endpoint, Parameter, Return
+from ._spaces import SpaceRuntime, broken_stage_advice, hf_token_from_env, space_runtime
 from ._status import Status, StatusUpdate
 from ._sync import Client, Job
 from ._zerogpu import ZeroGpuKind
@@ -69,14 +71,23 @@ __all__ = [
     "ServerError",
     "SpaceError",
     "SpaceNotRunning",
+    "SpaceRuntime",
     "Status",
     "StatusUpdate",
     "StreamLost",
     "UnsupportedVersion",
     "ZeroGpuError",
     "ZeroGpuKind",
+    "ZeroGpuQuota",
     "__version__",
+    "broken_stage_advice",
     "file",
     "handle_file",
+    "hardware_prices",
+    "hf_token_from_env",
     "is_file_data",
+    "pause_space",
+    "restart_space",
+    "space_runtime",
+    "zerogpu_quota",
 ]

@@ -76,7 +76,10 @@ _BY_MESSAGE: tuple[tuple[re.Pattern[str], ZeroGpuKind], ...] = tuple(
         (r"exceeded your ZeroGPU runs limit", ZeroGpuKind.RUNS_LIMIT),
         (r"exceeded your (?:[\w ]*ZeroGPU|GPU) quota", ZeroGpuKind.QUOTA),
         (r"Space app has reached its GPU limit", ZeroGpuKind.NO_IDENTITY),
-        (r"requested GPU duration \(\d+s\) is larger than the maximum", ZeroGpuKind.ILLEGAL_DURATION),
+        (
+            r"requested GPU duration \(\d+s\) is larger than the maximum",
+            ZeroGpuKind.ILLEGAL_DURATION,
+        ),
         (r"too many ZeroGPU credits allocated", ZeroGpuKind.PENDING_CREDITS),
         (r"No GPU was available after \d+s", ZeroGpuKind.QUEUE_TIMEOUT),
         (r"^No GPU was available$", ZeroGpuKind.CLIENT_ERROR),

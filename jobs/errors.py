@@ -265,9 +265,7 @@ class ZeroGpuError(AppError):
         title: str | None = None,
         event_id: str | None = None,
     ) -> None:
-        super().__init__(
-            message, url=url, app_message=app_message, title=title, event_id=event_id
-        )
+        super().__init__(message, url=url, app_message=app_message, title=title, event_id=event_id)
         self.kind = kind
         self.transient = transient
 

@@ -18,7 +18,10 @@ NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
         ({"Retry-After": "7"}, 7.0),
         ({"Retry-After": "Thu, 01 Jan 2026 12:00:30 GMT"}, 30.0),
         ({"Retry-After": "3", "RateLimit": '"api";r=0;t=55'}, 3.0),
-        ({"RateLimit": '"api";r=0;t=55', "RateLimit-Policy": '"fixed window";"api";q=500;w=300'}, 55.0),
+        (
+            {"RateLimit": '"api";r=0;t=55', "RateLimit-Policy": '"fixed window";"api";q=500;w=300'},
+            55.0,
+        ),
         ({"RateLimit": '"api";r=12;t=40, "resolvers";r=0;t=120'}, 120.0),
         ({"RateLimit": '"api";r=3;t=40'}, None),
         ({"RateLimit-Remaining": "0", "RateLimit-Reset": "9"}, 9.0),

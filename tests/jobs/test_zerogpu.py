@@ -22,76 +22,112 @@ CASES = [
         "ZeroGPU quota exceeded",
         "You have exceeded your free ZeroGPU quota (60s requested vs. 56s left). Try again in "
         f"0:09:48. Subscribe to Hugging Face PRO to get 40 min of ZeroGPU quota a day - {PRO}",
-        ZeroGpuKind.QUOTA, 588.0, 60, 56,
+        ZeroGpuKind.QUOTA,
+        588.0,
+        60,
+        56,
     ),
     (
         "ZeroGPU quota exceeded",
         "You have exceeded your Pro ZeroGPU quota (120s requested vs. 30s left). Try again in "
         "1 day, 0:00:00. Add credits to keep using ZeroGPU. $1 for 10 minutes of ZeroGPU "
         "inference - https://huggingface.co/settings/billing?add-credits=true",
-        ZeroGpuKind.QUOTA, 86400.0, 120, 30,
+        ZeroGpuKind.QUOTA,
+        86400.0,
+        120,
+        30,
     ),
     (
         "ZeroGPU quota exceeded",
         "You have exceeded your ZeroGPU quota (60s requested vs. 0s left). Try again in "
         "0:00:03.500000. ",
-        ZeroGpuKind.QUOTA, 3.5, 60, 0,
+        ZeroGpuKind.QUOTA,
+        3.5,
+        60,
+        0,
     ),
     (
         "ZeroGPU quota exceeded",
         "You have exceeded your GPU quota (46s left vs. 60s requested). Sign-up on Hugging Face "
         "to get more quotas or retry in 0:09:48.",
-        ZeroGpuKind.QUOTA, 588.0, 60, 46,
+        ZeroGpuKind.QUOTA,
+        588.0,
+        60,
+        46,
     ),
     (
         None,
         f"You have exceeded your GPU quota (60s requested vs. 56s left). {LINK} to get more "
         "usage quota.",
-        ZeroGpuKind.QUOTA, None, 60, 56,
+        ZeroGpuKind.QUOTA,
+        None,
+        60,
+        56,
     ),
     (
         "ZeroGPU quota exceeded",
         "You have exceeded your ZeroGPU runs limit. Authenticate with a Hugging Face token for "
         "more quota - https://huggingface.co/settings/tokens",
-        ZeroGpuKind.RUNS_LIMIT, None, None, None,
+        ZeroGpuKind.RUNS_LIMIT,
+        None,
+        None,
+        None,
     ),
     (
         "ZeroGPU quota exceeded",
         "Space app has reached its GPU limit. Try re-running outside of examples if it "
         "happened after clicking one",
-        ZeroGpuKind.NO_IDENTITY, None, None, None,
+        ZeroGpuKind.NO_IDENTITY,
+        None,
+        None,
+        None,
     ),
     (
         "ZeroGPU illegal duration",
         # No space before "Subscribe": the package concatenates them so.
         "The requested GPU duration (120s) is larger than the maximum allowedSubscribe to "
         f"Hugging Face PRO to allow GPU tasks up to 40 min - {PRO}",
-        ZeroGpuKind.ILLEGAL_DURATION, None, None, None,
+        ZeroGpuKind.ILLEGAL_DURATION,
+        None,
+        None,
+        None,
     ),
     (
         "ZeroGPU pending credits exceeded",
         "You have too many ZeroGPU credits allocated to running tasks. Try again once some of "
         "those tasks have completed.",
-        ZeroGpuKind.PENDING_CREDITS, None, None, None,
+        ZeroGpuKind.PENDING_CREDITS,
+        None,
+        None,
+        None,
     ),
     (
         # Anonymous callers get the queue timeout under the quota title.
         "ZeroGPU quota exceeded",
         "No GPU was available after 60s. Try re-running outside of examples if it happened "
         "after clicking one",
-        ZeroGpuKind.QUEUE_TIMEOUT, None, None, None,
+        ZeroGpuKind.QUEUE_TIMEOUT,
+        None,
+        None,
+        None,
     ),
     (
         "ZeroGPU queue timeout",
         f'No GPU was available after 60s. <a href="{PRO}">Subscribe to Pro</a> to get the '
         "highest priority in ZeroGPU queues.",
-        ZeroGpuKind.QUEUE_TIMEOUT, None, None, None,
+        ZeroGpuKind.QUEUE_TIMEOUT,
+        None,
+        None,
+        None,
     ),
     ("ZeroGPU client error", "No GPU was available", ZeroGpuKind.CLIENT_ERROR, None, None, None),
     (
         "ZeroGPU client error",
         "Expired ZeroGPU proxy token",
-        ZeroGpuKind.CLIENT_ERROR, None, None, None,
+        ZeroGpuKind.CLIENT_ERROR,
+        None,
+        None,
+        None,
     ),
     ("ZeroGPU worker error", "GPU task aborted", ZeroGpuKind.TASK_ABORTED, None, None, None),
     ("ZeroGPU worker error", "RuntimeError", ZeroGpuKind.WORKER_ERROR, None, None, None),
@@ -111,7 +147,10 @@ def test_each_zerogpu_message_is_classified(
     failure = classify_zerogpu(message, title)
     assert failure is not None
     assert (failure.kind, failure.wait, failure.requested, failure.left) == (
-        kind, wait, requested, left
+        kind,
+        wait,
+        requested,
+        left,
     )
 
 
