@@ -14,7 +14,14 @@ from ._hubapi import ZeroGpuQuota, hardware_prices, pause_space, restart_space, 
 from ._job import AsyncJob, JobTimings
 from ._protocol import ProgressUnit
 from ._schema import AppSchema, Endpoint, Parameter, Return
-from ._spaces import SpaceRuntime, broken_stage_advice, hf_token_from_env, space_runtime
+from ._spaces import (
+    SpaceRuntime,
+    broken_stage_advice,
+    duplicate_space,
+    hf_token_from_env,
+    is_hf_host,
+    space_runtime,
+)
 from ._status import Status, StatusUpdate
 from ._sync import Client, Job
 from ._zerogpu import ZeroGpuKind
@@ -81,11 +88,13 @@ __all__ = [
     "ZeroGpuQuota",
     "__version__",
     "broken_stage_advice",
+    "duplicate_space",
     "file",
     "handle_file",
     "hardware_prices",
     "hf_token_from_env",
     "is_file_data",
+    "is_hf_host",
     "pause_space",
     "restart_space",
     "space_runtime",

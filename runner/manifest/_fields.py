@@ -87,9 +87,8 @@ class Fields:
             text = str(value)
         match = re.fullmatch(r"\s*\$?\s*(\d+(?:\.\d+)?|\.\d+)\s*(?:USD)?\s*", text or "")
         if match is None or float(match[1]) <= 0:
-            self.fail(
-                path, f"expected an amount in dollars such as $5 or 2.50, got {self.show(path, value)}"
-            )
+            shown = self.show(path, value)
+            self.fail(path, f"expected an amount in dollars such as $5 or 2.50, got {shown}")
         return float(match[1])
 
     def choice(self, path: KeyPath, value: Any, options: tuple[str, ...]) -> str:
