@@ -220,7 +220,7 @@ class SummaryBuilder:
 
 def _total(costs: Mapping[str, ReplicaCost]) -> float | None:
     known = [c.cost_usd for c in costs.values() if c.cost_usd is not None]
-    return round(sum(known), 4) if known else None
+    return round(sum(known), 6) if known else None
 
 
 def format_summary(summary: RunSummary) -> str:

@@ -166,7 +166,7 @@ class ReplicaPool:
 
     def retire(self, replica: Replica, reason: str) -> None:
         """Take `replica` out of rotation for good (it is never probed again)."""
-        if replica.retired is None:
+        if replica.retired is None and replica.healthy:
             replica.stats.ejections += 1
         replica.retired = reason
         replica.down_until = math.inf

@@ -237,7 +237,7 @@ class Scheduler:
         value: Any = None
         async for attempt in retrying:
             with attempt:
-                value = await self._attempt(submission, task, tried)
+                value = await self._attempt(submission, task, tried, causes)
         return value
 
     def _classify(
@@ -257,14 +257,18 @@ class Scheduler:
             return RecordStatus.TIMEOUT, exc
         return RecordStatus.ERROR, exc
 
-    async def _attempt(self, submission: SubmissionLike, task: _Task, tried: list[str]) -> Any:
+    async def _attempt(
+        self, submission: SubmissionLike, task: _Task, tried: list[str], causes: list[str]
+    ) -> Any:
         """One attempt as the retry policy counts them: a job the account's ZeroGPU quota
-        refused is sent again once the quota resets, without counting as a retry."""
+        refused is sent again once the quota resets, without counting as a retry (its
+        cause is kept in the record all the same)."""
         while True:
             try:
                 return await self._send(submission, task, tried)
             except QuotaExceeded as exc:
                 assert task.replica is not None
+                causes.append(cause_of(exc))
                 await self._hold(task.replica, exc)
 
     async def _hold(self, replica: Replica, error: QuotaExceeded) -> None:

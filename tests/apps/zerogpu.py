@@ -6,8 +6,9 @@ print_exception=False)` (title and print_exception only where the installed grad
 them) and every progress note as `gr.Info`/`gr.Warning`/`gr.Success(message,
 title=...)`; the messages below are those of `spaces/zero/client.py` and `wrappers.py`.
 
-* /generate(prompt): first logs "Waiting for a GPU to become available" and "Successfully
-  acquired a GPU" (title "ZeroGPU queue"), then answers `done: <prompt>`, unless:
+* /generate(prompt): logs "Waiting for a GPU to become available" and "Successfully
+  acquired a GPU" (title "ZeroGPU queue"), takes `ZEROGPU_TASK_SECONDS` (default 0.05),
+  then answers `done: <prompt>`, unless:
   - the quota is spent: `ZEROGPU_QUOTA_RUNS` (default: unlimited) successful calls use it
     up; the next call starts the reset clock, `ZEROGPU_RESET_SECONDS` (default 3) away,
     and every call before the reset raises "ZeroGPU quota exceeded" with "Try again in
@@ -37,6 +38,7 @@ import gradio as gr
 QUOTA_RUNS = int(os.environ.get("ZEROGPU_QUOTA_RUNS", "0")) or None
 RESET_SECONDS = float(os.environ.get("ZEROGPU_RESET_SECONDS", "3"))
 AFTER_RESET = int(os.environ.get("ZEROGPU_QUOTA_AFTER_RESET", "1000"))
+TASK_SECONDS = float(os.environ.get("ZEROGPU_TASK_SECONDS", "0.05"))
 PRO = "https://huggingface.co/subscribe/pro?from=ZeroGPU"
 SUFFIX = f"Subscribe to Hugging Face PRO to get 40 min of ZeroGPU quota a day - {PRO}"
 
@@ -137,7 +139,7 @@ def generate(prompt: str) -> str:
     _scripted(prompt, calls)
     _take_quota()
     info("ZeroGPU queue", "Successfully acquired a GPU", level="success")
-    time.sleep(0.05)
+    time.sleep(TASK_SECONDS)
     return f"done: {prompt}"
 
 
