@@ -247,3 +247,28 @@ def test_hub_rate_limit_is_waited_for_with_the_ratelimit_header(hub: HubServer) 
         assert (await space_runtime("bob/app", token=TOKEN, endpoint=hub.url)).stage == "RUNNING"
 
     anyio.run(read)
+
+
+def test_readme_sample_manifest_validates(
+    calculator_app: RunningApp, hub: HubServer, tmp_path: Path
+) -> None:
+    """The README's Hugging Face sample is a valid manifest; against a stand-in for the
+    Hub whose gradio/calculator is the local calculator, every row fits the app."""
+    import anyio
+
+    from runner.manifest import load_manifest
+    from runner.run import validate_manifest
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    text = readme[readme.index("## Running against Hugging Face") :]
+    block = text[text.index("```yaml\n") + 8 : text.index("```\n", text.index("```yaml"))]
+    path = tmp_path / "hf.yaml"
+    path.write_text(block)
+    hub.add_space("gradio/calculator", host=calculator_app.url)
+    manifest = load_manifest(path, environ={"HF_TOKEN": TOKEN})
+    assert manifest.run.budget == 2.0 and manifest.run.max_wait == 3600
+    report = anyio.run(
+        lambda: validate_manifest(manifest, on_message=lambda _: None, hub_endpoint=hub.url)
+    )
+    assert report.ok and report.submissions == 2
+    assert not hub.calls("POST", "/duplicate")  # validating creates nothing

@@ -1,0 +1,94 @@
+"""Account-level pauses: every replica reached with one token waits for its quota's reset."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, cast
+
+import anyio
+import pytest
+
+from jobs import QuotaExceeded
+from runner.scheduling import AccountPauses, AdaptiveLimit, Replica, RunHalted
+
+WALL = 1_800_000_000.0  # a fixed "now", epoch seconds
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def replica(name: str, account: str | None) -> Replica:
+    return Replica(
+        name=name, client=cast(Any, None), limit=AdaptiveLimit(maximum=2), account=account
+    )
+
+
+def quota(wait: float | None) -> QuotaExceeded:
+    return QuotaExceeded("spent", retry_after=wait, title="ZeroGPU quota exceeded")
+
+
+def pauses(replicas: list[Replica], clock: Clock, **options: Any) -> AccountPauses:
+    messages: list[str] = []
+    made = AccountPauses(
+        replicas,
+        clock=clock,
+        wall=lambda: WALL + clock.now - 100.0,
+        on_message=messages.append,
+        **options,
+    )
+    made.messages = messages  # type: ignore[attr-defined]
+    return made
+
+
+def test_every_replica_of_the_account_waits_until_the_reset() -> None:
+    """Replicas of the same token pause together; another account's replica does not."""
+    clock = Clock()
+    a1, a2, b, own = (
+        replica("a1", "hf:a"),
+        replica("a2", "hf:a"),
+        replica("b", "hf:b"),
+        replica("own", None),
+    )
+    watch = pauses([a1, a2, b, own], clock)
+    assert anyio.run(watch.pause, a1, quota(588)) == 588
+    assert a1.limit.paused(clock.now) == a2.limit.paused(clock.now) == 588
+    assert b.limit.paused(clock.now) == own.limit.paused(clock.now) == 0
+    until = datetime.fromtimestamp(WALL + 588)
+    assert watch.describe() == f"paused: ZeroGPU quota until {until:%H:%M} (in 0:09:48)"
+    # Another row of the same account reports the same pause: still one record.
+    anyio.run(watch.pause, a2, quota(587))
+    assert len(watch.records) == 1 and watch.records[0].replicas == ("a1", "a2")
+    clock.now += 600
+    assert watch.describe() is None
+
+
+def test_a_wait_past_max_wait_halts_resumably() -> None:
+    """Longer than run.max_wait: RunHalted (exit as interrupted), saying when to resume."""
+    clock = Clock()
+    one = replica("one", "hf:a")
+    watch = pauses([one], clock, max_wait=3600)
+    with pytest.raises(RunHalted) as info:
+        anyio.run(watch.pause, one, quota(86400))
+    assert info.value.exit_status == 130
+    assert "longer than run.max_wait (1:00:00)" in info.value.message
+    assert "run the same command again after" in info.value.message
+
+
+def test_no_wait_given_asks_the_quota_then_backs_off() -> None:
+    """Without "Try again in": the quota route's reset, else a doubling back-off."""
+    clock = Clock()
+    asked, other = replica("asked", "hf:a"), replica("other", "hf:b")
+
+    async def resets_in() -> float | None:
+        return 42.0
+
+    watch = pauses([asked, other], clock, lookups={"hf:a": resets_in})
+    assert anyio.run(watch.pause, asked, quota(None)) == 42.0
+    assert anyio.run(watch.pause, other, quota(None)) == 60.0
+    clock.now += 61
+    assert anyio.run(watch.pause, other, quota(None)) == 120.0
