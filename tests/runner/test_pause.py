@@ -92,3 +92,42 @@ def test_no_wait_given_asks_the_quota_then_backs_off() -> None:
     assert anyio.run(watch.pause, other, quota(None)) == 60.0
     clock.now += 61
     assert anyio.run(watch.pause, other, quota(None)) == 120.0
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("run: {budget: five}", "run.budget: expected an amount in dollars such as $5"),
+        ("run: {budget: $0}", "run.budget: expected an amount in dollars"),
+        ("run: {max_wait: soon}", "run.max_wait:"),
+        (
+            "app: {replicas: [{duplicate: a/b, after: stop}]}",
+            "after: expected one of pause, sleep, keep, got 'stop'",
+        ),
+    ],
+)
+def test_new_manifest_keys_say_what_is_wrong(tmp_path: Any, text: str, message: str) -> None:
+    """run.budget, run.max_wait and duplicate `after:` are checked where they are written."""
+    from runner.errors import ManifestError
+    from runner.manifest import load_manifest
+
+    path = tmp_path / "m.yaml"
+    base = "app: {url: http://127.0.0.1:1}\n"
+    path.write_text(text + "\n" if text.startswith("app") else base + text + "\n")
+    with pytest.raises(ManifestError, match=message.replace("$", r"\$").replace(".", r"\.")):
+        load_manifest(path)
+
+
+def test_new_manifest_keys_read_and_written_back(tmp_path: Any) -> None:
+    """`$5`, `2h` and `after: keep` are read, and the resolved manifest keeps them."""
+    from runner.manifest import load_manifest
+
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        "app: {replicas: [{duplicate: a/b, after: keep}]}\nrun: {budget: $5, max_wait: 2h}\n"
+    )
+    manifest = load_manifest(path)
+    assert (manifest.run.budget, manifest.run.max_wait) == (5.0, 7200.0)
+    dumped = manifest.to_dict(redact=True)
+    assert dumped["run"]["budget"] == "$5" and dumped["run"]["max_wait"] == "2h"
+    assert dumped["app"]["replicas"][0]["after"] == "keep"
