@@ -70,6 +70,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .hub_data import HARDWARE_LIST, ZeroGpuQuota
+from .servers import starting
 
 __all__ = [
     "FREE_SLEEP_SECONDS",
@@ -274,6 +275,7 @@ class HubServer:
         return f"http://{host!s}:{port}"
 
     def start(self) -> HubServer:
+        starting("the Hub stand-in")
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(
