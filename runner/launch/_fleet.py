@@ -206,6 +206,10 @@ class Fleet:
             if c.paid and c.up_since is not None and (c.up_until is None or c.up_until > now)
         )
 
+    def unpriced(self) -> list[str]:
+        """Paid copies of ours whose price is unknown (a budget cannot count them)."""
+        return [c.space_id for c in self._copies.values() if c.paid and self._price(c) is None]
+
     def spent(self) -> float:
         return sum(cost.cost_usd or 0.0 for cost in self.costs().values())
 

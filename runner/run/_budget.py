@@ -23,6 +23,11 @@ async def watch_budget(
     fleet: Fleet, scheduler: Scheduler, *, budget: float, grace: float, every: float = 0.5
 ) -> None:
     """Halt `scheduler` once the projected spend would pass `budget`. Runs until cancelled."""
+    if unknown := fleet.unpriced():
+        fleet.on_message(
+            f"run.budget cannot count {', '.join(unknown)}: the Hub's price for its hardware "
+            "is unknown"
+        )
     while not scheduler.stopping:
         spent, rate = fleet.spent(), fleet.burn_rate()
         projected = spent + rate * (grace + PAUSE_MARGIN)

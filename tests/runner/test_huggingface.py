@@ -206,6 +206,33 @@ def test_paid_duplicates_are_paused_at_the_end_and_restarted_next_run(
     assert hub.spaces["alice/gpu-app"].stages == ["PAUSED"]
 
 
+def test_interrupted_run_still_pauses_its_paid_copy(
+    app_factory: Any, hub: HubServer, tmp_path: Path
+) -> None:
+    """Stopped from code mid-batch (what Ctrl-C does): the paid copy is paused all the same."""
+    from runner.run import RunHandle
+
+    app = app_factory("zerogpu", env={"ZEROGPU_TASK_SECONDS": "0.3"})
+    with FaultProxy(app.url) as proxy:
+        hub.add_space("bob/gpu-app", host=app.url)
+        hub.duplicate_host = lambda space_id: proxy.url
+        handle = RunHandle()
+        options = RunOptions(hub_endpoint=hub.url, progress="quiet", handle_signals=False)
+        manifest = duplicate_manifest(tmp_path / "stop.yaml", "  grace: 1s\n", rows=30)
+        out: dict[str, Any] = {}
+        batch = threading.Thread(
+            target=lambda: out.update(summary=run(manifest, options, handle=handle))
+        )
+        batch.start()
+        proxy.wait_for("queue/join", 2, timeout=120)
+        handle.stop()
+        batch.join(timeout=120)
+    summary = out["summary"]
+    assert summary.exit_status == ExitStatus.INTERRUPTED and summary.remaining
+    assert hub.spaces["alice/gpu-app"].stages == ["PAUSED"]
+    assert summary.replicas[0].after == "paused"
+
+
 def test_budget_stops_the_run_before_it_is_passed(
     app_factory: Any, hub: HubServer, tmp_path: Path
 ) -> None:

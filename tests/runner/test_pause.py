@@ -131,3 +131,16 @@ def test_new_manifest_keys_read_and_written_back(tmp_path: Any) -> None:
     dumped = manifest.to_dict(redact=True)
     assert dumped["run"]["budget"] == "$5" and dumped["run"]["max_wait"] == "2h"
     assert dumped["app"]["replicas"][0]["after"] == "keep"
+
+
+def test_no_replica_left_stops_with_the_stage() -> None:
+    """Once every replica is retired (a broken Space), waiting for one fails at once
+    with the reasons."""
+    from runner.scheduling import AllReplicasDown, ReplicaPool
+
+    crashed = replica("bob/app", "hf:a")
+    pool = ReplicaPool([crashed], on_message=lambda _: None)
+    pool.retire(crashed, "bob/app is RUNTIME_ERROR: the app crashed")
+    with pytest.raises(AllReplicasDown, match="bob/app is RUNTIME_ERROR"):
+        anyio.run(pool.acquire)
+    assert crashed.stats.ejections == 1
