@@ -6,6 +6,8 @@ its current concurrency window. A slow or distant replica frees its slots later,
 naturally gets less work. A replica that fails several attempts in a row (unreachable,
 died, restarted) is ejected, probed with growing intervals, and put back when it
 answers; if every replica is down the pool waits, with a message, until a deadline.
+A replica that cannot come back (its Space crashed or was paused) is retired for good;
+when all are, waiting stops at once with their reasons.
 """
 
 from __future__ import annotations

@@ -13,6 +13,12 @@ second: everything stops at once; what was not recorded simply runs again on res
 
 If every replica stays down past the pool's deadline, the run stops the same way and
 `run()` raises `AllReplicasDown` once every submission has its outcome.
+
+A job refused because the account's ZeroGPU quota is spent is not a failed attempt: the
+account's replicas pause until the reset (`AccountPauses`) and the job is sent again
+then. A pause past `run.max_wait` (or the budget, from outside) `halt()`s the run: it
+stops as on Ctrl-C and `halted_by` says why. A 5xx from a Space replica has its stage
+read again (`StageWatch`).
 """
 
 from __future__ import annotations
