@@ -10,12 +10,22 @@ client.predict(num1=4, operation="add", num2=5, api_name="/predict")
 
 from ._client import AsyncClient
 from ._files import file, handle_file, is_file_data
+from ._hubapi import ZeroGpuQuota, hardware_prices, pause_space, restart_space, zerogpu_quota
 from ._job import AsyncJob, JobTimings
 from ._limits import Limits
 from ._protocol import ProgressUnit
 from ._schema import AppSchema, Endpoint, Parameter, Return
+from ._spaces import (
+    SpaceRuntime,
+    broken_stage_advice,
+    duplicate_space,
+    hf_token_from_env,
+    is_hf_host,
+    space_runtime,
+)
 from ._status import Status, StatusUpdate
 from ._sync import Client, Job
+from ._zerogpu import ZeroGpuKind
 from .errors import (
     AppError,
     ArgumentError,
@@ -31,12 +41,14 @@ from .errors import (
     LimitExceeded,
     ProtocolError,
     QueueFull,
+    QuotaExceeded,
     RateLimited,
     ServerError,
     SpaceError,
     SpaceNotRunning,
     StreamLost,
     UnsupportedVersion,
+    ZeroGpuError,
 )
 
 __version__ = "0.1.0"
@@ -66,17 +78,31 @@ __all__ = [
     "ProgressUnit",
     "ProtocolError",
     "QueueFull",
+    "QuotaExceeded",
     "RateLimited",
     "Return",
     "ServerError",
     "SpaceError",
     "SpaceNotRunning",
+    "SpaceRuntime",
     "Status",
     "StatusUpdate",
     "StreamLost",
     "UnsupportedVersion",
+    "ZeroGpuError",
+    "ZeroGpuKind",
+    "ZeroGpuQuota",
     "__version__",
+    "broken_stage_advice",
+    "duplicate_space",
     "file",
     "handle_file",
+    "hardware_prices",
+    "hf_token_from_env",
     "is_file_data",
+    "is_hf_host",
+    "pause_space",
+    "restart_space",
+    "space_runtime",
+    "zerogpu_quota",
 ]

@@ -14,6 +14,7 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
 )
 
+from ._ratelimit import retry_after
 from .errors import (
     AuthError,
     ConnectionFailed,
@@ -110,7 +111,7 @@ def _refused(exc: HfHubHTTPError, asked: _Asked) -> JobsError:
         return RateLimited(
             f"The Hugging Face Hub is rate limiting requests (429); wait and retry.{said}",
             url=asked.hub,
-            retry_after=_retry_after(exc),
+            retry_after=retry_after(exc.response.headers),
         )
     if status >= 500:
         return ServerError(
@@ -130,8 +131,3 @@ def _hub_said(exc: HfHubHTTPError, token: str | None) -> str:
     if token:
         said = said.replace(token, "***")  # should the Hub ever echo it, it is not shown
     return said
-
-
-def _retry_after(exc: HfHubHTTPError) -> float | None:
-    retry = exc.response.headers.get("Retry-After", "")
-    return float(retry) if retry.replace(".", "", 1).isdigit() else None

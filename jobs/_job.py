@@ -14,6 +14,7 @@ import anyio
 
 from ._protocol import Message, MsgKind, apply_diff
 from ._status import Status, StatusUpdate
+from ._zerogpu import zerogpu_error
 from .errors import AppError, JobCancelled, JobsError, JobTimeout, ProtocolError
 
 if TYPE_CHECKING:
@@ -309,7 +310,11 @@ class AsyncJob:
             self._set_status(StatusUpdate(code=Status.PROGRESS, progress_data=message.progress))
         elif kind is MsgKind.LOG:
             self._set_status(
-                StatusUpdate(code=Status.LOG, log=(message.level or "info", message.text or ""))
+                StatusUpdate(
+                    code=Status.LOG,
+                    log=(message.level or "info", message.text or ""),
+                    log_title=message.title,
+                )
             )
         elif kind in (
             MsgKind.PROCESS_GENERATING,
@@ -362,6 +367,9 @@ class AsyncJob:
 
     def _app_error(self, message: Message) -> AppError:
         where = self.endpoint.display_name
+        gpu = zerogpu_error(message.text, message.title, where=where, event_id=self.event_id)
+        if gpu is not None:
+            return gpu
         if message.text is None:
             return AppError(
                 f"{where} raised an error in the app, which does not show error details "

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SPACE_ID_RE",
     "SpaceRuntime",
+    "broken_stage_advice",
     "duplicate_space",
     "hf_token_from_env",
     "is_hf_host",
@@ -95,6 +96,12 @@ class SpaceRuntime:
     hardware: str | None
     requested_hardware: str | None
     sleep_time: int | None
+
+
+def broken_stage_advice(stage: str) -> str | None:
+    """What the user can do about a Space in `stage`, if that stage will not pass by itself
+    (PAUSED, BUILD_ERROR, RUNTIME_ERROR, ...); None for stages that are up or on their way."""
+    return _BROKEN.get(stage)
 
 
 def looks_like_space_id(src: str) -> bool:
@@ -186,39 +193,66 @@ async def wait_until_running(
     `sleep` makes it pass quickly in tests. Past it: `SpaceNotRunning(stage=last stage)`.
     Errors of `space_runtime` pass through.
     """
-    elapsed, delay, last, woken = 0.0, _FIRST_DELAY, None, False
+    wait = _Wait(space_id, token=token, endpoint=endpoint, deadline=deadline, on_stage=on_stage)
     while True:
-        started = anyio.current_time()
-        stage = (await space_runtime(space_id, token=token, endpoint=endpoint)).stage
-        elapsed += anyio.current_time() - started
-        if stage != last and on_stage is not None:
-            on_stage(stage)
-        last = stage
-        if stage in _BROKEN:
-            raise SpaceNotRunning(
-                f"Space {space_id} is not running (stage {stage}): {_BROKEN[stage]}.",
-                url=page_url(endpoint, space_id),
-                space_id=space_id,
-                stage=stage,
-            )
+        stage = await wait.next_stage()
         if stage in _UP or (stage in _DORMANT and wake is None):
             return await space_host(space_id, token=token, endpoint=endpoint)
-        if stage in _DORMANT and not woken:
+        if stage in _DORMANT and not wait.woken:
             assert wake is not None
-            woken = True
+            wait.woken = True
             await wake(await space_host(space_id, token=token, endpoint=endpoint))
-        if elapsed >= deadline:
+        wait.check_deadline(stage)
+        await wait.pause(sleep)
+
+
+@dataclass(slots=True)
+class _Wait:
+    """The state of one `wait_until_running`: time spent, the next delay, the last stage."""
+
+    space_id: str
+    token: str | None
+    endpoint: str | None
+    deadline: float
+    on_stage: Callable[[str], None] | None
+    elapsed: float = 0.0
+    delay: float = _FIRST_DELAY
+    last: str | None = None
+    woken: bool = False
+
+    async def next_stage(self) -> str:
+        """Read the stage (time counted), report it if new, raise if it is broken."""
+        started = anyio.current_time()
+        runtime = await space_runtime(self.space_id, token=self.token, endpoint=self.endpoint)
+        self.elapsed += anyio.current_time() - started
+        stage = runtime.stage
+        if stage != self.last and self.on_stage is not None:
+            self.on_stage(stage)
+        self.last = stage
+        if stage in _BROKEN:
             raise SpaceNotRunning(
-                f"Space {space_id} did not come up within {deadline:g} s (last stage {stage}). "
-                "Try again later, or allow a longer deadline.",
-                url=page_url(endpoint, space_id),
-                space_id=space_id,
+                f"Space {self.space_id} is not running (stage {stage}): {_BROKEN[stage]}.",
+                url=page_url(self.endpoint, self.space_id),
+                space_id=self.space_id,
                 stage=stage,
             )
-        pause = min(delay, deadline - elapsed)
+        return stage
+
+    def check_deadline(self, stage: str) -> None:
+        if self.elapsed >= self.deadline:
+            raise SpaceNotRunning(
+                f"Space {self.space_id} did not come up within {self.deadline:g} s (last stage "
+                f"{stage}). Try again later, or allow a longer deadline.",
+                url=page_url(self.endpoint, self.space_id),
+                space_id=self.space_id,
+                stage=stage,
+            )
+
+    async def pause(self, sleep: Callable[[float], Awaitable[None]]) -> None:
+        pause = min(self.delay, self.deadline - self.elapsed)
         await sleep(pause)
-        elapsed += pause
-        delay = min(delay * _GROWTH, _MAX_DELAY)
+        self.elapsed += pause
+        self.delay = min(self.delay * _GROWTH, _MAX_DELAY)
 
 
 async def duplicate_space(
@@ -250,6 +284,27 @@ async def duplicate_space(
     Raises `AuthError` without a token or with a bad or read-only one, `SpaceNotRunning`
     if the source does not exist or is private, `SpaceError` for other refusals.
     """
+    _check_duplicate_ids(from_id, to_id, token)
+    api = _api(endpoint, token)
+    source = await space_runtime(from_id, token=token, endpoint=endpoint)
+    target = await _target_id(api, from_id, to_id)
+    found = await _call(api, target, api.get_space_runtime, target, missing_ok=True)
+    want_hw = hardware or source.hardware or source.requested_hardware or _FREE_HARDWARE
+    sleep_s = (
+        sleep_timeout * 60 if sleep_timeout is not None and want_hw != _FREE_HARDWARE else None
+    )
+    if found is None:
+        await _create_copy(api, from_id, target, private, want_hw, sleep_s, secrets or {})
+    else:
+        logger.info("Reusing Space %s (a duplicate of %s)", target, from_id)
+        await _update_copy(api, target, _runtime(found), hardware, sleep_s, secrets or {})
+    return target
+
+
+# -- steps ---------------------------------------------------------------------------
+
+
+def _check_duplicate_ids(from_id: str, to_id: str | None, token: str | None) -> None:
     if not token:
         raise AuthError(
             f"Duplicating Space {from_id} needs an HF token with write access: pass token= "
@@ -260,33 +315,44 @@ async def duplicate_space(
         raise SpaceError(
             f"{to_id!r} is not a Space name; expected 'name' or 'owner/name'.", space_id=to_id
         )
-    api = _api(endpoint, token)
-    source = await space_runtime(from_id, token=token, endpoint=endpoint)
-    target = await _target_id(api, from_id, to_id)
-    found = await _call(api, target, api.get_space_runtime, target, missing_ok=True)
-    want_hw = hardware or source.hardware or source.requested_hardware or _FREE_HARDWARE
-    sleep_s = (
-        sleep_timeout * 60 if sleep_timeout is not None and want_hw != _FREE_HARDWARE else None
+
+
+async def _create_copy(
+    api: HfApi,
+    from_id: str,
+    target: str,
+    private: bool,
+    hardware: str,
+    sleep_s: int | None,
+    secrets: Mapping[str, str],
+) -> None:
+    """One duplicate request that carries visibility, hardware, sleep time and secrets."""
+    logger.info("Duplicating Space %s to %s", from_id, target)
+    await _call(
+        api,
+        target,
+        api.duplicate_repo,
+        from_id,
+        target,
+        repo_type="space",
+        private=private,
+        exist_ok=True,
+        space_hardware=cast("SpaceHardware", hardware),
+        space_sleep_time=sleep_s,
+        space_secrets=[{"key": k, "value": v} for k, v in secrets.items()] or None,
     )
-    if found is None:
-        logger.info("Duplicating Space %s to %s", from_id, target)
-        await _call(
-            api,
-            target,
-            api.duplicate_repo,
-            from_id,
-            target,
-            repo_type="space",
-            private=private,
-            exist_ok=True,
-            space_hardware=cast("SpaceHardware", want_hw),
-            space_sleep_time=sleep_s,
-            space_secrets=[{"key": k, "value": v} for k, v in (secrets or {}).items()] or None,
-        )
-        return target
-    logger.info("Reusing Space %s (a duplicate of %s)", target, from_id)
-    existing = _runtime(found)
-    await _add_missing_secrets(api, target, secrets or {})
+
+
+async def _update_copy(
+    api: HfApi,
+    target: str,
+    existing: SpaceRuntime,
+    hardware: str | None,
+    sleep_s: int | None,
+    secrets: Mapping[str, str],
+) -> None:
+    """Bring an existing copy to what is asked: missing secrets, hardware, sleep time."""
+    await _add_missing_secrets(api, target, secrets)
     current_hw = existing.requested_hardware or existing.hardware
     if hardware is not None and hardware != current_hw:
         await _call(
@@ -295,10 +361,6 @@ async def duplicate_space(
         current_hw = hardware
     if sleep_s is not None and current_hw != _FREE_HARDWARE and existing.sleep_time != sleep_s:
         await _call(api, target, api.set_space_sleep_time, target, sleep_s)
-    return target
-
-
-# -- steps ---------------------------------------------------------------------------
 
 
 async def _target_id(api: HfApi, from_id: str, to_id: str | None) -> str:

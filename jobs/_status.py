@@ -86,4 +86,7 @@ class StatusUpdate:
     success: bool | None = None
     time: datetime = field(default_factory=datetime.now)
     progress_data: tuple[ProgressUnit, ...] | None = None
+    #: A `log` message: (level, text); level is "info", "warning", "success" (or "error").
     log: tuple[str, str] | None = None
+    #: The log message's title (`gr.Info(message, title=...)`), when it has one.
+    log_title: str | None = None

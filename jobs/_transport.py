@@ -6,14 +6,13 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator, Mapping
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
 from ._bodies import ACCEPT_ENCODING, read_capped
 from ._limits import Limits, over_limit
+from ._ratelimit import retry_after
 from .errors import (
     AppError,
     AuthError,
@@ -328,18 +327,7 @@ def _input_rejected(response: httpx.Response, body: bytes, url: str) -> JobsErro
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+    return retry_after(response.headers)
 
 
 def parse_json(body: bytes, url: str) -> Any:

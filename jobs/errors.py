@@ -19,7 +19,9 @@ JobsError
 │   └── FileError             a local input file is missing or too large, or an output
 │                             file cannot be saved (disk full, read-only)
 ├── AppError                  the app ran the job and it failed (gr.Error or a crash)
-│   └── InputRejected         the app's validator refused the inputs (HTTP 422)
+│   ├── InputRejected         the app's validator refused the inputs (HTTP 422)
+│   └── ZeroGpuError          a ZeroGPU Space gave the job no GPU, or its GPU task failed
+│       └── QuotaExceeded     the account's ZeroGPU quota is spent (carries retry_after)
 ├── JobCancelled              the job was cancelled before it produced its result
 └── JobTimeout                `result(timeout=...)` ran out
 ```
@@ -56,12 +58,14 @@ __all__ = [
     "LimitExceeded",
     "ProtocolError",
     "QueueFull",
+    "QuotaExceeded",
     "RateLimited",
     "ServerError",
     "SpaceError",
     "SpaceNotRunning",
     "StreamLost",
     "UnsupportedVersion",
+    "ZeroGpuError",
 ]
 
 
@@ -283,3 +287,57 @@ _TIMEOUTS: tuple[type[Exception], ...] = tuple(
 class JobTimeout(JobsError, *_TIMEOUTS):  # type: ignore[misc]
     """Waiting for the job's result took longer than the timeout given. The job itself
     goes on; call `cancel()` to stop it."""
+
+
+class ZeroGpuError(AppError):
+    """A ZeroGPU Space could not give the job a GPU, or the GPU task failed. `kind` is the
+    case (a `ZeroGpuKind` value: "queue_timeout", "illegal_duration", ...); `transient`
+    depends on it: no GPU free now may pass, a duration over the account's maximum never.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str,
+        transient: bool,
+        url: str | None = None,
+        app_message: str | None = None,
+        title: str | None = None,
+        event_id: str | None = None,
+    ) -> None:
+        super().__init__(message, url=url, app_message=app_message, title=title, event_id=event_id)
+        self.kind = kind
+        self.transient = transient
+
+
+class QuotaExceeded(ZeroGpuError):
+    """The account's ZeroGPU quota (or runs limit) is spent. Every Space reached with the
+    same token refuses GPU work until it resets, `retry_after` seconds from now (None when
+    the Space did not say). `requested`/`left` are GPU seconds, when given."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str = "quota",
+        retry_after: float | None = None,
+        requested: int | None = None,
+        left: int | None = None,
+        url: str | None = None,
+        app_message: str | None = None,
+        title: str | None = None,
+        event_id: str | None = None,
+    ) -> None:
+        super().__init__(
+            message,
+            kind=kind,
+            transient=True,
+            url=url,
+            app_message=app_message,
+            title=title,
+            event_id=event_id,
+        )
+        self.retry_after = retry_after
+        self.requested = requested
+        self.left = left

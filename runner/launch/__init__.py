@@ -6,6 +6,7 @@ read a copy's log: launchers elsewhere (cluster nodes) reuse them.
 """
 
 from ._command import BOOTSTRAP, AppCommand, app_command, bootstrap_source
+from ._fleet import Fleet, ReplicaCost
 from ._local import LocalApp, LocalApps
 from ._open import open_replicas
 from ._ready import last_line, listening_elsewhere
@@ -15,10 +16,12 @@ __all__ = [
     "BOOTSTRAP",
     "DEFAULT_READY_TIMEOUT",
     "AppCommand",
+    "Fleet",
     "LocalApp",
     "LocalAppError",
     "LocalAppSpec",
     "LocalApps",
+    "ReplicaCost",
     "app_command",
     "bootstrap_source",
     "last_line",

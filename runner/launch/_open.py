@@ -5,15 +5,15 @@ Spaces and local copies of an app script, each opened on an exit stack that clos
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from jobs import AsyncClient
+from jobs import AsyncClient, hf_token_from_env
 
 from ..manifest import DuplicateReplica, LocalReplica, Manifest, SpaceReplica, UrlReplica
 from ..scheduling import AdaptiveLimit, Replica
+from ._fleet import Fleet
 from ._open_local import open_local
 
 __all__ = ["open_replicas"]
@@ -28,11 +28,16 @@ async def open_replicas(
     on_message: Callable[[str], None],
     hub_endpoint: str | None = None,
     work_dir: Path | None = None,
+    fleet: Fleet | None = None,
 ) -> list[Replica]:
     """Connect to every replica of `manifest`, starting local ones. Raises the first
-    `JobsError` / `RunnerError` met (the stack then closes what was opened). `work_dir`
-    (the run folder) keeps the commit of each Space run locally, for a resume."""
+    `JobsError` / `RunnerError` met (the stack then closes what was opened, and `fleet`
+    pauses the paid copies it made). `work_dir` (the run folder) keeps the commit of
+    each Space run locally, for a resume."""
     token = manifest.app.hf_token.reveal() if manifest.app.hf_token is not None else None
+    if fleet is None:
+        fleet = Fleet(token=hf_token_from_env(token), endpoint=hub_endpoint, on_message=on_message)
+    stack.push_async_callback(fleet.release)
     options: dict[str, Any] = {
         "hf_token": token,
         "download_files": download_files,
@@ -46,19 +51,23 @@ async def open_replicas(
         concurrency = spec.concurrency or manifest.run.concurrency
         if isinstance(spec, UrlReplica):
             client = await _enter(stack, await AsyncClient.connect(spec.url, **options))
-            replicas.append(_replica(spec.url, client, concurrency))
+            replica = _replica(spec.url, client, concurrency)
+            replica.account = fleet.account_of_url(spec.url)
+            replicas.append(replica)
         elif isinstance(spec, SpaceReplica):
             on_message(f"connecting to Space {spec.space}")
+            reporter = _stage_reporter(spec.space, on_message)
             client = await _enter(
                 stack,
-                await AsyncClient.connect(
-                    spec.space,
-                    **{**options, "on_space_stage": _stage_reporter(spec.space, on_message)},
+                await fleet.open_space(
+                    spec.space, spec.space, {**options, "on_space_stage": reporter}
                 ),
             )
-            replicas.append(_replica(spec.space, client, concurrency))
+            replica = _replica(spec.space, client, concurrency)
+            replica.account, replica.stage = fleet.account, fleet.stage_reader(spec.space)
+            replicas.append(replica)
         elif isinstance(spec, DuplicateReplica):
-            replicas.extend(await _duplicates(spec, stack, options, concurrency, on_message))
+            replicas.extend(await _duplicates(spec, stack, options, concurrency, fleet))
         elif isinstance(spec, LocalReplica):
             started = await open_local(
                 spec,
@@ -82,29 +91,26 @@ async def _duplicates(
     stack: contextlib.AsyncExitStack,
     options: dict[str, Any],
     concurrency: int,
-    on_message: Callable[[str], None],
+    fleet: Fleet,
 ) -> list[Replica]:
     name = spec.to_id or spec.space.split("/", 1)[1]
     out = []
     for index in range(spec.count):
         # Distinct names for the copies: name, name-2, name-3, ...
         target = name if index == 0 else f"{name}-{index + 1}"
-        on_message(f"duplicating {spec.space} as {target} (or attaching to it)")
+        fleet.on_message(f"duplicating {spec.space} as {target} (or attaching to it)")
+        reporter = _stage_reporter(target, fleet.on_message)
+        replica_name = f"duplicate:{target}"
         client = await _enter(
             stack,
-            await AsyncClient.duplicate(
-                spec.space,
-                target,
-                private=spec.private,
-                hardware=spec.hardware,
-                # The manifest's duration is in seconds; a Space's sleep time is in minutes.
-                sleep_timeout=(
-                    math.ceil(spec.sleep_timeout / 60) if spec.sleep_timeout is not None else 5
-                ),
-                **{**options, "on_space_stage": _stage_reporter(target, on_message)},
+            await fleet.open_duplicate(
+                replica_name, spec, target, {**options, "on_space_stage": reporter}
             ),
         )
-        out.append(_replica(f"duplicate:{target}", client, concurrency))
+        replica = _replica(replica_name, client, concurrency)
+        replica.account = fleet.account
+        replica.stage = fleet.stage_reader(fleet.space_of(replica_name))
+        out.append(replica)
     return out
 
 

@@ -101,6 +101,23 @@ class Fields:
             )
         return int(float(match[1]) * _SIZE_UNITS[match[2].lower()])
 
+    def money(self, path: KeyPath, value: Any) -> float:
+        """An amount in US dollars: `$5`, `5`, `2.50`, `$0.10`."""
+        text = value if isinstance(value, str) else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            text = str(value)
+        match = re.fullmatch(r"\s*\$?\s*(\d+(?:\.\d+)?|\.\d+)\s*(?:USD)?\s*", text or "")
+        if match is None or float(match[1]) <= 0:
+            shown = self.show(path, value)
+            self.fail(path, f"expected an amount in dollars such as $5 or 2.50, got {shown}")
+        return float(match[1])
+
+    def choice(self, path: KeyPath, value: Any, options: tuple[str, ...]) -> str:
+        if not isinstance(value, str) or value not in options:
+            listed = ", ".join(options)
+            self.fail(path, f"expected one of {listed}, got {self.show(path, value)}")
+        return value
+
     def rate(self, path: KeyPath, value: Any) -> Rate:
         try:
             return parse_rate(value)

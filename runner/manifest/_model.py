@@ -81,6 +81,10 @@ class DuplicateReplica:
     #: Name of the copy (`name` or `owner/name`); copies 2.. get `-2`, `-3`, ... appended.
     to_id: str | None = None
     concurrency: int | None = None
+    #: What becomes of the copies when the run ends (`DUPLICATE_AFTER`): "pause" (paid
+    #: hardware is paused, and restarted by the next run), "sleep" (left to sleep after
+    #: `sleep_timeout`), "keep" (left running).
+    after: str = "pause"
 
 
 #: `gpus: all`: every GPU of the machine, found when the replicas start.
@@ -203,6 +207,11 @@ class RunSpec:
     retry_timeouts: bool = False
     grace: float = 30.0
     share_session: bool = False
+    #: Longest account-level pause (a ZeroGPU quota) waited for; longer ones stop the run
+    #: resumably. None: wait however long it takes.
+    max_wait: float | None = 3600.0
+    #: US dollars the run's paid hardware may cost; scheduling stops before it is passed.
+    budget: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -283,6 +292,8 @@ def _dump(manifest: Manifest, *, redact: bool) -> dict[str, Any]:
             "retry_timeouts": run.retry_timeouts,
             "grace": format_duration(run.grace),
             "share_session": run.share_session,
+            "max_wait": None if run.max_wait is None else format_duration(run.max_wait),
+            **({"budget": f"${run.budget:g}"} if run.budget is not None else {}),
         },
         "output": {
             "dir": str(manifest.output.dir),
@@ -305,6 +316,7 @@ def _dump_replica(replica: ReplicaSpec) -> dict[str, Any]:
             out["sleep_timeout"] = format_duration(replica.sleep_timeout)
         if replica.to_id is not None:
             out["to_id"] = replica.to_id
+        out["after"] = replica.after
     else:
         out = _dump_local(replica)
     if replica.concurrency is not None:

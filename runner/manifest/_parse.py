@@ -52,6 +52,7 @@ REPLICA_KEYS = {
         "sleep_timeout",
         "to_id",
         "concurrency",
+        "after",
     ),
     "local": (
         "local",
@@ -77,9 +78,12 @@ RUN_KEYS = (
     "retry_timeouts",
     "grace",
     "share_session",
+    "max_wait",
+    "budget",
 )
 OUTPUT_KEYS = ("dir", "export", "download_files")
 EXPORT_FORMATS = ("csv", "parquet", "jsonl")
+DUPLICATE_AFTER = ("pause", "sleep", "keep")
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 #: `owner/name` or `owner/name@revision`: a Space to run locally.
@@ -240,6 +244,7 @@ class _Parser(Fields):
                 else self.duration((*path, "sleep_timeout"), sleep),
                 to_id=None if to_id is None else self.text((*path, "to_id"), to_id),
                 concurrency=concurrency,
+                after=self.choice((*path, "after"), entry.get("after", "pause"), DUPLICATE_AFTER),
             )
         return self.local(path, entry, count, concurrency)
 
@@ -387,6 +392,7 @@ class _Parser(Fields):
         defaults = RunSpec()
         timeout = spec.get("timeout", defaults.timeout)
         rate = spec.get("rate")
+        budget = spec.get("budget")
         return RunSpec(
             concurrency=self.integer(
                 (*path, "concurrency"), spec.get("concurrency", defaults.concurrency), 1
@@ -404,7 +410,14 @@ class _Parser(Fields):
             ),
             grace=self.duration((*path, "grace"), spec.get("grace", defaults.grace)),
             share_session=self.boolean((*path, "share_session"), spec.get("share_session", False)),
+            max_wait=self._max_wait(spec.get("max_wait", defaults.max_wait)),
+            budget=None if budget is None else self.money((*path, "budget"), budget),
         )
+
+    def _max_wait(self, value: Any) -> float | None:
+        if value in (None, "none"):
+            return None
+        return self.duration(("run", "max_wait"), value)
 
     def output(self, value: Any, name: str) -> OutputSpec:
         path: KeyPath = ("output",)

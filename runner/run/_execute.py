@@ -15,13 +15,14 @@ from dataclasses import dataclass
 
 import anyio
 
-from jobs import AppSchema, Endpoint
+from jobs import AppSchema, Endpoint, hf_token_from_env
 
 from ..errors import ValidationFailed
 from ..inputs import Submission, ValidationReport, iter_submissions, validate_submissions
-from ..launch import open_replicas
+from ..launch import Fleet, open_replicas
 from ..manifest import Manifest
 from ..scheduling import (
+    AccountPauses,
     AllReplicasDown,
     Outcome,
     RateLimiter,
@@ -40,6 +41,7 @@ from ..store import (
     write_manifest,
     write_summary,
 )
+from ._budget import watch_budget
 from ._options import RunHandle, RunOptions
 from ._outcome_record import record_of
 from ._progress import Progress
@@ -88,10 +90,18 @@ class _Run:
         self.progress = Progress(mode=options.progress)
         self.summary = SummaryBuilder()
         self.interrupted = False
+        self.pauses: AccountPauses | None = None
+        self.halted_by: str | None = None
         self.in_flight_keys: set[str] = set()
         # Submissions skipped this run: ok before, failed before (--no-retry-failed),
         # identical to one already on its way.
         self.already_ok = self.failed_kept = self.duplicates = 0
+        token = manifest.app.hf_token.reveal() if manifest.app.hf_token is not None else None
+        self.fleet = Fleet(
+            token=hf_token_from_env(token),
+            endpoint=options.hub_endpoint,
+            on_message=self.progress.message,
+        )
 
     async def execute(self) -> RunSummary:
         if self.options.restart and (aside := self.folder.set_aside()) is not None:
@@ -161,7 +171,10 @@ class _Run:
                 on_message=self.progress.message,
                 hub_endpoint=self.options.hub_endpoint,
                 work_dir=self.folder.root,
+                fleet=self.fleet,
             )
+        await self.fleet.load_prices()
+        await self.fleet.report_quota(zerogpu=self.fleet.uses_zerogpu())
         return replicas, prefetched
 
     async def _source(
@@ -221,6 +234,12 @@ class _Run:
             async with anyio.create_task_group() as group:
                 if self.options.handle_signals:
                     group.start_soon(self._watch_signals, scheduler)
+                group.start_soon(self.progress.tick)
+                if (budget := self.manifest.run.budget) is not None:
+                    grace = self.manifest.run.grace
+                    group.start_soon(
+                        lambda: watch_budget(self.fleet, scheduler, budget=budget, grace=grace)
+                    )
                 try:
                     await scheduler.run(source)
                 except AllReplicasDown as exc:
@@ -228,6 +247,8 @@ class _Run:
                 group.cancel_scope.cancel()
         finally:
             self.progress.close()
+            await self.fleet.release()  # paid copies stop billing before the summary
+        self.pauses, self.halted_by = scheduler.pauses, scheduler.halted_by
         summary = self._finish(
             store, started, total=total, replicas=replicas, stopped_by=str(down) if down else None
         )
@@ -266,9 +287,12 @@ class _Run:
             duplicates=self.duplicates,
             folder_counts={s.value: n for s, n in store.counts().items()},
             replicas=replicas,
-            interrupted=self.interrupted or self.handle.stopped,
+            interrupted=self.interrupted or self.handle.stopped or self.halted_by is not None,
             resume_command=self._resume_command(),
             stopped_by=stopped_by,
+            halted_by=self.halted_by,
+            pauses=self.pauses.records if self.pauses is not None else (),
+            costs=self.fleet.costs(),
         )
         write_summary(self.folder.root, summary.to_dict())
         for fmt in self.manifest.output.export:
@@ -302,8 +326,17 @@ class _Run:
                 # Only once the record is on disk may an identical row be looked at again.
                 self.in_flight_keys.discard(key)
 
+        pauses = AccountPauses(
+            pool.replicas,
+            max_wait=run_spec.max_wait,
+            lookups=self.fleet.quota_lookups(),
+            on_message=self.progress.message,
+        )
+        self.progress.pause_text = pauses.describe
         return Scheduler(
             pool,
+            pauses=pauses,
+            on_log=self.progress.app_log,
             on_outcome=on_outcome,
             endpoint=endpoint.api_name,
             rate=RateLimiter(rate),

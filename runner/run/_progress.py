@@ -7,9 +7,13 @@ import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import IO, Any
 
+import anyio
 from tqdm import tqdm
+
+from jobs import StatusUpdate
 
 from ..scheduling import Outcome
 from ..store import RecordStatus
@@ -44,6 +48,10 @@ class Progress:
         self._json_interval = json_interval
         self._last_json = 0.0
         self._started = time.monotonic()
+        #: The account-level pause under way, as text (set by the run), or None.
+        self.pause_text: Callable[[], str | None] = lambda: None
+        #: The app's latest log message ("ZeroGPU queue: Waiting for a GPU ..."), if any.
+        self.last_note: str | None = None
 
     # -- run lifecycle -----------------------------------------------------------------
 
@@ -101,6 +109,21 @@ class Progress:
             self._bar.update(1)
         self._emit()
 
+    def app_log(self, update: StatusUpdate) -> None:
+        """A job's `log` message (gr.Info / gr.Warning): the latest shows on the line."""
+        if update.log is None:
+            return
+        level, text = update.log
+        note = f"{update.log_title}: {text}" if update.log_title else text
+        self.last_note = f"{level}: {note}" if level not in ("info", "success") else note
+        self._emit()
+
+    async def tick(self, every: float = 1.0) -> None:
+        """Refresh the display while nothing happens (a pause): runs until cancelled."""
+        while True:
+            await anyio.sleep(every)
+            self._emit()
+
     # -- display ------------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
@@ -121,16 +144,19 @@ class Progress:
             "rate": round(rate, 3),
             "eta_seconds": round(remaining / rate, 1) if remaining and rate > 0 else None,
             "elapsed": round(elapsed, 3),
+            "paused": self.pause_text(),
+            "note": self.last_note,
         }
 
     def _emit(self, *, force: bool = False) -> None:
         if self._bar is not None:
             snap = self.snapshot()
-            self._bar.set_postfix_str(
+            line = (
                 f"ok {snap['ok']} failed {snap['failed']} retrying {snap['retrying']} "
-                f"in flight {snap['in_flight']}",
-                refresh=False,
+                f"in flight {snap['in_flight']}"
             )
+            extra = snap["paused"] or snap["note"]
+            self._bar.set_postfix_str(f"{line} | {extra}" if extra else line, refresh=False)
         elif self.mode == "json":
             now = time.monotonic()
             if force or now - self._last_json >= self._json_interval:

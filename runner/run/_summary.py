@@ -9,12 +9,14 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from ..errors import ExitStatus
-from ..scheduling import Outcome, Replica
+from ..launch import ReplicaCost
+from ..scheduling import Outcome, PauseRecord, Replica
 from ..store import RecordStatus
 
 __all__ = ["FailureGroup", "ReplicaSummary", "RunSummary", "SummaryBuilder", "format_summary"]
@@ -46,6 +48,14 @@ class ReplicaSummary:
     mean_run_seconds: float | None
     #: Where a local copy ran: its CUDA_VISIBLE_DEVICES (None when not given a GPU).
     gpu: str | None = None
+    #: Hardware of a Space replica (None for URLs and local copies).
+    hardware: str | None = None
+    #: Seconds a copy of ours was up during this run, and what that cost in US dollars
+    #: (None: not ours, or the price is unknown).
+    up_seconds: float | None = None
+    cost_usd: float | None = None
+    #: What became of a copy of ours at the end ("paused", "left running", ...).
+    after: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -74,14 +84,22 @@ class RunSummary:
     resume_command: str | None
     #: Why the run stopped before the end, when it was not the user (e.g. all replicas down).
     stopped_by: str | None = None
+    #: Why the run stopped itself, resumably: a quota pause past run.max_wait, the budget.
+    halted_by: str | None = None
+    #: Account-level pauses (ZeroGPU quota): reason, replicas, from, until, seconds.
+    pauses: tuple[Mapping[str, Any], ...] = ()
+    #: What the copies of ours cost in this run, in US dollars (None: none are paid, or
+    #: their price is unknown).
+    cost_usd: float | None = None
     exit_status: ExitStatus
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, as `summary.json` stores it (`stopped_by` only when set)."""
         data = dataclasses.asdict(self)
         data["exit_status"] = int(self.exit_status)
-        if self.stopped_by is None:
-            del data["stopped_by"]
+        for optional in ("stopped_by", "halted_by"):
+            if data[optional] is None:
+                del data[optional]
         return data
 
 
@@ -143,6 +161,9 @@ class SummaryBuilder:
         failed_kept: int = 0,
         duplicates: int = 0,
         stopped_by: str | None = None,
+        halted_by: str | None = None,
+        pauses: Sequence[PauseRecord] = (),
+        costs: Mapping[str, ReplicaCost] | None = None,
     ) -> RunSummary:
         """`done`: this manifest's submissions that are ok (the folder may also hold keys
         of rows the manifest no longer has, so its ok count can be larger)."""
@@ -169,15 +190,18 @@ class SummaryBuilder:
                 FailureGroup(cause=cause, count=g.count, example=g.example)
                 for cause, g in sorted(self.failures.items(), key=lambda kv: -kv[1].count)
             ),
-            replicas=tuple(self._replica(r) for r in replicas),
+            replicas=tuple(self._replica(r, (costs or {}).get(r.name)) for r in replicas),
             resume_command=resume_command if left else None,
             stopped_by=stopped_by,
+            halted_by=halted_by,
+            pauses=tuple(p.to_dict() for p in pauses),
+            cost_usd=_total(costs or {}),
             exit_status=exit_status_of(
                 complete=complete, interrupted=interrupted, stopped_by=stopped_by
             ),
         )
 
-    def _replica(self, replica: Replica) -> ReplicaSummary:
+    def _replica(self, replica: Replica, cost: ReplicaCost | None) -> ReplicaSummary:
         times = self.run_times.get(replica.name, [])
         stats = replica.stats
         return ReplicaSummary(
@@ -190,7 +214,16 @@ class SummaryBuilder:
             busy_seconds=round(stats.busy_seconds, 3),
             mean_run_seconds=round(sum(times) / len(times), 4) if times else None,
             gpu=replica.gpu,
+            hardware=cost.hardware if cost else None,
+            up_seconds=round(cost.up_seconds, 1) if cost and cost.up_seconds is not None else None,
+            cost_usd=cost.cost_usd if cost else None,
+            after=cost.after if cost else None,
         )
+
+
+def _total(costs: Mapping[str, ReplicaCost]) -> float | None:
+    known = [c.cost_usd for c in costs.values() if c.cost_usd is not None]
+    return round(sum(known), 6) if known else None
 
 
 def format_summary(summary: RunSummary) -> str:
@@ -211,15 +244,36 @@ def format_summary(summary: RunSummary) -> str:
         lines.append(
             f"  {group.count} x {group.cause}  (e.g. row {example['row']}, key {example['key']})"
         )
-    for replica in summary.replicas:
-        gpu = f" (GPU {replica.gpu})" if replica.gpu is not None else ""
+    for pause in summary.pauses:
         lines.append(
-            f"  {replica.name}{gpu}: {replica.ok} ok, {replica.failed} failed, "
-            f"{replica.overloads} overloads, {replica.ejections} ejections"
+            f"  paused: {pause['reason']} from {pause['started_at'][11:16]} until "
+            f"{pause['until'][11:16]} ({timedelta(seconds=round(pause['seconds']))})"
         )
+    lines.extend(_replica_line(replica) for replica in summary.replicas)
+    if summary.cost_usd is not None:
+        lines.append(f"  cost of the copies in this run: ${summary.cost_usd:.2f}")
+    if summary.halted_by:
+        lines.append(f"stopped: {summary.halted_by}")
     if summary.resume_command:
         lines.append(f"to resume: {summary.resume_command}")
     return "\n".join(lines)
+
+
+def _replica_line(replica: ReplicaSummary) -> str:
+    gpu = f" (GPU {replica.gpu})" if replica.gpu is not None else ""
+    line = (
+        f"  {replica.name}{gpu}: {replica.ok} ok, {replica.failed} failed, "
+        f"{replica.overloads} overloads, {replica.ejections} ejections"
+    )
+    if replica.hardware is not None:
+        line += f"; {replica.hardware}"
+    if replica.up_seconds is not None:
+        line += f", up {timedelta(seconds=round(replica.up_seconds))}"
+    if replica.cost_usd is not None:
+        line += f", ${replica.cost_usd:.2f}"
+    if replica.after:
+        line += f", {replica.after}"
+    return line
 
 
 def _headline(summary: RunSummary) -> str:

@@ -1,25 +1,33 @@
 """Submissions -> outcomes: the loop, the replica pool and its health, throttles, retries."""
 
+from ._pause import AccountPauses, PauseRecord, QuotaLookup, RunHalted, format_pause
 from ._pool import AllReplicasDown, Replica, ReplicaPool
 from ._retry import AttemptTimeout, RetryPolicy, cause_of, is_overload, retry_after_of
 from ._scheduler import Outcome, Scheduler, SchedulerListener, SubmissionLike
+from ._stages import StageWatch
 from ._throttle import AdaptiveLimit, Clock, RateLimiter, Sleep
 
 __all__ = [
+    "AccountPauses",
     "AdaptiveLimit",
     "AllReplicasDown",
     "AttemptTimeout",
     "Clock",
     "Outcome",
+    "PauseRecord",
+    "QuotaLookup",
     "RateLimiter",
     "Replica",
     "ReplicaPool",
     "RetryPolicy",
+    "RunHalted",
     "Scheduler",
     "SchedulerListener",
     "Sleep",
+    "StageWatch",
     "SubmissionLike",
     "cause_of",
+    "format_pause",
     "is_overload",
     "retry_after_of",
 ]

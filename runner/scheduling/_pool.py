@@ -6,11 +6,14 @@ its current concurrency window. A slow or distant replica frees its slots later,
 naturally gets less work. A replica that fails several attempts in a row (unreachable,
 died, restarted) is ejected, probed with growing intervals, and put back when it
 answers; if every replica is down the pool waits, with a message, until a deadline.
+A replica that cannot come back (its Space crashed or was paused) is retired for good;
+when all are, waiting stops at once with their reasons.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +56,13 @@ class Replica:
     revive: Callable[[], Awaitable[None]] | None = None
     #: The GPU (CUDA_VISIBLE_DEVICES) of a local copy, for the summary; None elsewhere.
     gpu: str | None = None
+    #: Who pays for its GPU quota (an HF token's account): replicas of one account pause
+    #: together. None: the replica is its own account.
+    account: str | None = None
+    #: Reads the Space's runtime stage (space and duplicate replicas); None otherwise.
+    stage: Callable[[], Awaitable[str]] | None = None
+    #: Why it is out of rotation for good (its Space crashed, was paused, ...), if it is.
+    retired: str | None = None
     in_flight: int = 0
     queued_ahead: int = 0
     failures_in_row: int = 0
@@ -61,7 +71,7 @@ class Replica:
     stats: ReplicaStats = field(default_factory=ReplicaStats)
 
     def __repr__(self) -> str:
-        state = "down" if self.down_until is not None else "up"
+        state = "retired" if self.retired else "down" if self.down_until is not None else "up"
         return f"<Replica {self.name} {state} in_flight={self.in_flight}/{self.limit.allowed}>"
 
     @property
@@ -158,6 +168,19 @@ class ReplicaPool:
             replica.failures_in_row = 0
         self._notify()
 
+    def retire(self, replica: Replica, reason: str) -> None:
+        """Take `replica` out of rotation for good (it is never probed again)."""
+        if replica.retired is None and replica.healthy:
+            replica.stats.ejections += 1
+        replica.retired = reason
+        replica.down_until = math.inf
+        self._message(f"{reason}; its jobs go to the other replicas")
+        self.notify()
+
+    def notify(self) -> None:
+        """Wake the jobs waiting for a replica (a pause ended, a replica came back)."""
+        self._notify()
+
     def note_queue(self, replica: Replica, queued_ahead: int | None) -> None:
         """What the app reported about its queue (jobs ahead of ours)."""
         replica.queued_ahead = max(0, queued_ahead or 0)
@@ -205,6 +228,12 @@ class ReplicaPool:
         if any(r.healthy for r in self.replicas):
             self._all_down_since = None
             return
+        if all(r.retired for r in self.replicas):
+            reasons = "; ".join(str(r.retired) for r in self.replicas)
+            raise AllReplicasDown(
+                f"no replica is left: {reasons}. Fix them (or use others), then run the same "
+                "command again to resume."
+            )
         if self._all_down_since is None:
             self._all_down_since = now
             self._message(

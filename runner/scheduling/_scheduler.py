@@ -13,6 +13,12 @@ second: everything stops at once; what was not recorded simply runs again on res
 
 If every replica stays down past the pool's deadline, the run stops the same way and
 `run()` raises `AllReplicasDown` once every submission has its outcome.
+
+A job refused because the account's ZeroGPU quota is spent is not a failed attempt: the
+account's replicas pause until the reset (`AccountPauses`) and the job is sent again
+then. A pause past `run.max_wait` (or the budget, from outside) `halt()`s the run: it
+stops as on Ctrl-C and `halted_by` says why. A 5xx from a Space replica has its stage
+read again (`StageWatch`).
 """
 
 from __future__ import annotations
@@ -28,11 +34,13 @@ import anyio
 from anyio.abc import TaskGroup
 from tenacity import RetryCallState
 
-from jobs import AsyncJob, JobCancelled, JobsError, Status, StatusUpdate
+from jobs import AsyncJob, JobCancelled, JobsError, QuotaExceeded, Status, StatusUpdate
 
 from ..store import RecordStatus
+from ._pause import AccountPauses, RunHalted
 from ._pool import AllReplicasDown, Replica, ReplicaPool
 from ._retry import AttemptTimeout, RetryPolicy, cause_of
+from ._stages import StageWatch
 from ._throttle import RateLimiter, Sleep
 
 __all__ = ["Outcome", "Scheduler", "SchedulerListener", "SubmissionLike"]
@@ -104,6 +112,9 @@ class Scheduler:
         download_dir: Callable[[str], Path] | None = None,
         listener: SchedulerListener | None = None,
         sleep: Sleep = anyio.sleep,
+        pauses: AccountPauses | None = None,
+        stages: StageWatch | None = None,
+        on_log: Callable[[StatusUpdate], None] | None = None,
     ) -> None:
         self.pool = pool
         self._on_outcome = on_outcome
@@ -123,6 +134,11 @@ class Scheduler:
         self._task_group: TaskGroup | None = None
         self._shared: dict[str, Any] = {}
         self._failure: AllReplicasDown | None = None
+        self.pauses = pauses or AccountPauses(pool.replicas)
+        self._stages = stages or StageWatch(pool)
+        self._on_log = on_log
+        #: Why the run stopped by itself, resumably (a long quota pause, the budget).
+        self.halted_by: str | None = None
 
     @property
     def stopping(self) -> bool:
@@ -159,6 +175,12 @@ class Scheduler:
         if not self._stopping:
             self._stopping = True
             self._stopped.set()
+
+    def halt(self, reason: str) -> None:
+        """Stop as `stop()` does, because of `reason` (kept in `halted_by`; the first wins)."""
+        if self.halted_by is None:
+            self.halted_by = reason
+        self.stop()
 
     def abort(self) -> None:
         """Stop everything now."""
@@ -221,7 +243,7 @@ class Scheduler:
         value: Any = None
         async for attempt in retrying:
             with attempt:
-                value = await self._attempt(submission, task, tried)
+                value = await self._attempt(submission, task, tried, causes)
         return value
 
     def _classify(
@@ -241,7 +263,28 @@ class Scheduler:
             return RecordStatus.TIMEOUT, exc
         return RecordStatus.ERROR, exc
 
-    async def _attempt(self, submission: SubmissionLike, task: _Task, tried: list[str]) -> Any:
+    async def _attempt(
+        self, submission: SubmissionLike, task: _Task, tried: list[str], causes: list[str]
+    ) -> Any:
+        """One attempt as the retry policy counts them: a job the account's ZeroGPU quota
+        refused is sent again once the quota resets, without counting as a retry (its
+        cause is kept in the record all the same)."""
+        while True:
+            try:
+                return await self._send(submission, task, tried)
+            except QuotaExceeded as exc:
+                assert task.replica is not None
+                causes.append(cause_of(exc))
+                await self._hold(task.replica, exc)
+
+    async def _hold(self, replica: Replica, error: QuotaExceeded) -> None:
+        try:
+            await self.pauses.pause(replica, error)
+        except RunHalted as exc:
+            self.halt(exc.message)
+            raise JobCancelled("the run stopped: the quota resets too late") from exc
+
+    async def _send(self, submission: SubmissionLike, task: _Task, tried: list[str]) -> Any:
         task.job = None  # so that stop() sees this task is not on any server now
         if self._stopping:
             raise JobCancelled("the run is stopping")
@@ -266,6 +309,8 @@ class Scheduler:
             raise
         finally:
             self.pool.release(replica, error, busy_seconds=time.monotonic() - started)
+            if self._task_group is not None and self._stages.wants(replica, error):
+                self._task_group.start_soon(self._stages.check, replica)
 
     def _submit(self, replica: Replica, submission: SubmissionLike) -> AsyncJob:
         client = replica.client
@@ -310,7 +355,9 @@ class Scheduler:
             raise JobCancelled("the run stopped before the next attempt")
 
     def _on_status(self, replica: Replica, update: StatusUpdate) -> None:
-        if update.code is Status.IN_QUEUE and update.rank is not None:
+        if update.code is Status.LOG and self._on_log is not None:
+            self._on_log(update)
+        elif update.code is Status.IN_QUEUE and update.rank is not None:
             self.pool.note_queue(replica, update.rank)
         elif update.code is Status.PROCESSING:
             # Our job reached the front: whatever was queued ahead of it is gone.

@@ -16,6 +16,13 @@ in the shapes the real Hub answers them, errors included:
 | `snapshot_download(space)` | `GET  /api/spaces/{id}/revision/{rev}`  |
 |   (repo_info, then the     | `GET  /api/spaces/{id}/tree/{commit}`   |
 |   tree, then each file)    | `HEAD`/`GET /spaces/{id}/resolve/{commit}/{file}` |
+| `pause_space`              | `POST /api/spaces/{id}/pause`           |
+| `restart_space`            | `POST /api/spaces/{id}/restart`         |
+| `list_spaces_hardware`     | `GET  /api/spaces/hardware`             |
+| `get_zero_gpu_quota`       | `GET  /api/spaces/zero-gpu/quota`       |
+
+(Routes and shapes as huggingface_hub 2.4's `hf_api.py`, `_space_api.py` and
+`_jobs_api.py` call and read them; the data is in `hub_data.py`.)
 
 A Space's repository is served once a test gives it files (`HubServer.push(space_id,
 {"app.py": ...})`, one commit per push): `space_info` then reports that commit as `sha`
@@ -40,6 +47,16 @@ Errors, as the real Hub gives them:
 * writing without a token -> 401; with a read token, or into a namespace or Space that is
   not the caller's -> 403. (The exact 403 wording of the real Hub varies by route; the
   status codes are what clients act on.)
+* the ZeroGPU quota -> 401 anonymous; 403 for a token without the "read billing"
+  permission (`User.billing=False`);
+* rate limiting: every answer carries `RateLimit: "api";r=<left>;t=<reset>` and
+  `RateLimit-Policy: "fixed window";"api";q=500;w=300` (IETF draft headers, as the Hub
+  sends them); `HubServer.rate_limit(times, reset)` makes the next `times` requests 429
+  with `r=0` (no `Retry-After`: the Hub announces the wait in `RateLimit` only).
+
+Pausing a Space makes its stage PAUSED until a restart, which plays
+`HubServer.restart_stages`; `HubServer.set_stage` changes a Space's stage from a test
+(e.g. RUNNING -> RUNTIME_ERROR in the middle of a batch).
 
 Runtime stages are scripted per Space: each `GET .../runtime` answers the next stage of
 `Space.stages` and the last one sticks; `GET /api/spaces/{id}` reports the current stage
@@ -68,9 +85,18 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from .hub_data import HARDWARE_LIST, ZeroGpuQuota
 from .servers import starting
 
-__all__ = ["FREE_SLEEP_SECONDS", "HARDWARE", "HubServer", "RecordedRequest", "Space", "User"]
+__all__ = [
+    "FREE_SLEEP_SECONDS",
+    "HARDWARE",
+    "HubServer",
+    "RecordedRequest",
+    "Space",
+    "User",
+    "ZeroGpuQuota",
+]
 
 #: Flavors the real Hub accepts (subset); anything else is a 400 as on the Hub.
 HARDWARE = frozenset(
@@ -101,6 +127,9 @@ class User:
     orgs: tuple[str, ...] = ()
     #: "write" or "read": the token's role, as in the Hub's token settings.
     role: str = "write"
+    #: The token may read billing (the ZeroGPU quota); fine-grained tokens may not.
+    billing: bool = True
+    zero_gpu: ZeroGpuQuota = field(default_factory=ZeroGpuQuota)
 
     def owns(self, namespace: str) -> bool:
         return namespace == self.name or namespace in self.orgs
@@ -247,6 +276,11 @@ class HubServer:
         self.duplicate_host: Callable[[str], str | None] = lambda space_id: None
         #: Stages a new duplicate goes through.
         self.duplicate_stages: Sequence[str] = ("BUILDING", "APP_STARTING", "RUNNING")
+        #: Stages a Space goes through after a restart.
+        self.restart_stages: Sequence[str] = ("APP_STARTING", "RUNNING")
+        self._rate_limited = 0
+        self._rate_reset = 55
+        self._requests_left = 500
         self._lock = threading.Lock()
         self._connections: set[socket.socket] = set()
         self._server: ThreadingHTTPServer | None = None
@@ -278,6 +312,22 @@ class HubServer:
         commit = digest.hexdigest()
         space.commits.append((commit, content))
         return commit
+
+    def set_stage(self, space_id: str, stage: str) -> None:
+        """From now on the Space is in `stage` (thread-safe, for a batch under way)."""
+        with self._lock:
+            self.spaces[space_id].stages = [stage]
+
+    def rate_limit(self, times: int, *, reset: int = 55) -> None:
+        """The next `times` requests answer 429, the window resetting in `reset` s."""
+        with self._lock:
+            self._rate_limited, self._rate_reset = times, reset
+
+    def rate_headers(self) -> dict[str, str]:
+        return {
+            "RateLimit": f'"api";r={self._requests_left};t={self._rate_reset}',
+            "RateLimit-Policy": '"fixed window";"api";q=500;w=300',
+        }
 
     # -- inspection -----------------------------------------------------------
 
@@ -331,6 +381,14 @@ class HubServer:
     def handle(self, method: str, path: str, authorization: str | None, body: Any) -> Any:
         """Answer one request (called under the lock); raises _Reply for errors."""
         self.requests.append(RecordedRequest(method, path, authorization, body))
+        if self._rate_limited:
+            self._rate_limited -= 1
+            exhausted = {
+                "RateLimit": f'"api";r=0;t={self._rate_reset}',
+                "RateLimit-Policy": '"fixed window";"api";q=500;w=300',
+            }
+            raise _Reply(429, "You have been rate-limited; retry later.", headers=exhausted)
+        self._requests_left = max(0, self._requests_left - 1)
         user = self._authenticate(authorization)
         parts = path.strip("/").split("/")
         if parts == ["api", "whoami-v2"] and method == "GET":
@@ -339,6 +397,10 @@ class HubServer:
             space = self._readable("/".join(parts[2:4]), user)
             revision = unquote(parts[5])
             return space.info(revision) if parts[4] == "revision" else space.tree(revision)
+        if parts == ["api", "spaces", "hardware"] and method == "GET":
+            return HARDWARE_LIST
+        if parts == ["api", "spaces", "zero-gpu", "quota"] and method == "GET":
+            return self._quota(user)
         if len(parts) < 4 or parts[:2] != ["api", "spaces"]:
             raise _Reply(404, "Sorry, we can't find the page you are looking for.")
         space_id, action = "/".join(parts[2:4]), "/".join(parts[4:])
@@ -351,6 +413,8 @@ class HubServer:
             ("POST", "secrets"): lambda: self._add_secret(space, user, body),
             ("POST", "hardware"): lambda: self._hardware(space, user, body),
             ("POST", "sleeptime"): lambda: self._sleeptime(space, user, body),
+            ("POST", "pause"): lambda: self._pause(space, user),
+            ("POST", "restart"): lambda: self._restart(space, user),
         }
         route = routes.get((method, action))
         if route is None:
@@ -405,6 +469,23 @@ class HubServer:
         if user.role != "write" or not user.owns(space.owner):
             raise _Reply(403, f"You don't have the rights to modify {space.id}")
         return user
+
+    def _quota(self, user: User | None) -> dict[str, Any]:
+        if user is None:
+            raise _Reply(401, "You must be authenticated to access this resource")
+        if not user.billing:
+            raise _Reply(403, "This token does not have the permission to read billing usage")
+        return user.zero_gpu.to_json()
+
+    def _pause(self, space: Space, user: User | None) -> dict[str, Any]:
+        self._writer(space, user)
+        space.stages = ["PAUSED"]
+        return space.runtime(advance=False)
+
+    def _restart(self, space: Space, user: User | None) -> dict[str, Any]:
+        self._writer(space, user)
+        space.stages = list(self.restart_stages)
+        return space.runtime(advance=False)
 
     def _whoami(self, user: User | None) -> dict[str, Any]:
         if user is None:
@@ -535,11 +616,18 @@ def _handler_for(hub: HubServer) -> type[BaseHTTPRequestHandler]:
             else:
                 self._send(200, payload, None)
 
+        def _rate_headers(self) -> dict[str, str]:
+            with hub._lock:
+                return hub.rate_headers()
+
         def _send(self, status: int, payload: Any, reply: _Reply | None) -> None:
             data = json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json; charset=utf-8")
             self.send_header("Content-Length", str(len(data)))
+            headers = reply.headers if reply is not None and reply.headers else None
+            for name, value in (headers or self._rate_headers()).items():
+                self.send_header(name, value)
             if reply is not None:
                 self.send_header("X-Error-Message", reply.error)
                 if reply.code is not None:

@@ -1,0 +1,282 @@
+"""The Hugging Face side of a run's replicas: whose quota each uses, how to read its
+stage, what its hardware costs, and what becomes of paid copies when the run ends.
+
+* Accounts: replicas reached with one HF token share its ZeroGPU quota, so they share
+  an account key (a fingerprint of the token, never the token) and pause together.
+* Duplicates: a copy paused by an earlier run (stage PAUSED) is restarted, then waited
+  for. When the run ends, however it ends, copies on paid hardware with `after: pause`
+  (the default) are paused, so nothing goes on billing; `sleep` leaves them to sleep
+  after their `sleep_timeout`, `keep` leaves them running.
+* Cost: unit prices come from the Hub's hardware list (`GET /api/spaces/hardware`);
+  a copy costs its price times the time it was up during this run (from the moment it
+  was asked to run until it was paused, or the run ended). Only `duplicate:` copies are
+  counted: a `space:` replica is billed to its owner.
+
+    fleet = Fleet(token=token, endpoint=hub)
+    client = await fleet.open_duplicate(spec, target, options)
+    ...
+    await fleet.release()      # pause paid copies; idempotent
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+from jobs import (
+    AsyncClient,
+    JobsError,
+    duplicate_space,
+    hardware_prices,
+    is_hf_host,
+    pause_space,
+    restart_space,
+    space_runtime,
+    zerogpu_quota,
+)
+
+from ..manifest import DuplicateReplica
+from ..scheduling import QuotaLookup
+
+__all__ = ["Fleet", "ReplicaCost"]
+
+log = logging.getLogger("runner")
+
+_FREE = frozenset({"cpu-basic", "zero-a10g"})
+#: Longest wait for the Hub to pause one copy at the end of a run.
+_PAUSE_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplicaCost:
+    """What one Space replica ran on during this run, and what that cost (None: unknown,
+    or not billed to the user)."""
+
+    hardware: str | None
+    up_seconds: float | None
+    cost_usd: float | None
+    #: "paused", "sleeping after its sleep time", "left running", or None (not ours).
+    after: str | None = None
+
+
+@dataclass(slots=True)
+class _Copy:
+    space_id: str
+    hardware: str | None
+    ours: bool
+    after: str = "keep"
+    up_since: float | None = None
+    up_until: float | None = None
+    ended: str | None = None
+
+    @property
+    def paid(self) -> bool:
+        return self.ours and self.hardware is not None and self.hardware not in _FREE
+
+
+@dataclass(slots=True)
+class Fleet:
+    """See the module docstring. Holds no connection; every Hub call is made when asked."""
+
+    token: str | None
+    endpoint: str | None = None
+    on_message: Callable[[str], None] = print
+    clock: Callable[[], float] = time.monotonic
+    _copies: dict[str, _Copy] = field(default_factory=dict)
+    _prices: dict[str, float] | None = None
+    _released: bool = False
+
+    @property
+    def account(self) -> str:
+        """The account key of this token's replicas."""
+        if not self.token:
+            return "hf:anonymous"
+        return "hf:" + hashlib.sha256(self.token.encode()).hexdigest()[:12]
+
+    def account_of_url(self, url: str) -> str | None:
+        """A URL replica on a Hugging Face host gets the token (and its quota); others
+        are accounts of their own."""
+        return self.account if is_hf_host(url) else None
+
+    def space_of(self, replica_name: str) -> str:
+        """The Space id behind a replica opened here."""
+        return self._copies[replica_name].space_id
+
+    def stage_reader(self, space_id: str) -> Callable[[], Awaitable[str]]:
+        async def stage() -> str:
+            runtime = await space_runtime(space_id, token=self.token, endpoint=self.endpoint)
+            return runtime.stage
+
+        return stage
+
+    def quota_lookups(self) -> Mapping[str, QuotaLookup]:
+        """For the pauses: when this token's quota resets, from the Hub."""
+        if not self.token:
+            return {}
+
+        async def resets_in() -> float | None:
+            quota = await zerogpu_quota(token=self.token, endpoint=self.endpoint)
+            return quota.resets_in() if quota is not None else None
+
+        return {self.account: resets_in}
+
+    # -- opening ----------------------------------------------------------------------
+
+    async def open_space(self, name: str, space_id: str, options: dict[str, Any]) -> AsyncClient:
+        """Connect to a Space used as it is (read its hardware, for the summary)."""
+        client = await AsyncClient.connect(space_id, **options)
+        hardware = await self._hardware(space_id)
+        self._copies[name] = _Copy(space_id=space_id, hardware=hardware, ours=False)
+        return client
+
+    async def open_duplicate(
+        self, name: str, spec: DuplicateReplica, target: str, options: dict[str, Any]
+    ) -> AsyncClient:
+        """Make or reuse the copy `target`, restart it if an earlier run paused it, wait
+        until it runs, and connect."""
+        space_id = await duplicate_space(
+            spec.space,
+            target,
+            token=self.token,
+            endpoint=self.endpoint,
+            private=spec.private,
+            hardware=spec.hardware,
+            sleep_timeout=_minutes(spec.sleep_timeout),
+        )
+        copy = self._copies[name] = _Copy(
+            space_id=space_id, hardware=spec.hardware, ours=True, after=spec.after
+        )
+        copy.up_since = self.clock()  # billed from here: building and starting count
+        runtime = await space_runtime(space_id, token=self.token, endpoint=self.endpoint)
+        copy.hardware = runtime.requested_hardware or runtime.hardware or spec.hardware
+        if runtime.stage == "PAUSED":
+            self.on_message(f"{space_id} is paused (by an earlier run?); restarting it")
+            await restart_space(space_id, token=self.token, endpoint=self.endpoint)
+        return await AsyncClient.connect(space_id, **options)
+
+    async def report_quota(self, *, zerogpu: bool) -> None:
+        """Before the first job: what is left of the token's ZeroGPU quota."""
+        if not zerogpu or not self.token:
+            return
+        try:
+            quota = await zerogpu_quota(token=self.token, endpoint=self.endpoint)
+        except JobsError as exc:
+            log.info("could not read the ZeroGPU quota: %s", exc)
+            return
+        if quota is None:
+            return
+        resets = (
+            f", resets at {quota.resets_at.astimezone():%H:%M}"
+            if quota.resets_at is not None
+            else ""
+        )
+        self.on_message(
+            f"ZeroGPU quota of this token: {quota.remaining:.0f} s of {quota.base:.0f} s of GPU "
+            f"time left{resets}"
+        )
+
+    def uses_zerogpu(self) -> bool:
+        return any(c.hardware == "zero-a10g" for c in self._copies.values())
+
+    # -- cost -------------------------------------------------------------------------
+
+    async def load_prices(self) -> None:
+        """Read the Hub's price list once, if any copy of ours runs on paid hardware."""
+        if self._prices is not None or not any(c.paid for c in self._copies.values()):
+            return
+        try:
+            self._prices = await hardware_prices(self.endpoint)
+        except JobsError as exc:
+            self._prices = {}
+            self.on_message(f"could not read the Hub's hardware prices ({exc}); cost unknown")
+
+    def burn_rate(self) -> float:
+        """Dollars per second the copies of ours that are up cost now."""
+        now = self.clock()
+        return sum(
+            self._price(c) or 0.0
+            for c in self._copies.values()
+            if c.paid and c.up_since is not None and (c.up_until is None or c.up_until > now)
+        )
+
+    def unpriced(self) -> list[str]:
+        """Paid copies of ours whose price is unknown (a budget cannot count them)."""
+        return [c.space_id for c in self._copies.values() if c.paid and self._price(c) is None]
+
+    def spent(self) -> float:
+        return sum(cost.cost_usd or 0.0 for cost in self.costs().values())
+
+    def costs(self) -> dict[str, ReplicaCost]:
+        now = self.clock()
+        out = {}
+        for name, copy in self._copies.items():
+            up = None
+            if copy.ours and copy.up_since is not None:
+                up = (copy.up_until or now) - copy.up_since
+            price = self._price(copy) if copy.ours else None
+            cost = None if up is None or price is None else round(price * up, 6)
+            out[name] = ReplicaCost(
+                hardware=copy.hardware, up_seconds=up, cost_usd=cost, after=copy.ended
+            )
+        return out
+
+    def _price(self, copy: _Copy) -> float | None:
+        if copy.hardware in _FREE:
+            return 0.0
+        if self._prices is None or copy.hardware is None:
+            return None
+        return self._prices.get(copy.hardware)
+
+    # -- the end ----------------------------------------------------------------------
+
+    async def release(self) -> None:
+        """Pause the paid copies whose `after` is pause (shielded: also on Ctrl-C)."""
+        if self._released:
+            return
+        self._released = True
+        with anyio.CancelScope(shield=True):
+            for copy in self._copies.values():
+                if copy.ours:
+                    await self._end(copy)
+
+    async def _end(self, copy: _Copy) -> None:
+        if not copy.paid or copy.after == "keep":
+            copy.ended = "left running" if copy.paid else None
+            copy.up_until = self.clock()
+            return
+        if copy.after == "sleep":
+            copy.ended = "left to sleep after its sleep time"
+            copy.up_until = self.clock()
+            return
+        try:
+            with anyio.fail_after(_PAUSE_TIMEOUT):
+                await pause_space(copy.space_id, token=self.token, endpoint=self.endpoint)
+        except (JobsError, TimeoutError) as exc:
+            copy.ended = "left running: pausing failed"
+            self.on_message(
+                f"could not pause {copy.space_id} ({exc}); it is still billed: pause it on its "
+                "settings page"
+            )
+        else:
+            copy.ended = "paused"
+            self.on_message(f"{copy.space_id} ({copy.hardware}) paused: it no longer bills")
+        copy.up_until = self.clock()
+
+    async def _hardware(self, space_id: str) -> str | None:
+        try:
+            runtime = await space_runtime(space_id, token=self.token, endpoint=self.endpoint)
+        except JobsError:
+            return None
+        return runtime.hardware or runtime.requested_hardware
+
+
+def _minutes(seconds: float | None) -> int:
+    # The manifest's duration is in seconds; a Space's sleep time is in minutes.
+    return math.ceil(seconds / 60) if seconds is not None else 5
