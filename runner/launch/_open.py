@@ -1,6 +1,11 @@
-"""From the manifest's `app.replicas` to connected replicas: URLs, Space ids, duplicated
-Spaces and local copies of an app script, each opened on an exit stack that closes
-(and stops local processes) however the run ends."""
+"""From the manifest's `app.replicas` to replicas the pool can connect: URLs, Space ids,
+duplicated Spaces and local copies of an app script.
+
+Nothing is contacted here except to start local copies (on an exit stack that stops
+them however the run ends): each replica carries how to connect to it, and the pool
+connects them all at once when the run starts, then again each time it probes one
+that did not answer. So a replica that is down at start is not fatal.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +16,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from jobs import AsyncClient
+import anyio
+
+from jobs import AsyncClient, ConnectionFailed
 
 from ..manifest import DuplicateReplica, LocalReplica, Manifest, SpaceReplica, UrlReplica
-from ..scheduling import AdaptiveLimit, Replica
-from ._local import LocalApps, LocalAppSpec
+from ..scheduling import AdaptiveLimit, Connect, Replica
+from ._local import LocalApp, LocalApps, LocalAppSpec
 
 __all__ = ["open_replicas"]
+
+#: Longest wait for a server (a URL, a local copy) to give its config and API. A Space
+#: has its own, longer deadline: it may be waking up or building.
+CONNECT_TIMEOUT = 30.0
 
 
 async def open_replicas(
@@ -29,8 +40,9 @@ async def open_replicas(
     on_message: Callable[[str], None],
     hub_endpoint: str | None = None,
 ) -> list[Replica]:
-    """Connect to every replica of `manifest`, starting local ones. Raises the first
-    `JobsError` / `RunnerError` met (the stack then closes what was opened)."""
+    """The replicas of `manifest`, not connected yet (`Replica.open_client()` connects
+    one; the caller closes what it opens). Local copies are started and waited for;
+    raises `LocalAppError` if one does not start."""
     token = manifest.app.hf_token.reveal() if manifest.app.hf_token is not None else None
     options: dict[str, Any] = {
         "hf_token": token,
@@ -42,20 +54,12 @@ async def open_replicas(
     for spec in manifest.app.replicas:
         concurrency = spec.concurrency or manifest.run.concurrency
         if isinstance(spec, UrlReplica):
-            client = await _enter(stack, await AsyncClient.connect(spec.url, **options))
-            replicas.append(_replica(spec.url, client, concurrency))
+            replicas.append(_replica(spec.url, _url(spec.url, options), concurrency))
         elif isinstance(spec, SpaceReplica):
-            on_message(f"connecting to Space {spec.space}")
-            client = await _enter(
-                stack,
-                await AsyncClient.connect(
-                    spec.space,
-                    **{**options, "on_space_stage": _stage_reporter(spec.space, on_message)},
-                ),
-            )
-            replicas.append(_replica(spec.space, client, concurrency))
+            connect = _space(spec.space, options, on_message)
+            replicas.append(_replica(spec.space, connect, concurrency))
         elif isinstance(spec, DuplicateReplica):
-            replicas.extend(await _duplicates(spec, stack, options, concurrency, on_message))
+            replicas.extend(_duplicates(spec, options, concurrency, on_message))
         elif isinstance(spec, LocalReplica):
             replicas.extend(await _locals(spec, stack, options, concurrency, log_dir, on_message))
         else:  # pragma: no cover - the manifest parser admits no other kind
@@ -63,9 +67,32 @@ async def open_replicas(
     return replicas
 
 
-async def _duplicates(
+def _url(url: str, options: dict[str, Any]) -> Connect:
+    async def connect() -> AsyncClient:
+        try:
+            with anyio.fail_after(CONNECT_TIMEOUT):
+                return await AsyncClient.connect(url, **options)
+        except TimeoutError:
+            raise ConnectionFailed(
+                f"{url} did not give its config and API within {CONNECT_TIMEOUT:g} s", url=url
+            ) from None
+
+    return connect
+
+
+def _space(space: str, options: dict[str, Any], on_message: Callable[[str], None]) -> Connect:
+    reporter = _stage_reporter(space, on_message)
+    say_once = _once(on_message)
+
+    async def connect() -> AsyncClient:
+        say_once(f"connecting to Space {space}")
+        return await AsyncClient.connect(space, **{**options, "on_space_stage": reporter})
+
+    return connect
+
+
+def _duplicates(
     spec: DuplicateReplica,
-    stack: contextlib.AsyncExitStack,
     options: dict[str, Any],
     concurrency: int,
     on_message: Callable[[str], None],
@@ -75,23 +102,35 @@ async def _duplicates(
     for index in range(spec.count):
         # Distinct names for the copies: name, name-2, name-3, ...
         target = name if index == 0 else f"{name}-{index + 1}"
-        on_message(f"duplicating {spec.space} as {target} (or attaching to it)")
-        client = await _enter(
-            stack,
-            await AsyncClient.duplicate(
-                spec.space,
-                target,
-                private=spec.private,
-                hardware=spec.hardware,
-                # The manifest's duration is in seconds; a Space's sleep time is in minutes.
-                sleep_timeout=(
-                    math.ceil(spec.sleep_timeout / 60) if spec.sleep_timeout is not None else 5
-                ),
-                **{**options, "on_space_stage": _stage_reporter(target, on_message)},
-            ),
+        out.append(
+            _replica(
+                f"duplicate:{target}", _duplicate(spec, target, options, on_message), concurrency
+            )
         )
-        out.append(_replica(f"duplicate:{target}", client, concurrency))
     return out
+
+
+def _duplicate(
+    spec: DuplicateReplica, target: str, options: dict[str, Any], on_message: Callable[[str], None]
+) -> Connect:
+    reporter = _stage_reporter(target, on_message)
+    say_once = _once(on_message)
+
+    async def connect() -> AsyncClient:
+        say_once(f"duplicating {spec.space} as {target} (or attaching to it)")
+        return await AsyncClient.duplicate(
+            spec.space,
+            target,
+            private=spec.private,
+            hardware=spec.hardware,
+            # The manifest's duration is in seconds; a Space's sleep time is in minutes.
+            sleep_timeout=(
+                math.ceil(spec.sleep_timeout / 60) if spec.sleep_timeout is not None else 5
+            ),
+            **{**options, "on_space_stage": reporter},
+        )
+
+    return connect
 
 
 async def _locals(
@@ -117,27 +156,41 @@ async def _locals(
     )
     out = []
     for app in apps.apps:
-        client = await _enter(stack, await AsyncClient.connect(app.url, **options))
 
-        async def revive(app: Any = app) -> None:
+        async def revive(app: LocalApp = app) -> None:
             if not app.alive():
                 on_message(f"restarting {spec.script.name} {app.name}")
                 await app.restart()
 
-        out.append(_replica(app.name, client, concurrency, revive))
+        out.append(_replica(app.name, _url(app.url, options), concurrency, revive))
     return out
 
 
-async def _enter(stack: contextlib.AsyncExitStack, client: AsyncClient) -> AsyncClient:
-    stack.push_async_callback(client.aclose)
-    return client
-
-
-def _replica(name: str, client: AsyncClient, concurrency: int, revive: Any = None) -> Replica:
+def _replica(name: str, connect: Connect, concurrency: int, revive: Any = None) -> Replica:
     return Replica(
-        name=name, client=client, limit=AdaptiveLimit(maximum=concurrency), revive=revive
+        name=name, connect=connect, limit=AdaptiveLimit(maximum=concurrency), revive=revive
     )
 
 
 def _stage_reporter(name: str, on_message: Callable[[str], None]) -> Callable[[str], None]:
-    return lambda stage: on_message(f"{name}: {stage}")
+    """Says each new stage once, however many times the Space is connected to."""
+    last: list[str] = []
+
+    def report(stage: str) -> None:
+        if last != [stage]:
+            last[:] = [stage]
+            on_message(f"{name}: {stage}")
+
+    return report
+
+
+def _once(on_message: Callable[[str], None]) -> Callable[[str], None]:
+    """Says its first message only: a replica is connected again each time it is probed."""
+    said: list[bool] = []
+
+    def say(text: str) -> None:
+        if not said:
+            said.append(True)
+            on_message(text)
+
+    return say

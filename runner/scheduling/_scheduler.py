@@ -31,7 +31,8 @@ from tenacity import RetryCallState
 from jobs import AsyncJob, JobCancelled, JobsError, Status, StatusUpdate
 
 from ..store import RecordStatus
-from ._pool import AllReplicasDown, Replica, ReplicaPool
+from ._pool import AllReplicasDown, ReplicaPool
+from ._replica import Replica
 from ._retry import AttemptTimeout, RetryPolicy, cause_of
 from ._throttle import RateLimiter, Sleep
 
