@@ -116,10 +116,9 @@ class ReplicaPool:
         Waits until each has answered or failed, or, once one is up, at most
         `start_grace` seconds for the others (a Space still waking joins later). With
         none up, waits up to the deadline for one to answer (`AllReplicasDown` after
-        it); with none able to answer ever, raises the first one's error.
+        it); with none able to answer ever, raises the first one's error. The
+        connections are made by `probe_forever()`, which must run meanwhile.
         """
-        if not self._probing:
-            raise RuntimeError("run `pool.probe_forever()` in a task before `pool.open()`")
         started = self._clock()
         for replica in self.replicas:
             if replica.state is ReplicaState.PENDING:
