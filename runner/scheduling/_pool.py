@@ -150,16 +150,17 @@ class ReplicaPool:
             self._check_api(replica)
 
     def _report_start(self) -> None:
+        others = "the run goes on without it, and " if self.reference is not None else ""
         for replica in self.replicas:
             if replica.state is ReplicaState.PENDING and replica.tried:
                 self._message(
-                    f"{replica.name} is down at start ({replica.reason}); the run goes on "
-                    f"without it, and it is probed again and joins when it answers"
+                    f"{replica.name} is down at start ({replica.reason}); {others}it is "
+                    f"probed again (next in {replica.probe_interval:g} s) and joins when "
+                    "it answers"
                 )
             elif replica.state is ReplicaState.PENDING:
                 self._message(
-                    f"{replica.name} has not answered yet; the run starts without it, "
-                    "and it joins when it answers"
+                    f"{replica.name} has not answered yet; {others}it joins when it answers"
                 )
 
     async def _wait_for_first(self) -> None:

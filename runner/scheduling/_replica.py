@@ -159,9 +159,11 @@ class Replica:
         self.down_until = now + self.probe_interval
 
     def probe_failed(self, now: float, reason: str, ceiling: float) -> None:
-        """Stays PENDING or DOWN; the next probe comes after twice the interval."""
+        """Stays PENDING or DOWN; the next probe comes after twice the interval (after
+        the first interval when this was the first attempt to connect)."""
         self.reason = reason
-        self.probe_interval = min(ceiling, self.probe_interval * 2)
+        if self.tried:
+            self.probe_interval = min(ceiling, self.probe_interval * 2)
         self.down_until = now + self.probe_interval
 
     def come_back(self) -> None:
