@@ -159,6 +159,7 @@ class ReplicaPool:
                     "it answers"
                 )
             elif replica.state is ReplicaState.PENDING:
+                replica.reason = "no answer yet"  # so that it is announced when it joins
                 self._message(
                     f"{replica.name} has not answered yet; {others}it joins when it answers"
                 )
