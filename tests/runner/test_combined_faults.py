@@ -11,8 +11,8 @@ The last resume runs to the end, and one more finds nothing to do.
 What the apps received is read from their log (every input is appended when a call
 starts), so "sent again" is counted on the server side: every row ends ok exactly once,
 no row already ok before a resume reaches an app again, every run that completes exits
-0, every results line parses, no run prints a traceback. `run.rate` paces the batch
-so that the replica restarts (a few seconds each) land mid-run on two cores.
+0, every results line parses, no run prints a traceback. `run.rate` (set per run, as a
+user may) paces the batch so that the replica restarts land mid-run on two cores.
 """
 
 from __future__ import annotations
@@ -36,16 +36,27 @@ from support.fault_proxy import CutStream, FaultProxy, Respond, Rule
 pytestmark = pytest.mark.timeout(600)
 
 ROWS = 500
-RATE = "6/s"
+#: While a replica restarts (several seconds on a busy machine, then the probe's growing
+#: interval), the batch is paced slowly so that rows are left when it is back.
+SLOW, FAST = "3/s", "20/s"
 FAULT_RATE = 0.04
 
 
 class Spacerun:
     """`spacerun run MANIFEST` in a subprocess; its output lines, as they come."""
 
-    def __init__(self, manifest: Path) -> None:
+    def __init__(self, manifest: Path, *args: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "runner.cli", "run", str(manifest), "--progress", "plain"],
+            [
+                sys.executable,
+                "-m",
+                "runner.cli",
+                "run",
+                str(manifest),
+                "--progress",
+                "plain",
+                *args,
+            ],
             cwd=ROOT,
             env=cli_env(),
             stdout=subprocess.PIPE,
@@ -131,7 +142,7 @@ class Batch:
         self.manifest.write_text(
             f"name: combined\napp:\n  endpoint: /predict\n  replicas:\n{replicas}"
             f"inputs:\n  csv: rows.csv\n"
-            f"run:\n  concurrency: 4\n  rate: {RATE}\n  retries: 5\n"
+            f"run:\n  concurrency: 4\n  retries: 5\n"
             f"output:\n  dir: {self.run_dir}\n  download_files: false\n"
         )
         self.runs: list[tuple[str, int]] = []
@@ -149,11 +160,12 @@ class Batch:
         url = self.proxies[replica].url
         return sum(1 for r in records(self.run_dir) if r["replica"] == url)
 
-    def run(self, what: str, steer: Callable[[Spacerun], int | None]) -> Spacerun:
-        """One `spacerun run`, steered by `steer` (which may kill it); checks that no row
-        ok before it reached an app again, and that a run that ended by itself exited 0."""
+    def run(self, what: str, steer: Callable[[Spacerun], int | None], rate: str = FAST) -> Spacerun:
+        """One `spacerun run` at `rate`, steered by `steer` (which may kill it); checks
+        that no row ok before it reached an app again, and that a run that ended by
+        itself exited 0."""
         done_before, received_before = ok_rows(self.run_dir), self.received()
-        spacerun = Spacerun(self.manifest)
+        spacerun = Spacerun(self.manifest, "--set", f"run.rate={rate}")
         try:
             code = steer(spacerun)
             if code is None:
@@ -222,7 +234,7 @@ def test_combined_faults_every_row_ok_exactly_once(batch: Batch) -> None:
         wait_until(lambda: batch.served_by(1) > served, "a result from the restarted replica")
         return spacerun.kill9()
 
-    batch.run("a replica stopped mid-run, killed", replica_stops_mid_run)
+    batch.run("a replica stopped mid-run, killed", replica_stops_mid_run, SLOW)
     batch.apps[2].kill()  # replica 2 is down when the next run starts
 
     def down_at_start(spacerun: Spacerun) -> int:
@@ -235,7 +247,7 @@ def test_combined_faults_every_row_ok_exactly_once(batch: Batch) -> None:
         assert batch.results() > before
         return spacerun.kill9()
 
-    batch.run("started with a replica down, killed", down_at_start)
+    batch.run("started with a replica down, killed", down_at_start, SLOW)
 
     def killed_soon(spacerun: Spacerun) -> int:
         before = batch.results()
