@@ -67,8 +67,11 @@ async def open_replicas(
     return replicas
 
 
-def _url(url: str, options: dict[str, Any]) -> Connect:
+def _url(where: str | Callable[[], str], options: dict[str, Any]) -> Connect:
+    """Connects to a URL (or to where a local copy is now: a restart may move it)."""
+
     async def connect() -> AsyncClient:
+        url = where if isinstance(where, str) else where()
         try:
             with anyio.fail_after(CONNECT_TIMEOUT):
                 return await AsyncClient.connect(url, **options)
@@ -162,7 +165,8 @@ async def _locals(
                 on_message(f"restarting {spec.script.name} {app.name}")
                 await app.restart()
 
-        out.append(_replica(app.name, _url(app.url, options), concurrency, revive))
+        where = lambda app=app: app.url  # noqa: E731 - read at each connection
+        out.append(_replica(app.name, _url(where, options), concurrency, revive))
     return out
 
 
