@@ -21,6 +21,7 @@ import anyio
 import pytest
 from support.apps import RunningApp, start_apps
 from support.fault_proxy import FaultProxy, Respond, Rule, Stall
+from support.hub import HubServer
 
 from jobs import AppError, AsyncClient, ConnectionFailed, ServerError
 from runner.run import RunOptions, run_async
@@ -337,3 +338,37 @@ async def test_pool_ejects_after_5xx_timeouts_or_refusals_in_a_row(fault: Except
         pool.release(r0, fault)
     assert r0.state is ReplicaState.DOWN and r0.stats.ejections == 1
     assert {(await pool.acquire()).name for _ in range(4)} == {"r1"}
+
+
+async def test_a_sleeping_space_is_woken_while_the_run_starts_without_it(
+    gauges: list[RunningApp], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A URL replica answers at once; the Space is asleep (then starting, for a few
+    polls of the Hub stand-in): the run starts without it, wakes it with a request,
+    and sends it jobs once it runs."""
+    with FaultProxy(gauges[1].url) as space_app, HubServer() as hub:
+        hub.add_space(
+            "bob/gauge", host=space_app.url, stages=["SLEEPING", *["APP_STARTING"] * 3, "RUNNING"]
+        )
+        manifest = tmp_path / "batch.yaml"
+        manifest.write_text(
+            "app:\n  endpoint: /predict\n  replicas:\n"
+            f"    - url: {gauges[0].url}\n    - space: bob/gauge\n"
+            "inputs:\n  csv: rows.csv\n"
+            f"run:\n  concurrency: 2\noutput:\n  dir: {tmp_path / 'run'}\n"
+            "  download_files: false\n"
+        )
+        (tmp_path / "rows.csv").write_text(
+            "x,delay\n" + "".join(f"r{i},0.25\n" for i in range(100))
+        )
+        options = RunOptions(progress="plain", handle_signals=False, hub_endpoint=hub.url)
+        summary = await run_async(manifest, options)
+        woken = space_app.counts(r"/config$")
+    err = capsys.readouterr().err
+    assert summary.exit_status == 0 and summary.this_run["ok"] == 100
+    assert "bob/gauge: SLEEPING" in err and "bob/gauge: RUNNING" in err
+    assert "bob/gauge has not answered yet; the run goes on without it" in err
+    assert "bob/gauge answers now; in rotation" in err
+    assert woken >= 2  # the wake-up request, then the connection once it ran
+    served = {r.name: r.ok for r in summary.replicas}
+    assert served[gauges[0].url] > 0 and served["bob/gauge"] > 0, served
