@@ -165,9 +165,7 @@ class ReplicaPool:
                 )
 
     async def _wait_for_first(self) -> None:
-        if all(r.state is ReplicaState.REFUSED for r in self.replicas):
-            first = self.replicas[0]
-            raise first.refusal or RunnerError(f"{first.name} cannot be used: {first.reason}")
+        self._raise_if_all_refused()
         self._message(
             f"no replica answered at start; waiting up to {self._down_deadline:g} s for "
             "one to answer"
@@ -176,11 +174,18 @@ class ReplicaPool:
             while self.reference is None:
                 await self._changed.wait()
                 self._choose_reference()
+                self._raise_if_all_refused()
             return
         raise AllReplicasDown(
             f"no replica answered for {self._down_deadline:g} s since the start; stopped. "
             "Check the apps are running, then run the same command again to resume."
         )
+
+    def _raise_if_all_refused(self) -> None:
+        """None can ever answer (a wrong password, not a Gradio app): say why at once."""
+        if all(r.state is ReplicaState.REFUSED for r in self.replicas):
+            first = self.replicas[0]
+            raise first.refusal or RunnerError(f"{first.name} cannot be used: {first.reason}")
 
     # -- jobs -------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from typing import Any
 import anyio
 import pytest
 from support.apps import RunningApp, start_apps
+from support.cli import spacerun
 from support.fault_proxy import FaultProxy, Respond, Rule, Stall
 from support.hub import HubServer
 
@@ -372,3 +373,21 @@ async def test_a_sleeping_space_is_woken_while_the_run_starts_without_it(
     assert woken >= 2  # the wake-up request, then the connection once it ran
     served = {r.name: r.ok for r in summary.replicas}
     assert served[gauges[0].url] > 0 and served["bob/gauge"] > 0, served
+
+
+def test_a_replica_that_can_never_answer_stops_the_run_at_once_without_traceback(
+    tmp_path: Path,
+) -> None:
+    """The only replica is an HTTP server that is not a Gradio app: no waiting for it,
+    a message naming it, exit status 1."""
+    rows = tmp_path / "rows.csv"
+    rows.write_text("x\na\n")
+    with HubServer() as not_gradio:
+        done = spacerun(
+            "run", str(rows), "--app", not_gradio.url, "--endpoint", "/predict",
+            "--set", f"output.dir={tmp_path / 'run'}", "--progress", "plain",
+        )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert f"{not_gradio.url} is not used: " in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "waiting up to" not in done.stderr
