@@ -196,14 +196,19 @@ def batch(app_factory: Any, tmp_path: Path) -> Iterator[Batch]:
 def seeded_faults(proxies: list[FaultProxy]) -> dict[str, list[Rule]]:
     kinds: dict[str, list[Rule]] = {"502 on join": [], "429 on join": [], "cut stream": []}
     for index, proxy in enumerate(proxies):
-        join = {"path": r"queue/join$", "method": "POST", "probability": FAULT_RATE}
-        kinds["502 on join"].append(
-            proxy.add_rule(Rule(**join, seed=100 + index, action=Respond.error(502)))
-        )
-        kinds["429 on join"].append(
-            proxy.add_rule(
-                Rule(**join, seed=200 + index, action=Respond.too_many_requests(retry_after=1))
+
+        def join(seed: int, action: Respond) -> Rule:
+            return Rule(
+                path=r"queue/join$",
+                method="POST",
+                probability=FAULT_RATE,
+                seed=seed,
+                action=action,
             )
+
+        kinds["502 on join"].append(proxy.add_rule(join(100 + index, Respond.error(502))))
+        kinds["429 on join"].append(
+            proxy.add_rule(join(200 + index, Respond.too_many_requests(retry_after=1)))
         )
         kinds["cut stream"].append(
             proxy.add_rule(

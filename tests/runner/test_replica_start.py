@@ -49,11 +49,17 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(scope="module")
-def gauges() -> Iterator[list[RunningApp]]:
+def _gauge_apps() -> Iterator[list[RunningApp]]:
     apps = start_apps(["gauge"] * 2)
     yield apps
     for app in apps:
         app.stop()
+
+
+@pytest.fixture
+def gauges(_gauge_apps: list[RunningApp]) -> list[RunningApp]:
+    """Two gauge apps, shared by the module (tests leave them running)."""
+    return _gauge_apps
 
 
 @dataclass(frozen=True, slots=True)
