@@ -7,7 +7,7 @@ RunnerError                   anything spacerun reports to the user without a tr
 ├── ValidationFailed          submissions do not fit the app's API (carries the full report)
 ├── LocalAppError             a local copy of an app did not start, or a Space run locally
 │                             could not be downloaded or installed (runner.launch)
-├── AllReplicasDown           no replica answered before the deadline (runner.scheduling)
+├── AllReplicasDown           no replica answered before the deadline (runner.scheduling; exit 1)
 └── ResultsError              the run folder cannot be written as asked (runner.store)
     ├── DuplicateResultError  a second record for a key already ok (a bug if it happens)
     └── RunFolderLockedError  another spacerun is writing this run folder

@@ -1,22 +1,33 @@
-"""From the manifest's `app.replicas` to connected replicas: URLs, Space ids, duplicated
-Spaces and local copies of an app script, each opened on an exit stack that closes
-(and stops local processes) however the run ends."""
+"""From the manifest's `app.replicas` to replicas the pool can connect: URLs, Space ids,
+duplicated Spaces and local copies of an app script.
+
+Nothing is contacted here except to start local copies (on an exit stack that stops
+them however the run ends): each replica carries how to connect to it, and the pool
+connects them all at once when the run starts, then again each time it probes one
+that did not answer. So a replica that is down at start is not fatal.
+"""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from jobs import AsyncClient, hf_token_from_env
+import anyio
+
+from jobs import AsyncClient, ConnectionFailed, hf_token_from_env
 
 from ..manifest import DuplicateReplica, LocalReplica, Manifest, SpaceReplica, UrlReplica
-from ..scheduling import AdaptiveLimit, Replica
+from ..scheduling import AdaptiveLimit, Connect, Replica
 from ._fleet import Fleet
 from ._open_local import open_local
 
 __all__ = ["open_replicas"]
+
+#: Longest wait for a server (a URL, a local copy) to give its config and API. A Space
+#: has its own, longer deadline: it may be waking up or building.
+CONNECT_TIMEOUT = 30.0
 
 
 async def open_replicas(
@@ -30,10 +41,11 @@ async def open_replicas(
     work_dir: Path | None = None,
     fleet: Fleet | None = None,
 ) -> list[Replica]:
-    """Connect to every replica of `manifest`, starting local ones. Raises the first
-    `JobsError` / `RunnerError` met (the stack then closes what was opened, and `fleet`
-    pauses the paid copies it made). `work_dir` (the run folder) keeps the commit of
-    each Space run locally, for a resume."""
+    """The replicas of `manifest`, not connected yet (`Replica.open_client()` connects
+    one; the caller closes what it opens). Local copies are started and waited for;
+    raises `LocalAppError` if one does not start. `fleet` (made here if not given) opens
+    Spaces and duplicates and pauses the paid copies it made when the stack closes;
+    `work_dir` (the run folder) keeps the commit of each Space run locally, for a resume."""
     token = manifest.app.hf_token.reveal() if manifest.app.hf_token is not None else None
     if fleet is None:
         fleet = Fleet(token=hf_token_from_env(token), endpoint=hub_endpoint, on_message=on_message)
@@ -50,24 +62,16 @@ async def open_replicas(
     for spec in manifest.app.replicas:
         concurrency = spec.concurrency or manifest.run.concurrency
         if isinstance(spec, UrlReplica):
-            client = await _enter(stack, await AsyncClient.connect(spec.url, **options))
-            replica = _replica(spec.url, client, concurrency)
+            replica = _replica(spec.url, _url(spec.url, options), concurrency)
             replica.account = fleet.account_of_url(spec.url)
             replicas.append(replica)
         elif isinstance(spec, SpaceReplica):
-            on_message(f"connecting to Space {spec.space}")
-            reporter = _stage_reporter(spec.space, on_message)
-            client = await _enter(
-                stack,
-                await fleet.open_space(
-                    spec.space, spec.space, {**options, "on_space_stage": reporter}
-                ),
-            )
-            replica = _replica(spec.space, client, concurrency)
+            connect = _space(spec.space, options, on_message, fleet)
+            replica = _replica(spec.space, connect, concurrency)
             replica.account, replica.stage = fleet.account, fleet.stage_reader(spec.space)
             replicas.append(replica)
         elif isinstance(spec, DuplicateReplica):
-            replicas.extend(await _duplicates(spec, stack, options, concurrency, fleet))
+            replicas.extend(_duplicates(spec, options, concurrency, fleet))
         elif isinstance(spec, LocalReplica):
             started = await open_local(
                 spec,
@@ -86,9 +90,37 @@ async def open_replicas(
     return replicas
 
 
-async def _duplicates(
+def _url(where: str | Callable[[], str], options: dict[str, Any]) -> Connect:
+    """Connects to a URL (or to where a local copy is now: a restart may move it)."""
+
+    async def connect() -> AsyncClient:
+        url = where if isinstance(where, str) else where()
+        try:
+            with anyio.fail_after(CONNECT_TIMEOUT):
+                return await AsyncClient.connect(url, **options)
+        except TimeoutError:
+            raise ConnectionFailed(
+                f"{url} did not give its config and API within {CONNECT_TIMEOUT:g} s", url=url
+            ) from None
+
+    return connect
+
+
+def _space(
+    space: str, options: dict[str, Any], on_message: Callable[[str], None], fleet: Fleet
+) -> Connect:
+    reporter = _stage_reporter(space, on_message)
+    say_once = _once(on_message)
+
+    async def connect() -> AsyncClient:
+        say_once(f"connecting to Space {space}")
+        return await fleet.open_space(space, space, {**options, "on_space_stage": reporter})
+
+    return connect
+
+
+def _duplicates(
     spec: DuplicateReplica,
-    stack: contextlib.AsyncExitStack,
     options: dict[str, Any],
     concurrency: int,
     fleet: Fleet,
@@ -98,32 +130,68 @@ async def _duplicates(
     for index in range(spec.count):
         # Distinct names for the copies: name, name-2, name-3, ...
         target = name if index == 0 else f"{name}-{index + 1}"
-        fleet.on_message(f"duplicating {spec.space} as {target} (or attaching to it)")
-        reporter = _stage_reporter(target, fleet.on_message)
         replica_name = f"duplicate:{target}"
-        client = await _enter(
-            stack,
-            await fleet.open_duplicate(
-                replica_name, spec, target, {**options, "on_space_stage": reporter}
-            ),
-        )
-        replica = _replica(replica_name, client, concurrency)
+        connect = _duplicate(spec, target, replica_name, options, fleet)
+        replica = _replica(replica_name, connect, concurrency)
         replica.account = fleet.account
-        replica.stage = fleet.stage_reader(fleet.space_of(replica_name))
+        replica.stage = _copy_stage(fleet, replica_name)
         out.append(replica)
     return out
 
 
-async def _enter(stack: contextlib.AsyncExitStack, client: AsyncClient) -> AsyncClient:
-    stack.push_async_callback(client.aclose)
-    return client
+def _duplicate(
+    spec: DuplicateReplica,
+    target: str,
+    replica_name: str,
+    options: dict[str, Any],
+    fleet: Fleet,
+) -> Connect:
+    reporter = _stage_reporter(target, fleet.on_message)
+    say_once = _once(fleet.on_message)
+
+    async def connect() -> AsyncClient:
+        say_once(f"duplicating {spec.space} as {target} (or attaching to it)")
+        return await fleet.open_duplicate(
+            replica_name, spec, target, {**options, "on_space_stage": reporter}
+        )
+
+    return connect
 
 
-def _replica(name: str, client: AsyncClient, concurrency: int, revive: Any = None) -> Replica:
+def _copy_stage(fleet: Fleet, replica_name: str) -> Callable[[], Awaitable[str]]:
+    """The runtime stage of a copy, once it is made (the fleet knows its Space id then)."""
+
+    async def stage() -> str:
+        return await fleet.stage_reader(fleet.space_of(replica_name))()
+
+    return stage
+
+
+def _replica(name: str, connect: Connect, concurrency: int, revive: Any = None) -> Replica:
     return Replica(
-        name=name, client=client, limit=AdaptiveLimit(maximum=concurrency), revive=revive
+        name=name, connect=connect, limit=AdaptiveLimit(maximum=concurrency), revive=revive
     )
 
 
 def _stage_reporter(name: str, on_message: Callable[[str], None]) -> Callable[[str], None]:
-    return lambda stage: on_message(f"{name}: {stage}")
+    """Says each new stage once, however many times the Space is connected to."""
+    last: list[str] = []
+
+    def report(stage: str) -> None:
+        if last != [stage]:
+            last[:] = [stage]
+            on_message(f"{name}: {stage}")
+
+    return report
+
+
+def _once(on_message: Callable[[str], None]) -> Callable[[str], None]:
+    """Says its first message only: a replica is connected again each time it is probed."""
+    said: list[bool] = []
+
+    def say(text: str) -> None:
+        if not said:
+            said.append(True)
+            on_message(text)
+
+    return say

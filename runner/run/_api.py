@@ -96,5 +96,6 @@ async def validate_manifest(
                 on_message=say,
                 hub_endpoint=hub_endpoint,
             )
-            schema = replicas[0].client.schema
-            return await anyio.to_thread.run_sync(validate_submissions, manifest, schema)
+            client = await replicas[0].open_client()
+            stack.push_async_callback(client.aclose)
+            return await anyio.to_thread.run_sync(validate_submissions, manifest, client.schema)

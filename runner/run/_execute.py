@@ -14,6 +14,7 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 
 import anyio
+from anyio.abc import TaskGroup
 
 from jobs import AppSchema, Endpoint, hf_token_from_env
 
@@ -121,11 +122,17 @@ class _Run:
         resume = await self._plan_resume(store)
         if resume.finished is not None:
             return resume.finished
-        async with contextlib.AsyncExitStack() as stack:
-            replicas, prefetched = await self._open(stack, resume.todo)
-            schema = replicas[0].client.schema
-            total, source = await self._source(store, schema, resume, prefetched)
-            return await self._schedule(store, started, replicas, schema, total, source)
+        summary: RunSummary | None = None
+        # The pool probes (and connects late replicas) from the start to the end.
+        async with contextlib.AsyncExitStack() as stack, anyio.create_task_group() as probes:
+            try:
+                pool, schema, prefetched = await self._open(stack, probes, store, resume)
+                total, source = await self._source(store, schema, resume, prefetched)
+                summary = await self._schedule(store, started, pool, schema, total, source)
+            finally:
+                probes.cancel_scope.cancel()
+        assert summary is not None
+        return summary
 
     async def _plan_resume(self, store: ResultsStore) -> _Resume:
         """With a validation stamp for these same rows, plan from the key cache (with the
@@ -156,13 +163,19 @@ class _Run:
         return _Resume(inputs=inputs, stamp=previous, todo=todo)
 
     async def _open(
-        self, stack: contextlib.AsyncExitStack, todo: Iterator[Submission] | None
-    ) -> tuple[list[Replica], list[Submission]]:
-        """Start and connect the replicas, skipping the done rows meanwhile."""
+        self,
+        stack: contextlib.AsyncExitStack,
+        probes: TaskGroup,
+        store: ResultsStore,
+        resume: _Resume,
+    ) -> tuple[ReplicaPool, AppSchema, list[Submission]]:
+        """Start the replicas and connect those that answer (the API is the first one's),
+        skipping the done rows meanwhile. With none answering before the deadline, the
+        run stops as it does when every replica goes down mid-run."""
         prefetched: list[Submission] = []
         async with anyio.create_task_group() as group:
-            if todo is not None:
-                group.start_soon(self._prefetch, todo, prefetched)
+            if resume.todo is not None:
+                group.start_soon(self._prefetch, resume.todo, prefetched)
             replicas = await open_replicas(
                 self.manifest,
                 stack,
@@ -173,9 +186,24 @@ class _Run:
                 work_dir=self.folder.root,
                 fleet=self.fleet,
             )
+            pool = ReplicaPool(
+                replicas,
+                api_name=self.manifest.app.endpoint,
+                down_deadline=self.options.all_down_deadline,
+                on_message=self.progress.message,
+            )
+            stack.push_async_callback(pool.aclose)
+            probes.start_soon(pool.probe_forever)
+            try:
+                schema = await pool.open()
+            except AllReplicasDown as down:
+                total = resume.stamp.submissions if resume.stamp is not None else None
+                self._finish(store, self._started, total=total, replicas=pool.replicas,
+                             stopped_by=str(down))  # fmt: skip
+                raise
         await self.fleet.load_prices()
         await self.fleet.report_quota(zerogpu=self.fleet.uses_zerogpu())
-        return replicas, prefetched
+        return pool, schema, prefetched
 
     async def _source(
         self,
@@ -218,14 +246,13 @@ class _Run:
         self,
         store: ResultsStore,
         started: float,
-        replicas: list[Replica],
+        pool: ReplicaPool,
         schema: AppSchema,
         total: int,
         source: Iterator[Submission],
     ) -> RunSummary:
         """Send what is left; record each outcome; summarise however it ends."""
         endpoint = schema.endpoint(self.manifest.app.endpoint)
-        pool = ReplicaPool(replicas, on_message=self.progress.message)
         scheduler = self._scheduler(pool, store, endpoint)
         self.handle.attach(scheduler)
         self.progress.start(total=total)
@@ -250,7 +277,11 @@ class _Run:
             await self.fleet.release()  # paid copies stop billing before the summary
         self.pauses, self.halted_by = scheduler.pauses, scheduler.halted_by
         summary = self._finish(
-            store, started, total=total, replicas=replicas, stopped_by=str(down) if down else None
+            store,
+            started,
+            total=total,
+            replicas=pool.replicas,
+            stopped_by=str(down) if down else None,
         )
         if down is not None:
             raise down
@@ -271,7 +302,7 @@ class _Run:
         store: ResultsStore,
         started: float,
         *,
-        total: int,
+        total: int | None,
         replicas: list[Replica],
         stopped_by: str | None = None,
     ) -> RunSummary:

@@ -38,6 +38,9 @@ class RunOptions:
     #: re-validates and re-expands every row on resume, as before the cache existed
     #: (kept for the benchmark and for tests that compare both paths).
     fast_resume: bool = True
+    #: How long the run waits, with a message, when no replica answers (at start or
+    #: mid-run) before it stops; run it again to resume.
+    all_down_deadline: float = 600.0
 
 
 @dataclass(slots=True)

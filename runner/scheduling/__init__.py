@@ -1,9 +1,11 @@
 """Submissions -> outcomes: the loop, the replica pool and its health, throttles, retries."""
 
 from ._pause import AccountPauses, PauseRecord, QuotaLookup, RunHalted, format_pause
-from ._pool import AllReplicasDown, Replica, ReplicaPool
+from ._pool import AllReplicasDown, ReplicaPool
+from ._replica import Connect, Replica, ReplicaState, ReplicaStats
 from ._retry import AttemptTimeout, RetryPolicy, cause_of, is_overload, retry_after_of
 from ._scheduler import Outcome, Scheduler, SchedulerListener, SubmissionLike
+from ._signature import api_difference
 from ._stages import StageWatch
 from ._throttle import AdaptiveLimit, Clock, RateLimiter, Sleep
 
@@ -13,12 +15,15 @@ __all__ = [
     "AllReplicasDown",
     "AttemptTimeout",
     "Clock",
+    "Connect",
     "Outcome",
     "PauseRecord",
     "QuotaLookup",
     "RateLimiter",
     "Replica",
     "ReplicaPool",
+    "ReplicaState",
+    "ReplicaStats",
     "RetryPolicy",
     "RunHalted",
     "Scheduler",
@@ -26,6 +31,7 @@ __all__ = [
     "Sleep",
     "StageWatch",
     "SubmissionLike",
+    "api_difference",
     "cause_of",
     "format_pause",
     "is_overload",

@@ -28,7 +28,7 @@ import anyio
 from jobs import JobsError, QuotaExceeded
 
 from ..errors import ExitStatus, RunnerError
-from ._pool import Replica
+from ._replica import Replica
 from ._throttle import Clock
 
 __all__ = ["AccountPauses", "PauseRecord", "QuotaLookup", "RunHalted", "format_pause"]

@@ -4,110 +4,92 @@ A job goes to the healthy replica with the most headroom: fewest jobs in flight 
 jobs the app says are queued ahead of ours (other users of a public Space), relative to
 its current concurrency window. A slow or distant replica frees its slots later, so it
 naturally gets less work. A replica that fails several attempts in a row (unreachable,
-died, restarted) is ejected, probed with growing intervals, and put back when it
-answers; if every replica is down the pool waits, with a message, until a deadline.
-A replica that cannot come back (its Space crashed or was paused) is retired for good;
-when all are, waiting stops at once with their reasons.
+died, restarted, only 5xx, every job timing out) is ejected, probed with growing
+intervals, and put back when it answers; if every replica is down the pool waits, with
+a message, until a deadline. A replica that cannot come back (its Space crashed or was
+paused) is retired for good; when all are, waiting stops at once with their reasons.
+
+At the start of a run (`open`), every replica not connected
+yet is connected at once; the run starts with those that answer, the others are
+probed the same way as ejected ones and join when they answer. The first replica (in
+the manifest's order) that answers gives the run its API; any other whose endpoint
+signature differs is refused, with what differs.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
 
 import anyio
 
-from jobs import AsyncClient, ConnectionFailed, JobCancelled, JobsError, ServerError
+from jobs import (
+    AppSchema,
+    AsyncClient,
+    ConnectionFailed,
+    JobCancelled,
+    JobsError,
+    RateLimited,
+    ServerError,
+    SpaceNotRunning,
+)
 
-from ..errors import RunnerError
-from ._retry import is_overload, retry_after_of
-from ._throttle import AdaptiveLimit, Clock
+from ..errors import ExitStatus, RunnerError
+from ._replica import Replica, ReplicaState
+from ._retry import AttemptTimeout, cause_of, is_overload, retry_after_of
+from ._signature import api_difference
+from ._throttle import Clock
 
-__all__ = ["AllReplicasDown", "Replica", "ReplicaPool", "ReplicaStats"]
+__all__ = ["AllReplicasDown", "ReplicaPool"]
 
 log = logging.getLogger("runner")
+
+#: A probe's ping that takes longer than this counts as no answer.
+_PING_TIMEOUT = 15.0
 
 
 class AllReplicasDown(RunnerError):
     """Every replica stayed out of rotation past the deadline."""
 
-
-@dataclass(slots=True)
-class ReplicaStats:
-    submitted: int = 0
-    ok: int = 0
-    failed: int = 0
-    overloads: int = 0
-    ejections: int = 0
-    busy_seconds: float = 0.0
-
-
-@dataclass(slots=True, eq=False)
-class Replica:
-    """One app the pool sends jobs to."""
-
-    name: str
-    client: AsyncClient
-    limit: AdaptiveLimit
-    #: Brings a dead replica back (restarts a local copy); None when nothing can be done.
-    revive: Callable[[], Awaitable[None]] | None = None
-    #: The GPU (CUDA_VISIBLE_DEVICES) of a local copy, for the summary; None elsewhere.
-    gpu: str | None = None
-    #: Who pays for its GPU quota (an HF token's account): replicas of one account pause
-    #: together. None: the replica is its own account.
-    account: str | None = None
-    #: Reads the Space's runtime stage (space and duplicate replicas); None otherwise.
-    stage: Callable[[], Awaitable[str]] | None = None
-    #: Why it is out of rotation for good (its Space crashed, was paused, ...), if it is.
-    retired: str | None = None
-    in_flight: int = 0
-    queued_ahead: int = 0
-    failures_in_row: int = 0
-    down_until: float | None = None
-    probe_interval: float = 2.0
-    stats: ReplicaStats = field(default_factory=ReplicaStats)
-
-    def __repr__(self) -> str:
-        state = "retired" if self.retired else "down" if self.down_until is not None else "up"
-        return f"<Replica {self.name} {state} in_flight={self.in_flight}/{self.limit.allowed}>"
-
-    @property
-    def healthy(self) -> bool:
-        return self.down_until is None
-
-    def free(self, now: float) -> bool:
-        return self.healthy and self.in_flight < self.limit.allowed and self.limit.paused(now) == 0
-
-    def load(self) -> float:
-        return (self.in_flight + self.queued_ahead) / self.limit.allowed
+    exit_status = ExitStatus.FAILED
 
 
 class ReplicaPool:
-    """Hands out replicas with free capacity; tracks health; probes ejected ones."""
+    """Hands out replicas with free capacity; tracks health; probes ejected ones.
+
+    Probes run in `probe_forever()`, in a task of the caller's (a `Scheduler` starts
+    one if nothing else runs it); `aclose()` closes the clients the pool connected.
+    """
 
     def __init__(
         self,
         replicas: Sequence[Replica],
         *,
+        api_name: str | None = None,
         eject_after: int = 3,
         max_probe_interval: float = 60.0,
         down_deadline: float = 600.0,
+        start_grace: float = 5.0,
         clock: Clock = time.monotonic,
         on_message: Callable[[str], None] | None = None,
     ) -> None:
         if not replicas:
             raise ValueError("a pool needs at least one replica")
         self.replicas = list(replicas)
+        self._api_name = api_name
         self._eject_after = eject_after
         self._max_probe = max_probe_interval
         self._down_deadline = down_deadline
+        self._start_grace = start_grace
         self._clock = clock
         self._message = on_message or (lambda text: log.info("%s", text))
         self._changed = anyio.Event()
         self._all_down_since: float | None = None
+        self._probing = False
+        self._opened: list[AsyncClient] = []
+        #: The replica whose API the run uses (the first that answered).
+        self.reference: Replica | None = None
 
     def __repr__(self) -> str:
         return f"<ReplicaPool {self.replicas}>"
@@ -119,6 +101,94 @@ class ReplicaPool:
     @property
     def in_flight(self) -> int:
         return sum(r.in_flight for r in self.replicas)
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close the clients the pool connected (call once probing has stopped)."""
+        opened, self._opened = self._opened, []
+        with anyio.CancelScope(shield=True):
+            for client in reversed(opened):
+                await client.aclose()
+
+    async def open(self) -> AppSchema:
+        """Connect every pending replica at once; return the API of the run.
+
+        Waits until each has answered or failed, or, once one is up, at most
+        `start_grace` seconds for the others (a Space still waking joins later). With
+        none up, waits up to the deadline for one to answer (`AllReplicasDown` after
+        it); with none able to answer ever, raises the first one's error. The
+        connections are made by `probe_forever()`, which must run meanwhile.
+        """
+        started = self._clock()
+        for replica in self.replicas:
+            if replica.state is ReplicaState.PENDING:
+                replica.down_until = started
+        self._notify()
+        while not self._started(started):
+            await self._wait_for_change(self._clock(), longest=self._start_grace)
+        self._choose_reference()
+        self._report_start()
+        if self.reference is None:
+            await self._wait_for_first()
+        assert self.reference is not None
+        return self.reference.client.schema
+
+    def _started(self, started: float) -> bool:
+        if all(r.tried for r in self.replicas):
+            return True
+        up = any(r.healthy for r in self.replicas)
+        return up and self._clock() - started >= self._start_grace
+
+    def _choose_reference(self) -> None:
+        """The first replica up, in the manifest's order, gives the API; the others up
+        are checked against it."""
+        up = [r for r in self.replicas if r.healthy]
+        if self.reference is not None or not up:
+            return
+        self.reference = up[0]
+        for replica in up[1:]:
+            self._check_api(replica)
+
+    def _report_start(self) -> None:
+        others = "the run goes on without it, and " if self.reference is not None else ""
+        for replica in self.replicas:
+            if replica.state is ReplicaState.PENDING and replica.tried:
+                self._message(
+                    f"{replica.name} is down at start ({replica.reason}); {others}it is "
+                    f"probed again (next in {replica.probe_interval:g} s) and joins when "
+                    "it answers"
+                )
+            elif replica.state is ReplicaState.PENDING:
+                replica.reason = "no answer yet"  # so that it is announced when it joins
+                self._message(
+                    f"{replica.name} has not answered yet; {others}it joins when it answers"
+                )
+
+    async def _wait_for_first(self) -> None:
+        self._raise_if_all_refused()
+        self._message(
+            f"no replica answered at start; waiting up to {self._down_deadline:g} s for "
+            "one to answer"
+        )
+        with anyio.move_on_after(self._down_deadline):
+            while self.reference is None:
+                await self._changed.wait()
+                self._choose_reference()
+                self._raise_if_all_refused()
+            return
+        raise AllReplicasDown(
+            f"no replica answered for {self._down_deadline:g} s since the start; stopped. "
+            "Check the apps are running, then run the same command again to resume."
+        )
+
+    def _raise_if_all_refused(self) -> None:
+        """None can ever answer (a wrong password, not a Gradio app): say why at once."""
+        if all(r.state is ReplicaState.REFUSED for r in self.replicas):
+            first = self.replicas[0]
+            raise first.refusal or RunnerError(f"{first.name} cannot be used: {first.reason}")
+
+    # -- jobs -------------------------------------------------------------------------
 
     async def acquire(self, avoid: Iterable[str] = ()) -> Replica:
         """Wait for a replica with a free slot and take the slot. Replicas named in
@@ -149,7 +219,7 @@ class ReplicaPool:
             pass  # cancelled or stopped: says nothing about the replica
         elif error is None:
             replica.stats.ok += 1
-            replica.failures_in_row = 0
+            replica.job_succeeded()
             replica.limit.on_success()
         elif is_overload(error):
             replica.stats.overloads += 1
@@ -164,7 +234,7 @@ class ReplicaPool:
             if replica.failures_in_row >= self._eject_after and replica.healthy:
                 self._eject(replica, now, error)
         else:
-            # The app answered (an app error, a timeout): the replica itself is fine.
+            # The app answered (an app error): the replica itself is fine.
             replica.failures_in_row = 0
         self._notify()
 
@@ -173,7 +243,7 @@ class ReplicaPool:
         if replica.retired is None and replica.healthy:
             replica.stats.ejections += 1
         replica.retired = reason
-        replica.down_until = math.inf
+        replica.refuse(reason)
         self._message(f"{reason}; its jobs go to the other replicas")
         self.notify()
 
@@ -185,47 +255,112 @@ class ReplicaPool:
         """What the app reported about its queue (jobs ahead of ours)."""
         replica.queued_ahead = max(0, queued_ahead or 0)
 
+    # -- probes -----------------------------------------------------------------------
+
     async def probe_forever(self) -> None:
-        """Probe ejected replicas and bring back those that answer. Runs until cancelled."""
-        while True:
-            now = self._clock()
-            due = [r for r in self.replicas if r.down_until is not None and r.down_until <= now]
-            for replica in due:
-                await self._probe(replica)
-            upcoming = [r.down_until for r in self.replicas if r.down_until is not None]
-            delay = min(upcoming) - self._clock() if upcoming else self._max_probe
-            with anyio.move_on_after(max(0.05, min(delay, self._max_probe))):
-                await self._changed.wait()
+        """Probe replicas out of rotation (and connect pending ones), each in a task of
+        its own, bringing back those that answer. Runs until cancelled; returns at once
+        if another task already runs it."""
+        if self._probing:
+            return  # one prober is enough
+        self._probing = True
+        try:
+            async with anyio.create_task_group() as group:
+                while True:
+                    now = self._clock()
+                    for replica in self._due(now):
+                        replica.probing = True
+                        group.start_soon(self._probe, replica)
+                    upcoming = [r.down_until for r in self._waiting() if r.down_until is not None]
+                    delay = min(upcoming) - self._clock() if upcoming else self._max_probe
+                    with anyio.move_on_after(max(0.05, min(delay, self._max_probe))):
+                        await self._changed.wait()
+        finally:
+            self._probing = False
+
+    def _waiting(self) -> list[Replica]:
+        """Replicas with a probe due some time, not under way."""
+        return [r for r in self.replicas if r.down_until is not None and not r.probing]
+
+    def _due(self, now: float) -> list[Replica]:
+        return [r for r in self._waiting() if r.down_until is not None and r.down_until <= now]
 
     async def _probe(self, replica: Replica) -> None:
         try:
-            if replica.revive is not None:
-                await replica.revive()
-            with anyio.fail_after(15):
-                await replica.client.ping()
-        except (JobsError, TimeoutError, OSError, RunnerError) as exc:
-            replica.probe_interval = min(self._max_probe, replica.probe_interval * 2)
-            replica.down_until = self._clock() + replica.probe_interval
-            log.debug("probe of %s failed: %s", replica.name, exc)
+            if replica.state is ReplicaState.PENDING:
+                await self._connect(replica)
+            else:
+                await self._ping(replica)
+        except Exception as exc:
+            # An app that cannot be reached, or answers nonsense: either way, not yet.
+            # Only unexpected kinds are logged in full (a probe never ends the run).
+            if not isinstance(exc, JobsError | RunnerError | OSError | TimeoutError):
+                log.warning("probe of %s failed unexpectedly", replica.name, exc_info=True)
+            self._probe_failed(replica, exc)
+        finally:
+            replica.probing = False
+            replica.tried = True
+            self._notify()
+
+    async def _connect(self, replica: Replica) -> None:
+        client = await replica.open_client()
+        self._opened.append(client)
+        was_down = bool(replica.reason)
+        replica.connect_to(client)
+        if self.reference is not None and not self._check_api(replica):
             return
-        replica.down_until = None
-        replica.failures_in_row = 0
-        replica.probe_interval = 2.0
+        self._all_down_since = None
+        if was_down:
+            self._message(f"{replica.name} answers now; in rotation")
+
+    async def _ping(self, replica: Replica) -> None:
+        if replica.revive is not None:
+            await replica.revive()
+        with anyio.fail_after(_PING_TIMEOUT):
+            await replica.client.ping()
+        replica.come_back()
         self._all_down_since = None
         self._message(f"{replica.name} answers again; back in rotation")
-        self._notify()
+
+    def _probe_failed(self, replica: Replica, exc: BaseException) -> None:
+        reason = cause_of(exc) if str(exc) else type(exc).__name__
+        if replica.state is ReplicaState.PENDING and not _may_come_back(exc):
+            replica.refuse(reason, exc)
+            self._message(f"{replica.name} is not used: {reason}")
+            return
+        replica.probe_failed(self._clock(), reason, self._max_probe)
+        log.debug("probe of %s failed: %s", replica.name, reason)
+
+    def _check_api(self, replica: Replica) -> bool:
+        """Refuse `replica` if its endpoint differs from the reference's; True if it fits."""
+        assert self.reference is not None
+        if replica is self.reference:
+            return True
+        reference = self.reference.client.schema
+        difference = api_difference(reference, replica.client.schema, self._api_name)
+        if difference is None:
+            return True
+        replica.refuse(f"its API differs from {self.reference.name}'s: {difference}")
+        self._message(
+            f"{replica.name} is not used: its API differs from that of {self.reference.name}, "
+            f"which the run uses: {difference}. Point it at the same app and version."
+        )
+        return False
+
+    # -- health -----------------------------------------------------------------------
 
     def _eject(self, replica: Replica, now: float, error: BaseException) -> None:
-        replica.stats.ejections += 1
-        replica.down_until = now + replica.probe_interval
+        count = replica.failures_in_row
+        replica.eject(now, cause_of(error))
         self._message(
             f"{replica.name} taken out of rotation after "
-            f"{replica.failures_in_row} failures in a row ({type(error).__name__}); "
+            f"{count} failures in a row ({type(error).__name__}); "
             "its jobs go to the other replicas, and it is probed again"
         )
 
     def _check_all_down(self, now: float) -> None:
-        if any(r.healthy for r in self.replicas):
+        usable = [r for r in self.replicas if r.state is not ReplicaState.REFUSED]
+        if any(r.healthy for r in usable):
             self._all_down_since = None
             return
         if all(r.retired for r in self.replicas):
@@ -237,7 +372,7 @@ class ReplicaPool:
         if self._all_down_since is None:
             self._all_down_since = now
             self._message(
-                f"all {len(self.replicas)} replicas are down; waiting up to "
+                f"all {len(usable)} replicas are down; waiting up to "
                 f"{self._down_deadline:g} s for one to answer"
             )
         elif now - self._all_down_since > self._down_deadline:
@@ -246,11 +381,11 @@ class ReplicaPool:
                 "are running, then run the same command again to resume."
             )
 
-    async def _wait_for_change(self, now: float) -> None:
+    async def _wait_for_change(self, now: float, longest: float = 1.0) -> None:
         wakeups = [r.limit.paused_until for r in self.replicas if r.limit.paused(now) > 0]
-        wakeups += [r.down_until for r in self.replicas if r.down_until is not None]
-        timeout = max(0.01, min(wakeups) - now) if wakeups else 1.0
-        with anyio.move_on_after(min(timeout, 1.0)):
+        wakeups += [r.down_until for r in self._waiting() if r.down_until is not None]
+        timeout = max(0.01, min(wakeups) - now) if wakeups else longest
+        with anyio.move_on_after(min(timeout, longest)):
             await self._changed.wait()
 
     def _notify(self) -> None:
@@ -259,5 +394,18 @@ class ReplicaPool:
 
 
 def _replica_fault(error: BaseException) -> bool:
-    """Failures that say something about the replica, not about the job."""
-    return isinstance(error, (ConnectionFailed, ServerError))
+    """Failures that say something about the replica, not about the job: it cannot be
+    reached, answers 5xx, or lets the job run over the timeout."""
+    return isinstance(error, ConnectionFailed | ServerError | AttemptTimeout)
+
+
+def _may_come_back(error: BaseException) -> bool:
+    """A replica that failed to connect this way may answer later (probe it again);
+    otherwise (a wrong password, not a Gradio app) it never will."""
+    if isinstance(error, ConnectionFailed | ServerError | RateLimited):
+        return True
+    if isinstance(error, SpaceNotRunning):
+        return error.stage is not None  # asleep, building, paused: not a missing Space
+    if isinstance(error, JobsError):
+        return error.transient
+    return isinstance(error, OSError | TimeoutError)

@@ -38,7 +38,8 @@ from jobs import AsyncJob, JobCancelled, JobsError, QuotaExceeded, Status, Statu
 
 from ..store import RecordStatus
 from ._pause import AccountPauses, RunHalted
-from ._pool import AllReplicasDown, Replica, ReplicaPool
+from ._pool import AllReplicasDown, ReplicaPool
+from ._replica import Replica
 from ._retry import AttemptTimeout, RetryPolicy, cause_of
 from ._stages import StageWatch
 from ._throttle import RateLimiter, Sleep

@@ -22,7 +22,8 @@ import anyio
 
 from jobs import JobsError, QueueFull, ServerError, broken_stage_advice
 
-from ._pool import Replica, ReplicaPool
+from ._pool import ReplicaPool
+from ._replica import Replica
 
 __all__ = ["StageWatch"]
 
