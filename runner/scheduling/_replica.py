@@ -91,6 +91,8 @@ class Replica:
         revive: Callable[[], Awaitable[None]] | None = None,
         probe_interval: float = 2.0,
         gpu: str | None = None,
+        account: str | None = None,
+        stage: Callable[[], Awaitable[str]] | None = None,
     ) -> None:
         if client is None and connect is None:
             raise ValueError("a replica needs a connected client or a way to connect")
@@ -104,9 +106,9 @@ class Replica:
         self.gpu = gpu
         #: Who pays for its GPU quota (an HF token's account): replicas of one account
         #: pause together. None: the replica is its own account.
-        self.account: str | None = None
+        self.account = account
         #: Reads the Space's runtime stage (space and duplicate replicas); None otherwise.
-        self.stage: Callable[[], Awaitable[str]] | None = None
+        self.stage = stage
         #: Why it is out of rotation for good (its Space crashed, was paused, ...), if it is.
         self.retired: str | None = None
         self.state = ReplicaState.UP if client is not None else ReplicaState.PENDING
