@@ -4,7 +4,7 @@ Uses nothing else of `runner` but its errors.
 """
 
 from ._durations import Rate, format_duration, parse_duration, parse_rate
-from ._load import load_manifest
+from ._load import load_manifest, manifest_from_data
 from ._model import (
     AppSpec,
     DuplicateReplica,
@@ -38,6 +38,7 @@ __all__ = [
     "dotted",
     "format_duration",
     "load_manifest",
+    "manifest_from_data",
     "parse_duration",
     "parse_rate",
 ]

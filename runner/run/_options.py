@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ..store import ResultRecord
 from ._progress import ProgressMode
 
 __all__ = ["RunHandle", "RunOptions", "Stoppable"]
@@ -38,6 +39,8 @@ class RunOptions:
     #: re-validates and re-expands every row on resume, as before the cache existed
     #: (kept for the benchmark and for tests that compare both paths).
     fast_resume: bool = True
+    #: Called with each record once it is on disk (`runner.map_iter` listens here).
+    on_record: Callable[[ResultRecord], None] | None = None
 
 
 @dataclass(slots=True)
