@@ -138,7 +138,7 @@ def _gallery(data: ReportData) -> dict[str, Any]:
     all_rows = len({row for row, _, _ in data.cells})
     base = {"shown": len(items), "of": len(data.cells), "rows_of": all_rows}
     if not data.matrix:
-        return {**base, "kind": "list", "items": [items[k] for k in sorted(items)]}
+        return {**base, "kind": "list", "entries": [items[k] for k in sorted(items)]}
     names = list(data.matrix)
     combos = _combos(data.matrix)
     return {
@@ -190,7 +190,10 @@ def _item(record: dict[str, Any] | None) -> dict[str, Any] | None:
         "folder": f"files/{safe_dir_name(key)}/",
         "inputs": short_inputs(record.get("inputs")),
         "raw_inputs": record.get("inputs") or {},
-        "outputs": [{"name": name, **cell_view(value)} for name, value in outputs.items()],
+        "outputs": [
+            {"name": name, "src": None, "full": None, "caption": None, **cell_view(value)}
+            for name, value in outputs.items()
+        ],
     }
 
 

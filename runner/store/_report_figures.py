@@ -90,8 +90,8 @@ def timeline_figure(data: ReportData) -> tuple[Figure, int]:
         "height": 140 + 46 * len(data.replicas),
         "xaxis": {"title": {"text": "seconds since the first job was sent"}},
         "yaxis": {"type": "category", "categoryorder": "category descending", "automargin": True},
-        "legend": {"orientation": "h", "y": -0.25},
-        "margin": {"t": 10, "r": 10},
+        "legend": {"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom"},
+        "margin": {"t": 30, "r": 10},
     }
     return {"data": traces, "layout": layout}, int(index.size)
 
@@ -128,7 +128,9 @@ def rate_figure(data: ReportData) -> Figure:
     if t0 is None or np.isnan(fin).all():
         return _empty("no finished jobs yet")
     end = float(np.nanmax(fin)) - t0
-    edges = np.linspace(0.0, max(end, 1e-3), _BINS + 1)
+    # Bins of at least a few jobs each, so that a short run does not draw a comb.
+    bins = int(np.clip(np.count_nonzero(~np.isnan(fin)) // 4, 4, _BINS))
+    edges = np.linspace(0.0, max(end, 1e-3), bins + 1)
     width = edges[1] - edges[0]
     centres = (edges[:-1] + edges[1:]) / 2
     ok = np.histogram(fin[a["status"] == _OK] - t0, bins=edges)[0] / width
@@ -165,9 +167,14 @@ def rate_figure(data: ReportData) -> Figure:
     ]
     layout = {
         "height": 320,
-        "xaxis": {"title": {"text": "seconds since the first job was sent"}},
+        "xaxis": {"title": {"text": "seconds since the first job was sent"}, "anchor": "y2"},
         "yaxis": {"title": {"text": "jobs / s"}, "domain": [0.55, 1.0], "rangemode": "tozero"},
-        "yaxis2": {"title": {"text": "in flight"}, "domain": [0.0, 0.42], "rangemode": "tozero"},
+        "yaxis2": {
+            "title": {"text": "in flight"},
+            "domain": [0.0, 0.42],
+            "rangemode": "tozero",
+            "anchor": "x",
+        },
         "legend": {"orientation": "h", "y": -0.3},
         "margin": {"t": 10, "r": 10},
     }

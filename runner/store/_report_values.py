@@ -10,7 +10,7 @@ from typing import Any
 
 __all__ = ["cell_view", "short_inputs"]
 
-SHORT = 140
+SHORT = 90
 #: Longest full value kept in the file; the rest is in results.jsonl and the files.
 FULL = 4000
 _KINDS = {
