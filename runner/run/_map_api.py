@@ -13,6 +13,7 @@ async with runner.map_iter(df, app=..., ...) as results:  # each result as it fi
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import sys
@@ -29,7 +30,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from ..errors import anticipated
 from ..inputs import iter_submissions
 from ..manifest import Manifest
-from ..store import RunFolder
+from ..store import ResultRecord, RunFolder
 from ._api import run_async
 from ._map import AppArg, MapRequest, MapResult, Rows, build_manifest, local_outputs, result_of
 from ._options import RunHandle, RunOptions
@@ -131,12 +132,15 @@ async def map_iter(
     root = Path(manifest.output.dir)
     send, receive = anyio.create_memory_object_stream[MapResult](math.inf)
 
+    def on_record(record: ResultRecord) -> None:
+        # Once the caller left the loop, results still arriving (the grace period) are
+        # only recorded: nobody is reading the stream any more.
+        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+            send.send_nowait(result_of(root, record))
+
     async def background() -> None:
         with send:
-            listening = dataclasses.replace(
-                run_options, on_record=lambda r: send.send_nowait(result_of(root, r))
-            )
-            await _run(manifest, listening, handle)
+            await _run(manifest, dataclasses.replace(run_options, on_record=on_record), handle)
 
     try:
         async with anyio.create_task_group() as group:
