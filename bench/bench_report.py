@@ -56,10 +56,11 @@ def main() -> None:
         from runner.store._report import _plotly_js  # the fixed part of every report
 
         fixed = len(_plotly_js().encode())
+        run_part = (figures["bytes"] - fixed) / 1e3
         print(
             f"report.html {figures['bytes'] / 1e6:.2f} MB ({fixed / 1e6:.2f} MB of it plotly.js, "
-            f"{(figures['bytes'] - fixed) / 1e3:.0f} kB the run's), built in {figures['wall']:.2f} s "
-            f"wall, {figures['cpu']:.2f} s CPU, peak {figures['peak_mb']:.0f} MB"
+            f"{run_part:.0f} kB the run's), built in {figures['wall']:.2f} s wall, "
+            f"{figures['cpu']:.2f} s CPU, peak {figures['peak_mb']:.0f} MB"
         )
 
 

@@ -52,8 +52,8 @@ def _sample(a: dict[str, np.ndarray[Any, Any]]) -> np.ndarray[Any, Any]:
         return drawable
     failed = drawable[np.isin(a["status"][drawable], (_ERROR, _TIMEOUT))][: BARS // 3]
     rest = np.setdiff1d(drawable, failed, assume_unique=True)
-    step = max(1, rest.size // (BARS - failed.size))
-    return np.union1d(failed, rest[::step])
+    spread = np.linspace(0, rest.size - 1, BARS - failed.size).astype(np.int64)
+    return np.union1d(failed, rest[spread])
 
 
 def timeline_figure(data: ReportData) -> tuple[Figure, int]:
