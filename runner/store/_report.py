@@ -23,7 +23,7 @@ import jinja2
 
 from ._report_data import GROUP_ROWS, MATRIX_ROWS, ReportData, collect, gallery_cells
 from ._report_figures import latency_figure, latency_table, rate_figure, timeline_figure
-from ._report_values import cell_view, short_inputs
+from ._report_values import cell_view, input_media, short_inputs
 from ._runfolder import RunDir, RunFolder, safe_dir_name, write_bytes_atomic
 
 __all__ = ["REPORT_NAME", "build_report"]
@@ -133,7 +133,7 @@ def _failures(data: ReportData) -> list[dict[str, Any]]:
 
 def _gallery(data: ReportData) -> dict[str, Any]:
     cells = gallery_cells(data)
-    items = {(row, column): _item(data.shown.get(line)) for row, column, line in cells}
+    items = {(row, column): _item(data.shown.get(line), data.root) for row, column, line in cells}
     shown_rows = sorted({row for row, _ in items})
     all_rows = len({row for row, _, _ in data.cells})
     base = {"shown": len(items), "of": len(data.cells), "rows_of": all_rows}
@@ -177,7 +177,7 @@ def _row_label(
     return f"row {row}"
 
 
-def _item(record: dict[str, Any] | None) -> dict[str, Any] | None:
+def _item(record: dict[str, Any] | None, root: Path) -> dict[str, Any] | None:
     if record is None:
         return None
     key = str(record.get("key"))
@@ -190,6 +190,7 @@ def _item(record: dict[str, Any] | None) -> dict[str, Any] | None:
         "folder": f"files/{safe_dir_name(key)}/",
         "inputs": short_inputs(record.get("inputs")),
         "raw_inputs": record.get("inputs") or {},
+        "media_inputs": input_media(record.get("inputs"), root.resolve()),
         "outputs": [
             {"name": name, "src": None, "full": None, "caption": None, **cell_view(value)}
             for name, value in outputs.items()

@@ -4,15 +4,16 @@ text shortened with the full value on demand (itself capped, to bound the file).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-__all__ = ["cell_view", "short_inputs"]
+__all__ = ["cell_view", "input_media", "short_inputs"]
 
 SHORT = 90
 #: Longest full value kept in the file; the rest is in results.jsonl and the files.
-FULL = 4000
+FULL = 2000
 _KINDS = {
     "image": {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".svg", ".avif"},
     "audio": {".wav", ".mp3", ".ogg", ".flac", ".m4a", ".aac", ".opus"},
@@ -36,6 +37,20 @@ def cell_view(value: Any) -> dict[str, Any]:
             view.update({"kind": _file_kind(first), "src": first, "caption": view["short"]})
         return view
     return _text_view("text", "" if value is None else str(value))
+
+
+def input_media(inputs: Any, root: Path) -> list[dict[str, Any]]:
+    """The inputs that are local media files (a WAV sent for transcription, say), linked
+    by their path relative to the run folder; shown beside the outputs they gave."""
+    found = []
+    for name, value in (inputs or {}).items() if isinstance(inputs, dict) else ():
+        if not (isinstance(value, str) and os.path.isabs(value)):
+            continue
+        kind = _file_kind(value)
+        if kind in _KINDS:
+            src = Path(os.path.relpath(value, root)).as_posix()
+            found.append({"name": name, "kind": kind, "src": src, "short": Path(value).name})
+    return found
 
 
 def short_inputs(inputs: Any) -> str:

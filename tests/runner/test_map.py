@@ -66,6 +66,7 @@ def test_a_dataframe_with_a_matrix_is_interrupted_and_resumed(
     assert len(first) == 400
     done = int((first["status"] == "ok").sum())
     assert 0 < done < 399
+    assert (tmp_path / "run" / "report.html").exists()  # written however the run ended
     sent_first = sum(app.received().values())
 
     out = runner.map(df, **kwargs)
@@ -81,7 +82,6 @@ def test_a_dataframe_with_a_matrix_is_interrupted_and_resumed(
     assert (fine["status"] == "ok").all()
     assert list(fine["outputs.y"]) == [x.upper() for x in fine["x"]]
     assert out["key"].is_unique
-    assert (tmp_path / "run" / "report.html").exists()
 
 
 def test_file_outputs_are_local_paths(files_app: Any, tmp_path: Path) -> None:
