@@ -12,12 +12,15 @@ older gradio (`scripts/older_gradio.sh 5.50.0` prints one).
 
 from __future__ import annotations
 
+import inspect
 import json
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import httpx
+import pluggy
 import pytest
+from support import servers
 from support.apps import RunningApp, start_app, start_apps
 
 # fixture name -> app name, for the apps shared by the whole session.
@@ -32,6 +35,68 @@ SESSION_APPS = {
     "files_app": "files",
     "slow_app": "slow",  # per test, but its process is shared (see slow_app)
 }
+
+
+# Fixtures that start a server themselves (those built on them are found through them).
+SERVER_FIXTURES = {
+    *SESSION_APPS,
+    "app_factory",
+    "hub",
+    "schema",
+    "_gauge_apps",
+    "recorder",
+    "recorder_app",
+    "transcriber",
+    "translator",
+    "imagegen",
+    "transcribe_url",
+    "spaces",
+}
+# Names that start a server when a test calls them in its body.
+SERVER_NAMES = ("start_app", "FaultProxy", "HubServer", "forms_app", "spacerun(", "LocalApps")
+# Modules whose every test runs apps, often through spacerun starting local copies.
+SERVER_MODULES = {
+    "test_demo_apps",
+    "test_local_replicas",
+    "test_readme",
+    "test_seed_guide",
+    "test_map",
+    "test_report_browser",  # and headless chromium
+}
+
+
+def _starts_servers(item: pytest.Item) -> bool:
+    if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return True
+    module = getattr(item, "module", None)
+    if module is not None and module.__name__.rpartition(".")[2] in SERVER_MODULES:
+        return True
+    function = getattr(item, "function", None)
+    try:
+        source = inspect.getsource(function) if function is not None else ""
+    except (OSError, TypeError):
+        source = ""
+    return any(name in source for name in SERVER_NAMES)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", f"{servers.MARK}: starts a Gradio app, a proxy, the Hub stand-in or spacerun"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that starts a server `app`: `-m "not app"` is the fast loop."""
+    for item in items:
+        if _starts_servers(item):
+            item.add_marker(servers.MARK)
+
+
+@pytest.fixture(autouse=True)
+def _server_guard(request: pytest.FixtureRequest) -> Iterator[None]:
+    servers.running(request.node)
+    yield
+    servers.running(None)
 
 
 class _SessionApps:
@@ -180,7 +245,9 @@ def app_factory() -> Iterator[AppFactory]:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pluggy.Result[pytest.TestReport], None]:
     """On failure, attach the log tail of every app the test used to the report."""
     outcome = yield
     report = outcome.get_result()

@@ -182,8 +182,8 @@ def _jsonl_rows(manifest: Manifest) -> Iterator[SourceRow]:
 
 def _parquet_rows(manifest: Manifest) -> Iterator[SourceRow]:
     # pyarrow costs ~0.3 s to import: only Parquet inputs need it.
-    import pyarrow as pa  # type: ignore[import-untyped]
-    import pyarrow.parquet as pq  # type: ignore[import-untyped]
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     path = manifest.inputs.path
     assert path is not None

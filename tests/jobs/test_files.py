@@ -58,6 +58,7 @@ def test_image_and_audio(client: Client, tmp_path: Path) -> None:
     with Image.open(mirrored) as out:
         right = out.convert("RGB").getpixel((14, 4))
         left = out.convert("RGB").getpixel((1, 4))
+    assert isinstance(right, tuple) and isinstance(left, tuple)
     assert right[0] > 200 > right[2] and left[2] > 200 > left[0]
     sound, duration = client.predict(str(make_wav(tmp_path / "a.wav")), api_name="/audio")
     assert duration == 0.5
@@ -77,7 +78,7 @@ def test_nested_outputs_with_same_names_do_not_overwrite(client: Client) -> None
 def test_chatbot_files(client: Client) -> None:
     """Files inside chat messages are downloaded too."""
     history = client.predict("cats", api_name="/chat_files")
-    found = []
+    found: list[Path] = []
     for message in history:
         parts = message["content"] if isinstance(message["content"], list) else [message["content"]]
         found.extend(

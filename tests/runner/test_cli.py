@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "sample_manifests"
 
 
-def calculator_csv(path: Path, rows: list[tuple[float, str, float]]) -> Path:
+def calculator_csv(path: Path, rows: Sequence[tuple[float, str, float]]) -> Path:
     path.write_text("num1,operation,num2\n" + "".join(f"{a},{op},{b}\n" for a, op, b in rows))
     return path
 
@@ -232,11 +233,12 @@ def test_export_round_trips_through_pandas(
     assert result.returncode == 0, result.stderr
     path = Path(result.stdout.strip())
     assert path == run_dir / f"export.{fmt}" and path.exists()
-    table = {
+    readers: dict[str, Callable[[Path], pd.DataFrame]] = {
         "csv": pd.read_csv,
         "parquet": pd.read_parquet,
         "jsonl": lambda p: pd.read_json(p, lines=True),
-    }[fmt](path)
+    }
+    table = readers[fmt](path)
     assert len(table) == 3
     table = table.sort_values("row").reset_index(drop=True)
     assert list(table["status"]) == ["ok", "ok", "error"]
@@ -260,7 +262,7 @@ def test_export_to_a_chosen_file(calculator_app: RunningApp, tmp_path: Path) -> 
 # --- sample manifests -------------------------------------------------------------------------
 
 
-SAMPLE_CASES = {
+SAMPLE_CASES: dict[str, tuple[dict[str, Any], int]] = {
     "transcribe.yaml": ({}, 10),
     "translate.yaml": ({}, 60),
     "sweep.yaml": ({}, 24),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +113,7 @@ def missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def assert_table(table: pd.DataFrame, expected: dict[str, list[Any]]) -> None:
+def assert_table(table: pd.DataFrame, expected: Mapping[str, Any]) -> None:
     assert list(table.columns) == list(expected)
     for column, values in expected.items():
         got = table[column].tolist()

@@ -494,12 +494,12 @@ def test_the_old_path_and_the_fast_path_agree(
     )
     quiet = RunOptions(progress="quiet", handle_signals=False)
     slow = RunOptions(progress="quiet", handle_signals=False, fast_resume=False)
-    assert run(manifest, slow)["this_run"]["ok"] == 15
+    assert run(manifest, slow).this_run["ok"] == 15
     results = run_dir / "results.jsonl"
     lines = results.read_bytes().splitlines(keepends=True)
     results.write_bytes(b"".join(lines[:10]))
     fast = run(manifest, quiet)  # no cache yet: validates, builds it, runs the 5 left
     assert fast.this_run["ok"] == 5 and fast.skipped_already_ok == 10
-    assert run(manifest, slow)["skipped_already_ok"] == 15
+    assert run(manifest, slow).skipped_already_ok == 15
     # The 5 records cut away ran again (once); nothing else was sent twice.
     assert sum(app.received().values()) == 20

@@ -10,6 +10,7 @@ messages, proxy counters) or on those server counters, each with a deadline.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -200,7 +201,7 @@ def gauges(_gauge_apps: list[RunningApp]) -> list[RunningApp]:
     async def settle() -> None:
         for app in _gauge_apps:
             # A force-cancelled sync call runs on in its thread; let it end first.
-            await server_until(lambda app=app: _idle(app))
+            await server_until(functools.partial(_idle, app))
             await call_json(app, "reset")
 
     anyio.run(settle)
@@ -208,7 +209,7 @@ def gauges(_gauge_apps: list[RunningApp]) -> list[RunningApp]:
 
 
 async def _idle(app: RunningApp) -> bool:
-    return (await call_json(app, "stats"))["running"] == 0
+    return bool((await call_json(app, "stats"))["running"] == 0)
 
 
 # -- ReplicaPool on its own (no server is contacted) ------------------------------------
@@ -541,7 +542,7 @@ async def test_a_job_over_the_timeout_is_cancelled_on_the_server(slow_app: Runni
     assert outcome.causes[0].startswith("timeout: no result within 0.8 s")
 
     async def stopped() -> bool:
-        return (await call_json(slow_app, "calls"))["slow_gen_running"] == 0
+        return bool((await call_json(slow_app, "calls"))["slow_gen_running"] == 0)
 
     await server_until(stopped)
     calls = await call_json(slow_app, "calls")

@@ -34,6 +34,8 @@ from typing import Any
 
 import httpx
 
+from .servers import starting
+
 APPS_DIR = Path(__file__).resolve().parent.parent / "apps"
 PYTHON_ENV_VAR = "SPACERUN_TEST_APP_PYTHON"
 LOG_TAIL_CHARS = 4000
@@ -275,6 +277,7 @@ def start_apps(
     If one fails, the others are stopped before AppStartError propagates.
     """
     apps = [_prepare(name, env, python, ready_timeout) for name in names]
+    starting(f"the Gradio app(s) {', '.join(a.name for a in apps)}")
     try:
         for app in apps:
             app._spawn()

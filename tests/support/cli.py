@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .servers import starting
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
@@ -16,6 +18,7 @@ def cli_env() -> dict[str, str]:
 
 def spacerun(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
     """Run `spacerun ARGS...` to the end and return what it printed and its exit code."""
+    starting("a spacerun subprocess")
     return subprocess.run(
         [sys.executable, "-m", "runner.cli", *args],
         capture_output=True,

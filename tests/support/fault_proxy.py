@@ -42,6 +42,8 @@ from typing import Any, TypeVar
 import h11
 import httpx
 
+from .servers import starting
+
 __all__ = [
     "Action",
     "CutStream",
@@ -374,6 +376,7 @@ class FaultProxy:
     # lifecycle
 
     def start(self) -> FaultProxy:
+        starting("the fault proxy")
         loop = asyncio.new_event_loop()
         self._loop = loop
         self._thread = threading.Thread(target=self._run_loop, name="fault-proxy", daemon=True)

@@ -52,6 +52,8 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
+from .servers import starting
+
 __all__ = ["FREE_SLEEP_SECONDS", "HARDWARE", "HubServer", "RecordedRequest", "Space", "User"]
 
 #: Flavors the real Hub accepts (subset); anything else is a 400 as on the Hub.
@@ -214,6 +216,7 @@ class HubServer:
         return f"http://{host!s}:{port}"
 
     def start(self) -> HubServer:
+        starting("the Hub stand-in")
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(
