@@ -138,10 +138,12 @@ def _jsonl(rows: Rows) -> bytes:
 def _iter_rows(rows: Rows) -> Iterable[Any]:
     to_dict = getattr(rows, "to_dict", None)
     if callable(to_dict) and hasattr(rows, "columns"):  # a DataFrame
-        return to_dict(orient="records")  # type: ignore[no-any-return]
+        records: Iterable[Any] = to_dict(orient="records")
+        return records
     if isinstance(rows, (str, bytes, Mapping)):
         raise TypeError("runner.map takes a DataFrame or an iterable of rows (mappings)")
-    return rows  # type: ignore[no-any-return]
+    given: Iterable[Any] = rows
+    return given
 
 
 def _plain(value: Any) -> Any:

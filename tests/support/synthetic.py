@@ -7,10 +7,11 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 from runner.store import RecordStatus, ResultRecord, ResultsStore, write_manifest, write_summary
 
-MATRIX = {"seed": [1, 2, 3], "guidance": [4.0, 9.5]}
+MATRIX: dict[str, list[Any]] = {"seed": [1, 2, 3], "guidance": [4.0, 9.5]}
 CAUSES = ("Refused: row {row}", "CUDA out of memory at step {n}", "bad prompt")
 
 
