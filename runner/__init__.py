@@ -6,6 +6,8 @@ import runner
 
 summary = runner.run("sample_manifests/transcribe.yaml")   # what `spacerun run` does
 print(summary.this_run, summary.exit_status)
+
+out = runner.map(df, app="owner/space", endpoint="/predict", map={"text": "{sentence}"})
 ```
 
 The layers, each a subpackage whose `__init__` is its surface (imports flow down
@@ -45,7 +47,18 @@ from .manifest import (
     UrlReplica,
     load_manifest,
 )
-from .run import RunHandle, RunOptions, RunSummary, run, run_async, validate_manifest
+from .run import (
+    MapResult,
+    RunHandle,
+    RunOptions,
+    RunSummary,
+    map,
+    map_async,
+    map_iter,
+    run,
+    run_async,
+    validate_manifest,
+)
 from .scheduling import AllReplicasDown
 from .store import (
     DuplicateResultError,
@@ -58,7 +71,7 @@ from .store import (
 )
 
 if TYPE_CHECKING:
-    from .store import export, load_table
+    from .store import build_report, export, load_table
 
 
 def __getattr__(name: str) -> object:
@@ -67,6 +80,10 @@ def __getattr__(name: str) -> object:
         from .store import _export
 
         return getattr(_export, name)
+    if name == "build_report":
+        from .store import _report
+
+        return _report.build_report
     raise AttributeError(f"module 'runner' has no attribute {name!r}")
 
 
@@ -81,6 +98,7 @@ __all__ = [
     "LocalReplica",
     "Manifest",
     "ManifestError",
+    "MapResult",
     "OutputSpec",
     "RecordStatus",
     "ResultRecord",
@@ -99,10 +117,14 @@ __all__ = [
     "UrlReplica",
     "ValidationFailed",
     "ValidationReport",
+    "build_report",
     "export",
     "iter_submissions",
     "load_manifest",
     "load_table",
+    "map",
+    "map_async",
+    "map_iter",
     "read_status",
     "run",
     "run_async",

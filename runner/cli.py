@@ -39,6 +39,7 @@ examples:
   spacerun view-api http://127.0.0.1:7860             what an app accepts
   spacerun status runs/transcribe-demo                counts and last failures
   spacerun export runs/transcribe-demo --format parquet
+  spacerun report runs/transcribe-demo               write (or refresh) report.html
 
 exit status: 0 all ok, 1 some rows failed, 2 bad input, 130 interrupted."""
 
@@ -53,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"spacerun {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_run, _add_validate, _add_view_api, _add_status, _add_export):
+    for add in (_add_run, _add_validate, _add_view_api, _add_status, _add_export, _add_report):
         add(commands)
     return parser
 
@@ -132,6 +133,17 @@ def _add_export(commands: _Commands) -> None:
     ex_p.add_argument("run_dir", type=Path)
     ex_p.add_argument("--format", choices=["csv", "parquet", "jsonl"], default="csv")
     ex_p.add_argument("--out", type=Path, default=None, help="default: RUN_DIR/export.FORMAT")
+
+
+def _add_report(commands: _Commands) -> None:
+    rep_p = commands.add_parser(
+        "report",
+        help="write a run's report.html (timeline, latency, failures, gallery)",
+        description="Read RUN_DIR only (no app is contacted; safe while a run is going) "
+        "and write one self-contained HTML file that opens offline.",
+    )
+    rep_p.add_argument("run_dir", type=Path)
+    rep_p.add_argument("--out", type=Path, default=None, help="default: RUN_DIR/report.html")
 
 
 def _manifest_args(parser: argparse.ArgumentParser) -> None:
@@ -247,12 +259,25 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from .store import build_report  # jinja2 and numpy: loaded only for this command
+
+    try:
+        path = build_report(args.run_dir, out=args.out)
+    except FileNotFoundError as exc:
+        print(f"spacerun: {exc}", file=sys.stderr)
+        return ExitStatus.USAGE
+    print(path)
+    return 0
+
+
 _COMMANDS = {
     "run": _run,
     "validate": _validate,
     "view-api": _view_api,
     "status": _status,
     "export": _export,
+    "report": _report,
 }
 
 if __name__ == "__main__":

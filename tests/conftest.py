@@ -66,7 +66,14 @@ SERVER_NAMES = (
     "LocalApps",
 )
 # Modules whose every test runs apps, often through spacerun starting local copies.
-SERVER_MODULES = {"test_demo_apps", "test_local_replicas", "test_readme", "test_seed_guide"}
+SERVER_MODULES = {
+    "test_demo_apps",
+    "test_local_replicas",
+    "test_readme",
+    "test_seed_guide",
+    "test_map",
+    "test_report_browser",  # and headless chromium
+}
 
 
 def _starts_servers(item: pytest.Item) -> bool:

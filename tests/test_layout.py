@@ -106,6 +106,8 @@ def test_console_script_prints_version_and_help() -> None:
 RUNNER_LAYERS = ("errors", "manifest", "inputs", "store", "scheduling", "launch", "run", "cli")
 # Imports allowed inside a function: heavy or optional libraries loaded on first use.
 LAZY_IMPORTS = {"pandas", "numpy", "pyarrow", "huggingface_hub", "ray", "export", "_export"}
+# The report (jinja2, numpy, plotly's bundle), pandas' table and tqdm's notebook bar.
+LAZY_IMPORTS |= {"build_report", "_report", "plotly", "load_table", "tqdm"}
 
 
 def _runtime_imports(tree: ast.Module) -> list[ast.ImportFrom | ast.Import]:

@@ -66,3 +66,18 @@ def test_first_examples_run() -> None:
             )
             assert out.returncode == 0, out.stderr
             assert out.stdout.split()[-3:] == ["0", "1", "2"]
+
+
+def test_from_python_example_runs(tmp_path: Path) -> None:
+    """The 'From Python' DataFrame example runs the bundled translator, 3 rows x 2
+    languages, and prints one ok row per combination."""
+    [code, _] = python_blocks(section("## From Python: `runner.map`"))
+    code = code.replace('run_dir="runs/translate-map"', f"run_dir={str(tmp_path / 'run')!r}")
+    code = code.replace("rate=", 'progress="quiet", rate=')
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert len(lines) == 1 + 6 and all(line.rstrip().endswith("ok") for line in lines[1:])
+    assert (tmp_path / "run" / "report.html").exists()

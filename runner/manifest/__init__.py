@@ -4,7 +4,7 @@ Uses nothing else of `runner` but its errors.
 """
 
 from ._durations import Rate, format_duration, parse_duration, parse_rate
-from ._load import load_manifest
+from ._load import load_manifest, manifest_from_data
 from ._model import (
     ALL_GPUS,
     LOCAL_READY_TIMEOUT,
@@ -42,6 +42,7 @@ __all__ = [
     "dotted",
     "format_duration",
     "load_manifest",
+    "manifest_from_data",
     "parse_duration",
     "parse_rate",
 ]

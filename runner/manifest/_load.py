@@ -21,7 +21,7 @@ from ._model import Manifest
 from ._parse import parse_document
 from ._yaml import Document, Mark, apply_override, interpolate, load_yaml
 
-__all__ = ["load_manifest"]
+__all__ = ["load_manifest", "manifest_from_data"]
 
 DATA_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}
 
@@ -59,6 +59,14 @@ def load_manifest(
         apply_override(doc, assignment)
     templates = interpolate(doc, environ)
     return parse_document(doc, manifest_path=file, templates=templates)
+
+
+def manifest_from_data(data: Mapping[str, Any], *, path: Path, label: str) -> Manifest:
+    """A manifest from plain data shaped as a YAML manifest (what `runner.map` builds),
+    checked as `load_manifest` checks a file; `path` stands for its file (relative paths
+    are read from its folder) and `label` names it in errors. Raises `ManifestError`."""
+    doc = Document(data=dict(data), marks={(): Mark(label)}, file=label)
+    return parse_document(doc, manifest_path=path, templates={})
 
 
 def _yaml_document(file: Path, label: str) -> Document:

@@ -1,18 +1,25 @@
-"""One run end to end: options and handle, the resume plan, progress, the summary."""
+"""One run end to end: options and handle, the resume plan, progress, the summary; and
+`map`, the same from Python with rows in and a DataFrame out."""
 
 from ._api import run, run_async, validate_manifest
+from ._map import MapResult
+from ._map_api import map, map_async, map_iter
 from ._options import RunHandle, RunOptions
 from ._progress import Progress, ProgressMode
 from ._resume import ValidationStamp, walk, write_stamp
 from ._summary import RunSummary
 
 __all__ = [
+    "MapResult",
     "Progress",
     "ProgressMode",
     "RunHandle",
     "RunOptions",
     "RunSummary",
     "ValidationStamp",
+    "map",
+    "map_async",
+    "map_iter",
     "run",
     "run_async",
     "validate_manifest",

@@ -109,14 +109,33 @@ class _Run:
             self.progress.message(f"--restart: the previous run folder is kept as {aside}")
         self.folder.ensure()
         started = self._started = time.monotonic()
-        with ResultsStore.open(self.folder.root) as store:
-            write_manifest(self.folder.root, self.manifest.to_dict(redact=True))
-            self._cache: KeyCache | None = None
-            try:
-                return await self._execute(store, started)
-            finally:
-                if self._cache is not None:
-                    self._cache.close()
+        opened = False
+        try:
+            with ResultsStore.open(self.folder.root) as store:
+                opened = True
+                write_manifest(self.folder.root, self.manifest.to_dict(redact=True))
+                self._cache: KeyCache | None = None
+                try:
+                    return await self._execute(store, started)
+                finally:
+                    if self._cache is not None:
+                        self._cache.close()
+        finally:
+            if opened:  # not over the folder of another run that holds its lock
+                self._report()
+
+    def _report(self) -> None:
+        """Write `report.html`, however the run ended (the results file is closed by now).
+        A report that cannot be written is logged, never what the run ends with."""
+        from ..store import build_report  # jinja2 and numpy: loaded once a run is over
+
+        try:
+            path = build_report(self.folder.root)
+        except Exception:
+            log.warning("could not write the report of %s", self.folder.root, exc_info=True)
+            return
+        if self.progress.mode != "quiet":
+            self.progress.message(f"report: {path}")
 
     async def _execute(self, store: ResultsStore, started: float) -> RunSummary:
         resume = await self._plan_resume(store)
@@ -349,7 +368,10 @@ class _Run:
                 self.summary.add(outcome)
                 if outcome.status is RecordStatus.CANCELLED and outcome.attempts == 0:
                     return  # never sent: nothing to record, it simply runs on resume
-                store.append(record_of(outcome, endpoint, self.folder))
+                record = record_of(outcome, endpoint, self.folder)
+                store.append(record)
+                if self.options.on_record is not None:
+                    self.options.on_record(record)
             except DuplicateResultError:
                 # Cannot happen while identical rows wait for each other; never fatal.
                 log.warning("%s was already recorded ok; the second result is dropped", key)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ..store import ResultRecord
 from ._progress import ProgressMode
 
 __all__ = ["RunHandle", "RunOptions", "Stoppable"]
@@ -41,6 +42,8 @@ class RunOptions:
     #: How long the run waits, with a message, when no replica answers (at start or
     #: mid-run) before it stops; run it again to resume.
     all_down_deadline: float = 600.0
+    #: Called with each record once it is on disk (`runner.map_iter` listens here).
+    on_record: Callable[[ResultRecord], None] | None = None
 
 
 @dataclass(slots=True)

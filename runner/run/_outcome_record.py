@@ -37,10 +37,13 @@ def record_of(outcome: Outcome, endpoint: Endpoint, folder: RunFolder) -> Result
         replica=outcome.replica,
         queue_time=_round(outcome.queue_time),
         run_time=_round(outcome.run_time),
-        finished_at=datetime.fromtimestamp(outcome.finished_at, timezone.utc).isoformat(
-            timespec="milliseconds"
-        ),
+        finished_at=_iso(outcome.finished_at),
+        submitted_at=None if outcome.submitted_at is None else _iso(outcome.submitted_at),
     )
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds")
 
 
 def _relative(folder: RunFolder, value: str) -> str:

@@ -20,8 +20,9 @@ from ..store import RecordStatus
 
 __all__ = ["Progress", "ProgressMode"]
 
-#: "bar" (a terminal), "json" (one JSON line per second), "plain" (messages only),
-#: "quiet" (nothing), or "auto": bar on a terminal, else plain.
+#: "bar" (a terminal), "notebook" (tqdm.auto: a widget in Jupyter, else a bar), "json"
+#: (one JSON line per second), "plain" (messages only), "quiet" (nothing), or "auto":
+#: bar on a terminal, else plain.
 ProgressMode = str
 
 
@@ -58,8 +59,10 @@ class Progress:
     def start(self, *, total: int | None) -> None:
         self.total = total
         self._started = time.monotonic()
-        if self.mode == "bar":
-            self._bar = tqdm(
+        if self.mode in ("bar", "notebook"):
+            # tqdm.auto draws a widget in a notebook and a text bar anywhere else.
+            bar = _auto_tqdm() if self.mode == "notebook" else tqdm
+            self._bar = bar(
                 total=total, file=self._stream, unit="job", dynamic_ncols=True, smoothing=0.05
             )
             if self.skipped:  # counted before the bar existed (rows skipped early)
@@ -77,7 +80,7 @@ class Progress:
             self._bar.write(text, file=self._stream)
         elif self.mode == "json":
             self._json({"event": "message", "text": text})
-        elif self.mode in ("plain", "bar"):  # a bar mode before the bar starts or after
+        elif self.mode in ("plain", "bar", "notebook"):  # a bar mode before or after the bar
             self._stream.write(text + "\n")
             self._stream.flush()
 
@@ -166,3 +169,9 @@ class Progress:
     def _json(self, payload: dict[str, Any]) -> None:
         self._stream.write(json.dumps(payload, separators=(",", ":")) + "\n")
         self._stream.flush()
+
+
+def _auto_tqdm() -> type[tqdm[Any]]:
+    from tqdm.auto import tqdm as auto
+
+    return auto

@@ -75,6 +75,8 @@ class Outcome:
     replica: str | None = None
     queue_time: float | None = None
     run_time: float | None = None
+    #: Wall-clock time (epoch seconds) the first attempt was sent; None if never sent.
+    submitted_at: float | None = None
     finished_at: float = field(default_factory=time.time)
 
 
@@ -94,6 +96,8 @@ class _Task:
     job: AsyncJob | None = None
     #: Attempts actually sent to a replica.
     sent: int = 0
+    #: Wall-clock time the first attempt was sent (for the report's timeline).
+    first_sent: float | None = None
 
 
 class Scheduler:
@@ -300,6 +304,8 @@ class Scheduler:
             job = self._submit(replica, submission)
             task.job = job
             task.sent += 1
+            if task.first_sent is None:
+                task.first_sent = time.time()
             if self._listener is not None:
                 self._listener.attempt_started(submission.key, replica.name)
             job.add_status_listener(lambda update: self._on_status(replica, update))
@@ -412,6 +418,7 @@ def _outcome_of(
         replica=task.replica.name if task.replica is not None else None,
         queue_time=timings.queue_time if timings else None,
         run_time=timings.run_time if timings else None,
+        submitted_at=task.first_sent,
     )
 
 

@@ -1,4 +1,5 @@
-"""The run folder: records, the append-only results log and its index, status, export.
+"""The run folder: records, the append-only results log and its index, status, export,
+the report.
 
 No network and no app: everything here reads or writes files only.
 """
@@ -30,6 +31,7 @@ from ._status import Failure, RunStatus, read_status
 
 if TYPE_CHECKING:
     from ._export import ExportFormat, export, load_table
+    from ._report import build_report
 
 
 def __getattr__(name: str) -> object:
@@ -38,6 +40,10 @@ def __getattr__(name: str) -> object:
         from . import _export
 
         return getattr(_export, name)
+    if name == "build_report":  # jinja2 and numpy: loaded when a report is written
+        from . import _report
+
+        return _report.build_report
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -57,6 +63,7 @@ __all__ = [
     "RunFolderError",
     "RunFolderLockedError",
     "RunStatus",
+    "build_report",
     "cache_dir",
     "export",
     "files_digest",

@@ -57,6 +57,9 @@ class ResultRecord:
     queue_time: float | None = None
     run_time: float | None = None
     finished_at: str = field(default_factory=utc_now)
+    #: When the first attempt was sent (ISO 8601, UTC); None in folders written before
+    #: it was recorded, and for submissions never sent.
+    submitted_at: str | None = None
 
     def to_line(self) -> bytes:
         """The JSON line (with its newline), starting `{"key":...,"status":...,`."""
@@ -73,6 +76,8 @@ class ResultRecord:
             "run_time": self.run_time,
             "finished_at": self.finished_at,
         }
+        if self.submitted_at is not None:
+            body["submitted_at"] = self.submitted_at
         rest = json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=_json_default)
         head = f'{{"key":{json.dumps(self.key)},"status":"{RecordStatus(self.status).value}",'
         return (head + rest[1:] + "\n").encode("utf-8")
@@ -103,6 +108,7 @@ class ResultRecord:
                 queue_time=data.get("queue_time"),
                 run_time=data.get("run_time"),
                 finished_at=str(data.get("finished_at", "")),
+                submitted_at=data.get("submitted_at"),
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"not a results record: {exc!r}") from exc

@@ -3,12 +3,15 @@
 /predict(x, n=0) appends `x` as one line to the file $RECORDER_LOG when the call
 starts (flushed at once), sleeps $RECORDER_DELAY seconds (default 0), and returns
 `x` upper-cased. If `x` is a line of the file $RECORDER_FAILS (read on every call;
-missing means none), it raises gr.Error("Refused: <x>") instead.
+missing means none), it raises gr.Error("Refused: <x>") instead. If `x` is
+$RECORDER_INTERRUPT_ON, the first time only, it sends SIGINT to the process
+$RECORDER_INTERRUPT_PID first (a Ctrl-C at a known row, for tests of interruption).
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -19,13 +22,18 @@ import gradio as gr
 LOG = Path(os.environ["RECORDER_LOG"])
 FAILS = Path(os.environ.get("RECORDER_FAILS", LOG.with_suffix(".fails")))
 DELAY = float(os.environ.get("RECORDER_DELAY", "0"))
+INTERRUPT_ON = os.environ.get("RECORDER_INTERRUPT_ON")
 
 _lock = threading.Lock()
+_interrupted: list[bool] = []
 
 
 def predict(x: str, n: float = 0) -> str:
     with _lock, open(LOG, "a", encoding="utf-8") as log:
         log.write(x + "\n")
+    if INTERRUPT_ON is not None and x == INTERRUPT_ON and not _interrupted:
+        _interrupted.append(True)
+        os.kill(int(os.environ["RECORDER_INTERRUPT_PID"]), signal.SIGINT)
     if DELAY:
         time.sleep(DELAY)
     try:

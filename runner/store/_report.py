@@ -1,0 +1,204 @@
+"""`report.html`: what a person looks at after (or during) a run, from the folder alone.
+
+One self-contained file: a jinja2 template with the plotly.js bundle inlined (it opens
+offline, no CDN), the charts' data aggregated or sampled and the gallery sampled, so
+its size stays bounded however many rows the run has. Reads only; safe beside a run.
+
+    build_report("runs/sweep-demo")      # -> runs/sweep-demo/report.html
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import os
+import time
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from ._report_data import GROUP_ROWS, MATRIX_ROWS, ReportData, collect, gallery_cells
+from ._report_figures import latency_figure, latency_table, rate_figure, timeline_figure
+from ._report_values import cell_view, input_media, short_inputs
+from ._runfolder import RunDir, RunFolder, safe_dir_name, write_bytes_atomic
+
+__all__ = ["REPORT_NAME", "build_report"]
+
+REPORT_NAME = "report.html"
+
+
+def build_report(run_dir: RunDir, out: str | os.PathLike[str] | None = None) -> Path:
+    """Write the report of the run in `run_dir` (default `RUN_DIR/report.html`), atomically;
+    returns its path. Raises FileNotFoundError if `run_dir` is not a folder."""
+    folder = RunFolder.at(run_dir)
+    if not folder.root.is_dir():
+        raise FileNotFoundError(f"no run folder at {folder.root}")
+    started = time.perf_counter()
+    data = collect(folder.root)
+    context = _context(data)
+    context["build_seconds"] = round(time.perf_counter() - started, 2)
+    html = _template().render(**context)
+    target = Path(out) if out is not None else folder.root / REPORT_NAME
+    write_bytes_atomic(target, html.encode("utf-8"))
+    return target
+
+
+@functools.cache
+def _template() -> jinja2.Template:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("runner.store", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return env.get_template("report.html.j2")
+
+
+@functools.cache
+def _plotly_js() -> str:
+    import plotly.offline  # type: ignore[import-untyped]
+
+    return str(plotly.offline.get_plotlyjs())
+
+
+def _context(data: ReportData) -> dict[str, Any]:
+    summary = data.summary or {}
+    timeline, bars = timeline_figure(data)
+    latency = latency_table(data)
+    figures = {
+        "timeline": timeline,
+        "rate": rate_figure(data),
+        "latency": latency_figure(latency),
+    }
+    return {
+        "name": summary.get("name") or (data.manifest or {}).get("name") or data.root.name,
+        "run_dir": str(data.root),
+        "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "overview": _overview(data),
+        "summary": summary,
+        "cost": summary.get("cost"),
+        "replicas": summary.get("replicas") or [],
+        "lanes": data.replicas,
+        "bars": bars,
+        "lines": len(data.lines.status),
+        "latency": latency,
+        "failures": _failures(data),
+        "gallery": _gallery(data),
+        "figures_json": _script_json(figures),
+        "plotly_js": _plotly_js(),
+    }
+
+
+def _overview(data: ReportData) -> dict[str, Any]:
+    summary = data.summary or {}
+    total = summary.get("total") if isinstance(summary.get("total"), int) else None
+    attempts = data.lines.attempts
+    return {
+        "counts": data.counts,
+        "keys": data.keys,
+        "total": total,
+        "pending": None if total is None else max(total - data.keys, 0),
+        "remaining": summary.get("remaining"),
+        "wall": summary.get("wall_seconds"),
+        "throughput": summary.get("throughput_per_second"),
+        "retries": sum(max(n - 1, 0) for n in attempts),
+        "interrupted": summary.get("interrupted"),
+        "complete": summary.get("complete"),
+        "stopped_by": summary.get("stopped_by"),
+        "resume_command": summary.get("resume_command"),
+        "torn_bytes": data.torn_bytes,
+    }
+
+
+def _failures(data: ReportData) -> list[dict[str, Any]]:
+    return [
+        {
+            "cause": group.cause,
+            "count": group.count,
+            "example": group.example,
+            "rows": [
+                {"key": r.get("key"), "row": r.get("row"), "inputs": short_inputs(r.get("inputs"))}
+                for r in group.records
+            ],
+            "more": max(group.count - GROUP_ROWS, 0),
+        }
+        for group in data.failures
+    ]
+
+
+def _gallery(data: ReportData) -> dict[str, Any]:
+    cells = gallery_cells(data)
+    items = {(row, column): _item(data.shown.get(line), data.root) for row, column, line in cells}
+    shown_rows = sorted({row for row, _ in items})
+    all_rows = len({row for row, _, _ in data.cells})
+    base = {"shown": len(items), "of": len(data.cells), "rows_of": all_rows}
+    if not data.matrix:
+        return {**base, "kind": "list", "entries": [items[k] for k in sorted(items)]}
+    names = list(data.matrix)
+    combos = _combos(data.matrix)
+    return {
+        **base,
+        "kind": "matrix",
+        "params": names,
+        "shape": " x ".join(str(n) for n in [all_rows, *(len(v) for v in data.matrix.values())]),
+        "header": combos,
+        "rows": [
+            {
+                "row": row,
+                "label": _row_label(items, row, len(combos), names),
+                "cells": [items.get((row, c)) for c in range(len(combos))],
+            }
+            for row in shown_rows
+        ],
+        "max_rows": MATRIX_ROWS,
+    }
+
+
+def _combos(matrix: Mapping[str, list[Any]]) -> list[str]:
+    return [
+        ", ".join(f"{name}={value}" for name, value in zip(matrix, combo, strict=True))
+        for combo in itertools.product(*matrix.values())
+    ]
+
+
+def _row_label(
+    items: Mapping[tuple[int, int], dict[str, Any] | None], row: int, n: int, matrix: list[str]
+) -> str:
+    for column in range(n):
+        item = items.get((row, column))
+        if item is not None:
+            inputs = {k: v for k, v in item["raw_inputs"].items() if k not in matrix}
+            return short_inputs(inputs)
+    return f"row {row}"
+
+
+def _item(record: dict[str, Any] | None, root: Path) -> dict[str, Any] | None:
+    if record is None:
+        return None
+    key = str(record.get("key"))
+    outputs = record.get("outputs") or {}
+    return {
+        "key": key,
+        "row": record.get("row"),
+        "status": record.get("status"),
+        "error": record.get("error_message"),
+        "folder": f"files/{safe_dir_name(key)}/",
+        "inputs": short_inputs(record.get("inputs")),
+        "raw_inputs": record.get("inputs") or {},
+        "media_inputs": input_media(record.get("inputs"), root.resolve()),
+        "outputs": [
+            {"name": name, "src": None, "full": None, "caption": None, **cell_view(value)}
+            for name, value in outputs.items()
+        ],
+    }
+
+
+def _script_json(value: Any) -> str:
+    """JSON safe inside a <script> element (no `</script>` can end it early)."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")

@@ -1,0 +1,261 @@
+"""The report's charts as plotly.js figure specs (plain data: traces and a layout).
+
+Built from the numbers `_report_data` keeps, aggregated here (bins, quartiles) or
+sampled (timeline bars), so a chart's size does not grow with the run's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._report_data import Lines, ReportData
+
+__all__ = ["BARS", "latency_figure", "latency_table", "rate_figure", "timeline_figure"]
+
+#: Timeline bars at most: every failure up to a third of them, the rest spread evenly.
+BARS = 3000
+_BINS = 80
+_OK, _ERROR, _CANCELLED, _TIMEOUT = 0, 1, 2, 3
+_COLOURS = {"waiting": "#cfd6e0", "queued": "#f2c14e", "running": "#3b7dd8", "failed": "#d64545"}
+Figure = dict[str, Any]
+
+
+def _arrays(lines: Lines) -> dict[str, np.ndarray[Any, Any]]:
+    return {
+        name: np.frombuffer(getattr(lines, name), dtype=dtype)
+        for name, dtype in (
+            ("submitted", np.float64),
+            ("queued", np.float64),
+            ("started", np.float64),
+            ("finished", np.float64),
+            ("queue_time", np.float64),
+            ("run_time", np.float64),
+            ("replica", np.int32),
+            ("status", np.int8),
+        )
+    }
+
+
+def _origin(a: dict[str, np.ndarray[Any, Any]]) -> float | None:
+    known = a["submitted"][~np.isnan(a["submitted"])]
+    if known.size == 0:
+        known = a["finished"][~np.isnan(a["finished"])]
+    return float(known.min()) if known.size else None
+
+
+def _sample(a: dict[str, np.ndarray[Any, Any]]) -> np.ndarray[Any, Any]:
+    """Line indices drawn on the timeline."""
+    drawable = np.flatnonzero((a["replica"] >= 0) & ~np.isnan(a["finished"]))
+    if drawable.size <= BARS:
+        return drawable
+    failed = drawable[np.isin(a["status"][drawable], (_ERROR, _TIMEOUT))][: BARS // 3]
+    rest = np.setdiff1d(drawable, failed, assume_unique=True)
+    spread = np.linspace(0, rest.size - 1, BARS - failed.size).astype(np.int64)
+    return np.union1d(failed, rest[spread])
+
+
+def timeline_figure(data: ReportData) -> tuple[Figure, int]:
+    """One lane per replica, a bar per job from its submission to its finish (waiting,
+    queued and running parts), failures in red and marked; and how many bars it drew."""
+    a = _arrays(data.lines)
+    t0 = _origin(a)
+    index = _sample(a)
+    names = np.array(data.replicas or [""], dtype=object)
+    lanes = names[a["replica"][index]].tolist() if index.size else []
+    if t0 is None:
+        return _empty("no finished jobs yet"), 0
+    sub, que, sta, fin = (a[n][index] - t0 for n in ("submitted", "queued", "started", "finished"))
+    sta = np.where(np.isnan(sta), sub, sta)
+    que = np.where(np.isnan(que), sta, que)
+    sub = np.where(np.isnan(sub), que, sub)
+    failed = np.isin(a["status"][index], (_ERROR, _TIMEOUT))
+    traces = [
+        _bars("waiting (sent, retrying)", lanes, sub, que, _COLOURS["waiting"]),
+        _bars("queued on the app", lanes, que, sta, _COLOURS["queued"]),
+        _bars("running", lanes, sta, fin, _COLOURS["running"], keep=~failed),
+        _bars("failed", lanes, sta, fin, _COLOURS["failed"], keep=failed),
+        {
+            "type": "scatter",
+            "mode": "markers",
+            "name": "failure",
+            "x": _round(fin[failed]),
+            "y": [lane for lane, f in zip(lanes, failed, strict=True) if f],
+            "marker": {"symbol": "x", "color": _COLOURS["failed"], "size": 9},
+        },
+    ]
+    layout = {
+        "barmode": "overlay",
+        "height": 140 + 46 * len(data.replicas),
+        "xaxis": {"title": {"text": "seconds since the first job was sent"}},
+        "yaxis": {"type": "category", "categoryorder": "category descending", "automargin": True},
+        "legend": {"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom"},
+        "margin": {"t": 30, "r": 10},
+    }
+    return {"data": traces, "layout": layout}, int(index.size)
+
+
+def _bars(
+    name: str,
+    lanes: list[str],
+    start: np.ndarray[Any, Any],
+    end: np.ndarray[Any, Any],
+    colour: str,
+    keep: np.ndarray[Any, Any] | None = None,
+) -> Figure:
+    mask = end > start
+    if keep is not None:
+        mask &= keep
+    return {
+        "type": "bar",
+        "orientation": "h",
+        "name": name,
+        "y": [lane for lane, m in zip(lanes, mask, strict=True) if m],
+        "base": _round(start[mask]),
+        "x": _round(end[mask] - start[mask]),
+        "marker": {"color": colour},
+        "opacity": 0.75,
+        "hoverinfo": "name+x",
+    }
+
+
+def rate_figure(data: ReportData) -> Figure:
+    """Jobs finished per second (ok and failed) and jobs in flight, over time."""
+    a = _arrays(data.lines)
+    t0 = _origin(a)
+    fin = a["finished"]
+    if t0 is None or np.isnan(fin).all():
+        return _empty("no finished jobs yet")
+    end = float(np.nanmax(fin)) - t0
+    # Bins of at least a few jobs each, so that a short run does not draw a comb.
+    bins = int(np.clip(np.count_nonzero(~np.isnan(fin)) // 4, 4, _BINS))
+    edges = np.linspace(0.0, max(end, 1e-3), bins + 1)
+    width = edges[1] - edges[0]
+    centres = (edges[:-1] + edges[1:]) / 2
+    ok = np.histogram(fin[a["status"] == _OK] - t0, bins=edges)[0] / width
+    bad = np.histogram(fin[np.isin(a["status"], (_ERROR, _TIMEOUT))] - t0, bins=edges)[0] / width
+    sent = np.sort(a["submitted"][~np.isnan(a["submitted"])] - t0)
+    done = np.sort(fin[~np.isnan(a["submitted"])] - t0)
+    in_flight = np.searchsorted(sent, centres, side="right") - np.searchsorted(
+        done, centres, side="right"
+    )
+    x = _round(centres)
+    traces = [
+        {
+            "type": "scatter",
+            "name": "ok / s",
+            "x": x,
+            "y": _round(ok),
+            "line": {"color": "#2e9e5b"},
+        },
+        {
+            "type": "scatter",
+            "name": "failed / s",
+            "x": x,
+            "y": _round(bad),
+            "line": {"color": "#d64545"},
+        },
+        {
+            "type": "scatter",
+            "name": "in flight",
+            "x": x,
+            "y": in_flight.tolist(),
+            "yaxis": "y2",
+            "line": {"shape": "hv", "color": "#3b7dd8"},
+        },
+    ]
+    layout = {
+        "height": 320,
+        "xaxis": {"title": {"text": "seconds since the first job was sent"}, "anchor": "y2"},
+        "yaxis": {"title": {"text": "jobs / s"}, "domain": [0.55, 1.0], "rangemode": "tozero"},
+        "yaxis2": {
+            "title": {"text": "in flight"},
+            "domain": [0.0, 0.42],
+            "rangemode": "tozero",
+            "anchor": "x",
+        },
+        "legend": {"orientation": "h", "y": -0.3},
+        "margin": {"t": 10, "r": 10},
+    }
+    return {"data": traces, "layout": layout}
+
+
+def _stats(values: np.ndarray[Any, Any]) -> dict[str, float] | None:
+    values = values[~np.isnan(values)]
+    if values.size == 0:
+        return None
+    q = np.percentile(values, [0, 25, 50, 75, 95, 100])
+    return {
+        "min": float(q[0]), "q1": float(q[1]), "median": float(q[2]), "q3": float(q[3]),
+        "p95": float(q[4]), "max": float(q[5]), "mean": float(values.mean()), "n": int(values.size),
+    }  # fmt: skip
+
+
+def latency_table(data: ReportData) -> list[dict[str, Any]]:
+    """Per replica: quartiles of queue and run time (seconds), from every line."""
+    a = _arrays(data.lines)
+    rows = []
+    for index, name in enumerate(data.replicas):
+        mine = a["replica"] == index
+        rows.append(
+            {
+                "replica": name,
+                "queue": _stats(a["queue_time"][mine]),
+                "run": _stats(a["run_time"][mine]),
+            }
+        )
+    return rows
+
+
+def latency_figure(table: list[dict[str, Any]]) -> Figure:
+    """Box plots (from the quartiles) of queue time and run time, one box per replica."""
+    traces = []
+    for kind, axis, colour in (("queue", "", "#f2c14e"), ("run", "2", "#3b7dd8")):
+        rows = [r for r in table if r[kind] is not None]
+        if not rows:
+            continue
+        traces.append(
+            {
+                "type": "box",
+                "name": f"{kind} time",
+                "x": [r["replica"] for r in rows],
+                "q1": [r[kind]["q1"] for r in rows],
+                "median": [r[kind]["median"] for r in rows],
+                "q3": [r[kind]["q3"] for r in rows],
+                "lowerfence": [r[kind]["min"] for r in rows],
+                "upperfence": [r[kind]["max"] for r in rows],
+                "mean": [r[kind]["mean"] for r in rows],
+                "xaxis": f"x{axis}",
+                "yaxis": f"y{axis}",
+                "marker": {"color": colour},
+            }
+        )
+    if not traces:
+        return _empty("no timings recorded")
+    layout = {
+        "height": 320,
+        "xaxis": {"domain": [0.0, 0.46], "title": {"text": "queue time per replica"}},
+        "xaxis2": {"domain": [0.54, 1.0], "title": {"text": "run time per replica"}},
+        "yaxis": {"title": {"text": "seconds"}, "rangemode": "tozero"},
+        "yaxis2": {"anchor": "x2", "rangemode": "tozero"},
+        "showlegend": False,
+        "margin": {"t": 10, "r": 10},
+    }
+    return {"data": traces, "layout": layout}
+
+
+def _empty(text: str) -> Figure:
+    return {
+        "data": [],
+        "layout": {
+            "height": 120,
+            "xaxis": {"visible": False},
+            "yaxis": {"visible": False},
+            "annotations": [{"text": text, "showarrow": False, "font": {"size": 14}}],
+        },
+    }
+
+
+def _round(values: np.ndarray[Any, Any]) -> list[float]:
+    return [round(float(v), 3) for v in values]
