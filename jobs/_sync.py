@@ -209,8 +209,17 @@ class Client:
         return self._async.schema
 
     @property
+    def url(self) -> str:
+        """The app's base URL (a Space id resolved to its host)."""
+        return self._async.url
+
+    @property
     def session_hash(self) -> str:
         return self._async.session_hash
+
+    def ping(self) -> float:
+        """Check that the app answers; the round trip in seconds (see `AsyncClient.ping`)."""
+        return self._portal.call(self._async.ping)
 
     def endpoint(self, api_name: str | None = None, fn_index: int | None = None) -> Endpoint:
         return self._async.endpoint(api_name, fn_index)

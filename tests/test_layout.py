@@ -183,3 +183,20 @@ def test_runner_package_holds_only_layers() -> None:
         package = importlib.import_module(f"runner.{layer}")
         assert package.__doc__, layer
         assert all(hasattr(package, name) for name in package.__all__), layer
+
+
+# AsyncClient members the blocking Client deliberately does not have, and why.
+ASYNC_ONLY = {
+    "aclose": "Client.close() does it",
+    "connect": "Client(src) connects in its constructor, as gradio_client's does",
+    "new_session": "a view sharing the async client's pool; the runner's per-row sessions",
+    "submit_values": "already-bound values, for the runner; Client.submit binds arguments",
+}
+
+
+def test_blocking_client_offers_every_public_method_of_the_async_one() -> None:
+    """What `AsyncClient` can do, `Client` can do too, but for the listed exceptions."""
+    async_members = {n for n in dir(jobs.AsyncClient) if not n.startswith("_")}
+    sync_members = {n for n in dir(jobs.Client) if not n.startswith("_")}
+    assert async_members - sync_members == set(ASYNC_ONLY)
+    assert ASYNC_ONLY.keys() <= async_members  # no stale entry

@@ -81,7 +81,7 @@ def _context(data: ReportData) -> dict[str, Any]:
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "overview": _overview(data),
         "summary": summary,
-        "cost": summary.get("cost"),
+        "cost": _cost(summary),
         "replicas": summary.get("replicas") or [],
         "lanes": data.replicas,
         "bars": bars,
@@ -202,3 +202,9 @@ def _script_json(value: Any) -> str:
     """JSON safe inside a <script> element (no `</script>` can end it early)."""
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _cost(summary: dict[str, Any]) -> str | None:
+    """What the run's paid copies cost (`cost_usd` of the summary), as the card shows it."""
+    cost = summary.get("cost_usd")
+    return f"${cost:.2f}" if isinstance(cost, int | float) else None

@@ -82,11 +82,11 @@ def test_report_of_a_run_in_progress(tmp_path: Path) -> None:
 
 
 def test_cost_is_shown_when_the_summary_has_it(tmp_path: Path) -> None:
-    """A `cost` in summary.json (written by runs that know it) appears in the summary."""
+    """The cost of the paid copies (`cost_usd` in summary.json) appears in the summary."""
     run_dir = write_synthetic_run(tmp_path / "run", 30)
-    write_summary(run_dir, {"name": "x", "total": 30, "cost": {"usd": 0.42, "gpu_hours": 0.1}})
+    write_summary(run_dir, {"name": "x", "total": 30, "cost_usd": 0.4213})
     html = build_report(run_dir).read_text(encoding="utf-8")
-    assert re.search(r'id="cost">.*usd.*0\.42', html)
+    assert re.search(r'id="cost">.*\$0\.42', html)
 
 
 def test_report_of_no_folder_is_a_usage_error(tmp_path: Path) -> None:
