@@ -9,8 +9,7 @@ import logging
 import shlex
 import signal
 import time
-from collections import Counter
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 
 import anyio
@@ -19,7 +18,7 @@ from anyio.abc import TaskGroup
 from jobs import AppSchema, Endpoint, hf_token_from_env
 
 from ..errors import ValidationFailed
-from ..inputs import Submission, ValidationReport, iter_submissions, validate_submissions
+from ..inputs import Submission, ValidationReport, validate_submissions
 from ..launch import Fleet, open_replicas
 from ..manifest import Manifest
 from ..scheduling import (
@@ -47,23 +46,19 @@ from ._options import RunHandle, RunOptions
 from ._outcome_record import record_of
 from ._progress import Progress
 from ._resume import (
-    Plan,
-    Skipped,
     ValidationStamp,
     all_done,
     inputs_digest,
     plan,
     read_stamp,
-    walk,
     write_stamp,
 )
 from ._summary import RunSummary, SummaryBuilder, format_summary
+from ._todo import Todo
 
 __all__ = ["execute"]
 
 log = logging.getLogger("runner")
-
-_FAILED = (RecordStatus.ERROR, RecordStatus.TIMEOUT)
 
 
 async def execute(manifest: Manifest, options: RunOptions, handle: RunHandle) -> RunSummary:
@@ -82,21 +77,15 @@ class _Resume:
     finished: RunSummary | None = None
 
 
-class _Run:
+class _Run(Todo):
     def __init__(self, manifest: Manifest, options: RunOptions, handle: RunHandle) -> None:
-        self.manifest = manifest
-        self.options = options
+        super().__init__(manifest, options, Progress(mode=options.progress))
         self.handle = handle
         self.folder = RunFolder.at(manifest.output.dir)
-        self.progress = Progress(mode=options.progress)
         self.summary = SummaryBuilder()
         self.interrupted = False
         self.pauses: AccountPauses | None = None
         self.halted_by: str | None = None
-        self.in_flight_keys: set[str] = set()
-        # Submissions skipped this run: ok before, failed before (--no-retry-failed),
-        # identical to one already on its way.
-        self.already_ok = self.failed_kept = self.duplicates = 0
         token = manifest.app.hf_token.reveal() if manifest.app.hf_token is not None else None
         self.fleet = Fleet(
             token=hf_token_from_env(token),
@@ -114,7 +103,7 @@ class _Run:
             with ResultsStore.open(self.folder.root) as store:
                 opened = True
                 write_manifest(self.folder.root, self.manifest.to_dict(redact=True))
-                self._cache: KeyCache | None = None
+                self._cache = None
                 try:
                     return await self._execute(store, started)
                 finally:
@@ -311,11 +300,6 @@ class _Run:
         if first is not None:
             out.append(first)
 
-    def _reset_counts(self) -> None:
-        self.already_ok = self.failed_kept = self.duplicates = 0
-        self.in_flight_keys.clear()
-        self.progress.skipped = 0
-
     def _finish(
         self,
         store: ResultsStore,
@@ -404,62 +388,6 @@ class _Run:
             download_dir=self.folder.files_dir if self.manifest.output.download_files else None,
             listener=self.progress,
         )
-
-    def _count_done(self, store: ResultsStore, cache: KeyCache) -> None:
-        statuses = Counter(map(store.status_of, cache.keys()))
-        self.already_ok = statuses[RecordStatus.OK]
-        self.failed_kept = statuses[RecordStatus.ERROR] + statuses[RecordStatus.TIMEOUT]
-
-    def _needed(self, store: ResultsStore) -> Callable[[str], bool]:
-        """Whether a key must be sent: not ok, not failed for good (unless retrying
-        failures), not an identical row already on its way."""
-        retry_failed = self.options.retry_failed
-        in_flight = self.in_flight_keys
-
-        def needed(key: str) -> bool:
-            if key in in_flight:
-                return False
-            status = store.status_of(key)
-            if status is RecordStatus.OK:
-                return False
-            return not (status in _FAILED and not retry_failed)
-
-        return needed
-
-    def _todo(
-        self, store: ResultsStore, schema: AppSchema, the_plan: Plan | None
-    ) -> Generator[Submission, None, None]:
-        needed = self._needed(store)
-        cache = self._cache
-        source: Iterator[Submission | Skipped]
-        if self.options.fast_resume:
-            source = walk(self.manifest, schema, cache, needed, plan_=the_plan)
-        else:
-            source = iter_submissions(self.manifest, schema)
-        for item in source:
-            if isinstance(item, Skipped):
-                if item.all_ok:
-                    self.already_ok += item.end - item.start
-                    self.progress.skip(item.end - item.start)
-                else:
-                    assert cache is not None
-                    self._skipped(store, cache.keys(item.start, item.end))
-            elif not needed(item.key):
-                self._skipped(store, [item.key])
-            else:
-                self.in_flight_keys.add(item.key)
-                yield item
-
-    def _skipped(self, store: ResultsStore, keys: list[str]) -> None:
-        """Count submissions that need no work: ok before, failed before (and not retried),
-        or identical to one already on its way."""
-        statuses = Counter(map(store.status_of, keys))
-        ok = statuses[RecordStatus.OK]
-        failed = 0 if self.options.retry_failed else sum(statuses[s] for s in _FAILED)
-        self.already_ok += ok
-        self.failed_kept += failed
-        self.duplicates += len(keys) - ok - failed
-        self.progress.skip(len(keys))
 
     async def _watch_signals(self, scheduler: Scheduler) -> None:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
