@@ -96,6 +96,10 @@ async def validate_manifest(
                 on_message=say,
                 hub_endpoint=hub_endpoint,
             )
-            client = await replicas[0].open_client()
-            stack.push_async_callback(client.aclose)
+            replica = replicas[0]
+            if replica.connected:  # a local copy, connected once it started
+                client = replica.client
+            else:
+                client = await replica.open_client()
+                stack.push_async_callback(client.aclose)
             return await anyio.to_thread.run_sync(validate_submissions, manifest, client.schema)
