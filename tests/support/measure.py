@@ -4,16 +4,17 @@
                         cwd=folder, env=env, timeout=60)
     assert done.returncode == 2 and done.peak_mb < 150
 
-The child is reaped with `wait4`, which hands back its own rusage (`ru_maxrss`), so the
-figure is that process's alone, even when it is killed at the timeout (`killed`). Its
-address space can be capped (`address_space`) so that a regression fails the case
-instead of exhausting the machine.
+`command` is a Python command line (`sys.executable` then `-m`, `-c` or a script); it
+runs under `peak_wrapper.py`, which reports the process's own peak (`VmHWM`): the
+kernel's `ru_maxrss` of a child would also count this parent's memory at fork time. A
+child killed at the timeout (`killed`) cannot report: its figure is then `ru_maxrss`,
+an upper bound. The address space is capped (`address_space`) so that a regression
+fails the case instead of exhausting the machine.
 """
 
 from __future__ import annotations
 
 import os
-import resource
 import signal
 import subprocess
 import threading
@@ -23,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["Measured", "run_measured"]
+
+_WRAPPER = Path(__file__).resolve().parent / "peak_wrapper.py"
 
 
 @dataclass(frozen=True)
@@ -46,19 +49,16 @@ def run_measured(
     timeout: float,
     address_space: int | None = 2 << 30,
 ) -> Measured:
-    def cap() -> None:
-        if address_space is not None:
-            resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
-
+    python, *args = command
+    wrapped = [python, str(_WRAPPER), str(address_space or 0), *args]
     started = time.monotonic()
     child = subprocess.Popen(
-        list(command),
+        wrapped,
         cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=cap,
     )
     outputs: dict[str, str] = {}
     readers = [
@@ -76,10 +76,15 @@ def run_measured(
     child.returncode = os.waitstatus_to_exitcode(status)
     for reader in readers:
         reader.join()
+    err = outputs.get("err", "")
+    peak_kb = usage.ru_maxrss
+    head, mark, tail = err.rpartition("\nPEAK_KB=")
+    if mark:
+        err, peak_kb = head, int(tail.strip())
     return Measured(
         returncode=child.returncode,
         out=outputs.get("out", ""),
-        err=outputs.get("err", ""),
-        peak_mb=round(usage.ru_maxrss / 1024, 1),
+        err=err,
+        peak_mb=round(peak_kb / 1024, 1),
         seconds=round(time.monotonic() - started, 2),
     )
