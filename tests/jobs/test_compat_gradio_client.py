@@ -205,7 +205,10 @@ def test_timeout_and_cancel_kinds(clients: Pair) -> None:
             job.result(timeout=0.05)
         assert next(iter(job)) == "0"  # running: a generator stops after its current step
         assert job.cancel() is True
-        with pytest.raises(KeyError if client is theirs else concurrent.futures.CancelledError):
+        # gradio_client's own answer depends on timing (its KeyError, or a CancelledError
+        # when the cancel lands before the next step); ours is always a CancelledError.
+        expected = (KeyError, concurrent.futures.CancelledError) if client is theirs else None
+        with pytest.raises(expected or concurrent.futures.CancelledError):
             job.result(timeout=60)
 
 

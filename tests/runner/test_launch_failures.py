@@ -83,6 +83,8 @@ def bad_requirement(tmp_path: Path, hub: HubServer) -> tuple[dict[str, object], 
         "HF_HUB_CACHE": str(tmp_path / "hf"),
         "SPACERUN_CACHE_DIR": str(tmp_path / "cache"),
         "PIP_NO_INDEX": "1",  # offline: the package is simply not found
+        # The Hub stand-in is the Hub here (the forms app sets HF_HUB_OFFLINE in-process).
+        "HF_HUB_OFFLINE": "0",
     }
     return {"local": "alice/broken-reqs", "inherit_packages": True}, env
 

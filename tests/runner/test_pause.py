@@ -25,7 +25,10 @@ class Clock:
 def replica(name: str, account: str | None) -> Replica:
     return Replica(
         # The pauses never call the app: any object stands in for its client.
-        name=name, client=cast(Any, object()), limit=AdaptiveLimit(maximum=2), account=account
+        name=name,
+        client=cast(Any, object()),
+        limit=AdaptiveLimit(maximum=2),
+        account=account,
     )
 
 
