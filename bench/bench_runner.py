@@ -2,6 +2,7 @@
 
     python bench/bench_runner.py [--jobs 200 2000] [--replicas 1 3] [--delay 0.05]
                                  [--concurrency 16] [--rounds 1] [--profile]
+                                 [--baseline-root OTHER_CHECKOUT]
 
 Starts three copies of the `bench` test app (a DELAY s endpoint with
 `concurrency_limit=CONCURRENCY`) and, for every replica count and batch size, runs the
@@ -21,7 +22,10 @@ Each client runs in a fresh subprocess, so CPU seconds and peak memory are its o
 Prints a table: jobs/s, the ratio spacerun / gradio_client, the ratio to the servers'
 ideal (`jobs x delay / (concurrency x replicas)` seconds), client CPU, peak RSS and
 failures. `--profile` also prints spacerun's hottest functions (cProfile) for the
-largest case. gradio_client is a bench-only tool, never imported by jobs or runner.
+largest case. `--baseline-root` also runs the spacerun rows from another checkout of
+spacerun (say, the last release, `git worktree add ../base v0.3`), in the same run and
+against the same servers, labelled `@base`: before and after a change, side by side.
+gradio_client is a bench-only tool, never imported by jobs or runner.
 """
 
 from __future__ import annotations
@@ -105,9 +109,7 @@ def run_spacerun_run(urls: list[str], n: int, concurrency: int, profile: bool) -
     retries, timeout (progress display off)."""
     import tempfile
 
-    import anyio
-
-    from runner.run import RunOptions, run_async
+    from runner.run import RunOptions, run
 
     folder = Path(tempfile.mkdtemp(prefix="bench-runner-"))
     (folder / "rows.csv").write_text("x\n" + "".join(f"{i}\n" for i in range(n)))
@@ -124,7 +126,7 @@ def run_spacerun_run(urls: list[str], n: int, concurrency: int, profile: bool) -
     cpu0, wall0 = time.process_time(), time.perf_counter()
     if profiler is not None:
         profiler.enable()
-    anyio.run(run_async, manifest, options)
+    run(manifest, options)  # what `spacerun run` calls, event loop choice included
     if profiler is not None:
         profiler.disable()
     result: dict[str, Any] = {
@@ -190,7 +192,12 @@ def _by_package(stats: pstats.Stats) -> str:
     return "own CPU s by package: " + ", ".join(f"{p} {t:.2f}" for p, t in ranked) + "\n"
 
 
-def child(kind: str, n: int, concurrency: int, urls: list[str], profile: bool) -> None:
+def child(
+    kind: str, n: int, concurrency: int, urls: list[str], profile: bool, root: str | None
+) -> None:
+    if root is not None:
+        # Before anything imports jobs or runner: the other checkout's code is measured.
+        sys.path.insert(0, str(Path(root).resolve()))
     runner = {
         "spacerun": run_spacerun,
         "spacerun-run": run_spacerun_run,
@@ -200,11 +207,13 @@ def child(kind: str, n: int, concurrency: int, urls: list[str], profile: bool) -
 
 
 def _run_child(
-    kind: str, n: int, concurrency: int, urls: list[str], profile: bool
+    kind: str, n: int, concurrency: int, urls: list[str], profile: bool, root: str | None = None
 ) -> dict[str, Any]:
     command = [sys.executable, __file__, "--child", kind, str(n), str(concurrency), ",".join(urls)]
     if profile:
         command.append("--profile")
+    if root is not None:
+        command += ["--baseline-root", root]
     out = subprocess.run(command, capture_output=True, text=True, timeout=1800, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"{kind} child failed:\n{out.stderr[-3000:]}")
@@ -241,12 +250,16 @@ def main() -> None:
     )
     parser.add_argument("--profile-kind", choices=KINDS[:2], default="spacerun-run")
     parser.add_argument(
+        "--baseline-root",
+        help="also run the spacerun rows from this other checkout of spacerun (as @base)",
+    )
+    parser.add_argument(
         "--child", nargs=4, metavar=("KIND", "N", "CONC", "URLS"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
     if args.child:
         kind, n, conc, urls = args.child
-        child(kind, int(n), int(conc), urls.split(","), args.profile)
+        child(kind, int(n), int(conc), urls.split(","), args.profile, args.baseline_root)
         return
 
     from support.apps import start_apps
@@ -259,12 +272,13 @@ def main() -> None:
         for replicas in args.replicas:
             urls = [app.url for app in apps[:replicas]]
             for n in args.jobs:
-                for kind in args.kinds:
+                for kind, root in _variants(args):
                     runs = []
                     for _ in range(args.rounds):
                         _wait_idle(urls)
-                        runs.append(_run_child(kind, n, args.concurrency, urls, False))
-                    rows.append(_row(kind, replicas, n, runs, args))
+                        runs.append(_run_child(kind, n, args.concurrency, urls, False, root))
+                    label = kind if root is None else f"{kind}@base"
+                    rows.append(_row(label, replicas, n, runs, args))
                     print(_format_row(rows[-1]), file=sys.stderr, flush=True)
         if args.profile:
             urls = [app.url for app in apps[: max(args.replicas)]]
@@ -281,6 +295,17 @@ def main() -> None:
             f"\n{args.profile_kind}, hottest functions (cProfile on CPU time, tottime), "
             f"{max(args.jobs)} jobs on {max(args.replicas)} replicas:\n{profile_text}"
         )
+
+
+def _variants(args: argparse.Namespace) -> list[tuple[str, str | None]]:
+    """(kind, checkout) pairs in the order they run: each spacerun kind right after its
+    baseline, so that both see the machine in the same state."""
+    out: list[tuple[str, str | None]] = []
+    for kind in args.kinds:
+        if args.baseline_root and kind != "gradio_client":
+            out.append((kind, args.baseline_root))
+        out.append((kind, None))
+    return out
 
 
 def _row(
@@ -301,11 +326,12 @@ def _row(
     }
 
 
-def _format_row(row: dict[str, Any], ratio: str = "") -> str:
+def _format_row(row: dict[str, Any], ratio: str = "", cpu_ratio: str = "") -> str:
     return (
         f"| {row['replicas']} | {row['jobs']} | {row['kind']} | {row['rate']:.0f} | "
         f"{ratio} | {row['ideal_ratio']:.2f} | {row['wall']:.2f} | {row['cpu']:.2f} | "
-        f"{row['cpu'] / row['jobs'] * 1000:.2f} | {row['rss']:.0f} | {row['failed']} |"
+        f"{row['cpu'] / row['jobs'] * 1000:.2f} | {cpu_ratio} | {row['rss']:.0f} | "
+        f"{row['failed']} |"
     )
 
 
@@ -316,17 +342,20 @@ def _table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         f" median of {args.rounds} round(s); each client in its own process",
         "",
         "| replicas | jobs | client | jobs/s | spacerun / gradio_client | vs ideal | wall s |"
-        " CPU s | CPU ms/job | peak MB | failed |",
-        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        " CPU s | CPU ms/job | CPU vs @base | peak MB | failed |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     lines = []
     for row in rows:
-        ratio = ""
+        ratio = cpu_ratio = ""
         if row["kind"] != "gradio_client":
             other = by_case.get((row["replicas"], row["jobs"], "gradio_client"))
             if other is not None:
                 ratio = f"{row['rate'] / other['rate']:.2f}x"
-        lines.append(_format_row(row, ratio))
+            base = by_case.get((row["replicas"], row["jobs"], f"{row['kind']}@base"))
+            if base is not None:
+                cpu_ratio = f"{row['cpu'] / base['cpu']:.2f}x"
+        lines.append(_format_row(row, ratio, cpu_ratio))
     return "\n".join(head + lines)
 
 

@@ -15,6 +15,7 @@ import anyio
 import httpx
 from anyio.abc import TaskGroup
 
+from ._aio import aiohttp_transport
 from ._background import BackgroundTaskGroup
 from ._connect import AppConnection, open_app
 from ._files import Downloader, Uploader, wrap_files
@@ -202,16 +203,16 @@ class AsyncClient:
         try:
             http = self._http
             if http is None:
-                http = await stack.enter_async_context(
-                    httpx.AsyncClient(
-                        **{
-                            "limits": _POOL_LIMITS,
-                            "follow_redirects": True,
-                            "verify": self._ssl_verify,
-                            **self._http_options.client_kwargs,
-                        }
-                    )
-                )
+                kwargs = {
+                    "limits": _POOL_LIMITS,
+                    "follow_redirects": True,
+                    "verify": self._ssl_verify,
+                    **self._http_options.client_kwargs,
+                }
+                transport = aiohttp_transport(verify=kwargs["verify"], cert=kwargs.get("cert"))
+                if transport is not None:
+                    kwargs["transport"] = transport
+                http = await stack.enter_async_context(httpx.AsyncClient(**kwargs))
             self._app = await open_app(
                 http,
                 self.src,

@@ -93,7 +93,8 @@ class AsyncJob:
         self._raw: list[Any] | None = None
         self._inbox: list[Message] = []
         self._inbox_ready = anyio.Event()
-        self._changed = anyio.Event()
+        #: Made when someone waits for outputs; most jobs are only awaited for a result.
+        self._changed: anyio.Event | None = None
         self._finished = anyio.Event()
         self._value: Any = None
         self._error: JobsError | None = None
@@ -233,6 +234,8 @@ class AsyncJob:
     async def wait_output(self, index: int) -> tuple[bool, Any]:
         """Wait until output `index` exists (True, value) or the job is done (False, None)."""
         while index >= len(self._outputs) and not self.done():
+            if self._changed is None:
+                self._changed = anyio.Event()
             await self._changed.wait()
         if index < len(self._outputs):
             return True, self._outputs[index]
@@ -251,7 +254,8 @@ class AsyncJob:
                         scope.cancel()
                     if self._limiter is not None:  # the client's max_workers
                         await stack.enter_async_context(self._limiter)
-                    await stack.enter_async_context(self.session.slot(self.endpoint.fn_index))
+                    if not self.session.exclusive:  # a session of its own needs no slot
+                        await stack.enter_async_context(self.session.slot(self.endpoint.fn_index))
                     self._joining = True
                 self._wait_scope = None
                 if not self._joining:
@@ -396,8 +400,9 @@ class AsyncJob:
                     log.exception("status listener %r raised", listener)
 
     def _notify(self) -> None:
-        changed, self._changed = self._changed, anyio.Event()
-        changed.set()
+        changed, self._changed = self._changed, None
+        if changed is not None:
+            changed.set()
 
     def _finish(self, *, value: Any = None, error: JobsError | None = None) -> None:
         if self._finished.is_set():

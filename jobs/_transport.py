@@ -7,6 +7,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -28,6 +29,8 @@ from .errors import (
 
 __all__ = ["Transport", "check_status", "parse_json", "translate_errors"]
 
+#: Routes whose parsed URL is kept (a client posts to a handful).
+_MAX_PARSED = 64
 #: Enough of an error answer to quote it; the rest is not read.
 _ERROR_BODY_BYTES = 64 * 1024
 
@@ -39,7 +42,7 @@ class Transport:
     decompression, inflated piece by piece), error bodies up to 64 KiB, and every
     connection and read bounded by the limits' timeouts."""
 
-    __slots__ = ("base_url", "headers", "http", "limits", "prefix", "request_timeout")
+    __slots__ = ("_urls", "base_url", "headers", "http", "limits", "prefix", "request_timeout")
 
     def __init__(
         self,
@@ -58,6 +61,7 @@ class Transport:
         #: Replaces the limits' timeouts for ordinary requests (gradio_client's
         #: `httpx_kwargs`); the event stream keeps the limits' own.
         self.request_timeout: httpx.Timeout | None = None
+        self._urls: dict[str, httpx.URL] = {}
 
     @property
     def timeout(self) -> httpx.Timeout:
@@ -87,7 +91,7 @@ class Transport:
         content = json.dumps(body, separators=(",", ":")).encode()
         merged = {**(headers or {}), "content-type": "application/json"}
         response, answer = await self._send_retrying_stale(
-            "POST", url, content=content, headers=merged
+            "POST", url, content=content, headers=merged, parsed=self._parsed(url)
         )
         check_status(response, answer)
         return parse_json(answer, url)
@@ -106,15 +110,21 @@ class Transport:
         return parse_json(body, url)
 
     async def exchange(
-        self, method: str, url: str, *, headers: Mapping[str, str] | None = None, **kwargs: Any
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        parsed: httpx.URL | None = None,
+        **kwargs: Any,
     ) -> tuple[httpx.Response, bytes]:
         """Send one request to the app and read its answer as a JSON-sized body: at most
         `max_json_bytes` for a success (over it: `LimitExceeded`), 64 KiB of an error.
-        The status is not checked (see `check_status`)."""
+        The status is not checked (see `check_status`). `parsed` is `url` parsed."""
         with translate_errors(url, self.limits):
             async with self.http.stream(
                 method,
-                url,
+                parsed or url,
                 headers=self._headers(url, headers),
                 timeout=self.timeout,
                 **kwargs,
@@ -150,11 +160,12 @@ class Transport:
         """An answer to read as it arrives (decode it with `_bodies.iter_decoded`). An
         error status raises before anything is yielded."""
         url = self.url(route, prefixed=prefixed)
+        # One parse of the whole URL: httpx parses a URL and its params separately.
+        full = f"{url}{'&' if '?' in url else '?'}{urlencode(params)}" if params else url
         with translate_errors(url, self.limits):
             async with self.http.stream(
                 method,
-                url,
-                params=params,
+                full,
                 headers=self._headers(url),
                 timeout=self.limits.timeout,
             ) as response:
@@ -163,6 +174,16 @@ class Transport:
                         response, await read_capped(response, _ERROR_BODY_BYTES, on_over=None)
                     )
                 yield response
+
+    def _parsed(self, url: str) -> httpx.URL:
+        """`url` parsed once per client: httpx's URL parser is a good part of the CPU a
+        request costs, and a batch posts to the same few routes thousands of times."""
+        parsed = self._urls.get(url)
+        if parsed is None:
+            if len(self._urls) >= _MAX_PARSED:
+                self._urls.clear()
+            parsed = self._urls[url] = httpx.URL(url)
+        return parsed
 
     def _headers(self, url: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         # Credentials go to the app's own host only, never to a URL an app handed back.

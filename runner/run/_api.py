@@ -23,6 +23,7 @@ from ..inputs import ValidationReport, validate_submissions
 from ..launch import open_replicas
 from ..manifest import DuplicateReplica, LocalReplica, Manifest, SpaceReplica, load_manifest
 from ._execute import execute
+from ._loop import backend_options
 from ._options import RunHandle, RunOptions
 from ._summary import RunSummary
 
@@ -41,7 +42,9 @@ def run(
     """Run a manifest (a `Manifest`, or the path of a YAML or CSV manifest) to the end
     and return its `RunSummary` (also written to `summary.json`). Its `exit_status` is
     what the CLI exits with: 0 all ok, 1 some rows failed, 130 interrupted."""
-    return anyio.run(lambda: run_async(manifest, options, handle=handle))
+    return anyio.run(
+        lambda: run_async(manifest, options, handle=handle), backend_options=backend_options()
+    )
 
 
 async def run_async(

@@ -32,6 +32,7 @@ from ..inputs import iter_submissions
 from ..manifest import Manifest
 from ..store import ResultRecord, RunFolder
 from ._api import run_async
+from ._loop import backend_options
 from ._map import AppArg, MapRequest, MapResult, Rows, build_manifest, local_outputs, result_of
 from ._options import RunHandle, RunOptions
 from ._progress import ProgressMode
@@ -71,7 +72,7 @@ def map(
     a warning; a second one stops at once. Raises what `runner.run` raises.
     """
     handle = handle or RunHandle()
-    with start_blocking_portal() as portal:
+    with start_blocking_portal(backend_options=backend_options()) as portal:
         future = portal.start_task_soon(
             lambda: map_async(rows, app=app, endpoint=endpoint, handle=handle, **options)
         )
