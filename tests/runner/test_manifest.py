@@ -237,8 +237,8 @@ MALFORMED = {
     ),
     "two_kinds_in_one_replica": (
         "app:\n  replicas:\n    - url: http://h:1\n      space: a/b\n",
-        "{file}:3:7: app.replicas[0]: expected exactly one of url:, space:, duplicate: or "
-        "local: in each replica, found 'url' and 'space'",
+        "{file}:3:7: app.replicas[0]: expected exactly one of url:, space:, duplicate:, "
+        "local: or ray: in each replica, found 'url' and 'space'",
     ),
     "unknown_replica_option": (
         "app:\n  replicas:\n    - duplicate: a/b\n      hardwear: t4-small\n",
