@@ -8,12 +8,14 @@ Everything binds 127.0.0.1 (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 is Ray's switch 
 "this machine only"), usage stats are off, object stores small, and the dashboard is off:
 no dashboard on the head, and `support/ray_agent_stub.py` in place of each node's
 dashboard agent (see there why). The runtime-environment agent, which ships the
-`working_dir` of `ray:` replicas to the nodes, is Ray's own.
+`working_dir` of `ray:` replicas to the nodes, is Ray's own; each node keeps what it
+installs in a folder of its own (see `_node` why).
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import socket
 import sys
@@ -32,6 +34,8 @@ NODE = {
     "include_dashboard": False,
     "node_ip_address": "127.0.0.1",
 }
+#: Each node's folder of runtime environments, in the session folder (see `_node`).
+_ENV_DIRS = (f"runtime_resources_{n}" for n in itertools.count())
 ENV = {
     "RAY_USAGE_STATS_ENABLED": "0",
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
@@ -85,7 +89,12 @@ def _node() -> dict[str, Any]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    return {**NODE, "runtime_env_agent_port": port}
+    # A folder of runtime environments per node, as on machines of their own. Shared
+    # (Ray's default on one machine), a node that installs a working_dir for the first
+    # time deletes and unpacks it again (its agent always overwrites what its own cache
+    # does not hold), under the workers and apps of the other nodes running in it: their
+    # cwd is gone, and an actor starting there fails on os.getcwd() (FileNotFoundError).
+    return {**NODE, "runtime_env_agent_port": port, "runtime_env_dir_name": next(_ENV_DIRS)}
 
 
 @contextlib.contextmanager
