@@ -8,6 +8,8 @@ RunnerError                   anything spacerun reports to the user without a tr
 ├── LocalAppError             a local copy of an app did not start, or a Space run locally
 │                             could not be downloaded or installed (runner.launch)
 ├── AllReplicasDown           no replica answered before the deadline (runner.scheduling; exit 1)
+├── RayError                  Ray is missing, unreachable, or its cluster cannot hold the
+│                             replicas asked for (runner.ray)
 └── ResultsError              the run folder cannot be written as asked (runner.store)
     ├── DuplicateResultError  a second record for a key already ok (a bug if it happens)
     └── RunFolderLockedError  another spacerun is writing this run folder

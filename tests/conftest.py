@@ -54,6 +54,7 @@ SERVER_FIXTURES = {
     "spaces",
     "hostile",
     "clients",  # test_compat_gradio_client: the app fixture named by its parameter
+    "cluster",  # a Ray cluster on this machine (tests/runner/test_ray.py)
 }
 # Names that start a server when a test calls them in its body.
 SERVER_NAMES = (

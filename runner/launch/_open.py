@@ -1,8 +1,8 @@
 """From the manifest's `app.replicas` to replicas the pool can connect: URLs, Space ids,
-duplicated Spaces and local copies of an app script.
+duplicated Spaces, local copies of an app script and copies in Ray actors.
 
-Nothing is contacted here except to start local copies (on an exit stack that stops
-them however the run ends): each replica carries how to connect to it, and the pool
+Nothing is contacted here except to start local and Ray copies (on an exit stack that
+stops them however the run ends): each replica carries how to connect to it, and the pool
 connects them all at once when the run starts, then again each time it probes one
 that did not answer. So a replica that is down at start is not fatal.
 """
@@ -18,10 +18,18 @@ import anyio
 
 from jobs import AsyncClient, ConnectionFailed, hf_token_from_env
 
-from ..manifest import DuplicateReplica, LocalReplica, Manifest, SpaceReplica, UrlReplica
+from ..manifest import (
+    DuplicateReplica,
+    LocalReplica,
+    Manifest,
+    RayReplica,
+    SpaceReplica,
+    UrlReplica,
+)
 from ..scheduling import AdaptiveLimit, Connect, Replica
 from ._fleet import Fleet
 from ._open_local import open_local
+from ._ray import open_ray_replicas
 
 __all__ = ["open_replicas"]
 
@@ -58,7 +66,7 @@ async def open_replicas(
         "limits": manifest.app.limits,
     }
     replicas: list[Replica] = []
-    next_local = 1  # local copies are numbered across every local: entry
+    next_local = next_ray = 1  # copies are numbered across every local: (ray:) entry
     for spec in manifest.app.replicas:
         concurrency = spec.concurrency or manifest.run.concurrency
         if isinstance(spec, UrlReplica):
@@ -85,6 +93,18 @@ async def open_replicas(
             )
             next_local += len(started)
             replicas.extend(started)
+        elif isinstance(spec, RayReplica):
+            placed = await open_ray_replicas(
+                spec,
+                manifest.run.ray,
+                stack,
+                options=options,
+                concurrency=concurrency,
+                first_index=next_ray,
+                on_message=on_message,
+            )
+            next_ray += len(placed)
+            replicas.extend(placed)
         else:  # pragma: no cover - the manifest parser admits no other kind
             raise TypeError(f"unknown replica kind {spec!r}")
     return replicas

@@ -46,10 +46,14 @@ async def open_local(
         client = await AsyncClient.connect(app.url, **options)
         stack.push_async_callback(client.aclose)
 
-        async def revive(app: LocalApp = app) -> None:
-            if not app.alive():
-                on_message(f"restarting {app_spec.display} {app.name}")
-                await app.restart()
+        async def revive(app: LocalApp = app) -> AsyncClient | None:
+            if app.alive():
+                return None
+            on_message(f"restarting {app_spec.display} {app.name}")
+            url = app.url
+            await app.restart()
+            # Its port was taken meanwhile: the pool moves the replica to the new one.
+            return None if app.url == url else await AsyncClient.connect(app.url, **options)
 
         out.append(
             Replica(

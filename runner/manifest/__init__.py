@@ -21,6 +21,7 @@ from ._model import (
     SpaceReplica,
     UrlReplica,
 )
+from ._ray_spec import Placement, RayReplica, RaySpec
 from ._yaml import dotted
 
 __all__ = [
@@ -32,7 +33,10 @@ __all__ = [
     "LocalReplica",
     "Manifest",
     "OutputSpec",
+    "Placement",
     "Rate",
+    "RayReplica",
+    "RaySpec",
     "ReplicaSpec",
     "RunSpec",
     "Secret",

@@ -75,6 +75,13 @@ class Fields:
             )
         return value
 
+    def number(self, path: KeyPath, value: Any, minimum: float = 0.0) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
+            self.fail(
+                path, f"expected a number of at least {minimum:g}, got {self.show(path, value)}"
+            )
+        return float(value)
+
     def optional_int(self, path: KeyPath, value: Any, minimum: int) -> int | None:
         return None if value is None else self.integer(path, value, minimum)
 
@@ -115,7 +122,8 @@ class Fields:
     def choice(self, path: KeyPath, value: Any, options: tuple[str, ...]) -> str:
         if not isinstance(value, str) or value not in options:
             listed = ", ".join(options)
-            self.fail(path, f"expected one of {listed}, got {self.show(path, value)}")
+            hint = did_you_mean(value, options) if isinstance(value, str) else ""
+            self.fail(path, f"expected one of {listed}, got {self.show(path, value)}{hint}")
         return value
 
     def rate(self, path: KeyPath, value: Any) -> Rate:

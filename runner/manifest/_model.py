@@ -14,6 +14,7 @@ from typing import Any, Union
 from jobs import Limits
 
 from ._durations import Rate, format_duration
+from ._ray_spec import RayReplica, RaySpec, dump_ray, dump_ray_replica
 from ._yaml import Mark
 from ._yaml import Path as KeyPath
 
@@ -143,7 +144,9 @@ class LocalReplica:
         return replace(self, count=1, gpus=gpus, per_gpu=1)
 
 
-ReplicaSpec = Union[UrlReplica, SpaceReplica, DuplicateReplica, LocalReplica]  # noqa: UP007
+ReplicaSpec = Union[  # noqa: UP007
+    UrlReplica, SpaceReplica, DuplicateReplica, LocalReplica, RayReplica
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -161,7 +164,7 @@ class AppSpec:
         """The replica to read the API from before the run: a URL or a Space if there is
         one, else the source Space of a duplicate (same API, nothing to create), else a
         local script (which must be started first)."""
-        order = (UrlReplica, SpaceReplica, DuplicateReplica, LocalReplica)
+        order = (UrlReplica, SpaceReplica, DuplicateReplica, LocalReplica, RayReplica)
         return min(self.replicas, key=lambda r: order.index(type(r)))
 
 
@@ -212,6 +215,8 @@ class RunSpec:
     max_wait: float | None = 3600.0
     #: US dollars the run's paid hardware may cost; scheduling stops before it is passed.
     budget: float | None = None
+    #: The Ray cluster of `ray:` replicas; None: a Ray instance on this machine.
+    ray: RaySpec | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -294,6 +299,7 @@ def _dump(manifest: Manifest, *, redact: bool) -> dict[str, Any]:
             "share_session": run.share_session,
             "max_wait": None if run.max_wait is None else format_duration(run.max_wait),
             **({"budget": f"${run.budget:g}"} if run.budget is not None else {}),
+            **({} if run.ray is None else {"ray": dump_ray(run.ray)}),
         },
         "output": {
             "dir": str(manifest.output.dir),
@@ -317,6 +323,8 @@ def _dump_replica(replica: ReplicaSpec) -> dict[str, Any]:
         if replica.to_id is not None:
             out["to_id"] = replica.to_id
         out["after"] = replica.after
+    elif isinstance(replica, RayReplica):
+        out = dump_ray_replica(replica)
     else:
         out = _dump_local(replica)
     if replica.concurrency is not None:

@@ -25,6 +25,7 @@ from ._model import (
     Secret,
     SourceKind,
 )
+from ._ray_spec import RaySpec
 from ._replicas import ReplicaFields, text_kind
 from ._yaml import Document
 from ._yaml import Path as KeyPath
@@ -48,7 +49,9 @@ RUN_KEYS = (
     "share_session",
     "max_wait",
     "budget",
+    "ray",
 )
+RAY_KEYS = ("address", "placement_timeout")
 OUTPUT_KEYS = ("dir", "export", "download_files")
 EXPORT_FORMATS = ("csv", "parquet", "jsonl")
 
@@ -104,7 +107,7 @@ class _Parser(ReplicaFields):
             self.fail(
                 ("app",),
                 "the manifest says nothing about the app; expected app: with replicas: "
-                "(url:, space:, duplicate: or local:), or pass --app URL_OR_SPACE",
+                "(url:, space:, duplicate:, local: or ray:), or pass --app URL_OR_SPACE",
             )
         if isinstance(value, str):
             self.move_template(("app",), ("app", "replicas", 0, text_kind(value)))
@@ -232,6 +235,16 @@ class _Parser(ReplicaFields):
             share_session=self.boolean((*path, "share_session"), spec.get("share_session", False)),
             max_wait=self._max_wait(spec.get("max_wait", defaults.max_wait)),
             budget=None if budget is None else self.money((*path, "budget"), budget),
+            ray=None if spec.get("ray") is None else self.ray((*path, "ray"), spec["ray"]),
+        )
+
+    def ray(self, path: KeyPath, value: Any) -> RaySpec:
+        spec = self.section(path, value, RAY_KEYS)
+        address = spec.get("address")
+        timeout = spec.get("placement_timeout", RaySpec().placement_timeout)
+        return RaySpec(
+            address=None if address is None else self.text((*path, "address"), address),
+            placement_timeout=self.duration((*path, "placement_timeout"), timeout),
         )
 
     def _max_wait(self, value: Any) -> float | None:

@@ -17,6 +17,7 @@ from ._model import (
     SpaceReplica,
     UrlReplica,
 )
+from ._ray_spec import READY_TIMEOUT, Placement, RayReplica
 from ._yaml import Path as KeyPath
 
 __all__ = ["REPLICA_KEYS", "ReplicaFields", "text_kind"]
@@ -49,7 +50,23 @@ REPLICA_KEYS = {
         "inherit_packages",
         "concurrency",
     ),
+    "ray": (
+        "ray",
+        "count",
+        "num_gpus",
+        "num_cpus",
+        "placement",
+        "python",
+        "env",
+        "args",
+        "pip",
+        "max_restarts",
+        "ready_timeout",
+        "concurrency",
+        "min_count",  # refused with the reason, see `ray`
+    ),
 }
+_KINDS = "url:, space:, duplicate:, local: or ray:"
 
 
 class ReplicaFields(Fields):
@@ -73,14 +90,13 @@ class ReplicaFields(Fields):
         if items is None:
             self.fail(
                 path,
-                "expected at least one replica: a list of url:, space:, duplicate: or local: "
-                "entries (or pass --app URL_OR_SPACE)",
+                f"expected at least one replica: a list of {_KINDS} entries (or pass --app "
+                "URL_OR_SPACE)",
             )
         if not isinstance(items, list) or not items:
             self.fail(
                 path,
-                f"expected a list of replicas (url:, space:, duplicate: or local:), got "
-                f"{self.show(path, items)}",
+                f"expected a list of replicas ({_KINDS}), got {self.show(path, items)}",
             )
         return tuple(self.replica((*path, i), item) for i, item in enumerate(items))
 
@@ -90,16 +106,14 @@ class ReplicaFields(Fields):
         if not isinstance(value, dict):
             self.fail(
                 path,
-                f"expected a replica (url:, space:, duplicate: or local:), got "
-                f"{self.show(path, value)}",
+                f"expected a replica ({_KINDS}), got {self.show(path, value)}",
             )
         kinds = [k for k in REPLICA_KEYS if k in value]
         if len(kinds) != 1:
             found = " and ".join(repr(k) for k in kinds) or "none of them"
             self.fail(
                 path,
-                f"expected exactly one of url:, space:, duplicate: or local: in "
-                f"each replica, found {found}",
+                f"expected exactly one of {_KINDS} in each replica, found {found}",
             )
         kind = kinds[0]
         entry = self.section(path, value, REPLICA_KEYS[kind])
@@ -126,7 +140,48 @@ class ReplicaFields(Fields):
                 concurrency=concurrency,
                 after=self.choice((*path, "after"), entry.get("after", "pause"), DUPLICATE_AFTER),
             )
+        if kind == "ray":
+            return self.ray_replica(path, entry, count, concurrency)
         return self.local(path, entry, count, concurrency)
+
+    def ray_replica(
+        self, path: KeyPath, entry: dict[str, Any], count: int, concurrency: int | None
+    ) -> RayReplica:
+        if "min_count" in entry:
+            self.fail(
+                (*path, "min_count"),
+                f"min_count is not supported: all {count} replicas are reserved together "
+                "(one Ray placement group), so a run never goes ahead on fewer than asked; "
+                "lower count to what the cluster can hold",
+            )
+        python = entry.get("python")
+        placement = self.choice(
+            (*path, "placement"), entry.get("placement", "pack"), tuple(p.value for p in Placement)
+        )
+        num_gpus = self.number((*path, "num_gpus"), entry.get("num_gpus", 0))
+        num_cpus = self.number((*path, "num_cpus"), entry.get("num_cpus", 1))
+        if num_gpus == 0 and num_cpus == 0:
+            self.fail(
+                (*path, "num_cpus"),
+                "a ray: replica needs some resource to be placed: give num_cpus or num_gpus "
+                "above 0",
+            )
+        return RayReplica(
+            script=self.existing_file((*path, "ray"), entry["ray"], "an app script"),
+            count=count,
+            num_gpus=num_gpus,
+            num_cpus=num_cpus,
+            placement=Placement(placement),
+            python=None if python is None else self.text((*path, "python"), python),
+            env=self.env((*path, "env"), entry.get("env", {})),
+            args=self.args((*path, "args"), entry.get("args", [])),
+            pip=self.args((*path, "pip"), entry.get("pip", [])),
+            max_restarts=self.integer((*path, "max_restarts"), entry.get("max_restarts", 3), 0),
+            ready_timeout=self.duration(
+                (*path, "ready_timeout"), entry.get("ready_timeout", READY_TIMEOUT)
+            ),
+            concurrency=concurrency,
+        )
 
     def local(
         self, path: KeyPath, entry: dict[str, Any], count: int, concurrency: int | None

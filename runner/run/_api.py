@@ -21,7 +21,14 @@ import anyio
 from ..errors import anticipated
 from ..inputs import ValidationReport, validate_submissions
 from ..launch import open_replicas
-from ..manifest import DuplicateReplica, LocalReplica, Manifest, SpaceReplica, load_manifest
+from ..manifest import (
+    DuplicateReplica,
+    LocalReplica,
+    Manifest,
+    RayReplica,
+    SpaceReplica,
+    load_manifest,
+)
 from ._execute import execute
 from ._loop import backend_options
 from ._options import RunHandle, RunOptions
@@ -78,13 +85,16 @@ async def validate_manifest(
     on_message: Callable[[str], None] | None = None,
     hub_endpoint: str | None = None,
 ) -> ValidationReport:
-    """Read the app's API from one replica (starting one local copy if that is all there
-    is; a duplicate's source Space rather than a new copy) and check every submission."""
+    """Read the app's API from one replica (starting one local or Ray copy if that is all
+    there is; a duplicate's source Space rather than a new copy) and check every
+    submission."""
     target = manifest.app.probe_target
     if isinstance(target, DuplicateReplica):
         target = SpaceReplica(space=target.space)
     elif isinstance(target, LocalReplica):
         target = target.single()
+    elif isinstance(target, RayReplica):
+        target = dataclasses.replace(target, count=1)  # one actor on the cluster
     single = dataclasses.replace(
         manifest, app=dataclasses.replace(manifest.app, replicas=(target,))
     )

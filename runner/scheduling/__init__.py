@@ -2,7 +2,7 @@
 
 from ._pause import AccountPauses, PauseRecord, QuotaLookup, RunHalted, format_pause
 from ._pool import AllReplicasDown, ReplicaPool
-from ._replica import Connect, Replica, ReplicaState, ReplicaStats
+from ._replica import Connect, Replica, ReplicaState, ReplicaStats, Revive
 from ._retry import AttemptTimeout, RetryPolicy, cause_of, is_overload, retry_after_of
 from ._scheduler import Outcome, Scheduler, SchedulerListener, SubmissionLike
 from ._signature import api_difference
@@ -25,6 +25,7 @@ __all__ = [
     "ReplicaState",
     "ReplicaStats",
     "RetryPolicy",
+    "Revive",
     "RunHalted",
     "Scheduler",
     "SchedulerListener",

@@ -255,6 +255,14 @@ class ReplicaPool:
         """What the app reported about its queue (jobs ahead of ours)."""
         replica.queued_ahead = max(0, queued_ahead or 0)
 
+    def relocate(self, replica: Replica, client: AsyncClient) -> None:
+        """`replica` (DOWN) answers at `client`'s address now: its app restarted
+        elsewhere. It rejoins routing there once a probe answers; the pool closes
+        `client` with the others it opened."""
+        self._opened.append(client)
+        replica.move_to(client)
+        self._message(f"{replica.name} moved to {client.url}")
+
     # -- probes -----------------------------------------------------------------------
 
     async def probe_forever(self) -> None:
@@ -314,8 +322,10 @@ class ReplicaPool:
             self._message(f"{replica.name} answers now; in rotation")
 
     async def _ping(self, replica: Replica) -> None:
-        if replica.revive is not None:
-            await replica.revive()
+        if replica.revive is not None and (moved := await replica.revive()) is not None:
+            self.relocate(replica, moved)
+            if self.reference is not None and not self._check_api(replica):
+                return
         with anyio.fail_after(_PING_TIMEOUT):
             await replica.client.ping()
         replica.come_back()

@@ -10,6 +10,11 @@
                             (a wrong password, not a Gradio app): never used again
 ```
 
+A DOWN replica may come back at another address (a Ray actor restarted on another
+node): its `revive` then returns a client for the new URL, and `move_to` swaps it in
+before the probe pings it there. The jobs that were in flight on the old address have
+failed and been retried on other replicas meanwhile; only later attempts use the new one.
+
 A replica made with a connected `client` starts UP; one made with `connect` only
 starts PENDING, and the pool connects it: at the start of a run, then each time it
 is probed. Probes are spaced by `probe_interval`, doubling after each failed probe up
@@ -27,10 +32,13 @@ from jobs import AsyncClient
 
 from ._throttle import AdaptiveLimit
 
-__all__ = ["Connect", "Replica", "ReplicaState", "ReplicaStats"]
+__all__ = ["Connect", "Replica", "ReplicaState", "ReplicaStats", "Revive"]
 
 #: Opens the replica's client (connects, reads its API); raises when it does not answer.
 Connect = Callable[[], Awaitable[AsyncClient]]
+#: Brings a DOWN replica back (restarts a local copy, asks a Ray actor where its app runs
+#: now); returns a client when the app answers at a new address, None when it stays put.
+Revive = Callable[[], Awaitable[AsyncClient | None]]
 
 
 class ReplicaState(str, Enum):
@@ -88,7 +96,7 @@ class Replica:
         limit: AdaptiveLimit,
         client: AsyncClient | None = None,
         connect: Connect | None = None,
-        revive: Callable[[], Awaitable[None]] | None = None,
+        revive: Revive | None = None,
         probe_interval: float = 2.0,
         gpu: str | None = None,
         account: str | None = None,
@@ -100,7 +108,7 @@ class Replica:
         self.limit = limit
         self._client = client
         self._connect = connect
-        #: Brings a dead replica back (restarts a local copy); None when nothing can be done.
+        #: Brings a dead replica back (`Revive`); None when nothing can be done.
         self.revive = revive
         #: The GPU (CUDA_VISIBLE_DEVICES) of a local copy, for the summary; None elsewhere.
         self.gpu = gpu
@@ -181,6 +189,14 @@ class Replica:
         if self.tried:
             self.probe_interval = min(ceiling, self.probe_interval * 2)
         self.down_until = now + self.probe_interval
+
+    def move_to(self, client: AsyncClient) -> None:
+        """Stays DOWN, at a new address: later attempts go through `client` (probed
+        there next). The old client is left to whoever opened it."""
+        if self.state is not ReplicaState.DOWN:
+            raise RuntimeError(f"replica {self.name} moves only while down, not {self.state.value}")
+        self._client = client
+        self.queued_ahead = 0
 
     def come_back(self) -> None:
         """DOWN -> UP: a probe answered."""

@@ -34,7 +34,7 @@ import anyio
 from anyio.abc import TaskGroup
 from tenacity import RetryCallState
 
-from jobs import AsyncJob, JobCancelled, JobsError, QuotaExceeded, Status, StatusUpdate
+from jobs import AsyncClient, AsyncJob, JobCancelled, JobsError, QuotaExceeded, Status, StatusUpdate
 
 from ..store import RecordStatus
 from ._pause import AccountPauses, RunHalted
@@ -137,7 +137,8 @@ class Scheduler:
         self._stopped = anyio.Event()
         self._idle = anyio.Event()
         self._task_group: TaskGroup | None = None
-        self._shared: dict[str, Any] = {}
+        #: Per replica, its client and the session its jobs share (`share_session`).
+        self._shared: dict[str, tuple[AsyncClient, Any]] = {}
         self._failure: AllReplicasDown | None = None
         self.pauses = pauses or AccountPauses(pool.replicas)
         self._stages = stages or StageWatch(pool)
@@ -333,10 +334,11 @@ class Scheduler:
         if not self._share_session:
             # One job per session: the State lives as long as the job, no heartbeat needed.
             return replica.client.new_session(heartbeat=False)
-        view = self._shared.get(replica.name)
-        if view is None:
-            view = self._shared[replica.name] = replica.client.new_session()
-        return view
+        # A replica that moved (`Replica.move_to`) is another app: a session of its own.
+        shared = self._shared.get(replica.name)
+        if shared is None or shared[0] is not replica.client:
+            shared = self._shared[replica.name] = (replica.client, replica.client.new_session())
+        return shared[1]
 
     async def _await(self, job: AsyncJob) -> Any:
         if self._timeout is None:

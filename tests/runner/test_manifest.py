@@ -130,7 +130,7 @@ def test_override_mistake_names_the_command_line(tmp_path: Path) -> None:
     assert str(info.value) == (
         "--set run.concurency=8: run.concurency: unknown key 'concurency' (did you mean "
         "'concurrency'?); expected one of concurrency, rate, retries, timeout, "
-        "retry_app_errors, retry_timeouts, grace, share_session, max_wait, budget"
+        "retry_app_errors, retry_timeouts, grace, share_session, max_wait, budget, ray"
     )
     with pytest.raises(ManifestError, match="expected KEY=VALUE"):
         load_manifest(DATA / "full.yaml", environ=TOKEN_ENV, overrides=["run.concurrency"])
@@ -237,8 +237,8 @@ MALFORMED = {
     ),
     "two_kinds_in_one_replica": (
         "app:\n  replicas:\n    - url: http://h:1\n      space: a/b\n",
-        "{file}:3:7: app.replicas[0]: expected exactly one of url:, space:, duplicate: or "
-        "local: in each replica, found 'url' and 'space'",
+        "{file}:3:7: app.replicas[0]: expected exactly one of url:, space:, duplicate:, "
+        "local: or ray: in each replica, found 'url' and 'space'",
     ),
     "unknown_replica_option": (
         "app:\n  replicas:\n    - duplicate: a/b\n      hardwear: t4-small\n",

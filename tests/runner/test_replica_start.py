@@ -312,7 +312,9 @@ async def test_a_replica_whose_jobs_all_time_out_is_ejected(gauges: list[Running
     assert log.statuses() == {RecordStatus.OK} and len(log.outcomes) == 16
     assert all(o.replica == "r1" for o in log.outcomes.values())
     timed_out = [o for o in log.outcomes.values() if o.attempts > 1]
-    assert len(timed_out) >= 3 and all(o.causes[0].startswith("timeout") for o in timed_out)
+    # Three timeouts, not three jobs: with r1 busy, a job may time out on r0 twice.
+    assert sum(o.attempts - 1 for o in timed_out) >= 3
+    assert all(o.causes[0].startswith("timeout") for o in timed_out)
 
 
 def _offline(n: int) -> list[Replica]:

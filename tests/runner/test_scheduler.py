@@ -459,6 +459,46 @@ async def test_a_refusing_replica_is_ejected_then_put_back_after_probing(
     assert any(o.replica == "r0" for o in recorder.outcomes.values())
 
 
+async def test_a_replica_that_comes_back_at_another_url_is_moved_there(
+    gauges: list[RunningApp],
+) -> None:
+    """r0 stops answering at its URL (a Ray actor whose node died); its jobs finish on
+    r1. Its revive says it answers at another URL now (the actor restarted elsewhere):
+    the pool moves r0 there, and r0's later jobs are served at the new address."""
+    recorder = Recorder()
+    moved_to = gauges[2]
+    with FaultProxy(gauges[0].url) as proxy:
+        async with replicas_at(
+            [proxy.url, gauges[1].url], concurrency=2, probe_interval=0.2
+        ) as replicas:
+            await anyio.to_thread.run_sync(proxy.refuse_connections)
+            revived: list[str] = []
+
+            async def revive() -> AsyncClient | None:
+                if revived:
+                    return None  # it stays where it moved to
+                revived.append(moved_to.url)
+                return await AsyncClient.connect(moved_to.url, download_files=False)
+
+            replicas[0].revive = revive
+            pool = ReplicaPool(replicas, on_message=recorder.message)
+            try:
+                await scheduler(pool, recorder).run(gauge_jobs(30, 0.2))
+            finally:
+                await pool.aclose()  # the client at the new URL is the pool's
+            r0 = replicas[0]
+        new_url = r0.client.url
+        served_at_new = (await call_json(moved_to, "stats"))["started"]
+    assert recorder.statuses() == {f"j{i}": RecordStatus.OK for i in range(30)}
+    assert revived == [moved_to.url] and new_url.rstrip("/") == moved_to.url.rstrip("/")
+    ((moved_at, _),) = recorder.messages(f"r0 moved to {new_url}")
+    ((back_at, _),) = recorder.messages("r0 answers again; back in rotation")
+    assert recorder.messages("r0 taken out")[0][0] < moved_at < back_at
+    after = [o for o in recorder.outcomes.values() if o.replica == "r0"]
+    assert after and served_at_new == len(after)  # every r0 job after the move ran there
+    assert r0.healthy and r0.stats.ejections == 1
+
+
 async def test_all_replicas_down_waits_with_a_message_then_fails_after_the_deadline(
     gauges: list[RunningApp],
 ) -> None:
