@@ -356,7 +356,27 @@ def _table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
             if base is not None:
                 cpu_ratio = f"{row['cpu'] / base['cpu']:.2f}x"
         lines.append(_format_row(row, ratio, cpu_ratio))
-    return "\n".join(head + lines)
+    return "\n".join(head + lines + _marginal(rows))
+
+
+def _marginal(rows: list[dict[str, Any]]) -> list[str]:
+    """CPU per job without what a run costs once (imports, connecting, validation, the
+    report): the CPU difference between the largest and smallest batch of a case."""
+    out = []
+    for kind in dict.fromkeys(r["kind"] for r in rows):
+        for replicas in dict.fromkeys(r["replicas"] for r in rows):
+            case = sorted(
+                (r for r in rows if r["kind"] == kind and r["replicas"] == replicas),
+                key=lambda r: r["jobs"],
+            )
+            if len(case) >= 2 and case[-1]["jobs"] > case[0]["jobs"]:
+                small, large = case[0], case[-1]
+                per_job = (large["cpu"] - small["cpu"]) / (large["jobs"] - small["jobs"])
+                out.append(
+                    f"- {kind}, {replicas} replica(s): {per_job * 1000:.2f} ms of CPU per job "
+                    f"beyond the first {small['jobs']} ({large['jobs']} - {small['jobs']} jobs)"
+                )
+    return ["", "Marginal CPU per job:", *out] if out else []
 
 
 if __name__ == "__main__":
