@@ -37,7 +37,9 @@ DownloadFiles = str | os.PathLike[str] | bool
 #: flight (each holds one stream) plus the joins being sent, so no cap is needed, and a
 #: cap below the concurrency would close connections only to open them again. Idle ones
 #: are dropped before uvicorn's 5 s keep-alive timeout, so a request rarely meets a
-#: connection the server is closing.
+#: connection the server is closing. (The same holds for the aiohttp pool `_aio` makes;
+#: these limits are for httpx's own transport: proxied URLs, and loops other than
+#: asyncio.)
 _POOL_LIMITS = httpx.Limits(
     max_connections=None, max_keepalive_connections=None, keepalive_expiry=4.0
 )
