@@ -18,6 +18,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from ._index import KeyIndex
 from ._results import RecordStatus
 from ._runfolder import RunDir, RunFolder
 from ._scan import blocks, mapped, scan_results
@@ -99,7 +100,7 @@ def load_table(run_dir: RunDir, *, nested: Literal["json", "native"] = "json") -
     assert scan.line_of is not None
     wanted = np.fromiter(scan.line_of.values(), dtype=np.int64, count=len(scan.line_of))
     wanted.sort()
-    scan.line_of, scan.status = None, {}  # only the line numbers are needed from here on
+    scan.line_of, scan.status = None, KeyIndex()  # only the line numbers are needed from here on
     frames = [
         pd.DataFrame.from_records(rows)
         for rows in _selected_rows(path, wanted, scan.end_offset, nested == "json")
