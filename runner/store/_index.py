@@ -125,6 +125,22 @@ class KeyIndex(MutableMapping[str, RecordStatus]):
                 counts[previous] -= 1
             counts[status] += 1
 
+    def add_new(self, key: bytes, status: RecordStatus) -> bool:
+        """Set `key` (bytes as read from the file) to `status` unless it is in the index
+        already; whether it was new."""
+        if _KEY_BYTES.fullmatch(key) is None:
+            text = decode_key(key)
+            if text in self._other:
+                return False
+            self._other[text] = status
+        else:
+            bucket = self._buckets.get(int(key[:_PREFIX], 16))
+            if bucket is not None and bucket.find(key[_PREFIX:]) >= 0:
+                return False
+            self._put(int(key[:_PREFIX], 16), key[_PREFIX:], _LETTER[status])
+        self._counts[status] += 1
+        return True
+
     def _put(self, prefix: int, suffix: bytes, letter: int) -> RecordStatus | None:
         bucket = self._buckets.get(prefix)
         if bucket is None:
