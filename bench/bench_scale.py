@@ -208,7 +208,8 @@ def _growth(out: Measured) -> str:
     samples = [s for s in out.samples if s.ok]
     if len(samples) < 2:
         return "n/a"
-    last = samples[-1]
+    # The first sample at the final count: later ones are the summary and the report.
+    last = next(s for s in samples if s.ok == samples[-1].ok)
     first = next(s for s in samples if s.ok >= last.ok / 100)
     if last.ok == first.ok:
         return "n/a"
