@@ -18,9 +18,10 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from ._index import KeyIndex
 from ._results import RecordStatus
 from ._runfolder import RunDir, RunFolder
-from ._scan import blocks, mapped, scan_results
+from ._scan import blocks, counting_lines, mapped, scan_results
 
 __all__ = ["ExportFormat", "Failure", "RunStatus", "export", "load_table", "read_status"]
 
@@ -95,11 +96,9 @@ def load_table(run_dir: RunDir, *, nested: Literal["json", "native"] = "json") -
     block, so memory grows with the table, not with the file.
     """
     path = RunFolder.at(run_dir).results_path
-    scan = scan_results(path, want_lines=True)
-    assert scan.line_of is not None
-    wanted = np.fromiter(scan.line_of.values(), dtype=np.int64, count=len(scan.line_of))
-    wanted.sort()
-    scan.line_of, scan.status = None, {}  # only the line numbers are needed from here on
+    scan = scan_results(path)
+    scan.status = KeyIndex()  # only the line numbers are needed from here on
+    wanted = np.flatnonzero(np.frombuffer(counting_lines(path, scan), dtype=np.uint8))
     frames = [
         pd.DataFrame.from_records(rows)
         for rows in _selected_rows(path, wanted, scan.end_offset, nested == "json")

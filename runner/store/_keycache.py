@@ -11,7 +11,7 @@ import hashlib
 import itertools
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from ._errors import folder_errors
@@ -53,14 +53,16 @@ class KeyCache:
 
     Appends are buffered and written in batches; a torn or garbled tail (kill -9) is
     ignored and overwritten. Entries are fixed-width, so one can be corrected in place.
+    Only the batch not yet written is held in memory; everything else is read back from
+    the file (the OS's page cache), as 38 bytes a submission would be 38 MB of this
+    process at a million rows.
     """
 
-    def __init__(self, path: Path, header: bytes, blob: bytearray, fd: int) -> None:
+    def __init__(self, path: Path, header: bytes, stored: int, fd: int) -> None:
         self.path = path
         self._header = len(header)
-        self._blob = blob
         self._fd: int | None = fd
-        self._stored = len(blob) // _ENTRY  # entries on disk
+        self._stored = stored  # entries on disk
         self._pending = bytearray()
 
     @classmethod
@@ -77,18 +79,14 @@ class KeyCache:
         header = f"# spacerun key cache v{CACHE_FORMAT} {stamp}\n".encode()
         fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
         try:
-            with open(fd, "rb", closefd=False) as handle:
-                data = handle.read()
-            if data.startswith(header):
-                body = memoryview(data)[len(header) :]
-                valid = _ENTRIES.match(body).end()  # type: ignore[union-attr]
-                blob = bytearray(body[:valid])
+            if os.pread(fd, len(header), 0) == header:
+                valid = _valid_length(fd, len(header))
                 os.ftruncate(fd, len(header) + valid)
             else:
-                blob = bytearray()
+                valid = 0
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, header, 0)
-            return cls(path, header, blob, fd)
+            return cls(path, header, valid // _ENTRY, fd)
         except BaseException:
             os.close(fd)
             raise
@@ -96,20 +94,18 @@ class KeyCache:
     @property
     def count(self) -> int:
         """Submissions with an entry (written or pending)."""
-        return len(self._blob) // _ENTRY
+        return self._stored + len(self._pending) // _ENTRY
 
     @property
     def has_files(self) -> bool:
         """Whether any entry records local files."""
-        return self._blob.count(b" " + _NO_FILES + b"\n") != self.count
+        return any(_WITH_FILES.search(chunk) is not None for chunk in self._chunks(0, self.count))
 
     def key(self, index: int) -> str:
-        start = index * _ENTRY
-        return self._blob[start : start + _KEY_LEN].decode()
+        return self._read(index, index + 1)[:_KEY_LEN].decode()
 
     def files(self, index: int) -> str | None:
-        start = index * _ENTRY + _KEY_LEN + 1
-        value = bytes(self._blob[start : start + _FILES_LEN])
+        value = self._read(index, index + 1)[_KEY_LEN + 1 : _KEY_LEN + 1 + _FILES_LEN]
         return None if value == _NO_FILES else value.decode()
 
     def keys(self, start: int = 0, end: int | None = None) -> list[str]:
@@ -117,7 +113,7 @@ class KeyCache:
         end = self.count if end is None else min(end, self.count)
         if end <= start:
             return []
-        text = self._blob[start * _ENTRY : end * _ENTRY].decode("ascii")
+        text = self._read(start, end).decode("ascii")
         return [line[:_KEY_LEN] for line in text[:-1].split("\n")]
 
     def rows_to_expand(self, per_row: int, rows: int, needed: Callable[[str], bool]) -> list[int]:
@@ -127,34 +123,31 @@ class KeyCache:
         chunk = 65536 * per_row
         for first in range(0, rows * per_row, chunk):
             last = min(first + chunk, rows * per_row)
-            keys = self.keys(first, last)
+            data = self._read(first, last)
+            keys = [line[:_KEY_LEN] for line in data.decode("ascii")[:-1].split("\n")]
             for offset in itertools.compress(itertools.count(), map(needed, keys)):
                 out.add((first + offset) // per_row)
-        blob = bytes(self._blob[: rows * per_row * _ENTRY])
-        for match in _WITH_FILES.finditer(blob):
-            out.add(match.start() // _ENTRY // per_row)
+            for match in _WITH_FILES.finditer(data):
+                out.add((first + match.start() // _ENTRY) // per_row)
         return sorted(out)
 
     def put(self, index: int, key: str, files: str | None) -> None:
         """Record submission `index`: appended if it is the next one, else corrected."""
         entry = f"{key} {files or _NO_FILES.decode()}\n".encode()
-        if len(entry) != _ENTRY or index > self.count:
+        count = self.count
+        if len(entry) != _ENTRY or index > count:
             return  # not a key of ours (or a gap): leave it to a later full expansion
-        start = index * _ENTRY
-        if index == self.count:
-            self._blob += entry
+        if index == count:
             self._pending += entry
             if len(self._pending) >= _FLUSH_EVERY * _ENTRY:
                 self.flush()
-        elif self._blob[start : start + _ENTRY] != entry:
-            self._blob[start : start + _ENTRY] = entry
-            if index < self._stored and self._fd is not None:
+        elif self._read(index, index + 1) != entry:
+            if index < self._stored:
                 with folder_errors("write the key cache", self.path):
-                    os.pwrite(self._fd, entry, self._header + start)
+                    os.pwrite(self._require_open(), entry, self._header + index * _ENTRY)
             else:
-                self._pending[
-                    start - self._stored * _ENTRY : start - self._stored * _ENTRY + _ENTRY
-                ] = entry
+                start = (index - self._stored) * _ENTRY
+                self._pending[start : start + _ENTRY] = entry
 
     def flush(self) -> None:
         if self._fd is None or not self._pending:
@@ -171,3 +164,50 @@ class KeyCache:
             finally:
                 os.close(self._fd)
                 self._fd = None
+
+    def _require_open(self) -> int:
+        if self._fd is None:
+            raise ValueError(f"the key cache {self.path} is closed")
+        return self._fd
+
+    def _read(self, start: int, end: int) -> bytes:
+        """Entries `start` to `end` (within `count`), from the file and the pending batch."""
+        data = b""
+        if start < self._stored:
+            stop = min(end, self._stored)
+            with folder_errors("read the key cache", self.path):
+                data = _pread_all(
+                    self._require_open(), (stop - start) * _ENTRY, self._header + start * _ENTRY
+                )
+        if end > self._stored:
+            first = max(start, self._stored) - self._stored
+            data += bytes(self._pending[first * _ENTRY : (end - self._stored) * _ENTRY])
+        return data
+
+    def _chunks(self, start: int, end: int, size: int = 65536) -> Iterator[bytes]:
+        for first in range(start, end, size):
+            yield self._read(first, min(first + size, end))
+
+
+def _pread_all(fd: int, size: int, offset: int) -> bytes:
+    parts = []
+    while size > 0:
+        part = os.pread(fd, size, offset)
+        if not part:
+            break
+        parts.append(part)
+        size -= len(part)
+        offset += len(part)
+    return b"".join(parts)
+
+
+def _valid_length(fd: int, header: int) -> int:
+    """Bytes of whole, well-formed entries after the header, read in chunks."""
+    valid = 0
+    chunk = 65536 * _ENTRY
+    while True:
+        data = os.pread(fd, chunk, header + valid)
+        good = _ENTRIES.match(data).end()  # type: ignore[union-attr]
+        valid += good
+        if good < chunk or not data:
+            return valid

@@ -21,7 +21,14 @@ from typing import Any
 
 import jinja2
 
-from ._report_data import GROUP_ROWS, MATRIX_ROWS, ReportData, collect, gallery_cells
+from ._report_data import (
+    GROUP_ROWS,
+    MATRIX_ROWS,
+    ReportData,
+    collect,
+    distinct_rows,
+    gallery_cells,
+)
 from ._report_figures import latency_figure, latency_table, rate_figure, timeline_figure
 from ._report_values import cell_view, input_media, short_inputs
 from ._runfolder import RunDir, RunFolder, safe_dir_name, write_bytes_atomic
@@ -135,7 +142,7 @@ def _gallery(data: ReportData) -> dict[str, Any]:
     cells = gallery_cells(data)
     items = {(row, column): _item(data.shown.get(line), data.root) for row, column, line in cells}
     shown_rows = sorted({row for row, _ in items})
-    all_rows = len({row for row, _, _ in data.cells})
+    all_rows = distinct_rows(data)
     base = {"shown": len(items), "of": len(data.cells), "rows_of": all_rows}
     if not data.matrix:
         return {**base, "kind": "list", "entries": [items[k] for k in sorted(items)]}

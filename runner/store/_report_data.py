@@ -18,11 +18,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ._index import KeyIndex
 from ._record import RecordStatus
 from ._runfolder import RunFolder, read_manifest, read_summary
-from ._scan import blocks, mapped, scan_results
+from ._scan import blocks, counting_lines, mapped, scan_results
 
-__all__ = ["FailureGroupData", "ReportData", "collect", "failure_cause"]
+__all__ = ["Cells", "FailureGroupData", "ReportData", "collect", "distinct_rows", "failure_cause"]
 
 _NUMBERS = re.compile(r"\b\d+(\.\d+)?\b")
 _FAILED = frozenset({RecordStatus.ERROR.value, RecordStatus.TIMEOUT.value})
@@ -66,6 +67,24 @@ class Lines:
 
 
 @dataclass(slots=True)
+class Cells:
+    """(row, matrix column index or 0, line) of each record that counts, as arrays: a
+    list of tuples took ~100 bytes a record."""
+
+    rows: array[int] = field(default_factory=lambda: array("q"))
+    columns: array[int] = field(default_factory=lambda: array("q"))
+    lines: array[int] = field(default_factory=lambda: array("q"))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def append(self, row: int, column: int, line: int) -> None:
+        self.rows.append(row)
+        self.columns.append(column)
+        self.lines.append(line)
+
+
+@dataclass(slots=True)
 class ReportData:
     """Everything the report renders, gathered by `collect`."""
 
@@ -80,7 +99,7 @@ class ReportData:
     #: Matrix parameters found in the records' inputs, and their values in order.
     matrix: dict[str, list[Any]]
     #: (row, matrix column index or 0, line) of each record that counts.
-    cells: list[tuple[int, int, int]]
+    cells: Cells
     #: Line number -> parsed record, for the lines shown.
     shown: dict[int, dict[str, Any]] = field(default_factory=dict)
     torn_bytes: int = 0
@@ -90,24 +109,23 @@ def collect(root: Path) -> ReportData:
     """Read the run folder at `root` for the report."""
     folder = RunFolder.at(root)
     manifest = read_manifest(folder)
-    scan = scan_results(folder.results_path, want_lines=True)
-    assert scan.line_of is not None
-    counting = set(scan.line_of.values())
-    counts = dict.fromkeys(_STATUSES, 0)
-    for status in scan.status.values():
-        counts[status.value] += 1
+    scan = scan_results(folder.results_path)
+    counts = {status.value: scan.status.counts[status] for status in RecordStatus}
+    keys = len(scan.status)
+    scan.status = KeyIndex()  # only the counts are needed from here on
+    counting = counting_lines(folder.results_path, scan)
     matrix = _matrix_of(manifest)
     data = ReportData(
         root=folder.root,
         summary=read_summary(folder),
         manifest=manifest,
         counts=counts,
-        keys=len(scan.status),
+        keys=keys,
         lines=Lines(),
         replicas=[],
         failures=[],
         matrix=matrix,
-        cells=[],
+        cells=Cells(),
         torn_bytes=len(scan.torn),
     )
     _first_pass(data, folder.results_path, scan.end_offset, counting)
@@ -121,7 +139,7 @@ def _matrix_of(manifest: Mapping[str, Any] | None) -> dict[str, list[Any]]:
     return {str(k): list(v) for k, v in matrix.items() if isinstance(v, list)}
 
 
-def _first_pass(data: ReportData, path: Path, stop: int, counting: set[int]) -> None:
+def _first_pass(data: ReportData, path: Path, stop: int, counting: bytearray) -> None:
     replicas: dict[str, int] = {}
     groups: dict[str, FailureGroupData] = {}
     columns = _column_index(data.matrix)
@@ -137,7 +155,7 @@ def _first_pass(data: ReportData, path: Path, stop: int, counting: set[int]) -> 
                 if not isinstance(record, dict):
                     record = {}
                 _add_times(lines, record, replicas)
-                if ordinal in counting and record:
+                if counting[ordinal] and record:
                     _add_counting(data, record, ordinal, groups, columns)
     data.replicas = list(replicas)
     data.failures = sorted(groups.values(), key=lambda g: -g.count)
@@ -188,7 +206,7 @@ def _add_counting(
     if columns:
         inputs = record.get("inputs") or {}
         column = columns.get(tuple(_hashable(inputs.get(name)) for name in data.matrix), -1)
-    data.cells.append((int(record.get("row") or 0), column, ordinal))
+    data.cells.append(int(record.get("row") or 0), column, ordinal)
 
 
 def _column_index(matrix: Mapping[str, Sequence[Any]]) -> dict[tuple[Any, ...], int]:
@@ -200,15 +218,31 @@ def _column_index(matrix: Mapping[str, Sequence[Any]]) -> dict[tuple[Any, ...], 
 def gallery_cells(data: ReportData) -> list[tuple[int, int, int]]:
     """The cells the gallery shows: every matrix column of the first `MATRIX_ROWS` rows,
     or, in row order, at most `GALLERY_CELLS` cells evenly spread over the run."""
-    cells = sorted(data.cells)
+    import numpy as np  # loaded with the report's figures anyway
+
+    rows, columns, lines = (
+        np.frombuffer(a, dtype=np.int64) if len(a) else np.zeros(0, dtype=np.int64)
+        for a in (data.cells.rows, data.cells.columns, data.cells.lines)
+    )
+    order = np.lexsort((lines, columns, rows))  # by row, then column, then line
     if data.matrix:
-        rows = sorted({row for row, _, _ in cells})[:MATRIX_ROWS]
-        keep = set(rows)
-        return [c for c in cells if c[0] in keep and c[1] >= 0]
-    if len(cells) <= GALLERY_CELLS:
-        return cells
-    step = len(cells) / GALLERY_CELLS
-    return [cells[int(i * step)] for i in range(GALLERY_CELLS)]
+        first_rows = np.unique(rows)[:MATRIX_ROWS]
+        order = order[np.isin(rows[order], first_rows) & (columns[order] >= 0)]
+    elif len(order) > GALLERY_CELLS:
+        step = len(order) / GALLERY_CELLS
+        order = order[[int(i * step) for i in range(GALLERY_CELLS)]]
+    return list(
+        zip(rows[order].tolist(), columns[order].tolist(), lines[order].tolist(), strict=True)
+    )
+
+
+def distinct_rows(data: ReportData) -> int:
+    """How many rows have a record that counts."""
+    import numpy as np
+
+    if not data.cells:
+        return 0
+    return int(np.unique(np.frombuffer(data.cells.rows, dtype=np.int64)).size)
 
 
 def _second_pass(data: ReportData, path: Path, stop: int) -> None:

@@ -22,7 +22,6 @@ import logging
 import os
 import sys
 import threading
-from collections import Counter
 from collections.abc import Iterator
 from collections.abc import Set as AbstractSet
 from enum import Enum
@@ -35,6 +34,7 @@ from ._errors import (
     RunFolderLockedError,
     folder_errors,
 )
+from ._index import KeyIndex
 from ._record import RecordStatus, ResultRecord, utc_now
 from ._runfolder import RunDir, RunFolder
 from ._scan import Scan, scan_results
@@ -96,7 +96,6 @@ class ResultsStore:
         self._fd: int | None = fd
         self._size = scan.end_offset
         self._status = scan.status
-        self._counts: Counter[RecordStatus] = Counter(scan.status.values())
         self._lines = scan.lines
         self._written = 0
         self._lock = threading.Lock()
@@ -143,10 +142,7 @@ class ResultsStore:
                 )
             with folder_errors("write a record to", self.folder.results_path):
                 self._write_line(fd, line)
-            if previous is not None:
-                self._counts[previous] -= 1
-            self._status[record.key] = status
-            self._counts[status] += 1
+            self._status[record.key] = status  # counts per status follow
             self._lines += 1
 
     def is_done(self, key: str) -> bool:
@@ -159,11 +155,12 @@ class ResultsStore:
 
     def ok_keys(self) -> AbstractSet[str]:
         """A live, read-only set view of the keys recorded ok."""
-        return _OkKeys(self._status, self._counts)
+        return _OkKeys(self._status)
 
     def counts(self) -> dict[RecordStatus, int]:
         """The number of keys per status (the status that counts for each key)."""
-        return {status: self._counts[status] for status in RecordStatus}
+        counts = self._status.counts
+        return {status: counts[status] for status in RecordStatus}
 
     @property
     def lines(self) -> int:
@@ -238,11 +235,10 @@ class ResultsStore:
 
 
 class _OkKeys(AbstractSet[str]):
-    __slots__ = ("_counts", "_status")
+    __slots__ = ("_status",)
 
-    def __init__(self, status: dict[str, RecordStatus], counts: Counter[RecordStatus]) -> None:
+    def __init__(self, status: KeyIndex) -> None:
         self._status = status
-        self._counts = counts
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and self._status.get(key) is RecordStatus.OK
@@ -251,7 +247,7 @@ class _OkKeys(AbstractSet[str]):
         return (key for key, status in self._status.items() if status is RecordStatus.OK)
 
     def __len__(self) -> int:
-        return self._counts[RecordStatus.OK]
+        return self._status.counts[RecordStatus.OK]
 
 
 def _lock_exclusive(fd: int, path: Path) -> None:

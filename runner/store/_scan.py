@@ -16,13 +16,13 @@ import logging
 import mmap
 import os
 import re
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._index import KeyIndex, decode_key
 from ._record import RecordStatus
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "Scan",
     "block_bounds",
     "blocks",
+    "counting_lines",
     "find_all",
     "mapped",
     "release",
@@ -134,12 +135,14 @@ def release(buf: mmap.mmap | bytes, start: int, stop: int) -> None:
 class Scan:
     """What a pass over a results file found."""
 
-    status: dict[str, RecordStatus]  # key -> the status that counts
+    status: KeyIndex  # key -> the status that counts
     line_of: dict[str, int] | None  # key -> ordinal of the line that counts (if asked)
     lines: int  # complete lines
     corrupt: int  # complete lines that are not records
     torn: bytes  # bytes after the last newline
     end_offset: int  # file offset just past the last complete line
+    #: Every key's record that counts is its last one (true of files ResultsStore wrote).
+    last_counts: bool = True
 
 
 def scan_results(path: Path, *, want_lines: bool = False) -> Scan:
@@ -147,7 +150,7 @@ def scan_results(path: Path, *, want_lines: bool = False) -> Scan:
 
     Read-only: a torn tail is reported in `torn`, not repaired.
     """
-    status: dict[str, RecordStatus] = {}
+    status = KeyIndex()
     line_of: dict[str, int] | None = {} if want_lines else None
     lines = corrupt = ok_lines = 0
     with mapped(path) as buf:
@@ -155,28 +158,60 @@ def scan_results(path: Path, *, want_lines: bool = False) -> Scan:
         torn = bytes(buf[end_offset:])
         for block in blocks(buf, end_offset):
             keys, stats, ordinals, bad = _parse_block(block)
-            # Latest wins, at C speed; the ok-is-final rule is checked just below.
-            status.update(zip(keys, map(_STATUS_OF.__getitem__, stats), strict=True))
+            # Latest wins; the ok-is-final rule is checked just below.
+            status.update_from_bytes(keys, stats)
             if line_of is not None:
-                line_of.update(zip(keys, ordinals, strict=True))
+                line_of.update(zip(map(decode_key, keys), ordinals, strict=True))
             ok_lines += stats.count(b"ok")
             lines, corrupt = lines + block.n_lines, corrupt + bad
     scan = Scan(status, line_of, lines, corrupt, torn, end_offset)
-    if Counter(status.values())[RecordStatus.OK] != ok_lines:
+    if status.counts[RecordStatus.OK] != ok_lines:
         # A key was ok twice, or had a record after its ok: only a file written by
         # something else than ResultsStore gets here. Redo it exactly, slowly.
         _rescan_ok_final(scan, path)
+        scan.last_counts = False
     return scan
 
 
+def counting_lines(path: Path, scan: Scan) -> bytearray:
+    """One byte per complete line of the results file `scan` was made of: 1 where the line
+    is the record that counts for its key, else 0.
+
+    A key's record that counts is its last one (`scan.last_counts`), so the file is read
+    backwards keeping only a compact set of the keys met (~25 bytes a key): a dict of
+    every key to its line took ~140 MB at a million lines. A file where it is not the
+    last (not written by ResultsStore) is scanned again for the lines, exactly.
+    """
+    counting = bytearray(scan.lines)
+    if not scan.last_counts:
+        exact = scan_results(path, want_lines=True).line_of
+        assert exact is not None
+        for ordinal in exact.values():
+            counting[ordinal] = 1
+        return counting
+    seen = KeyIndex()
+    with mapped(path) as buf:
+        bounds = block_bounds(buf, scan.end_offset)
+        sizes = [buf[start : end + 1].count(b"\n") for start, end in bounds]
+        first = scan.lines
+        for (start, end), n_lines in zip(reversed(bounds), reversed(sizes), strict=True):
+            first -= n_lines
+            keys, _, ordinals, _ = _parse_block(Block(buf, start, end, first, n_lines), warn=False)
+            for key, ordinal in zip(reversed(keys), reversed(ordinals), strict=True):
+                if seen.add_new(key, RecordStatus.OK):
+                    counting[ordinal] = 1
+            release(buf, start, end + 1)
+    return counting
+
+
 def _rescan_ok_final(scan: Scan, path: Path) -> None:
-    status: dict[str, RecordStatus] = {}
+    status = KeyIndex()
     line_of: dict[str, int] = {}
     duplicates = 0
     with mapped(path) as buf:
         for block in blocks(buf, scan.end_offset):
             keys, stats, ordinals, _ = _parse_block(block, warn=False)
-            for key, stat, ordinal in zip(keys, stats, ordinals, strict=True):
+            for key, stat, ordinal in zip(map(decode_key, keys), stats, ordinals, strict=True):
                 if status.get(key) is RecordStatus.OK:
                     duplicates += stat == b"ok"
                     continue
@@ -188,15 +223,16 @@ def _rescan_ok_final(scan: Scan, path: Path) -> None:
         scan.line_of = line_of
 
 
-_Parsed = tuple[list[str], list[bytes], Sequence[int], int]
+_Parsed = tuple[list[bytes], list[bytes], Sequence[int], int]
 
 
 def _parse_block(block: Block, *, warn: bool = True) -> _Parsed:
-    """Keys, status bytes and ordinals of the records in `block`; how many lines are not."""
+    """Keys (UTF-8), status bytes and ordinals of the records in `block`; how many lines
+    are not records."""
     pairs = find_all(_RECORD_AFTER_NL, _RECORD_AT, block.buf, block.start, block.end)
     if len(pairs) != block.n_lines or _starts(block) != block.n_lines:
         return _parse_block_slowly(block, warn=warn)
-    keys = [key.decode() for key, _ in pairs]
+    keys = [key for key, _ in pairs]
     stats = [stat for _, stat in pairs]
     return keys, stats, range(block.first_line, block.first_line + block.n_lines), 0
 
@@ -208,7 +244,7 @@ def _starts(block: Block) -> int:
 
 
 def _parse_block_slowly(block: Block, *, warn: bool) -> _Parsed:
-    keys: list[str] = []
+    keys: list[bytes] = []
     stats: list[bytes] = []
     ordinals: list[int] = []
     corrupt = 0
@@ -226,7 +262,7 @@ def _parse_block_slowly(block: Block, *, warn: bool) -> _Parsed:
                     line,
                 )
         else:
-            keys.append(parsed[0])
+            keys.append(parsed[0].encode("utf-8", "surrogatepass"))
             stats.append(parsed[1])
             ordinals.append(ordinal)
         offset += len(line) + 1

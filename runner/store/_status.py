@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -157,7 +158,7 @@ _FAILED_AT = re.compile(_FAILED_LINE)
 
 
 def _last_failures(
-    path: Path, status: dict[str, RecordStatus], stop: int, limit: int
+    path: Path, status: Mapping[str, RecordStatus], stop: int, limit: int
 ) -> tuple[Failure, ...]:
     """Read the file backwards until `limit` keys whose latest record is a failure are found.
 

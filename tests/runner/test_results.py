@@ -255,3 +255,30 @@ def test_kill_9_never_leaves_a_broken_file(tmp_path: Path) -> None:
     oks = Counter(r["key"] for r in records if r["status"] == "ok")
     assert oks and max(oks.values()) == 1
     assert ok_keys == len(oks)
+
+
+def test_many_keys_index_as_a_dict_would(tmp_path: Path) -> None:
+    """Thousands of keys as the runner makes them (20 hex digits, sharing prefixes), a few
+    others, each recorded failed, cancelled or ok in random order: the store's statuses,
+    counts and ok keys, live and after reopening, are the latest record's (ok final)."""
+    rng = random.Random(13)
+    keys = [f"{rng.getrandbits(80):020x}" for _ in range(6000)]
+    keys += [f"{keys[0][:4]}{i:016x}" for i in range(50)]  # one crowded bucket
+    keys += ["a", "0x" + keys[1][2:], keys[2].upper(), "é" * 20, "k" * 20]
+    expected: dict[str, RecordStatus] = {}
+    with ResultsStore.open(tmp_path) as store:
+        for _ in range(3):
+            for key in rng.sample(keys, len(keys)):
+                if expected.get(key) is OK:
+                    continue
+                status = rng.choice([OK, ERROR, CANCELLED, TIMEOUT])
+                store.append(record(key, status))
+                expected[key] = status
+        live = {key: store.status_of(key) for key in keys}
+    with ResultsStore.open(tmp_path) as store:
+        reopened = {key: store.status_of(key) for key in keys}
+        assert store.counts() == {s: list(expected.values()).count(s) for s in RecordStatus}
+        assert set(store.ok_keys()) == {k for k, s in expected.items() if s is OK}
+        assert len(store) == len(keys) and store.status_of(keys[0][:-1] + "g") is None
+    assert live == reopened == expected
+    assert dict(scan_results(tmp_path / "results.jsonl").status.items()) == expected
