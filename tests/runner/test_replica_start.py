@@ -300,7 +300,11 @@ async def test_a_replica_whose_jobs_all_time_out_is_ejected(gauges: list[Running
                 group.start_soon(pool.probe_forever)
                 await pool.open()
                 policy = RetryPolicy(retries=3, retry_timeouts=True)
-                await scheduler(pool, log, timeout=0.5, policy=policy).run(jobs(16, 0.05))
+                # r1 has ~1 s of work (40 x 0.05 s, 2 at a time): it is still busy when
+                # r0's first jobs time out at 0.5 s, so r0 keeps getting jobs (retries
+                # and new ones) until its third timeout in a row. With fewer, a fast
+                # client could finish everything on r1 first and r0 time out only twice.
+                await scheduler(pool, log, timeout=0.5, policy=policy).run(jobs(40, 0.05))
                 group.cancel_scope.cancel()
         finally:
             await pool.aclose()
@@ -309,7 +313,7 @@ async def test_a_replica_whose_jobs_all_time_out_is_ejected(gauges: list[Running
     ((_, ejected),) = log.messages("r0 taken out of rotation")
     assert "after 3 failures in a row (AttemptTimeout)" in ejected
     assert r0.stats.ejections == 1 and r0.state is ReplicaState.DOWN
-    assert log.statuses() == {RecordStatus.OK} and len(log.outcomes) == 16
+    assert log.statuses() == {RecordStatus.OK} and len(log.outcomes) == 40
     assert all(o.replica == "r1" for o in log.outcomes.values())
     timed_out = [o for o in log.outcomes.values() if o.attempts > 1]
     # Three timeouts, not three jobs: with r1 busy, a job may time out on r0 twice.
