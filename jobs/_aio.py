@@ -54,8 +54,6 @@ def aiohttp_transport(*, verify: Any = True, cert: Any = None) -> httpx.AsyncBas
 
 
 class _AiohttpTransport(httpx.AsyncBaseTransport):
-    __slots__ = ("_session", "_ssl")
-
     def __init__(self, ssl: Any) -> None:
         self._ssl = ssl
         self._session: aiohttp.ClientSession | None = None
@@ -115,8 +113,6 @@ class _AiohttpTransport(httpx.AsyncBaseTransport):
 
 
 class _Body(httpx.AsyncByteStream):
-    __slots__ = ("_request", "_response")
-
     def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request) -> None:
         self._response = response
         self._request = request

@@ -254,8 +254,7 @@ class AsyncJob:
                         scope.cancel()
                     if self._limiter is not None:  # the client's max_workers
                         await stack.enter_async_context(self._limiter)
-                    if not self.session.exclusive:  # a session of its own needs no slot
-                        await stack.enter_async_context(self.session.slot(self.endpoint.fn_index))
+                    await stack.enter_async_context(self.session.slot(self.endpoint.fn_index))
                     self._joining = True
                 self._wait_scope = None
                 if not self._joining:

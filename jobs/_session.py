@@ -110,6 +110,9 @@ class Session:
     @contextlib.asynccontextmanager
     async def slot(self, fn_index: int) -> AsyncIterator[None]:
         """Hold the session's one slot for `fn_index` while a job of it is in flight."""
+        if self.exclusive:  # the session's only job: nothing to wait for, no lock to take
+            yield
+            return
         lock = self._locks.get(fn_index)
         if lock is None:
             lock = self._locks[fn_index] = anyio.Lock()

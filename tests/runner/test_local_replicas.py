@@ -22,6 +22,7 @@ import anyio
 import httpx
 import pytest
 from anyio.abc import SocketAttribute, SocketListener
+from support.apps import pid_alive
 
 from jobs import AsyncClient
 from runner.errors import RunnerError
@@ -75,7 +76,7 @@ class Ends:
         # Elsewhere only our own children are watched; they are reaped when they end.
         deadline = time.monotonic() + within
         while True:
-            alive = [pid for pid in self._pids if _exists(pid)]
+            alive = [pid for pid in self._pids if pid_alive(pid)]
             if not alive or time.monotonic() >= deadline:
                 return alive
             time.sleep(0.05)
@@ -83,14 +84,6 @@ class Ends:
     def close(self) -> None:
         for fd in self._fds:
             os.close(fd)
-
-
-def _exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 @contextlib.contextmanager

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from typing import Any
 
 import anyio
 import pytest
-from support.apps import start_app
+from support.apps import pid_alive, start_app
 from support.ray_cluster import add_node, fake_cluster
 
 import runner
@@ -65,18 +64,10 @@ def live_groups() -> list[str]:
 def gone(pids: list[int], within: float = GONE_WITHIN) -> bool:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        if not any(_exists(pid) for pid in pids):
+        if not any(pid_alive(pid) for pid in pids):
             return True
         time.sleep(0.1)
     return False
-
-
-def _exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 async def test_four_replicas_each_get_a_gpu_of_their_own_spread_over_the_nodes(

@@ -310,3 +310,12 @@ def start_apps(
 def _stop_all() -> None:
     for app in list(_live):
         app.stop()
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id still exists (a zombie counts as existing)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
