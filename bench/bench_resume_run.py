@@ -6,8 +6,11 @@ replica, so app start-up is not in the figures); a run folder as a first run lea
 (validation stamp, key cache, and results.jsonl with the first ROWS keys ok). Then, in
 this one process, for each path:
 
-- `fast`: `run()` as it is now (stamp matches: no re-validation; done rows skipped by
-  reading their cached keys);
+- `killed`: `run()` on the folder as a first run killed by kill -9 leaves it: no index
+  snapshot, so all of results.jsonl is scanned (stamp matches: no re-validation; done
+  rows skipped by reading their cached keys);
+- `fast`: the same folder as a run stopped by Ctrl-C leaves it: its store was closed,
+  which saved the index snapshot (`cache/index.bin`);
 - `all-done`: `run()` again once the last 100 are ok too: no app is contacted at all;
 - `old`: `run(..., RunOptions(fast_resume=False))`: validate every row, re-expand
   every row to compute its key (what resume did before the cache).
@@ -47,7 +50,7 @@ from runner.run import (  # noqa: E402
     walk,
     write_stamp,
 )
-from runner.store import KeyCache  # noqa: E402
+from runner.store import KeyCache, ResultsStore  # noqa: E402
 
 REMAINING = 100
 
@@ -85,8 +88,12 @@ def bench(tmp: Path, url: str, done_rows: int) -> None:
     size = results.stat().st_size
 
     figures = {}
-    figures["fast"] = timed_run(manifest, RunOptions(progress="quiet", handle_signals=False))
-    figures["all-done"] = timed_run(manifest, RunOptions(progress="quiet", handle_signals=False))
+    quiet = RunOptions(progress="quiet", handle_signals=False)
+    figures["killed"] = timed_run(manifest, quiet)
+    os.truncate(results, size)
+    ResultsStore.open(run_dir).close()  # what a run stopped by Ctrl-C leaves
+    figures["fast"] = timed_run(manifest, quiet)
+    figures["all-done"] = timed_run(manifest, quiet)
     os.truncate(results, size)
     figures["old"] = timed_run(
         manifest, RunOptions(progress="quiet", handle_signals=False, fast_resume=False)
@@ -119,11 +126,13 @@ def first_run_folder(manifest, run_dir: Path, done_rows: int) -> None:  # type: 
     run_dir.mkdir(parents=True)
     cache = KeyCache.open(run_dir, stamp.stamp)
     write_stamp(run_dir, stamp)
+    # As `ResultRecord.to_line` writes a record today (`submitted_at` last).
     line = (
         '{"key":"%s","status":"ok","row":%d,"inputs":{"x":"row %d"},"outputs":{"y":'
         '"row %d"},"error_type":null,"error_message":null,"attempts":1,"causes":[],'
         '"replica":"http://127.0.0.1","queue_time":0.001,"run_time":0.002,'
-        '"finished_at":"2025-01-01T00:00:00.000+00:00"}\n'
+        '"finished_at":"2025-01-01T00:00:00.003+00:00",'
+        '"submitted_at":"2025-01-01T00:00:00.000+00:00"}\n'
     )
     with open(run_dir / "results.jsonl", "w") as out:
         for index, submission in enumerate(walk(manifest, app_schema, cache, lambda _key: True)):

@@ -116,7 +116,7 @@ class _Run(Todo):
     def _report(self) -> None:
         """Write `report.html`, however the run ended (the results file is closed by now).
         A report that cannot be written is logged, never what the run ends with."""
-        from ..store import build_report  # jinja2 and numpy: loaded once a run is over
+        from ..store import build_report  # jinja2 and plotly: loaded once a run is over
 
         try:
             path = build_report(self.folder.root)
@@ -156,7 +156,9 @@ class _Run(Todo):
         needed = self._needed(store)
         retry_failed = self.options.retry_failed
         the_plan = await anyio.to_thread.run_sync(
-            lambda: plan(self.manifest, cached_schema, cache, needed, retry_failed=retry_failed)
+            lambda: plan(
+                self.manifest, cached_schema, cache, needed.mask, retry_failed=retry_failed
+            )
         )
         if await anyio.to_thread.run_sync(
             all_done, self.manifest, previous, cache, needed, the_plan

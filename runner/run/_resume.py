@@ -45,8 +45,10 @@ from ..manifest import Manifest, SourceKind
 from ..store import (
     CACHE_FORMAT,
     KeyCache,
+    KeyMask,
     cache_dir,
     files_digest,
+    mask_of,
     schema_digest,
     schema_from_dict,
     schema_to_dict,
@@ -218,11 +220,12 @@ def plan(
     manifest: Manifest,
     schema: AppSchema,
     cache: KeyCache,
-    needed: Callable[[str], bool],
+    needed: KeyMask,
     *,
     retry_failed: bool = True,
 ) -> Plan:
-    """The `Plan` for resuming with `cache` (raises like `Expander` for a bad manifest)."""
+    """The `Plan` for resuming with `cache`, `needed` telling which keys must be sent
+    (raises like `Expander` for a bad manifest)."""
     per_row = len(Expander(manifest, schema, keys=False).combos)
     cached_rows = cache.count // per_row
     return Plan(
@@ -254,13 +257,16 @@ def walk(
     _raise_for(manifest, full, full.static_problems, rows=0)
     per_row = len(full.combos)
     if cache is not None and plan_ is None:
-        plan_ = plan(manifest, schema, cache, needed, retry_failed=False)
+        plan_ = plan(manifest, schema, cache, mask_of(needed), retry_failed=False)
     cached_rows = 0 if plan_ is None else plan_.cached_rows
     work = () if plan_ is None else plan_.work
     only_ok = plan_ is not None and plan_.only_ok
-    rows = iter_rows(manifest)
+    # The rows before the first that needs work are passed over without being built.
+    position = min([*work[:1], cached_rows])  # the next row to read
+    rows = iter_rows(manifest, skip=position)
+    if position:
+        yield Skipped(0, position * per_row, only_ok)
     light: Expander | None = None
-    position = 0  # the next row to read
     for target in [*work, cached_rows]:
         if target > position:
             _drop(rows, target - position)

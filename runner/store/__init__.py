@@ -7,7 +7,9 @@ No network and no app: everything here reads or writes files only.
 from typing import TYPE_CHECKING
 
 from ._errors import RunFolderError
-from ._keycache import CACHE_FORMAT, KeyCache, cache_dir, files_digest
+from ._index import CODES as STATUS_CODES
+from ._index import MISSING as NO_STATUS
+from ._keycache import CACHE_FORMAT, KeyCache, KeyMask, cache_dir, files_digest, mask_of
 from ._record import RecordStatus, ResultRecord, utc_now
 from ._results import (
     DuplicateResultError,
@@ -40,7 +42,7 @@ def __getattr__(name: str) -> object:
         from . import _export
 
         return getattr(_export, name)
-    if name == "build_report":  # jinja2 and numpy: loaded when a report is written
+    if name == "build_report":  # jinja2 and plotly: loaded when a report is written
         from . import _report
 
         return _report.build_report
@@ -49,11 +51,14 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "CACHE_FORMAT",
+    "NO_STATUS",
+    "STATUS_CODES",
     "DuplicateResultError",
     "Durability",
     "ExportFormat",
     "Failure",
     "KeyCache",
+    "KeyMask",
     "RecordStatus",
     "ResultRecord",
     "ResultsError",
@@ -68,6 +73,7 @@ __all__ = [
     "export",
     "files_digest",
     "load_table",
+    "mask_of",
     "read_manifest",
     "read_status",
     "read_summary",

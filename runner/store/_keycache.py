@@ -8,15 +8,29 @@ the submission's local files (path, size, mtime), or dashes when it has none.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
+from numpy.typing import NDArray
+
 from ._errors import folder_errors
 
-__all__ = ["CACHE_DIR", "CACHE_FORMAT", "KEYS_NAME", "KeyCache", "cache_dir", "files_digest"]
+__all__ = [
+    "CACHE_DIR",
+    "CACHE_FORMAT",
+    "KEYS_NAME",
+    "KeyCache",
+    "KeyMask",
+    "cache_dir",
+    "files_digest",
+    "mask_of",
+]
+
+#: Which of some keys, given as an (n, 20) array of their ASCII bytes, are wanted.
+KeyMask = Callable[[NDArray[np.uint8]], NDArray[np.bool_]]
 
 CACHE_DIR = "cache"
 KEYS_NAME = "keys.txt"
@@ -25,9 +39,30 @@ _KEY_LEN = 20
 _FILES_LEN = 16
 _NO_FILES = b"-" * _FILES_LEN
 _ENTRY = _KEY_LEN + 1 + _FILES_LEN + 1
-_ENTRIES = re.compile(rb"(?:[0-9a-f]{20} (?:[0-9a-f]{16}|-{16})\n)*")
+_CLASS_OF = bytes(
+    ord("h") if chr(byte) in "0123456789abcdef" else byte if chr(byte) in " -\n" else ord("?")
+    for byte in range(256)
+)
+_GOOD = (
+    b"h" * _KEY_LEN + b" " + b"h" * _FILES_LEN + b"\n",
+    b"h" * _KEY_LEN + b" " + b"-" * _FILES_LEN + b"\n",
+)
 _WITH_FILES = re.compile(rb"(?<= )[0-9a-f]{16}\n")
 _FLUSH_EVERY = 4096
+
+
+def mask_of(wanted: Callable[[str], bool]) -> KeyMask:
+    """The `KeyMask` of a test on one key at a time."""
+
+    def mask(chars: NDArray[np.uint8]) -> NDArray[np.bool_]:
+        keys = chars.tobytes().decode("ascii")
+        return np.fromiter(
+            (wanted(keys[at : at + _KEY_LEN]) for at in range(0, len(keys), _KEY_LEN)),
+            dtype=np.bool_,
+            count=len(chars),
+        )
+
+    return mask
 
 
 def cache_dir(run_dir: Path) -> Path:
@@ -116,20 +151,27 @@ class KeyCache:
         text = self._read(start, end).decode("ascii")
         return [line[:_KEY_LEN] for line in text[:-1].split("\n")]
 
-    def rows_to_expand(self, per_row: int, rows: int, needed: Callable[[str], bool]) -> list[int]:
+    def key_chars(self, start: int = 0, end: int | None = None) -> NDArray[np.uint8]:
+        """The keys of entries `start` to `end` (default: all) as an (n, 20) array of their
+        ASCII bytes, for bulk lookups."""
+        end = self.count if end is None else min(end, self.count)
+        data = self._read(start, end) if end > start else b""
+        return np.frombuffer(data, dtype=np.uint8).reshape(-1, _ENTRY)[:, :_KEY_LEN]
+
+    def rows_to_expand(self, per_row: int, rows: int, needed: KeyMask) -> list[int]:
         """The rows among the first `rows` that must be expanded: a key is `needed`, or
         the row has local files to check. Works in chunks, so memory stays small."""
-        out: set[int] = set()
-        chunk = 65536 * per_row
+        out: list[NDArray[np.intp]] = []
+        chunk = 262144 * per_row
         for first in range(0, rows * per_row, chunk):
             last = min(first + chunk, rows * per_row)
             data = self._read(first, last)
-            keys = [line[:_KEY_LEN] for line in data.decode("ascii")[:-1].split("\n")]
-            for offset in itertools.compress(itertools.count(), map(needed, keys)):
-                out.add((first + offset) // per_row)
-            for match in _WITH_FILES.finditer(data):
-                out.add((first + match.start() // _ENTRY) // per_row)
-        return sorted(out)
+            entries = np.frombuffer(data, dtype=np.uint8).reshape(-1, _ENTRY)
+            wanted = needed(entries[:, :_KEY_LEN])
+            # An entry with local files (no dash where the digest starts) is checked too.
+            wanted |= entries[:, _KEY_LEN + 1] != _NO_FILES[0]
+            out.append((first + np.flatnonzero(wanted)) // per_row)
+        return np.unique(np.concatenate(out)).tolist() if out else []
 
     def put(self, index: int, key: str, files: str | None) -> None:
         """Record submission `index`: appended if it is the next one, else corrected."""
@@ -204,10 +246,21 @@ def _pread_all(fd: int, size: int, offset: int) -> bytes:
 def _valid_length(fd: int, header: int) -> int:
     """Bytes of whole, well-formed entries after the header, read in chunks."""
     valid = 0
-    chunk = 65536 * _ENTRY
+    chunk = 262144 * _ENTRY
     while True:
         data = os.pread(fd, chunk, header + valid)
-        good = _ENTRIES.match(data).end()  # type: ignore[union-attr]
-        valid += good
-        if good < chunk or not data:
+        whole = len(data) - len(data) % _ENTRY
+        good = _good_entries(np.frombuffer(data, dtype=np.uint8, count=whole).reshape(-1, _ENTRY))
+        valid += good * _ENTRY
+        if good * _ENTRY < chunk or not data:
             return valid
+
+
+def _good_entries(entries: NDArray[np.uint8]) -> int:
+    """How many entries from the first are `<20 hex digits> <16 hex digits or dashes>\\n`.
+
+    Each byte is replaced by its class (hex digit, dash, space, newline, other) at C
+    speed; then a good entry is one of two 38-byte strings."""
+    rows = np.frombuffer(entries.tobytes().translate(_CLASS_OF), dtype=f"S{_ENTRY}")
+    bad = np.flatnonzero((rows != _GOOD[0]) & (rows != _GOOD[1]))
+    return int(bad[0]) if len(bad) else len(entries)

@@ -4,6 +4,8 @@ One line per finished submission, appended as it finishes. Each line starts with
 `{"key":"<key>","status":"<status>",` so that the index (key -> latest status) is
 rebuilt from a million lines by a regular expression over large blocks, without
 parsing whole records. The line format is `runner._record`; the scan, `runner._scan`.
+Closing the store saves the index (`runner._snapshot`): the next open reads it back and
+scans only the lines written after it, as long as the part it covers is unchanged.
 
 Durability: every record is one `os.write` of the full line on an `O_APPEND`
 descriptor, with no Python buffering. A killed process (kill -9, Ctrl-C, crash)
@@ -22,15 +24,20 @@ import logging
 import os
 import sys
 import threading
+import zlib
 from collections.abc import Iterator
 from collections.abc import Set as AbstractSet
 from enum import Enum
 from pathlib import Path
 from types import TracebackType
 
+import numpy as np
+from numpy.typing import NDArray
+
 from ._errors import (
     DuplicateResultError,
     ResultsError,
+    RunFolderError,
     RunFolderLockedError,
     folder_errors,
 )
@@ -38,6 +45,7 @@ from ._index import KeyIndex
 from ._record import RecordStatus, ResultRecord, utc_now
 from ._runfolder import RunDir, RunFolder
 from ._scan import Scan, scan_results
+from ._snapshot import Snapshot, read_snapshot, write_snapshot
 
 if sys.platform != "win32":
     import fcntl
@@ -54,6 +62,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: Below this many keys a scan takes milliseconds: no index snapshot is kept.
+SNAPSHOT_MIN_KEYS = 10_000
 
 
 class Durability(str, Enum):
@@ -87,7 +98,15 @@ class ResultsStore:
     `append` is thread-safe.
     """
 
-    def __init__(self, *, folder: RunFolder, fd: int, scan: Scan, durability: Durability) -> None:
+    def __init__(
+        self,
+        *,
+        folder: RunFolder,
+        fd: int,
+        scan: Scan,
+        durability: Durability,
+        snapshot_current: bool = False,
+    ) -> None:
         # Use `ResultsStore.open`; this only assembles what it prepared.
         self.folder = folder
         self.durability = Durability(durability)
@@ -99,6 +118,9 @@ class ResultsStore:
         self._lines = scan.lines
         self._written = 0
         self._lock = threading.Lock()
+        # The CRC-32 of the file so far, for the index snapshot written on close.
+        self._crc = scan.crc
+        self._snapshot_current = snapshot_current
 
     @classmethod
     def open(
@@ -116,10 +138,16 @@ class ResultsStore:
             fd = os.open(path, flags, 0o644)
             try:
                 _lock_exclusive(fd, path)
-                scan = scan_results(path)
+                scan, current = _scan(folder)
                 if scan.torn:
                     _repair_torn_tail(fd, folder, scan)
-                return cls(folder=folder, fd=fd, scan=scan, durability=durability)
+                return cls(
+                    folder=folder,
+                    fd=fd,
+                    scan=scan,
+                    durability=durability,
+                    snapshot_current=current and not scan.torn,
+                )
             except BaseException:
                 os.close(fd)
                 raise
@@ -153,6 +181,12 @@ class ResultsStore:
         """The status that counts for `key`, or None if it has no record."""
         return self._status.get(key)
 
+    def status_codes(self, chars: NDArray[np.uint8]) -> NDArray[np.int8]:
+        """The status that counts of each key of an (n, 20) array of their ASCII bytes, as
+        its position in `STATUS_CODES`, or `NO_STATUS`: a bulk `status_of`."""
+        with self._lock:
+            return self._status.codes_of_chars(chars)
+
     def ok_keys(self) -> AbstractSet[str]:
         """A live, read-only set view of the keys recorded ok."""
         return _OkKeys(self._status)
@@ -180,8 +214,22 @@ class ResultsStore:
                 if self._written and self.durability is Durability.NONE:
                     with folder_errors("save the results to", self.folder.results_path):
                         os.fsync(fd)
+                self._write_snapshot()
             finally:
                 os.close(fd)
+
+    def _write_snapshot(self) -> None:
+        """Save the index for the next open, while the lock is still held. Failing to is
+        only slower next time: logged, never raised."""
+        if self._snapshot_current and not self._written:
+            return
+        if len(self._status) < SNAPSHOT_MIN_KEYS or self._crc is None:
+            return
+        snapshot = Snapshot(self._status, self._size, self._crc, self._lines, self.corrupt_lines)
+        try:
+            write_snapshot(self.folder.root, snapshot)
+        except (OSError, RunFolderError) as exc:
+            logger.warning("could not save the results index of %s: %s", self.folder.root, exc)
 
     def __enter__(self) -> ResultsStore:
         return self
@@ -217,6 +265,8 @@ class ResultsStore:
             raise
         self._size += len(line)
         self._written += 1
+        if self._crc is not None:
+            self._crc = zlib.crc32(line, self._crc)
         if self.durability is Durability.LINE:
             _datasync(fd)
 
@@ -248,6 +298,22 @@ class _OkKeys(AbstractSet[str]):
 
     def __len__(self) -> int:
         return self._status.counts[RecordStatus.OK]
+
+
+def _scan(folder: RunFolder) -> tuple[Scan, bool]:
+    """The index of the folder's results, from its snapshot where that still holds (then
+    only the lines after it are scanned); whether the snapshot covered every line."""
+    path = folder.results_path
+    snapshot = read_snapshot(folder.root, path)
+    if snapshot is None:
+        return scan_results(path, crc=0), False
+    tail = scan_results(path, start=snapshot.covered, first_line=snapshot.lines, crc=snapshot.crc)
+    snapshot.index.update_from(tail.status)
+    lines, corrupt = snapshot.lines + tail.lines, snapshot.corrupt + tail.corrupt
+    merged = Scan(
+        snapshot.index, lines, corrupt, tail.torn, tail.end_offset, tail.counting, tail.crc
+    )
+    return merged, tail.lines == 0
 
 
 def _lock_exclusive(fd: int, path: Path) -> None:

@@ -16,13 +16,17 @@ import logging
 import mmap
 import os
 import re
-from collections.abc import Iterator, Sequence
+import zlib
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._index import KeyIndex, decode_key
+import numpy as np
+from numpy.typing import NDArray
+
+from ._index import CODES, KEY_LENGTH, KeyIndex, decode_key, split_hex_keys
 from ._record import RecordStatus
 
 __all__ = [
@@ -42,14 +46,21 @@ logger = logging.getLogger("runner.results")
 
 _BLOCK_SIZE = 16 << 20
 _STATUS_OF = {status.value.encode(): status for status in RecordStatus}
+# Statuses begin with different letters: the first byte names the code.
+_CODE_OF_FIRST = {CODES[code].value.encode()[0]: code for code in range(len(CODES))}
+_CODE_OF_LETTER = np.zeros(256, dtype=np.int8)
+_CODE_OF_LETTER[list(_CODE_OF_FIRST)] = list(_CODE_OF_FIRST.values())
+_OK = CODES.index(RecordStatus.OK)
+_HEX_KEY = re.compile(rb"[0-9a-f]{20}")
 # A whole line as `ResultRecord.to_line` writes it: its key (without escapes), its status,
-# and its last field, `finished_at`, closing the object. A block whose every line matches
-# (and holds no second record start) takes the fast path; any other block is parsed line
-# by line with `json.loads`, so a torn or joined line never counts as a record.
+# and its last field, `finished_at` (or `submitted_at` after it), closing the object. A
+# block whose every line matches (and holds no second record start) takes the fast path;
+# any other block is parsed line by line with `json.loads`, so a torn or joined line
+# never counts as a record.
 _START = b'{"key":"'
 _RECORD = (
     rb'\{"key":"([^"\\\n]*)","status":"(ok|error|cancelled|timeout)",'
-    rb'[^\n]*,"finished_at":"[^"\n]*"\}(?=\n|\Z)'
+    rb'[^\n]*,"(?:finished|submitted)_at":"[^"\n]*"\}(?=\n|\Z)'
 )
 _RECORD_AFTER_NL = re.compile(b"\n" + _RECORD)
 _RECORD_AT = re.compile(_RECORD)
@@ -73,7 +84,11 @@ def mapped(path: Path) -> Iterator[mmap.mmap | bytes]:
 
 
 def find_all(
-    after_nl: re.Pattern[bytes], at: re.Pattern[bytes], buf: mmap.mmap | bytes, start: int, end: int
+    after_nl: re.Pattern[bytes],
+    at: re.Pattern[bytes],
+    buf: mmap.mmap | bytes | bytearray,
+    start: int,
+    end: int,
 ) -> list[Any]:
     """`findall` of a line pattern over the lines in `buf[start:end]`."""
     found: list[Any] = after_nl.findall(buf, max(start - 1, 0), end)
@@ -86,21 +101,23 @@ def find_all(
 class Block:
     """Complete lines `buf[start:end]` (`buf[end]` is a newline), from line `first_line`."""
 
-    buf: mmap.mmap | bytes
+    buf: mmap.mmap | bytes | bytearray
     start: int
     end: int
     first_line: int
     n_lines: int
+    #: The file offset of `buf[0]`.
+    base: int = 0
 
     def lines(self) -> list[bytes]:
-        return self.buf[self.start : self.end].split(b"\n")
+        return bytes(self.buf[self.start : self.end]).split(b"\n")
 
 
-def block_bounds(buf: mmap.mmap | bytes, stop: int) -> list[tuple[int, int]]:
-    """(start, end) of blocks of whole lines covering `buf[:stop]`; `stop` follows a newline."""
+def block_bounds(buf: mmap.mmap | bytes, stop: int, start: int = 0) -> list[tuple[int, int]]:
+    """(start, end) of blocks of whole lines covering `buf[start:stop]`; `start` is a line's
+    start, `stop` follows a newline."""
     block_size = _BLOCK_SIZE  # read at call time so tests can make blocks small
     bounds = []
-    start = 0
     while start < stop:
         end = buf.rfind(b"\n", start, min(start + block_size, stop))
         if end < 0:  # a line longer than a block
@@ -110,14 +127,16 @@ def block_bounds(buf: mmap.mmap | bytes, stop: int) -> list[tuple[int, int]]:
     return bounds
 
 
-def blocks(buf: mmap.mmap | bytes, stop: int) -> Iterator[Block]:
-    """The blocks of `buf[:stop]` in order, dropping each from memory once it is used."""
-    first_line = 0
-    for start, end in block_bounds(buf, stop):
-        n_lines = buf[start : end + 1].count(b"\n")
-        yield Block(buf, start, end, first_line, n_lines)
+def blocks(
+    buf: mmap.mmap | bytes, stop: int, start: int = 0, first_line: int = 0
+) -> Iterator[Block]:
+    """The blocks of `buf[start:stop]` in order (its first line is line `first_line`),
+    dropping each from memory once it is used."""
+    for first, end in block_bounds(buf, stop, start):
+        n_lines = buf[first : end + 1].count(b"\n")
+        yield Block(buf, first, end, first_line, n_lines)
         first_line += n_lines
-        release(buf, start, end + 1)
+        release(buf, first, end + 1)
 
 
 def release(buf: mmap.mmap | bytes, start: int, stop: int) -> None:
@@ -136,119 +155,180 @@ class Scan:
     """What a pass over a results file found."""
 
     status: KeyIndex  # key -> the status that counts
-    line_of: dict[str, int] | None  # key -> ordinal of the line that counts (if asked)
     lines: int  # complete lines
     corrupt: int  # complete lines that are not records
     torn: bytes  # bytes after the last newline
     end_offset: int  # file offset just past the last complete line
-    #: Every key's record that counts is its last one (true of files ResultsStore wrote).
-    last_counts: bool = True
+    #: The line ordinal of each key's record that counts, in no particular order.
+    counting: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    #: The CRC-32 of the complete lines scanned, if asked for.
+    crc: int | None = None
 
 
-def scan_results(path: Path, *, want_lines: bool = False) -> Scan:
-    """Index a results file: key -> the status that counts (and, if asked, its line).
+def scan_results(
+    path: Path, *, start: int = 0, first_line: int = 0, crc: int | None = None
+) -> Scan:
+    """Index a results file: key -> the status that counts, and the line that counts.
 
-    Read-only: a torn tail is reported in `torn`, not repaired.
+    The record that counts for a key is its first `ok`, else its latest record (a key is
+    written ok at most once by `ResultsStore`; a file with more gets a warning). Keys are
+    gathered per block as arrays, then one stable sort groups each key's records in
+    file order. Read-only: a torn tail is reported in `torn`, not repaired.
+
+    From byte `start` on only (a line's start, which is line `first_line`), if given;
+    with `crc` given, `Scan.crc` continues it over the complete lines scanned.
     """
-    status = KeyIndex()
-    line_of: dict[str, int] | None = {} if want_lines else None
-    lines = corrupt = ok_lines = 0
+    found = _Found()
+    lines = corrupt = 0
     with mapped(path) as buf:
-        end_offset = buf.rfind(b"\n") + 1
+        end_offset = max(buf.rfind(b"\n") + 1, start)
         torn = bytes(buf[end_offset:])
-        for block in blocks(buf, end_offset):
-            keys, stats, ordinals, bad = _parse_block(block)
-            # Latest wins; the ok-is-final rule is checked just below.
-            status.update_from_bytes(keys, stats)
-            if line_of is not None:
-                line_of.update(zip(map(decode_key, keys), ordinals, strict=True))
-            ok_lines += stats.count(b"ok")
-            lines, corrupt = lines + block.n_lines, corrupt + bad
-    scan = Scan(status, line_of, lines, corrupt, torn, end_offset)
-    if status.counts[RecordStatus.OK] != ok_lines:
-        # A key was ok twice, or had a record after its ok: only a file written by
-        # something else than ResultsStore gets here. Redo it exactly, slowly.
-        _rescan_ok_final(scan, path)
-        scan.last_counts = False
-    return scan
+        for block in blocks(buf, end_offset, start, first_line):
+            if crc is not None:
+                crc = zlib.crc32(buf[block.start : block.end + 1], crc)
+            corrupt += _parse_block(block, found)
+            lines += block.n_lines
+    status, counting = found.index(path)
+    return Scan(status, lines, corrupt, torn, end_offset, counting, crc)
 
 
 def counting_lines(path: Path, scan: Scan) -> bytearray:
     """One byte per complete line of the results file `scan` was made of: 1 where the line
-    is the record that counts for its key, else 0.
-
-    A key's record that counts is its last one (`scan.last_counts`), so the file is read
-    backwards keeping only a compact set of the keys met (~25 bytes a key): a dict of
-    every key to its line took ~140 MB at a million lines. A file where it is not the
-    last (not written by ResultsStore) is scanned again for the lines, exactly.
-    """
+    is the record that counts for its key, else 0."""
     counting = bytearray(scan.lines)
-    if not scan.last_counts:
-        exact = scan_results(path, want_lines=True).line_of
-        assert exact is not None
-        for ordinal in exact.values():
-            counting[ordinal] = 1
-        return counting
-    seen = KeyIndex()
-    with mapped(path) as buf:
-        bounds = block_bounds(buf, scan.end_offset)
-        sizes = [buf[start : end + 1].count(b"\n") for start, end in bounds]
-        first = scan.lines
-        for (start, end), n_lines in zip(reversed(bounds), reversed(sizes), strict=True):
-            first -= n_lines
-            keys, _, ordinals, _ = _parse_block(Block(buf, start, end, first, n_lines), warn=False)
-            for key, ordinal in zip(reversed(keys), reversed(ordinals), strict=True):
-                if seen.add_new(key, RecordStatus.OK):
-                    counting[ordinal] = 1
-            release(buf, start, end + 1)
+    np.frombuffer(counting, dtype=np.uint8)[scan.counting] = 1
     return counting
 
 
-def _rescan_ok_final(scan: Scan, path: Path) -> None:
-    status = KeyIndex()
-    line_of: dict[str, int] = {}
-    duplicates = 0
-    with mapped(path) as buf:
-        for block in blocks(buf, scan.end_offset):
-            keys, stats, ordinals, _ = _parse_block(block, warn=False)
-            for key, stat, ordinal in zip(map(decode_key, keys), stats, ordinals, strict=True):
-                if status.get(key) is RecordStatus.OK:
-                    duplicates += stat == b"ok"
-                    continue
-                status[key], line_of[key] = _STATUS_OF[stat], ordinal
-    if duplicates:
-        logger.warning("%s has %d extra ok records; the first ok of a key counts", path, duplicates)
-    scan.status = status
-    if scan.line_of is not None:
-        scan.line_of = line_of
+class _Found:
+    """The records of a scan so far, in file order: hex keys as arrays per block, any
+    other key in lists."""
+
+    def __init__(self) -> None:
+        self.high: list[NDArray[np.uint64]] = []
+        self.low: list[NDArray[np.uint16]] = []
+        self.codes: list[NDArray[np.int8]] = []
+        self.ordinals: list[NDArray[np.int64]] = []
+        self.other: list[tuple[str, int, int]] = []  # (key, code, ordinal)
+
+    def add(self, keys: list[bytes], codes: NDArray[np.int8], ordinals: NDArray[np.int64]) -> None:
+        if not keys:
+            return
+        joined = b"".join(keys)
+        valid = None
+        if len(joined) == KEY_LENGTH * len(keys):
+            chars = np.frombuffer(joined, dtype=np.uint8).reshape(-1, KEY_LENGTH)
+            high, low, valid = split_hex_keys(chars)
+        if valid is None or not valid.all():
+            self._add_some(keys, codes, ordinals)
+            return
+        self.high.append(high)
+        self.low.append(low)
+        self.codes.append(codes)
+        self.ordinals.append(ordinals)
+
+    def _add_some(
+        self, keys: list[bytes], codes: NDArray[np.int8], ordinals: NDArray[np.int64]
+    ) -> None:
+        hex_keys: list[bytes] = []
+        hex_at: list[int] = []
+        for at, key in enumerate(keys):
+            if _HEX_KEY.fullmatch(key):
+                hex_keys.append(key)
+                hex_at.append(at)
+            else:
+                self.other.append((decode_key(key), int(codes[at]), int(ordinals[at])))
+        if hex_keys:
+            picked = np.array(hex_at, dtype=np.intp)
+            self.add(hex_keys, codes[picked], ordinals[picked])
+
+    def index(self, path: Path) -> tuple[KeyIndex, NDArray[np.int64]]:
+        """The index of the records found, and the ordinals of those that count."""
+        high, low, codes, ordinals = (
+            np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+            for parts, dtype in (
+                (self.high, np.uint64),
+                (self.low, np.uint16),
+                (self.codes, np.int8),
+                (self.ordinals, np.int64),
+            )
+        )
+        self.high = self.low = self.codes = self.ordinals = []  # type: ignore[assignment]
+        order = np.lexsort((low, high))  # stable: a key's records stay in file order
+        high, low, codes, ordinals = high[order], low[order], codes[order], ordinals[order]
+        del order
+        first = np.ones(len(high), dtype=np.bool_)
+        first[1:] = (high[1:] != high[:-1]) | (low[1:] != low[:-1])
+        last = np.ones(len(high), dtype=np.bool_)
+        last[:-1] = first[1:]
+        counts = last.copy()
+        ok = np.flatnonzero(codes == _OK)
+        if len(ok) and not last[ok].all():
+            counts = _first_ok_counts(path, first, last, ok)
+        other, other_lines = _other_keys(path, self.other)
+        index = KeyIndex.of_arrays(high[counts], low[counts], codes[counts], other)
+        counting = np.concatenate([ordinals[counts], np.array(other_lines, dtype=np.int64)])
+        return index, counting
 
 
-_Parsed = tuple[list[bytes], list[bytes], Sequence[int], int]
+def _first_ok_counts(
+    path: Path, first: NDArray[np.bool_], last: NDArray[np.bool_], ok: NDArray[np.intp]
+) -> NDArray[np.bool_]:
+    """Which records count when some key has a record after its ok (a file not written by
+    `ResultsStore` alone): its first ok, else its latest record."""
+    group = np.cumsum(first) - 1
+    first_ok = ok[np.concatenate([[True], group[ok][1:] != group[ok][:-1]])]
+    counts: NDArray[np.bool_] = last.copy()
+    counts[np.flatnonzero(last)[group[first_ok]]] = False
+    counts[first_ok] = True
+    if extra := len(ok) - len(first_ok):
+        logger.warning("%s has %d extra ok records; the first ok of a key counts", path, extra)
+    return counts
 
 
-def _parse_block(block: Block, *, warn: bool = True) -> _Parsed:
-    """Keys (UTF-8), status bytes and ordinals of the records in `block`; how many lines
-    are not records."""
+def _other_keys(
+    path: Path, found: list[tuple[str, int, int]]
+) -> tuple[dict[str, RecordStatus], list[int]]:
+    """The status and line that count for keys that are not 20 hex digits."""
+    counted: dict[str, tuple[int, int]] = {}
+    extra = 0
+    for key, code, ordinal in found:
+        previous = counted.get(key)
+        if previous is not None and previous[0] == _OK:
+            extra += code == _OK
+            continue
+        counted[key] = (code, ordinal)
+    if extra:
+        logger.warning("%s has %d extra ok records; the first ok of a key counts", path, extra)
+    return {k: CODES[c] for k, (c, _) in counted.items()}, [o for _, o in counted.values()]
+
+
+def _parse_block(block: Block, found: _Found, *, warn: bool = True) -> int:
+    """Add the records in `block` to `found`; how many lines are not records."""
     pairs = find_all(_RECORD_AFTER_NL, _RECORD_AT, block.buf, block.start, block.end)
-    if len(pairs) != block.n_lines or _starts(block) != block.n_lines:
-        return _parse_block_slowly(block, warn=warn)
-    keys = [key for key, _ in pairs]
-    stats = [stat for _, stat in pairs]
-    return keys, stats, range(block.first_line, block.first_line + block.n_lines), 0
+    if len(pairs) == block.n_lines and _starts(block) == block.n_lines:
+        first_letters = bytes([status[0] for _, status in pairs])
+        codes = _CODE_OF_LETTER[np.frombuffer(first_letters, dtype=np.uint8)]
+        ordinals = np.arange(block.first_line, block.first_line + block.n_lines, dtype=np.int64)
+        found.add([key for key, _ in pairs], codes, ordinals)
+        return 0
+    return _parse_block_slowly(block, found, warn=warn)
 
 
 def _starts(block: Block) -> int:
     """How many record starts the block holds: more than its lines when a torn record
     runs into the next one (or when outputs nest such an object: parsed slowly, too)."""
-    return block.buf[block.start : block.end].count(_START)
+    if isinstance(block.buf, mmap.mmap):
+        return block.buf[block.start : block.end].count(_START)
+    return block.buf.count(_START, block.start, block.end)
 
 
-def _parse_block_slowly(block: Block, *, warn: bool) -> _Parsed:
+def _parse_block_slowly(block: Block, found: _Found, *, warn: bool) -> int:
     keys: list[bytes] = []
-    stats: list[bytes] = []
+    codes = bytearray()
     ordinals: list[int] = []
     corrupt = 0
-    offset = block.start
+    offset = block.base + block.start
     for ordinal, line in enumerate(block.lines(), start=block.first_line):
         parsed = _parse_line(line)
         if parsed is None:
@@ -263,7 +343,7 @@ def _parse_block_slowly(block: Block, *, warn: bool) -> _Parsed:
                 )
         else:
             keys.append(parsed[0].encode("utf-8", "surrogatepass"))
-            stats.append(parsed[1])
+            codes.append(_CODE_OF_FIRST[parsed[1][0]])
             ordinals.append(ordinal)
         offset += len(line) + 1
     if warn and corrupt > _MAX_CORRUPT_WARNINGS:
@@ -272,7 +352,8 @@ def _parse_block_slowly(block: Block, *, warn: bool) -> _Parsed:
             corrupt - _MAX_CORRUPT_WARNINGS,
             block.first_line + 1,
         )
-    return keys, stats, ordinals, corrupt
+    found.add(keys, np.frombuffer(bytes(codes), dtype=np.int8), np.array(ordinals, np.int64))
+    return corrupt
 
 
 def _parse_line(line: bytes) -> tuple[str, bytes] | None:

@@ -264,6 +264,7 @@ def test_many_keys_index_as_a_dict_would(tmp_path: Path) -> None:
     rng = random.Random(13)
     keys = [f"{rng.getrandbits(80):020x}" for _ in range(6000)]
     keys += [f"{keys[0][:4]}{i:016x}" for i in range(50)]  # one crowded bucket
+    keys += [f"{keys[1][:16]}{i:04x}" for i in range(50)]  # sharing all but 4 digits
     keys += ["a", "0x" + keys[1][2:], keys[2].upper(), "é" * 20, "k" * 20]
     expected: dict[str, RecordStatus] = {}
     with ResultsStore.open(tmp_path) as store:
@@ -282,3 +283,45 @@ def test_many_keys_index_as_a_dict_would(tmp_path: Path) -> None:
         assert len(store) == len(keys) and store.status_of(keys[0][:-1] + "g") is None
     assert live == reopened == expected
     assert dict(scan_results(tmp_path / "results.jsonl").status.items()) == expected
+
+
+@pytest.mark.parametrize("block_size", [64, 300, 1 << 20])
+def test_scan_agrees_with_reading_each_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block_size: int
+) -> None:
+    """Files not written by the store alone (repeated ok records, torn and joined lines,
+    keys sharing 16 of their 20 digits, keys of other shapes): the status and the line
+    that count for each key are those a `json.loads` of every line gives (first ok, else
+    latest)."""
+    monkeypatch.setattr(scan_module, "_BLOCK_SIZE", block_size)
+    rng = random.Random(block_size)
+    for trial in range(40):
+        keys = [f"{rng.getrandbits(80):020x}" for _ in range(rng.randint(1, 20))]
+        keys += [keys[0][:16] + "ffff", keys[0][:16] + "0000", "custom", 'q"uote']
+        lines = []
+        for _ in range(rng.randint(1, 120)):
+            status = rng.choice(list(RecordStatus))
+            line = record(rng.choice(keys), status).to_line().rstrip(b"\n")
+            if rng.random() < 0.5:
+                line = line[:-1] + b',"submitted_at":"2025-01-01T00:00:00.000+00:00"}'
+            chance = rng.random()
+            if chance < 0.04:
+                line = line[: rng.randint(0, len(line))]  # torn
+            elif chance < 0.06:
+                line = line[:45] + line  # a torn record joined to the next
+            lines.append(line)
+        path = tmp_path / f"results-{trial}.jsonl"
+        path.write_bytes(b"\n".join(lines) + b"\n")
+        expected: dict[str, str] = {}
+        line_of: dict[str, int] = {}
+        for ordinal, line in enumerate(lines):
+            try:
+                data = json.loads(line)
+            except ValueError:
+                continue
+            if expected.get(data["key"]) != "ok":
+                expected[data["key"]], line_of[data["key"]] = data["status"], ordinal
+        scan = scan_results(path)
+        assert {k: s.value for k, s in scan.status.items()} == expected, trial
+        counting = scan_module.counting_lines(path, scan)
+        assert [i for i, flag in enumerate(counting) if flag] == sorted(line_of.values())
