@@ -2,6 +2,10 @@
 
     python bench/bench_report.py                 # 100,000 records
     python bench/bench_report.py --rows 1000000
+    python bench/bench_report.py --rows 1000000 --baseline ../main   # side by side
+
+`--baseline` builds the same folder's report with the code of another checkout too (a
+`git worktree` of the commit to compare with), one build after the other.
 
 The folder is synthetic (`tests/support/synthetic.py`, written with the store's own
 writer): a 3 x 2 matrix, three replicas, ~2% failures of three causes. The report is
@@ -38,6 +42,7 @@ print(json.dumps({"wall": time.perf_counter() - t0, "cpu": time.process_time() -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--baseline", type=Path, help="a checkout to build the report with too")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-report-") as tmp:
         run_dir = Path(tmp) / "run"
@@ -48,20 +53,27 @@ def main() -> None:
         print(
             f"{args.rows:,} records, results.jsonl {size / 1e6:.1f} MB (written in {written:.1f} s)"
         )
-        out = subprocess.run(
-            [sys.executable, "-c", BUILD, str(run_dir)],
-            check=True, capture_output=True, text=True, cwd=ROOT,
-        )  # fmt: skip
-        figures = json.loads(out.stdout)
-        from runner.store._report import _plotly_js  # the fixed part of every report
+        for name, code in [("baseline", args.baseline), ("this", ROOT)]:
+            if code is not None:
+                _build(name, code.resolve(), run_dir)
 
-        fixed = len(_plotly_js().encode())
-        run_part = (figures["bytes"] - fixed) / 1e3
-        print(
-            f"report.html {figures['bytes'] / 1e6:.2f} MB ({fixed / 1e6:.2f} MB of it plotly.js, "
-            f"{run_part:.0f} kB the run's), built in {figures['wall']:.2f} s wall, "
-            f"{figures['cpu']:.2f} s CPU, peak {figures['peak_mb']:.0f} MB"
-        )
+
+def _build(name: str, code: Path, run_dir: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", BUILD, str(run_dir)],
+        check=True, capture_output=True, text=True, cwd=code,
+    )  # fmt: skip
+    figures = json.loads(out.stdout)
+    from runner.store._report import _plotly_js  # the fixed part of every report
+
+    fixed = len(_plotly_js())
+    run_part = (figures["bytes"] - fixed) / 1e3
+    print(
+        f"{name} ({code.name}): report.html {figures['bytes'] / 1e6:.2f} MB "
+        f"({fixed / 1e6:.2f} MB of it plotly.js, {run_part:.0f} kB the run's), built in "
+        f"{figures['wall']:.2f} s wall, {figures['cpu']:.2f} s CPU, "
+        f"peak {figures['peak_mb']:.0f} MB"
+    )
 
 
 if __name__ == "__main__":

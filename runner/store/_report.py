@@ -10,11 +10,12 @@ its size stays bounded however many rows the run has. Reads only; safe beside a 
 from __future__ import annotations
 
 import functools
+import importlib.resources
 import itertools
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,6 @@ from ._report_data import (
     ReportData,
     collect,
     distinct_rows,
-    gallery_cells,
 )
 from ._report_figures import latency_figure, latency_table, rate_figure, timeline_figure
 from ._report_values import cell_view, input_media, short_inputs
@@ -48,9 +48,9 @@ def build_report(run_dir: RunDir, out: str | os.PathLike[str] | None = None) -> 
     data = collect(folder.root)
     context = _context(data)
     context["build_seconds"] = round(time.perf_counter() - started, 2)
-    html = _template().render(**context)
+    head, tail = _template().render(**context).split(_PLOTLY_JS, 1)
     target = Path(out) if out is not None else folder.root / REPORT_NAME
-    write_bytes_atomic(target, html.encode("utf-8"))
+    write_bytes_atomic(target, (head.encode("utf-8"), *_plotly_js_parts(), tail.encode("utf-8")))
     return target
 
 
@@ -66,11 +66,21 @@ def _template() -> jinja2.Template:
     return env.get_template("report.html.j2")
 
 
-@functools.cache
-def _plotly_js() -> str:
-    import plotly.offline  # type: ignore[import-untyped]
+#: Where plotly.js goes in the rendered template: the 4.8 MB bundle is copied into the
+#: file from plotly's package as it is written, never held as one (UCS-2) string.
+_PLOTLY_JS = "\x00plotly.js\x00"
 
-    return str(plotly.offline.get_plotlyjs())
+
+def _plotly_js_parts() -> Iterator[bytes]:
+    """The plotly.js bundle (UTF-8), in parts of 1 MiB."""
+    bundle = importlib.resources.files("plotly") / "package_data" / "plotly.min.js"
+    with bundle.open("rb") as handle:
+        yield from iter(functools.partial(handle.read, 1 << 20), b"")
+
+
+def _plotly_js() -> bytes:
+    """The plotly.js bundle every report inlines (UTF-8)."""
+    return b"".join(_plotly_js_parts())
 
 
 def _context(data: ReportData) -> dict[str, Any]:
@@ -97,14 +107,13 @@ def _context(data: ReportData) -> dict[str, Any]:
         "failures": _failures(data),
         "gallery": _gallery(data),
         "figures_json": _script_json(figures),
-        "plotly_js": _plotly_js(),
+        "plotly_js": _PLOTLY_JS,
     }
 
 
 def _overview(data: ReportData) -> dict[str, Any]:
     summary = data.summary or {}
     total = summary.get("total") if isinstance(summary.get("total"), int) else None
-    attempts = data.lines.attempts
     return {
         "counts": data.counts,
         "keys": data.keys,
@@ -113,7 +122,7 @@ def _overview(data: ReportData) -> dict[str, Any]:
         "remaining": summary.get("remaining"),
         "wall": summary.get("wall_seconds"),
         "throughput": summary.get("throughput_per_second"),
-        "retries": sum(max(n - 1, 0) for n in attempts),
+        "retries": data.lines.retries,
         "interrupted": summary.get("interrupted"),
         "complete": summary.get("complete"),
         "stopped_by": summary.get("stopped_by"),
@@ -139,8 +148,9 @@ def _failures(data: ReportData) -> list[dict[str, Any]]:
 
 
 def _gallery(data: ReportData) -> dict[str, Any]:
-    cells = gallery_cells(data)
-    items = {(row, column): _item(data.shown.get(line), data.root) for row, column, line in cells}
+    items = {
+        (row, column): _item(data.shown.get(line), data.root) for row, column, line in data.gallery
+    }
     shown_rows = sorted({row for row, _ in items})
     all_rows = distinct_rows(data)
     base = {"shown": len(items), "of": len(data.cells), "rows_of": all_rows}

@@ -21,7 +21,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -153,8 +153,9 @@ def safe_dir_name(key: str) -> str:
     return f"{stem}-{digest}"
 
 
-def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
-    """Replace the file at `path` with `data` atomically (temp file, fsync, rename).
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes | Iterable[bytes]) -> None:
+    """Replace the file at `path` with `data` (or its parts, in order) atomically (temp
+    file, fsync, rename).
 
     The file is fsynced before the rename so that a crash right after it cannot
     leave an empty file where the old one was.
@@ -165,7 +166,8 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         try:
             with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
+                for part in (data,) if isinstance(data, bytes) else data:
+                    handle.write(part)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, target)
