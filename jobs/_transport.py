@@ -42,7 +42,16 @@ class Transport:
     decompression, inflated piece by piece), error bodies up to 64 KiB, and every
     connection and read bounded by the limits' timeouts."""
 
-    __slots__ = ("_urls", "base_url", "headers", "http", "limits", "prefix", "request_timeout")
+    __slots__ = (
+        "_merged",
+        "_urls",
+        "base_url",
+        "headers",
+        "http",
+        "limits",
+        "prefix",
+        "request_timeout",
+    )
 
     def __init__(
         self,
@@ -62,6 +71,7 @@ class Transport:
         #: `httpx_kwargs`); the event stream keeps the limits' own.
         self.request_timeout: httpx.Timeout | None = None
         self._urls: dict[str, httpx.URL] = {}
+        self._merged: dict[tuple[Any, ...], httpx.Headers] = {}
 
     @property
     def timeout(self) -> httpx.Timeout:
@@ -122,12 +132,8 @@ class Transport:
         `max_json_bytes` for a success (over it: `LimitExceeded`), 64 KiB of an error.
         The status is not checked (see `check_status`). `parsed` is `url` parsed."""
         with translate_errors(url, self.limits):
-            async with self.http.stream(
-                method,
-                parsed or url,
-                headers=self._headers(url, headers),
-                timeout=self.timeout,
-                **kwargs,
+            async with self._send(
+                method, parsed or url, url, headers, self.timeout, **kwargs
             ) as response:
                 return response, await self._read_json_body(response, url)
 
@@ -163,12 +169,7 @@ class Transport:
         # One parse of the whole URL: httpx parses a URL and its params separately.
         full = f"{url}{'&' if '?' in url else '?'}{urlencode(params)}" if params else url
         with translate_errors(url, self.limits):
-            async with self.http.stream(
-                method,
-                full,
-                headers=self._headers(url),
-                timeout=self.limits.timeout,
-            ) as response:
+            async with self._send(method, full, url, None, self.limits.timeout) as response:
                 if response.status_code >= 400:
                     check_status(
                         response, await read_capped(response, _ERROR_BODY_BYTES, on_over=None)
@@ -184,6 +185,57 @@ class Transport:
                 self._urls.clear()
             parsed = self._urls[url] = httpx.URL(url)
         return parsed
+
+    @contextlib.asynccontextmanager
+    async def _send(
+        self,
+        method: str,
+        target: str | httpx.URL,
+        url: str,
+        extra: Mapping[str, str] | None,
+        timeout: httpx.Timeout,
+        **kwargs: Any,
+    ) -> AsyncIterator[httpx.Response]:
+        """`http.stream(...)`, with the request built here when it is a plain one (a JSON
+        body or none): httpx's `build_request` merges the client's headers, cookies and
+        params into fresh objects every time, a good part of the CPU a request costs."""
+        http = self.http
+        if kwargs.keys() - {"content"} or http.params:
+            request = http.build_request(
+                method, target, headers=self._headers(url, extra), timeout=timeout, **kwargs
+            )
+        else:
+            cookies = http.cookies
+            request = httpx.Request(
+                method,
+                target,
+                headers=self._merged_headers(url, extra),
+                content=kwargs.get("content"),
+                cookies=cookies if cookies else None,
+                extensions={"timeout": timeout.as_dict()},
+            )
+        response = await http.send(request, stream=True)
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
+    def _merged_headers(self, url: str, extra: Mapping[str, str] | None) -> httpx.Headers:
+        """The client's headers with ours over them, as `build_request` merges them; made
+        once for each combination (the Request copies them)."""
+        own = url.startswith(self.base_url + "/")
+        key = (
+            tuple(self.http.headers.raw),
+            tuple(self.headers.items()) if own else None,
+            tuple(extra.items()) if extra else (),
+        )
+        merged = self._merged.get(key)
+        if merged is None:
+            if len(self._merged) >= _MAX_PARSED:
+                self._merged.clear()
+            merged = self._merged[key] = httpx.Headers(self.http.headers)
+            merged.update(self._headers(url, extra))
+        return merged
 
     def _headers(self, url: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         # Credentials go to the app's own host only, never to a URL an app handed back.
