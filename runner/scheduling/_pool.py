@@ -217,13 +217,17 @@ class ReplicaPool:
         try:
             with anyio.move_on_after(self._wait_timeout(now)):
                 await event.wait()
-        finally:
+        except BaseException:
             if event.is_set():
                 self._woken -= 1
+                self._hand_over()  # the slot it was woken for goes to the next waiter
             else:
                 self._waiters.remove(event)
-        # A waiter woken for a slot and cancelled before taking it (`finally` above)
-        # leaves the slot free: `_hand_over` from the next release wakes another.
+            raise
+        if event.is_set():
+            self._woken -= 1
+        else:
+            self._waiters.remove(event)
 
     def release(
         self, replica: Replica, error: BaseException | None, *, busy_seconds: float = 0.0
