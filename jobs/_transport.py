@@ -33,6 +33,8 @@ __all__ = ["Transport", "check_status", "parse_json", "translate_errors"]
 _MAX_PARSED = 64
 #: Methods httpx sends a Content-Length for even without a body.
 _SENDS_LENGTH = frozenset({"POST", "PUT", "PATCH"})
+#: `json.dumps(..., separators=(",", ":"))` without making an encoder for every call.
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
 #: Enough of an error answer to quote it; the rest is not read.
 _ERROR_BODY_BYTES = 64 * 1024
 
@@ -100,7 +102,7 @@ class Transport:
         self, route: str, body: Any, *, headers: Mapping[str, str] | None = None
     ) -> Any:
         url = self.url(route)
-        content = json.dumps(body, separators=(",", ":")).encode()
+        content = _compact_json(body).encode()
         merged = {**(headers or {}), "content-type": "application/json"}
         response, answer = await self._send_retrying_stale(
             "POST", url, content=content, headers=merged, parsed=self._parsed(url)
