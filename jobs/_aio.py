@@ -26,8 +26,7 @@ aiohttp needs asyncio: under another event loop (trio) httpx's own transport is 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -81,7 +80,7 @@ class _AiohttpTransport(httpx.AsyncBaseTransport):
         except httpx.RequestNotRead:  # a streamed body (file uploads)
             data = request.stream
             headers = [(k, v) for k, v in headers if k.lower() != "transfer-encoding"]
-        with _precise(request, reading=False):
+        try:
             response = await session.request(
                 request.method,
                 URL(str(request.url), encoded=True),
@@ -96,6 +95,8 @@ class _AiohttpTransport(httpx.AsyncBaseTransport):
                 ),
                 server_hostname=request.extensions.get("sni_hostname"),
             )
+        except _AIOHTTP_ERRORS as exc:
+            raise _precise(exc, request, reading=False) from exc
         extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
         if response.reason:
             extensions["reason_phrase"] = response.reason.encode("latin-1", "replace")
@@ -118,25 +119,30 @@ class _Body(httpx.AsyncByteStream):
         self._request = request
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        with _precise(self._request, reading=True):
+        try:
             async for chunk in self._response.content.iter_chunked(_CHUNK):
                 yield chunk
+        except _AIOHTTP_ERRORS as exc:
+            raise _precise(exc, self._request, reading=True) from exc
 
     async def aclose(self) -> None:
         # A body read to its end hands the connection back to the pool; one left
         # unread closes it (aiohttp cannot reuse it).
-        with _precise(self._request, reading=True):
+        try:
             self._response.release()
             await self._response.wait_for_close()
+        except _AIOHTTP_ERRORS as exc:
+            raise _precise(exc, self._request, reading=True) from exc
 
 
-@contextlib.contextmanager
-def _precise(request: httpx.Request, *, reading: bool) -> Iterator[None]:
-    try:
-        yield
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-        error = _httpx_error(exc, reading)
-        raise error(str(exc) or type(exc).__name__, request=request) from exc
+#: What aiohttp raises for a failed exchange (each becomes an httpx error).
+_AIOHTTP_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
+
+
+def _precise(exc: BaseException, request: httpx.Request, *, reading: bool) -> httpx.TransportError:
+    """The httpx error for `exc`, as httpcore would raise it."""
+    error = _httpx_error(exc, reading)
+    return error(str(exc) or type(exc).__name__, request=request)
 
 
 def _httpx_error(exc: BaseException, reading: bool) -> type[httpx.TransportError]:

@@ -135,8 +135,16 @@ def _brotli_steps(url: str | None) -> Callable[[bytes], Iterator[bytes]]:
 
 async def iter_decoded(response: httpx.Response) -> AsyncIterator[bytes]:
     """The response's body, decoded, in pieces of at most 64 KiB."""
-    url = str(response.request.url)
-    inflater = Inflater(response.headers.get("content-encoding"), url=url)
+    encoding = response.headers.get("content-encoding")
+    if not encoding:  # nothing to inflate (an event stream, most JSON): no Inflater
+        async for raw in response.aiter_raw():
+            if 0 < len(raw) <= _PIECE:
+                yield raw
+            else:
+                for start in range(0, len(raw), _PIECE):
+                    yield raw[start : start + _PIECE]
+        return
+    inflater = Inflater(encoding, url=str(response.request.url))
     async for raw in response.aiter_raw():
         for piece in inflater.feed(raw):
             yield piece

@@ -19,6 +19,7 @@ from ._aio import aiohttp_transport
 from ._background import BackgroundTaskGroup
 from ._connect import AppConnection, open_app
 from ._files import Downloader, Uploader, wrap_files
+from ._httpclient import HttpClient
 from ._job import AsyncJob, Postprocess
 from ._limits import Limits
 from ._options import http_options, pick_download_target, pick_token
@@ -214,7 +215,7 @@ class AsyncClient:
                 transport = aiohttp_transport(verify=kwargs["verify"], cert=kwargs.get("cert"))
                 if transport is not None:
                     kwargs["transport"] = transport
-                http = await stack.enter_async_context(httpx.AsyncClient(**kwargs))
+                http = await stack.enter_async_context(HttpClient(**kwargs))
             self._app = await open_app(
                 http,
                 self.src,

@@ -246,6 +246,12 @@ class AsyncJob:
     async def run(self, join: Callable[[], Awaitable[str]]) -> None:
         """The job's life: wait for its session slot, join the queue, consume messages."""
         try:
+            if self._limiter is None and self.session.exclusive:
+                # The session's only job, no max_workers: nothing to wait for (its slot
+                # is free), so no wait to cancel.
+                self._joining = True
+                await self._join_and_consume(join)
+                return
             async with contextlib.AsyncExitStack() as stack:
                 with anyio.CancelScope() as scope:
                     # cancel() before the job is sent ends it here, without a request.
@@ -264,15 +270,7 @@ class AsyncJob:
                         )
                     )
                     return
-                self._set_status(StatusUpdate(code=Status.JOINING_QUEUE))
-                self.event_id = await join()
-                self._joined = time.monotonic()
-                self._joining = False
-                if self._status.code is Status.JOINING_QUEUE:
-                    self._set_status(StatusUpdate(code=Status.IN_QUEUE))
-                if self._cancel_requested:
-                    await self._cancel_on_server(self.event_id)
-                await self._consume()
+                await self._join_and_consume(join)
         except JobsError as exc:
             self._finish(error=exc)
         except anyio.get_cancelled_exc_class():
@@ -284,6 +282,17 @@ class AsyncJob:
         finally:
             if not self.done():
                 self._finish(error=JobCancelled(f"{self.endpoint.display_name} was cancelled"))
+
+    async def _join_and_consume(self, join: Callable[[], Awaitable[str]]) -> None:
+        self._set_status(StatusUpdate(code=Status.JOINING_QUEUE))
+        self.event_id = await join()
+        self._joined = time.monotonic()
+        self._joining = False
+        if self._status.code is Status.JOINING_QUEUE:
+            self._set_status(StatusUpdate(code=Status.IN_QUEUE))
+        if self._cancel_requested:
+            await self._cancel_on_server(self.event_id)
+        await self._consume()
 
     async def _consume(self) -> None:
         while True:

@@ -31,6 +31,10 @@ __all__ = ["Transport", "check_status", "parse_json", "translate_errors"]
 
 #: Routes whose parsed URL is kept (a client posts to a handful).
 _MAX_PARSED = 64
+#: Methods httpx sends a Content-Length for even without a body.
+_SENDS_LENGTH = frozenset({"POST", "PUT", "PATCH"})
+#: `json.dumps(..., separators=(",", ":"))` without making an encoder for every call.
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
 #: Enough of an error answer to quote it; the rest is not read.
 _ERROR_BODY_BYTES = 64 * 1024
 
@@ -42,7 +46,16 @@ class Transport:
     decompression, inflated piece by piece), error bodies up to 64 KiB, and every
     connection and read bounded by the limits' timeouts."""
 
-    __slots__ = ("_urls", "base_url", "headers", "http", "limits", "prefix", "request_timeout")
+    __slots__ = (
+        "_merged",
+        "_urls",
+        "base_url",
+        "headers",
+        "http",
+        "limits",
+        "prefix",
+        "request_timeout",
+    )
 
     def __init__(
         self,
@@ -62,6 +75,7 @@ class Transport:
         #: `httpx_kwargs`); the event stream keeps the limits' own.
         self.request_timeout: httpx.Timeout | None = None
         self._urls: dict[str, httpx.URL] = {}
+        self._merged: dict[tuple[Any, ...], tuple[list[tuple[bytes, bytes]], bool]] = {}
 
     @property
     def timeout(self) -> httpx.Timeout:
@@ -88,7 +102,7 @@ class Transport:
         self, route: str, body: Any, *, headers: Mapping[str, str] | None = None
     ) -> Any:
         url = self.url(route)
-        content = json.dumps(body, separators=(",", ":")).encode()
+        content = _compact_json(body).encode()
         merged = {**(headers or {}), "content-type": "application/json"}
         response, answer = await self._send_retrying_stale(
             "POST", url, content=content, headers=merged, parsed=self._parsed(url)
@@ -122,12 +136,8 @@ class Transport:
         `max_json_bytes` for a success (over it: `LimitExceeded`), 64 KiB of an error.
         The status is not checked (see `check_status`). `parsed` is `url` parsed."""
         with translate_errors(url, self.limits):
-            async with self.http.stream(
-                method,
-                parsed or url,
-                headers=self._headers(url, headers),
-                timeout=self.timeout,
-                **kwargs,
+            async with self._send(
+                method, parsed or url, url, headers, self.timeout, **kwargs
             ) as response:
                 return response, await self._read_json_body(response, url)
 
@@ -163,12 +173,7 @@ class Transport:
         # One parse of the whole URL: httpx parses a URL and its params separately.
         full = f"{url}{'&' if '?' in url else '?'}{urlencode(params)}" if params else url
         with translate_errors(url, self.limits):
-            async with self.http.stream(
-                method,
-                full,
-                headers=self._headers(url),
-                timeout=self.limits.timeout,
-            ) as response:
+            async with self._send(method, full, url, None, self.limits.timeout) as response:
                 if response.status_code >= 400:
                     check_status(
                         response, await read_capped(response, _ERROR_BODY_BYTES, on_over=None)
@@ -184,6 +189,73 @@ class Transport:
                 self._urls.clear()
             parsed = self._urls[url] = httpx.URL(url)
         return parsed
+
+    @contextlib.asynccontextmanager
+    async def _send(
+        self,
+        method: str,
+        target: str | httpx.URL,
+        url: str,
+        extra: Mapping[str, str] | None,
+        timeout: httpx.Timeout,
+        **kwargs: Any,
+    ) -> AsyncIterator[httpx.Response]:
+        """`http.stream(...)`, with the request built here when it is a plain one (a JSON
+        body or none): httpx's `build_request` merges the client's headers, cookies and
+        params into fresh objects, and `Request` then looks each of its own headers up
+        to add Host and Content-Length, every time: a good part of the CPU a request
+        costs. The request sent is the same, header for header."""
+        http = self.http
+        if kwargs.keys() - {"content"} or http.params:
+            request = http.build_request(
+                method, target, headers=self._headers(url, extra), timeout=timeout, **kwargs
+            )
+        else:
+            parsed = httpx.URL(target)
+            body: bytes = kwargs.get("content") or b""
+            headers, has_length = self._merged_headers(url, extra, parsed.netloc)
+            if (body or method in _SENDS_LENGTH) and not has_length:
+                headers = [*headers, (b"Content-Length", b"%d" % len(body))]
+            # `stream=` rather than `content=`: httpx adds no header of its own then.
+            request = httpx.Request(
+                method,
+                parsed,
+                headers=headers,
+                stream=httpx.ByteStream(body),
+                extensions={"timeout": timeout.as_dict()},
+            )
+            request.read()
+            if http.cookies:
+                httpx.Cookies(http.cookies).set_cookie_header(request)
+        response = await http.send(request, stream=True)
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
+    def _merged_headers(
+        self, url: str, extra: Mapping[str, str] | None, host: bytes
+    ) -> tuple[list[tuple[bytes, bytes]], bool]:
+        """Host (unless a header gives one), then the client's headers with ours over them
+        (as `build_request` merges them), and whether they give the body's length; made
+        once for each combination."""
+        own = url.startswith(self.base_url + "/")
+        key = (
+            host,
+            tuple(self.http.headers.raw),
+            tuple(self.headers.items()) if own else None,
+            tuple(extra.items()) if extra else (),
+        )
+        merged = self._merged.get(key)
+        if merged is None:
+            if len(self._merged) >= _MAX_PARSED:
+                self._merged.clear()
+            headers = httpx.Headers(self.http.headers)
+            headers.update(self._headers(url, extra))
+            auto = [] if "host" in headers else [(b"Host", host)]
+            has_length = "content-length" in headers or "transfer-encoding" in headers
+            merged = self._merged[key] = ([*auto, *headers.raw], has_length)
+        return merged
 
     def _headers(self, url: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         # Credentials go to the app's own host only, never to a URL an app handed back.

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 
 import anyio
@@ -85,6 +86,10 @@ class ReplicaPool:
         self._clock = clock
         self._message = on_message or (lambda text: log.info("%s", text))
         self._changed = anyio.Event()
+        #: Jobs waiting in `acquire` for a slot, first come first served.
+        self._waiters: deque[anyio.Event] = deque()
+        #: Waiters woken that have not looked for their slot yet.
+        self._woken = 0
         self._all_down_since: float | None = None
         self._probing = False
         self._opened: list[AsyncClient] = []
@@ -204,7 +209,25 @@ class ReplicaPool:
                 replica.stats.submitted += 1
                 return replica
             self._check_all_down(now)
-            await self._wait_for_change(now)
+            await self._wait_for_slot(now)
+
+    async def _wait_for_slot(self, now: float) -> None:
+        event = anyio.Event()
+        self._waiters.append(event)
+        try:
+            with anyio.move_on_after(self._wait_timeout(now)):
+                await event.wait()
+        except BaseException:
+            if event.is_set():
+                self._woken -= 1
+                self._hand_over()  # the slot it was woken for goes to the next waiter
+            else:
+                self._waiters.remove(event)
+            raise
+        if event.is_set():
+            self._woken -= 1
+        else:
+            self._waiters.remove(event)
 
     def release(
         self, replica: Replica, error: BaseException | None, *, busy_seconds: float = 0.0
@@ -236,7 +259,10 @@ class ReplicaPool:
         else:
             # The app answered (an app error): the replica itself is fine.
             replica.failures_in_row = 0
-        self._notify()
+        if error is None:
+            self._hand_over()
+        else:
+            self._notify()
 
     def retire(self, replica: Replica, reason: str) -> None:
         """Take `replica` out of rotation for good (it is never probed again)."""
@@ -392,15 +418,35 @@ class ReplicaPool:
             )
 
     async def _wait_for_change(self, now: float, longest: float = 1.0) -> None:
+        with anyio.move_on_after(self._wait_timeout(now, longest)):
+            await self._changed.wait()
+
+    def _wait_timeout(self, now: float, longest: float = 1.0) -> float:
+        """Until the next pause ends or probe is due, at most `longest` seconds."""
         wakeups = [r.limit.paused_until for r in self.replicas if r.limit.paused(now) > 0]
         wakeups += [r.down_until for r in self._waiting() if r.down_until is not None]
         timeout = max(0.01, min(wakeups) - now) if wakeups else longest
-        with anyio.move_on_after(min(timeout, longest)):
-            await self._changed.wait()
+        return min(timeout, longest)
 
     def _notify(self) -> None:
+        """Something changed: every waiter looks again (and the prober)."""
         changed, self._changed = self._changed, anyio.Event()
         changed.set()
+        self._wake(len(self._waiters))
+
+    def _hand_over(self) -> None:
+        """A job ended well: only slots changed (and windows grew). Wake as many
+        waiters, first come first, as there are free slots not yet promised to one
+        woken earlier; waking them all had each of them look, and all but one wait
+        again, for every job that ended."""
+        now = self._clock()
+        free = sum(r.limit.allowed - r.in_flight for r in self.replicas if r.free(now))
+        self._wake(free - self._woken)
+
+    def _wake(self, count: int) -> None:
+        for _ in range(min(count, len(self._waiters))):
+            self._waiters.popleft().set()
+            self._woken += 1
 
 
 def _replica_fault(error: BaseException) -> bool:

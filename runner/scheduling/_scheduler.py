@@ -242,6 +242,12 @@ class Scheduler:
     async def _attempts(self, submission: SubmissionLike, task: _Task, causes: list[str]) -> Any:
         """Every attempt of one submission, spaced by the retry policy; its value."""
         tried: list[str] = []
+        try:
+            # Most submissions succeed at once: tenacity's bookkeeping (a good part of
+            # the scheduler's CPU per job) is set up only once an attempt has failed.
+            return await self._attempt(submission, task, tried, causes)
+        except Exception as exc:
+            first: Exception | None = exc
         retrying = self._policy.retrying(
             sleep=self._backoff,
             before_sleep=lambda state: self._note_retry(submission, state, causes),
@@ -249,6 +255,10 @@ class Scheduler:
         value: Any = None
         async for attempt in retrying:
             with attempt:
+                if first is not None:
+                    # The policy counts the failed attempt above as its first.
+                    error, first = first, None
+                    raise error
                 value = await self._attempt(submission, task, tried, causes)
         return value
 
