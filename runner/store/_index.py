@@ -4,7 +4,7 @@ A dict of a million 20-character keys takes about 110 MB (a str object and a dic
 each), and building it from a scan costs a Python call per line. The keys spacerun
 makes are 20 lowercase hex digits (`runner.inputs`): here they are numpy arrays, the
 first 16 digits as a `uint64`, the last 4 as a `uint16`, and a status code, sorted by
-the `uint64`. A scan builds them with one sort (`KeyIndex.of_arrays`); a bulk lookup
+the `uint64`. A scan builds them with one sort (`KeyIndex.of_sorted_arrays`); a bulk lookup
 (`codes_of`, the resume plan's "which cached keys are done") is one `searchsorted`.
 
 Keys recorded while a run goes on land in a small dict first, merged into the arrays
@@ -83,22 +83,6 @@ class KeyIndex(MutableMapping[str, RecordStatus]):
         self._counts: Counter[RecordStatus] = Counter()
 
     @classmethod
-    def of_arrays(
-        cls,
-        high: NDArray[np.uint64],
-        low: NDArray[np.uint16],
-        codes: Codes,
-        other: dict[str, RecordStatus] | None = None,
-    ) -> KeyIndex:
-        """The index of distinct hex keys (in any order) and of `other` keys."""
-        index = cls()
-        order = np.argsort(high, kind="stable")
-        index._high, index._low, index._codes = high[order], low[order], codes[order]
-        index._other = dict(other or {})
-        index._recount()
-        return index
-
-    @classmethod
     def of_sorted_arrays(
         cls,
         high: NDArray[np.uint64],
@@ -106,7 +90,8 @@ class KeyIndex(MutableMapping[str, RecordStatus]):
         codes: Codes,
         other: dict[str, RecordStatus],
     ) -> KeyIndex:
-        """The index of `arrays()` as another index returned them."""
+        """The index of distinct hex keys sorted by their high part (as a scan sorts them,
+        or `arrays()` returned them), and of `other` keys."""
         if len(high) != len(low) or len(high) != len(codes):
             raise ValueError("the arrays of an index must have one length")
         if len(high) and (

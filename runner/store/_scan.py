@@ -47,9 +47,8 @@ logger = logging.getLogger("runner.results")
 _BLOCK_SIZE = 4 << 20
 _STATUS_OF = {status.value.encode(): status for status in RecordStatus}
 # Statuses begin with different letters: the first byte names the code.
-_CODE_OF_FIRST = {CODES[code].value.encode()[0]: code for code in range(len(CODES))}
 _CODE_OF_LETTER = np.zeros(256, dtype=np.int8)
-_CODE_OF_LETTER[list(_CODE_OF_FIRST)] = list(_CODE_OF_FIRST.values())
+_CODE_OF_LETTER[[status.value.encode()[0] for status in CODES]] = np.arange(len(CODES))
 _OK = CODES.index(RecordStatus.OK)
 _HEX_KEY = re.compile(rb"[0-9a-f]{20}")
 # A whole line as `ResultRecord.to_line` writes it: its key (without escapes), its status,
@@ -113,11 +112,11 @@ class Block:
         return bytes(self.buf[self.start : self.end]).split(b"\n")
 
 
-def block_bounds(buf: mmap.mmap | bytes, stop: int, start: int = 0) -> list[tuple[int, int]]:
-    """(start, end) of blocks of whole lines covering `buf[start:stop]`; `start` is a line's
-    start, `stop` follows a newline."""
+def block_bounds(buf: mmap.mmap | bytes, stop: int) -> list[tuple[int, int]]:
+    """(start, end) of blocks of whole lines covering `buf[:stop]`; `stop` follows a newline."""
     block_size = _BLOCK_SIZE  # read at call time so tests can make blocks small
     bounds = []
+    start = 0
     while start < stop:
         end = buf.rfind(b"\n", start, min(start + block_size, stop))
         if end < 0:  # a line longer than a block
@@ -127,16 +126,14 @@ def block_bounds(buf: mmap.mmap | bytes, stop: int, start: int = 0) -> list[tupl
     return bounds
 
 
-def blocks(
-    buf: mmap.mmap | bytes, stop: int, start: int = 0, first_line: int = 0
-) -> Iterator[Block]:
-    """The blocks of `buf[start:stop]` in order (its first line is line `first_line`),
-    dropping each from memory once it is used."""
-    for first, end in block_bounds(buf, stop, start):
-        n_lines = buf[first : end + 1].count(b"\n")
-        yield Block(buf, first, end, first_line, n_lines)
+def blocks(buf: mmap.mmap | bytes, stop: int) -> Iterator[Block]:
+    """The blocks of `buf[:stop]` in order, dropping each from memory once it is used."""
+    first_line = 0
+    for start, end in block_bounds(buf, stop):
+        n_lines = buf[start : end + 1].count(b"\n")
+        yield Block(buf, start, end, first_line, n_lines)
         first_line += n_lines
-        release(buf, first, end + 1)
+        release(buf, start, end + 1)
 
 
 def release(buf: mmap.mmap | bytes, start: int, stop: int) -> None:
@@ -379,7 +376,7 @@ def _parse_block_slowly(block: Block, found: _Found, *, warn: bool) -> int:
                 )
         else:
             keys.append(parsed[0].encode("utf-8", "surrogatepass"))
-            codes.append(_CODE_OF_FIRST[parsed[1][0]])
+            codes.append(int(_CODE_OF_LETTER[parsed[1][0]]))
             ordinals.append(ordinal)
         offset += len(line) + 1
     if warn and corrupt > _MAX_CORRUPT_WARNINGS:

@@ -49,13 +49,12 @@ class Snapshot:
     corrupt: int
 
 
-def crc_of(path: Path, stop: int, *, start: int = 0, crc: int = 0) -> int | None:
-    """The CRC-32 of bytes `start` to `stop` of the file, continuing `crc`; None if the
-    file is shorter."""
-    buffer = bytearray(min(_READ, max(stop - start, 0)))
+def crc_of(path: Path, stop: int) -> int | None:
+    """The CRC-32 of the first `stop` bytes of the file; None if the file is shorter."""
+    crc = 0
+    buffer = bytearray(min(_READ, max(stop, 0)))
     with open(path, "rb", buffering=0) as handle, memoryview(buffer) as view:
-        handle.seek(start)
-        left = stop - start
+        left = stop
         while left > 0:
             got = handle.readinto(view[: min(left, len(buffer))])
             if not got:
