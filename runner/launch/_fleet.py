@@ -1,8 +1,11 @@
 """The Hugging Face side of a run's replicas: whose quota each uses, how to read its
 stage, what its hardware costs, and what becomes of paid copies when the run ends.
 
-* Accounts: replicas reached with one HF token share its ZeroGPU quota, so they share
-  an account key (a fingerprint of the token, never the token) and pause together.
+* Accounts: the ZeroGPU quota belongs to the token's account *on ZeroGPU hardware*.
+  Replicas whose Space runs on ZeroGPU (read from its runtime) and are called with the
+  token spend it, so they share an account key (a fingerprint of the token, never the
+  token) and pause together when it is spent. A paid copy, a URL, a local or Ray copy
+  never spends it: it has no account and keeps taking rows through that pause.
 * Duplicates: a copy paused by an earlier run (stage PAUSED) is restarted, then waited
   for. When the run ends, however it ends, copies on paid hardware with `after: pause`
   (the default) are paused, so nothing goes on billing; `sleep` leaves them to sleep
@@ -35,7 +38,6 @@ from jobs import (
     JobsError,
     duplicate_space,
     hardware_prices,
-    is_hf_host,
     pause_space,
     restart_space,
     space_runtime,
@@ -49,7 +51,8 @@ __all__ = ["Fleet", "ReplicaCost"]
 
 log = logging.getLogger("runner")
 
-_FREE = frozenset({"cpu-basic", "zero-a10g"})
+_ZEROGPU = "zero-a10g"
+_FREE = frozenset({"cpu-basic", _ZEROGPU})
 #: Longest wait for the Hub to pause one copy at the end of a run.
 _PAUSE_TIMEOUT = 60.0
 
@@ -100,10 +103,12 @@ class Fleet:
             return "hf:anonymous"
         return "hf:" + hashlib.sha256(self.token.encode()).hexdigest()[:12]
 
-    def account_of_url(self, url: str) -> str | None:
-        """A URL replica on a Hugging Face host gets the token (and its quota); others
-        are accounts of their own."""
-        return self.account if is_hf_host(url) else None
+    def quota_account(self, name: str) -> str | None:
+        """The account whose ZeroGPU quota the replica `name` (opened here) spends: this
+        token's when its Space runs on ZeroGPU, None on any other hardware (a paid copy
+        is billed by the hour and never refused for the quota) or when unknown."""
+        copy = self._copies.get(name)
+        return self.account if copy is not None and copy.hardware == _ZEROGPU else None
 
     def space_of(self, replica_name: str) -> str:
         """The Space id behind a replica opened here."""
@@ -183,7 +188,7 @@ class Fleet:
         )
 
     def uses_zerogpu(self) -> bool:
-        return any(c.hardware == "zero-a10g" for c in self._copies.values())
+        return any(c.hardware == _ZEROGPU for c in self._copies.values())
 
     # -- cost -------------------------------------------------------------------------
 

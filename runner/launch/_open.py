@@ -70,13 +70,12 @@ async def open_replicas(
     for spec in manifest.app.replicas:
         concurrency = spec.concurrency or manifest.run.concurrency
         if isinstance(spec, UrlReplica):
-            replica = _replica(spec.url, _url(spec.url, options), concurrency)
-            replica.account = fleet.account_of_url(spec.url)
-            replicas.append(replica)
+            # No account: its hardware is unknown, so it pauses alone if it is refused.
+            replicas.append(_replica(spec.url, _url(spec.url, options), concurrency))
         elif isinstance(spec, SpaceReplica):
             connect = _space(spec.space, options, on_message, fleet)
-            replica = _replica(spec.space, connect, concurrency)
-            replica.account, replica.stage = fleet.account, fleet.stage_reader(spec.space)
+            replica = _spending_replica(spec.space, connect, concurrency, fleet)
+            replica.stage = fleet.stage_reader(spec.space)
             replicas.append(replica)
         elif isinstance(spec, DuplicateReplica):
             replicas.extend(_duplicates(spec, options, concurrency, fleet))
@@ -152,8 +151,7 @@ def _duplicates(
         target = name if index == 0 else f"{name}-{index + 1}"
         replica_name = f"duplicate:{target}"
         connect = _duplicate(spec, target, replica_name, options, fleet)
-        replica = _replica(replica_name, connect, concurrency)
-        replica.account = fleet.account
+        replica = _spending_replica(replica_name, connect, concurrency, fleet)
         replica.stage = _copy_stage(fleet, replica_name)
         out.append(replica)
     return out
@@ -185,6 +183,21 @@ def _copy_stage(fleet: Fleet, replica_name: str) -> Callable[[], Awaitable[str]]
         return await fleet.stage_reader(fleet.space_of(replica_name))()
 
     return stage
+
+
+def _spending_replica(name: str, connect: Connect, concurrency: int, fleet: Fleet) -> Replica:
+    """A Space replica whose account (the ZeroGPU quota it spends, see `Fleet`) is set
+    each time it connects: the hardware is only known once its runtime has been read."""
+    made: list[Replica] = []
+
+    async def connect_and_place() -> AsyncClient:
+        client = await connect()
+        made[0].account = fleet.quota_account(name)
+        return client
+
+    replica = _replica(name, connect_and_place, concurrency)
+    made.append(replica)
+    return replica
 
 
 def _replica(name: str, connect: Connect, concurrency: int, revive: Any = None) -> Replica:

@@ -1,10 +1,12 @@
 """Account-level pauses: when one Space says the account's ZeroGPU quota is spent, every
 replica reached with the same account (the same HF token) waits until the quota resets.
 
-A replica's account is `Replica.account` (launch sets it from the token; replicas with
-no account are their own). The wait comes from the error (`retry_after`, parsed from
-"Try again in 0:09:48"), else from the account's quota (`resetsAt` of the Hub's quota
-route, through a lookup launch provides), else a back-off that doubles from a minute.
+A replica's account is `Replica.account`: launch sets it for the replicas that spend
+the token's quota (Spaces on ZeroGPU hardware). Replicas with no account (paid copies,
+URLs, local copies) are their own, and pause only when refused themselves. The wait
+comes from the error (`retry_after`, parsed from "Try again in 0:09:48"), else from the
+account's quota (`resetsAt` of the Hub's quota route, through a lookup launch provides),
+else a back-off that doubles from a minute.
 While paused, the replicas take no job (their concurrency windows are paused until the
 reset); the rows wait in the pool, pending, and the attempt does not count as a retry.
 A wait longer than `max_wait` raises `RunHalted`: the scheduler stops the run as on

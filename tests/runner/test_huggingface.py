@@ -93,6 +93,46 @@ def test_spent_quota_pauses_and_every_row_finishes(app_factory: Any, tmp_path: P
     assert state["ok"] == 30 and state["refused"] >= 1  # the quota really ran out
 
 
+def test_a_spent_zerogpu_quota_does_not_pause_the_paid_copy(
+    app_factory: Any, hub: HubServer, tmp_path: Path
+) -> None:
+    """The public ZeroGPU Space and a paid T4 copy of it: when the token's quota runs out
+    (after 3 calls, reset in 20 s) only the ZeroGPU Space pauses; the copy keeps taking
+    rows and the batch ends before the reset (no row ran on ZeroGPU after it)."""
+    zerogpu = app_factory(
+        "zerogpu",
+        env={
+            "ZEROGPU_QUOTA_RUNS": "3",
+            "ZEROGPU_RESET_SECONDS": "20",
+            "ZEROGPU_TASK_SECONDS": "0.2",
+        },
+    )
+    paid = app_factory("zerogpu", env={"ZEROGPU_TASK_SECONDS": "0.2"})  # no quota on a T4
+    hub.add_space("bob/gpu-app", host=zerogpu.url, hardware="zero-a10g",
+                  requested_hardware="zero-a10g")  # fmt: skip
+    hub.duplicate_host = lambda space_id: paid.url
+    manifest = write_manifest(
+        tmp_path / "spill.yaml",
+        "  replicas:\n"
+        "    - space: bob/gpu-app\n"
+        "    - duplicate: bob/gpu-app\n"
+        "      hardware: t4-small\n",
+        [f"row {i}" for i in range(40)],
+        "  retries: 0\n",
+    )
+    summary = run(
+        manifest, RunOptions(hub_endpoint=hub.url, progress="quiet", handle_signals=False)
+    )
+    assert summary.exit_status == ExitStatus.OK and summary.this_run["ok"] == 40
+    assert [(p["reason"], p["replicas"]) for p in summary.pauses] == [
+        ("ZeroGPU quota", ["bob/gpu-app"])
+    ]
+    on_zerogpu, on_copy = app_calls(zerogpu), app_calls(paid)
+    assert on_zerogpu["ok"] == 3 and on_zerogpu["refused"] >= 1
+    assert on_copy["ok"] == 37
+    assert hub.spaces["alice/gpu-app"].stages == ["PAUSED"]
+
+
 def test_each_zerogpu_failure_is_handled_as_it_means(
     app_factory: Any, hub: HubServer, tmp_path: Path
 ) -> None:
