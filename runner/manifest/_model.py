@@ -71,10 +71,15 @@ class SpaceReplica:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DuplicateReplica:
-    """`count` copies of the Space `space` in the user's account (reused when they exist)."""
+    """`count` copies of the Space `space` in the user's account (reused when they exist).
+
+    With `min_count` (`count: {min: N, max: M}`) the copies are elastic: `min_count` are
+    started with the run, and up to `count` while the backlog needs them."""
 
     space: str
     count: int = 1
+    #: The fewest copies kept running (`count: {min: N, ...}`); None: all `count` run.
+    min_count: int | None = None
     hardware: str | None = None
     private: bool = True
     #: Seconds of inactivity before Hugging Face puts the copies to sleep.
@@ -215,6 +220,9 @@ class RunSpec:
     max_wait: float | None = 3600.0
     #: US dollars the run's paid hardware may cost; scheduling stops before it is passed.
     budget: float | None = None
+    #: Seconds from the start within which the batch should be done: elastic copies are
+    #: added while the backlog would otherwise take longer. None: see `runner.run`.
+    deadline: float | None = None
     #: The Ray cluster of `ray:` replicas; None: a Ray instance on this machine.
     ray: RaySpec | None = None
 
@@ -299,6 +307,7 @@ def _dump(manifest: Manifest, *, redact: bool) -> dict[str, Any]:
             "share_session": run.share_session,
             "max_wait": None if run.max_wait is None else format_duration(run.max_wait),
             **({"budget": f"${run.budget:g}"} if run.budget is not None else {}),
+            **({} if run.deadline is None else {"deadline": format_duration(run.deadline)}),
             **({} if run.ray is None else {"ray": dump_ray(run.ray)}),
         },
         "output": {
@@ -315,7 +324,10 @@ def _dump_replica(replica: ReplicaSpec) -> dict[str, Any]:
     elif isinstance(replica, SpaceReplica):
         out = {"space": replica.space}
     elif isinstance(replica, DuplicateReplica):
-        out = {"duplicate": replica.space, "count": replica.count, "private": replica.private}
+        count: Any = replica.count
+        if replica.min_count is not None:
+            count = {"min": replica.min_count, "max": replica.count}
+        out = {"duplicate": replica.space, "count": count, "private": replica.private}
         if replica.hardware is not None:
             out["hardware"] = replica.hardware
         if replica.sleep_timeout is not None:

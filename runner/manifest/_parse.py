@@ -49,6 +49,7 @@ RUN_KEYS = (
     "share_session",
     "max_wait",
     "budget",
+    "deadline",
     "ray",
 )
 RAY_KEYS = ("address", "placement_timeout")
@@ -235,6 +236,9 @@ class _Parser(ReplicaFields):
             share_session=self.boolean((*path, "share_session"), spec.get("share_session", False)),
             max_wait=self._max_wait(spec.get("max_wait", defaults.max_wait)),
             budget=None if budget is None else self.money((*path, "budget"), budget),
+            deadline=None
+            if spec.get("deadline") is None
+            else self.duration((*path, "deadline"), spec["deadline"]),
             ray=None if spec.get("ray") is None else self.ray((*path, "ray"), spec["ray"]),
         )
 

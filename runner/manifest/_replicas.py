@@ -123,14 +123,15 @@ class ReplicaFields(Fields):
             return UrlReplica(url=self.url(target, entry["url"]), concurrency=concurrency)
         if kind == "space":
             return SpaceReplica(space=self.space(target, entry["space"]), concurrency=concurrency)
-        count = self.integer((*path, "count"), entry.get("count", 1), 1)
         if kind == "duplicate":
+            min_count, count = self.elastic_count((*path, "count"), entry.get("count", 1))
             sleep = entry.get("sleep_timeout")
             to_id = entry.get("to_id")
             hardware = entry.get("hardware")
             return DuplicateReplica(
                 space=self.space(target, entry["duplicate"]),
                 count=count,
+                min_count=min_count,
                 hardware=None if hardware is None else self.text((*path, "hardware"), hardware),
                 private=self.boolean((*path, "private"), entry.get("private", True)),
                 sleep_timeout=None
@@ -140,9 +141,25 @@ class ReplicaFields(Fields):
                 concurrency=concurrency,
                 after=self.choice((*path, "after"), entry.get("after", "pause"), DUPLICATE_AFTER),
             )
+        count = self.integer((*path, "count"), entry.get("count", 1), 1)
         if kind == "ray":
             return self.ray_replica(path, entry, count, concurrency)
         return self.local(path, entry, count, concurrency)
+
+    def elastic_count(self, path: KeyPath, value: Any) -> tuple[int | None, int]:
+        """`count: 3` (fixed: (None, 3)) or `count: {min: 1, max: 4}` (elastic: (1, 4))."""
+        if not isinstance(value, dict):
+            return None, self.integer(path, value, 1)
+        bounds = self.section(path, value, ("min", "max"))
+        if "max" not in bounds:
+            self.fail(
+                path, "an elastic count needs max: the most copies to run, e.g. {min: 1, max: 4}"
+            )
+        most = self.integer((*path, "max"), bounds["max"], 1)
+        least = self.integer((*path, "min"), bounds.get("min", 0), 0)
+        if least > most:
+            self.fail(path, f"min ({least}) is more than max ({most})")
+        return least, most
 
     def ray_replica(
         self, path: KeyPath, entry: dict[str, Any], count: int, concurrency: int | None
