@@ -55,8 +55,11 @@ Errors, as the real Hub gives them:
   with `r=0` (no `Retry-After`: the Hub announces the wait in `RateLimit` only).
 
 Pausing a Space makes its stage PAUSED until a restart, which plays
-`HubServer.restart_stages`; `HubServer.set_stage` changes a Space's stage from a test
-(e.g. RUNNING -> RUNTIME_ERROR in the middle of a batch).
+`HubServer.restart_stages`. A copy takes time to start on the real Hub (a container is
+scheduled and the app loads: seconds to minutes): `HubServer.start_seconds` makes a new
+duplicate or a restarted Space answer APP_STARTING for that long before its stages go
+on; `HubServer.set_stage` changes a Space's stage from a test (e.g. RUNNING ->
+RUNTIME_ERROR in the middle of a batch).
 
 Runtime stages are scripted per Space: each `GET .../runtime` answers the next stage of
 `Space.stages` and the last one sticks; `GET /api/spaces/{id}` reports the current stage
@@ -78,6 +81,7 @@ import hashlib
 import json
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -149,6 +153,8 @@ class Space:
     duplicated_from: str | None = None
     #: The repository's commits, oldest first: (commit id, {path: content}).
     commits: list[tuple[str, dict[str, bytes]]] = field(default_factory=list)
+    #: Until then (time.monotonic()) it is still starting: APP_STARTING, stages held.
+    starting_until: float | None = None
 
     def __post_init__(self) -> None:
         # The real Hub always reports a host; set `space.host = None` afterwards to test a
@@ -166,6 +172,8 @@ class Space:
 
     def runtime(self, *, advance: bool) -> dict[str, Any]:
         stage = self.stages[0]
+        if self.starting_until is not None and time.monotonic() < self.starting_until:
+            stage, advance = "APP_STARTING", False
         if advance and len(self.stages) > 1:
             self.stages.pop(0)
         return {
@@ -278,6 +286,8 @@ class HubServer:
         self.duplicate_stages: Sequence[str] = ("BUILDING", "APP_STARTING", "RUNNING")
         #: Stages a Space goes through after a restart.
         self.restart_stages: Sequence[str] = ("APP_STARTING", "RUNNING")
+        #: Seconds a new duplicate or a restarted Space takes to start (APP_STARTING).
+        self.start_seconds = 0.0
         self._rate_limited = 0
         self._rate_reset = 55
         self._requests_left = 500
@@ -485,6 +495,7 @@ class HubServer:
     def _restart(self, space: Space, user: User | None) -> dict[str, Any]:
         self._writer(space, user)
         space.stages = list(self.restart_stages)
+        space.starting_until = time.monotonic() + self.start_seconds
         return space.runtime(advance=False)
 
     def _whoami(self, user: User | None) -> dict[str, Any]:
@@ -529,6 +540,7 @@ class HubServer:
             stages=list(self.duplicate_stages),
             secrets={s["key"]: s["value"] for s in body.get("secrets") or []},
             duplicated_from=source.id,
+            starting_until=time.monotonic() + self.start_seconds,
         )
         return {"url": url}
 
