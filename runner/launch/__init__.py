@@ -6,6 +6,7 @@ read a copy's log: launchers elsewhere (cluster nodes) reuse them.
 """
 
 from ._command import BOOTSTRAP, AppCommand, app_command, bootstrap_source
+from ._elastic import PARKED, ElasticGroup
 from ._fleet import Fleet, ReplicaCost
 from ._local import LocalApp, LocalApps
 from ._open import open_replicas
@@ -15,7 +16,9 @@ from ._spec import DEFAULT_READY_TIMEOUT, LocalAppError, LocalAppSpec
 __all__ = [
     "BOOTSTRAP",
     "DEFAULT_READY_TIMEOUT",
+    "PARKED",
     "AppCommand",
+    "ElasticGroup",
     "Fleet",
     "LocalApp",
     "LocalAppError",

@@ -46,6 +46,7 @@ from jobs import (
 
 from ..manifest import DuplicateReplica
 from ..scheduling import QuotaLookup
+from ._elastic import ElasticGroup
 
 __all__ = ["Fleet", "ReplicaCost"]
 
@@ -78,6 +79,14 @@ class _Copy:
     up_since: float | None = None
     up_until: float | None = None
     ended: str | None = None
+    #: Seconds it was up in earlier spans of this run (an elastic copy paused mid-run
+    #: and started again is billed for each span).
+    banked: float = 0.0
+
+    def up_seconds(self, now: float) -> float | None:
+        if self.up_since is None:
+            return self.banked if self.banked else None
+        return self.banked + (self.up_until or now) - self.up_since
 
     @property
     def paid(self) -> bool:
@@ -95,6 +104,8 @@ class Fleet:
     _copies: dict[str, _Copy] = field(default_factory=dict)
     _prices: dict[str, float] | None = None
     _released: bool = False
+    #: Elastic `duplicate:` entries (`count: {min, max}`), for the run's fleet control.
+    groups: list[ElasticGroup] = field(default_factory=list)
 
     @property
     def account(self) -> str:
@@ -155,9 +166,12 @@ class Fleet:
             hardware=spec.hardware,
             sleep_timeout=_minutes(spec.sleep_timeout),
         )
+        earlier = self._copies.get(name)
         copy = self._copies[name] = _Copy(
             space_id=space_id, hardware=spec.hardware, ours=True, after=spec.after
         )
+        if earlier is not None:  # started again after a pause in this run
+            copy.banked = earlier.up_seconds(self.clock()) or 0.0
         copy.up_since = self.clock()  # billed from here: building and starting count
         runtime = await space_runtime(space_id, token=self.token, endpoint=self.endpoint)
         copy.hardware = runtime.requested_hardware or runtime.hardware or spec.hardware
@@ -194,7 +208,8 @@ class Fleet:
 
     async def load_prices(self) -> None:
         """Read the Hub's price list once, if any copy of ours runs on paid hardware."""
-        if self._prices is not None or not any(c.paid for c in self._copies.values()):
+        later = any(g.spec.hardware not in _FREE for g in self.groups)
+        if self._prices is not None or not (later or any(c.paid for c in self._copies.values())):
             return
         try:
             self._prices = await hardware_prices(self.endpoint)
@@ -222,9 +237,7 @@ class Fleet:
         now = self.clock()
         out = {}
         for name, copy in self._copies.items():
-            up = None
-            if copy.ours and copy.up_since is not None:
-                up = (copy.up_until or now) - copy.up_since
+            up = copy.up_seconds(now) if copy.ours else None
             price = self._price(copy) if copy.ours else None
             cost = None if up is None or price is None else round(price * up, 6)
             out[name] = ReplicaCost(
@@ -232,12 +245,42 @@ class Fleet:
             )
         return out
 
+    def price_of(self, hardware: str | None) -> float | None:
+        """Dollars per second of a copy of ours on `hardware` (None: unknown)."""
+        if hardware in _FREE:
+            return 0.0
+        if self._prices is None or hardware is None:
+            return None
+        return self._prices.get(hardware)
+
+    def price_of_copy(self, name: str) -> float | None:
+        """Dollars per second the copy `name` costs while up (0 when it is not ours)."""
+        copy = self._copies.get(name)
+        if copy is None:
+            return None
+        return self._price(copy) if copy.ours else 0.0
+
     def _price(self, copy: _Copy) -> float | None:
         if copy.hardware in _FREE:
             return 0.0
         if self._prices is None or copy.hardware is None:
             return None
         return self._prices.get(copy.hardware)
+
+    # -- mid-run ----------------------------------------------------------------------
+
+    async def pause_copy(self, name: str) -> bool:
+        """Pause the copy `name` now (an elastic copy with nothing left to do), so that it
+        stops billing; the next `open_duplicate` of it restarts it. True once paused."""
+        copy = self._copies.get(name)
+        if copy is None or not copy.ours or copy.up_since is None:
+            return False
+        await self._end(copy, force=True)
+        if copy.ended != "paused":
+            return False
+        copy.banked = copy.up_seconds(self.clock()) or 0.0
+        copy.up_since = copy.up_until = None
+        return True
 
     # -- the end ----------------------------------------------------------------------
 
@@ -248,15 +291,16 @@ class Fleet:
         self._released = True
         with anyio.CancelScope(shield=True):
             for copy in self._copies.values():
-                if copy.ours:
+                if copy.ours and copy.up_since is not None:
                     await self._end(copy)
 
-    async def _end(self, copy: _Copy) -> None:
-        if not copy.paid or copy.after == "keep":
+    async def _end(self, copy: _Copy, *, force: bool = False) -> None:
+        """Pause `copy` as its `after` says (`force`: whatever it says, mid-run)."""
+        if not force and (not copy.paid or copy.after == "keep"):
             copy.ended = "left running" if copy.paid else None
             copy.up_until = self.clock()
             return
-        if copy.after == "sleep":
+        if copy.after == "sleep" and not force:
             copy.ended = "left to sleep after its sleep time"
             copy.up_until = self.clock()
             return

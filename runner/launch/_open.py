@@ -27,6 +27,7 @@ from ..manifest import (
     UrlReplica,
 )
 from ..scheduling import AdaptiveLimit, Connect, Replica
+from ._elastic import ElasticGroup, park, timed
 from ._fleet import Fleet
 from ._open_local import open_local
 from ._ray import open_ray_replicas
@@ -146,13 +147,23 @@ def _duplicates(
 ) -> list[Replica]:
     name = spec.to_id or spec.space.split("/", 1)[1]
     out = []
+    group = None
+    if spec.min_count is not None:
+        group = ElasticGroup(spec=spec, minimum=spec.min_count)
+        fleet.groups.append(group)
     for index in range(spec.count):
         # Distinct names for the copies: name, name-2, name-3, ...
         target = name if index == 0 else f"{name}-{index + 1}"
         replica_name = f"duplicate:{target}"
         connect = _duplicate(spec, target, replica_name, options, fleet)
+        if group is not None:
+            connect = timed(connect, group, fleet.clock)
         replica = _spending_replica(replica_name, connect, concurrency, fleet)
         replica.stage = _copy_stage(fleet, replica_name)
+        if group is not None:
+            group.replicas.append(replica)
+            if index >= group.minimum:
+                park(replica)
         out.append(replica)
     return out
 

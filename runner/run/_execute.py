@@ -42,6 +42,7 @@ from ..store import (
     write_summary,
 )
 from ._budget import watch_budget
+from ._elastic import ElasticControl
 from ._options import RunHandle, RunOptions
 from ._outcome_record import record_of
 from ._progress import Progress
@@ -85,6 +86,7 @@ class _Run(Todo):
         self.summary = SummaryBuilder()
         self.interrupted = False
         self.pauses: AccountPauses | None = None
+        self.elastic: ElasticControl | None = None
         self.halted_by: str | None = None
         token = manifest.app.hf_token.reveal() if manifest.app.hf_token is not None else None
         self.fleet = Fleet(
@@ -272,6 +274,17 @@ class _Run(Todo):
                 if self.options.handle_signals:
                     group.start_soon(self._watch_signals, scheduler)
                 group.start_soon(self.progress.tick)
+                if self.fleet.groups:
+                    self.elastic = ElasticControl(
+                        self.fleet.groups,
+                        pool,
+                        self.fleet,
+                        backlog=lambda: self.progress.snapshot()["remaining"],
+                        deadline=self.manifest.run.deadline,
+                        budget=self.manifest.run.budget,
+                        on_message=self.progress.message,
+                    )
+                    group.start_soon(self.elastic.run)
                 if (budget := self.manifest.run.budget) is not None:
                     grace = self.manifest.run.grace
                     group.start_soon(
@@ -329,6 +342,7 @@ class _Run(Todo):
             halted_by=self.halted_by,
             pauses=self.pauses.records if self.pauses is not None else (),
             costs=self.fleet.costs(),
+            fleet=self.elastic.records if self.elastic is not None else (),
         )
         write_summary(self.folder.root, summary.to_dict())
         for fmt in self.manifest.output.export:

@@ -91,14 +91,17 @@ class RunSummary:
     #: What the copies of ours cost in this run, in US dollars (None: none are paid, or
     #: their price is unknown).
     cost_usd: float | None = None
+    #: The elastic fleet's decisions (start, pause, hold a copy): when, which, why, the
+    #: backlog, the copies after it, projected finish and cost. Empty: no elastic copies.
+    fleet: tuple[Mapping[str, Any], ...] = ()
     exit_status: ExitStatus
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, as `summary.json` stores it (`stopped_by` only when set)."""
         data = dataclasses.asdict(self)
         data["exit_status"] = int(self.exit_status)
-        for optional in ("stopped_by", "halted_by"):
-            if data[optional] is None:
+        for optional in ("stopped_by", "halted_by", "fleet"):
+            if not data[optional]:
                 del data[optional]
         return data
 
@@ -176,6 +179,7 @@ class SummaryBuilder:
         halted_by: str | None = None,
         pauses: Sequence[PauseRecord] = (),
         costs: Mapping[str, ReplicaCost] | None = None,
+        fleet: Sequence[Mapping[str, Any]] = (),
     ) -> RunSummary:
         """`done`: this manifest's submissions that are ok (the folder may also hold keys
         of rows the manifest no longer has, so its ok count can be larger)."""
@@ -208,6 +212,7 @@ class SummaryBuilder:
             halted_by=halted_by,
             pauses=tuple(p.to_dict() for p in pauses),
             cost_usd=_total(costs or {}),
+            fleet=tuple(fleet),
             exit_status=exit_status_of(
                 complete=complete, interrupted=interrupted, stopped_by=stopped_by
             ),
@@ -260,6 +265,14 @@ def format_summary(summary: RunSummary) -> str:
         lines.append(
             f"  paused: {pause['reason']} from {pause['started_at'][11:16]} until "
             f"{pause['until'][11:16]} ({timedelta(seconds=round(pause['seconds']))})"
+        )
+    if summary.fleet:
+        starts = sum(1 for d in summary.fleet if d["action"] == "start")
+        pauses = sum(1 for d in summary.fleet if d["action"] == "pause")
+        most = max(d["copies"] for d in summary.fleet)
+        lines.append(
+            f"  elastic copies: {starts} started, {pauses} paused mid-run, at most {most} "
+            "running at once (decisions in summary.json)"
         )
     lines.extend(_replica_line(replica) for replica in summary.replicas)
     if summary.cost_usd is not None:

@@ -1,5 +1,6 @@
 """Submissions -> outcomes: the loop, the replica pool and its health, throttles, retries."""
 
+from ._elastic import Capacity, FleetDecision, FleetView, decide, finish_at
 from ._pause import AccountPauses, PauseRecord, QuotaLookup, RunHalted, format_pause
 from ._pool import AllReplicasDown, ReplicaPool
 from ._replica import Connect, Replica, ReplicaState, ReplicaStats, Revive
@@ -14,8 +15,11 @@ __all__ = [
     "AdaptiveLimit",
     "AllReplicasDown",
     "AttemptTimeout",
+    "Capacity",
     "Clock",
     "Connect",
+    "FleetDecision",
+    "FleetView",
     "Outcome",
     "PauseRecord",
     "QuotaLookup",
@@ -34,6 +38,8 @@ __all__ = [
     "SubmissionLike",
     "api_difference",
     "cause_of",
+    "decide",
+    "finish_at",
     "format_pause",
     "is_overload",
     "retry_after_of",
