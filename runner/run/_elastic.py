@@ -9,7 +9,8 @@ the backlog goes to `runner.scheduling.decide`, and its decisions are carried ou
 * hold: a copy is needed but `run.budget` forbids it; said once, until it changes.
 
 Each decision is one line in the progress and one row of `summary.json`'s `fleet`
-(when, which copy, why, the backlog, the copies after it, projected finish and spend).
+(when, which copy, why, the backlog, the copies after it, projected finish and spend);
+so is each copy coming up (`up`) or failing to (`failed`), for the timeline.
 """
 
 from __future__ import annotations
@@ -70,9 +71,11 @@ class ElasticControl:
         deadline: float | None,
         budget: float | None,
         on_message: Callable[[str], None],
+        started: float | None = None,
         clock: ClockType = time.monotonic,
         wall: ClockType = time.time,
     ) -> None:
+        """`started`: when the run started (`clock`), which `deadline` counts from."""
         self._groups = groups
         self._pool = pool
         self._fleet = fleet
@@ -81,7 +84,7 @@ class ElasticControl:
         self._message = on_message
         self._clock = clock
         self._wall = wall
-        self._started = clock()
+        self._started = clock() if started is None else started
         self._deadline_at = None if deadline is None else self._started + deadline
         self._members: dict[str, _Member] = {}
         for group in groups:
@@ -172,10 +175,10 @@ class ElasticControl:
             if m.replica.healthy:
                 m.state = "up"
                 took = now - (m.asked_at or now)
-                self._message(f"fleet: {m.replica.name} is up ({took:.0f} s after it was asked)")
+                self._event("up", m.replica.name, f"up {took:.0f} s after it was asked", now)
             elif m.replica.state is ReplicaState.REFUSED:
                 m.state = "failed"
-                self._message(f"fleet: {m.replica.name} did not start: {m.replica.reason}")
+                self._event("failed", m.replica.name, f"did not start: {m.replica.reason}", now)
 
     # -- carrying out -----------------------------------------------------------------
 
@@ -215,6 +218,26 @@ class ElasticControl:
             replica.reason = "paused by the elastic fleet"
         else:
             member.state = "failed"
+
+    def _event(self, action: str, copy: str, why: str, now: float) -> None:
+        """A copy's start ended (`up`, `failed`): a row of the timeline, not a decision."""
+        copies = sum(1 for m in self._members.values() if m.state in ("up", "starting"))
+        backlog = self._backlog()
+        self.records.append(
+            {
+                "at": datetime.fromtimestamp(self._wall()).isoformat(timespec="seconds"),
+                "elapsed": round(now - self._started, 1),
+                "action": action,
+                "copy": copy,
+                "why": why,
+                "backlog": backlog,
+                "copies": copies,
+                "projected_finish_seconds": None,
+                "spent_usd": round(self._fleet.spent(), 6),
+                "projected_cost_usd": None,
+            }
+        )
+        self._message(f"fleet: {copy} {why}")
 
     def _record(self, decision: FleetDecision, view: FleetView) -> None:
         copies = sum(1 for m in self._members.values() if m.state in ("up", "starting"))

@@ -283,6 +283,7 @@ class _Run(Todo):
                         deadline=self.manifest.run.deadline,
                         budget=self.manifest.run.budget,
                         on_message=self.progress.message,
+                        started=started,
                     )
                     group.start_soon(self.elastic.run)
                 if (budget := self.manifest.run.budget) is not None:

@@ -30,6 +30,7 @@ from ._report_data import (
     distinct_rows,
 )
 from ._report_figures import latency_figure, latency_table, rate_figure, timeline_figure
+from ._report_fleet import fleet_figure
 from ._report_values import cell_view, input_media, short_inputs
 from ._runfolder import RunDir, RunFolder, safe_dir_name, write_bytes_atomic
 
@@ -92,6 +93,10 @@ def _context(data: ReportData) -> dict[str, Any]:
         "rate": rate_figure(data),
         "latency": latency_figure(latency),
     }
+    fleet = summary.get("fleet") or []
+    end = (summary.get("wall_seconds"), summary.get("cost_usd"))
+    if (figure := fleet_figure(fleet, end)) is not None:
+        figures["fleet"] = figure
     return {
         "name": summary.get("name") or (data.manifest or {}).get("name") or data.root.name,
         "run_dir": str(data.root),
@@ -100,6 +105,7 @@ def _context(data: ReportData) -> dict[str, Any]:
         "summary": summary,
         "cost": _cost(summary),
         "replicas": summary.get("replicas") or [],
+        "fleet": fleet,
         "lanes": data.replicas,
         "bars": bars,
         "lines": len(data.lines.status),

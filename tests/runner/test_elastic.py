@@ -192,12 +192,20 @@ def copies_on_their_own_apps(app_factory: Any, hub: HubServer, count: int) -> No
 
 
 def timeline(summary: Any) -> str:
-    rows = [
-        f"{d['elapsed']:>6.1f} s  {d['action']:<5} {d['copy']:<22} copies {d['copies']}  "
-        f"backlog {d['backlog']:>3}  spent ${d['spent_usd']:.4f}  "
-        f"projected ${d['projected_cost_usd']:.4f}, finish in {d['projected_finish_seconds']} s"
-        for d in summary.fleet
-    ]
+    """The fleet's decisions and copies coming up, as the run's note shows them."""
+    rows = []
+    for d in summary.fleet:
+        line = (
+            f"{d['elapsed']:>6.1f} s  {d['action']:<5} {d['copy']:<20} copies {d['copies']}  "
+            f"backlog {d['backlog']:>3}  spent ${d['spent_usd']:.4f}"
+        )
+        if d["projected_cost_usd"] is not None:
+            line += (
+                f"  projected ${d['projected_cost_usd']:.4f}, finish in "
+                f"{d['projected_finish_seconds']} s"
+            )
+        rows.append(line)
+    rows.append(f"{summary.wall_seconds:>6.1f} s  end: every copy paused, cost ${summary.cost_usd}")
     return "\n".join(rows)
 
 
@@ -227,6 +235,8 @@ def test_a_backlog_grows_the_fleet_to_four_and_its_end_shrinks_it(
     assert round(sum(r.cost_usd or 0.0 for r in summary.replicas), 6) == summary.cost_usd
     saved = json.loads((Path(summary.run_dir) / "summary.json").read_text())
     assert saved["fleet"] == [dict(d) for d in fleet]
+    report = (Path(summary.run_dir) / "report.html").read_text()
+    assert 'id="fleet-decisions"' in report and "duplicate:gpu-app-4" in report
 
 
 def test_a_budget_that_forbids_growing_is_said(
@@ -246,3 +256,18 @@ def test_a_budget_that_forbids_growing_is_said(
     assert "alice/gpu-app-2" not in hub.spaces  # never even made
     assert summary.cost_usd is not None and summary.cost_usd <= 0.03
     assert summary.halted_by is not None and summary.halted_by.startswith("budget:")
+
+
+def test_a_deadline_is_met_by_growing(app_factory: Any, hub: HubServer, tmp_path: Path) -> None:
+    """150 rows take one copy about 30 s, past a 30 s deadline counted from the start
+    (the first copy's start-up included): copies are added, each because the deadline
+    would be missed, until the projection meets it; the batch ends complete."""
+    copies_on_their_own_apps(app_factory, hub, 3)
+    path = manifest(tmp_path / "deadline.yaml", 150, "{min: 1, max: 3}", "  deadline: 30s\n")
+    summary = run(path, RunOptions(hub_endpoint=hub.url, progress="quiet", handle_signals=False))
+    print(timeline(summary), f"\nwall {summary.wall_seconds} s")
+    assert summary.exit_status == 0 and summary.this_run["ok"] == 150
+    starts = [d for d in summary.fleet if d["action"] == "start"]
+    assert starts and all("past run.deadline" in d["why"] for d in starts)
+    last = starts[-1]
+    assert last["elapsed"] + last["projected_finish_seconds"] <= 30
