@@ -1,7 +1,8 @@
 """Elastic paid copies (`duplicate:` with `count: {min, max}`): the decisions on fixed
 snapshots (the same numbers always give the same decisions, whatever the clock says),
 then batches on the Hub stand-in, whose copies take time to start: a backlog grows the
-fleet and its end shrinks it, and a budget that forbids growing is said."""
+fleet and its end shrinks it, a deadline is met by growing, a budget that forbids
+growing is said, and a ZeroGPU quota pause spills onto a paid copy."""
 
 from __future__ import annotations
 
@@ -271,3 +272,63 @@ def test_a_deadline_is_met_by_growing(app_factory: Any, hub: HubServer, tmp_path
     assert starts and all("past run.deadline" in d["why"] for d in starts)
     last = starts[-1]
     assert last["elapsed"] + last["projected_finish_seconds"] <= 30
+
+
+def test_a_zerogpu_quota_pause_spills_onto_a_paid_copy(
+    app_factory: Any, hub: HubServer, tmp_path: Path
+) -> None:
+    """The free ZeroGPU Space alone (no paid copy to start with: min 0) would finish in
+    time; when its quota runs out (after 3 calls, back in 70 s) its capacity is lost for
+    longer than a copy takes to start, so the paid copy is started while the pause
+    lasts, takes the rest, and is paused at the end: the batch ends before the reset.
+    (Pausing it again once the Space is back is decided as in the test of `decide`.)"""
+    zerogpu = app_factory(
+        "zerogpu",
+        env={
+            "ZEROGPU_QUOTA_RUNS": "3",
+            "ZEROGPU_RESET_SECONDS": "70",
+            "ZEROGPU_TASK_SECONDS": "0.2",
+        },
+    )
+    paid = app_factory("zerogpu", env={"ZEROGPU_TASK_SECONDS": "0.2"})
+    hub.add_space(
+        "bob/gpu-app", host=zerogpu.url, hardware="zero-a10g", requested_hardware="zero-a10g"
+    )
+    hub.duplicate_host = lambda space_id: paid.url
+    lines = [f"  - {{prompt: row {i}}}" for i in range(100)]
+    path = tmp_path / "spill.yaml"
+    path.write_text(
+        "app:\n"
+        "  endpoint: /generate\n"
+        "  replicas:\n"
+        "    - space: bob/gpu-app\n"
+        "      concurrency: 1\n"
+        "    - duplicate: bob/gpu-app\n"
+        "      hardware: t4-small\n"
+        "      count: {min: 0, max: 1}\n"
+        "      concurrency: 2\n"
+        "inputs:\n"
+        "  rows:\n" + "\n".join(lines) + "\n"
+        "run:\n"
+        "  retries: 0\n"
+    )
+    summary = run(path, RunOptions(hub_endpoint=hub.url, progress="quiet", handle_signals=False))
+    print(timeline(summary))
+    assert summary.exit_status == 0 and summary.this_run["ok"] == 100
+    assert [p["replicas"] for p in summary.pauses] == [["bob/gpu-app"]]
+    assert [(d["action"], d["copy"]) for d in summary.fleet] == [
+        ("start", "duplicate:gpu-app"),
+        ("up", "duplicate:gpu-app"),
+    ]
+    assert "longer than a copy takes to start" in summary.fleet[0]["why"]
+    assert app_calls(zerogpu)["ok"] == 3 and app_calls(paid)["ok"] == 97
+    assert hub.spaces["alice/gpu-app"].stages == ["PAUSED"]
+
+
+def app_calls(app: Any) -> dict[str, Any]:
+    import httpx
+
+    with httpx.Client(base_url=app.url, timeout=10, trust_env=False) as http:
+        prefix = "/gradio_api" if http.get("/gradio_api/info").status_code == 200 else ""
+        answer = http.post(f"{prefix}/run/calls", json={"data": []}).json()
+    return dict(json.loads(answer["data"][0]))
