@@ -46,6 +46,9 @@ log = logging.getLogger("runner")
 #: Seconds a copy is expected to take to start before one has been measured (a Space
 #: usually needs a minute or more to be scheduled, built and booted).
 DEFAULT_START_SECONDS = 60.0
+#: A copy not up after this many times the measured start-up (and this many seconds
+#: more) is no longer counted on.
+_OVERDUE, _OVERDUE_FLOOR = 3.0, 60.0
 #: Longest wait for a copy's running jobs before it is paused anyway.
 _DRAIN_TIMEOUT = 600.0
 
@@ -125,7 +128,7 @@ class ElasticControl:
             c for r in self._pool.replicas if r.name not in mine if (c := self._capacity(r, now))
         ]
         members = [self._members[r.name] for r in group.replicas]
-        self._notice_starts(members, now)
+        self._notice_starts(members, now, _mean(group.start_times) or DEFAULT_START_SECONDS)
         measured = [rate for m in members if (rate := _rate(m.replica)) is not None]
         measured = measured or [c.rate for c in others]
         if not measured:
@@ -168,17 +171,26 @@ class ElasticControl:
         price = self._fleet.price_of_copy(replica.name) or 0.0
         return Capacity(replica.name, rate, now + replica.limit.paused(now), price)
 
-    def _notice_starts(self, members: list[_Member], now: float) -> None:
+    def _notice_starts(self, members: list[_Member], now: float, start: float) -> None:
+        """Copies asked for that came up, were refused, or are long overdue. An overdue
+        copy is no longer counted as capacity to come (the pool still connects it if it
+        ever answers, and it is then governed again)."""
         for m in members:
-            if m.state != "starting":
+            if m.state not in ("starting", "failed") or m.asked_at is None:
                 continue
+            took = now - m.asked_at
             if m.replica.healthy:
                 m.state = "up"
-                took = now - (m.asked_at or now)
                 self._event("up", m.replica.name, f"up {took:.0f} s after it was asked", now)
+            elif m.state == "failed":
+                continue
             elif m.replica.state is ReplicaState.REFUSED:
                 m.state = "failed"
                 self._event("failed", m.replica.name, f"did not start: {m.replica.reason}", now)
+            elif took > max(_OVERDUE * start, start + _OVERDUE_FLOOR):
+                m.state = "failed"
+                why = f"not up {took:.0f} s after it was asked ({m.replica.reason}); not counted"
+                self._event("failed", m.replica.name, why, now)
 
     # -- carrying out -----------------------------------------------------------------
 

@@ -116,6 +116,76 @@ def test_a_zerogpu_pause_spills_onto_paid_copies_and_back() -> None:
     ]
 
 
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_control_starts_copies_and_gives_up_on_a_late_one() -> None:
+    """The run's control on an injected clock: one copy up at 10 rows/s and 3 s to start
+    one: both parked copies are asked for (PENDING: the pool connects them); one comes
+    up, the other never does and, long overdue, is no longer counted on."""
+    from typing import cast
+
+    import anyio
+
+    from runner.launch import ElasticGroup, Fleet
+    from runner.launch._elastic import park
+    from runner.manifest import DuplicateReplica
+    from runner.run._elastic import ElasticControl
+    from runner.scheduling import AdaptiveLimit, Replica, ReplicaPool, ReplicaState
+
+    def copy(name: str) -> Replica:
+        return Replica(name=name, client=cast(Any, object()), limit=AdaptiveLimit(maximum=2))
+
+    c1, c2, c3 = copy("c1"), copy("c2"), copy("c3")
+    c1.stats.ok, c1.stats.busy_seconds = 10, 2.0  # 0.2 s a job, 2 at a time: 10 rows/s
+    park(c2)
+    park(c3)
+    spec = DuplicateReplica(space="a/b", hardware="cpu-basic", count=3, min_count=1)
+    group = ElasticGroup(spec=spec, minimum=1, replicas=[c1, c2, c3], start_times=[3.0])
+    clock, messages = Clock(), list[str]()
+    pool = ReplicaPool([c1, c2, c3], clock=clock, on_message=messages.append)
+    control = ElasticControl(
+        [group],
+        pool,
+        Fleet(token=None, clock=clock),
+        backlog=lambda: 400,
+        deadline=None,
+        budget=None,
+        on_message=messages.append,
+        clock=clock,
+        wall=lambda: 1_800_000_000.0 + clock.now,
+    )
+
+    async def steps() -> None:
+        async with anyio.create_task_group() as tasks:
+            assert [(d.action, d.copy) for d in control.step(tasks)] == [
+                ("start", "c2"),
+                ("start", "c3"),
+            ]
+            assert c2.state is c3.state is ReplicaState.PENDING
+            assert control.step(tasks) == []  # on their way: nothing more
+            clock.now += 5
+            c2.state = ReplicaState.UP  # the pool connected it
+            control.step(tasks)
+            clock.now += 200
+            control.step(tasks)
+
+    anyio.run(steps)
+    events = [(r["elapsed"], r["action"], r["copy"]) for r in control.records]
+    assert events == [
+        (0.0, "start", "c2"),
+        (0.0, "start", "c3"),
+        (5.0, "up", "c2"),
+        (205.0, "failed", "c3"),
+    ]
+    assert "not up 205 s after it was asked" in control.records[-1]["why"]
+
+
 def test_elastic_count_and_deadline_are_read_and_written_back(tmp_path: Path) -> None:
     from runner.manifest import DuplicateReplica, load_manifest
 
