@@ -34,7 +34,16 @@ import anyio
 from anyio.abc import TaskGroup
 from tenacity import RetryCallState
 
-from jobs import AsyncClient, AsyncJob, JobCancelled, JobsError, QuotaExceeded, Status, StatusUpdate
+from jobs import (
+    AsyncClient,
+    AsyncJob,
+    ConnectionFailed,
+    JobCancelled,
+    JobsError,
+    QuotaExceeded,
+    Status,
+    StatusUpdate,
+)
 
 from ..store import RecordStatus
 from ._pause import AccountPauses, RunHalted
@@ -98,6 +107,8 @@ class _Task:
     sent: int = 0
     #: Wall-clock time the first attempt was sent (for the report's timeline).
     first_sent: float | None = None
+    #: Cancels the wait for the current attempt's result (`Scheduler.abandon`).
+    abandon: anyio.CancelScope | None = None
 
 
 class Scheduler:
@@ -145,6 +156,8 @@ class Scheduler:
         self._on_log = on_log
         #: Why the run stopped by itself, resumably (a long quota pause, the budget).
         self.halted_by: str | None = None
+        #: Why the jobs of a replica were given up (`abandon`), by replica name.
+        self._abandoned: dict[str, str] = {}
 
     @property
     def stopping(self) -> bool:
@@ -320,7 +333,7 @@ class Scheduler:
             if self._listener is not None:
                 self._listener.attempt_started(submission.key, replica.name)
             job.add_status_listener(lambda update: self._on_status(replica, update))
-            return await self._await(job)
+            return await self._await_unless_abandoned(task, job, replica)
         except BaseException as exc:
             error = exc
             tried.append(replica.name)
@@ -358,6 +371,32 @@ class Scheduler:
         with anyio.CancelScope(shield=True):
             await _cancel(job, True)
         raise AttemptTimeout(f"no result within {self._timeout:g} s; cancelled on the server")
+
+    # -- a replica that makes no progress ------------------------------------------------
+
+    def abandon(self, replica: Replica, reason: str) -> int:
+        """Give up the jobs running on `replica` (it is stuck and about to be restarted):
+        each is cancelled on it and its attempt fails as an unreachable replica does, so
+        it is retried on another. Returns how many were given up."""
+        count = 0
+        for task in self._tasks.values():
+            if task.replica is replica and task.abandon is not None:
+                task.abandon.cancel()
+                count += 1
+        self._abandoned[replica.name] = reason
+        return count
+
+    async def _await_unless_abandoned(self, task: _Task, job: AsyncJob, replica: Replica) -> Any:
+        with anyio.CancelScope() as scope:
+            task.abandon = scope
+            try:
+                return await self._await(job)
+            finally:
+                task.abandon = None
+        with anyio.CancelScope(shield=True):
+            await _cancel(job, True)
+        reason = self._abandoned.get(replica.name, "given up")
+        raise ConnectionFailed(f"{replica.name}: {reason}", url=None)
 
     async def _backoff(self, seconds: float) -> None:
         """The wait before a retry; a stop ends it (the job is then cancelled)."""
