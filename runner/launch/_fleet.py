@@ -269,6 +269,17 @@ class Fleet:
 
     # -- mid-run ----------------------------------------------------------------------
 
+    def is_ours(self, name: str) -> bool:
+        """The replica `name` is a copy in the user's account (one spacerun may restart)."""
+        copy = self._copies.get(name)
+        return copy is not None and copy.ours
+
+    async def restart_copy(self, name: str) -> None:
+        """Restart the copy `name` through the Hub (a stuck app); raises JobsError."""
+        copy = self._copies[name]
+        assert copy.ours, "only a copy of ours is restarted"
+        await restart_space(copy.space_id, token=self.token, endpoint=self.endpoint)
+
     async def pause_copy(self, name: str) -> bool:
         """Pause the copy `name` now (an elastic copy with nothing left to do), so that it
         stops billing; the next `open_duplicate` of it restarts it. True once paused."""

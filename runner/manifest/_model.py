@@ -223,6 +223,9 @@ class RunSpec:
     #: Seconds from the start within which the batch should be done: elastic copies are
     #: added while the backlog would otherwise take longer. None: see `runner.run`.
     deadline: float | None = None
+    #: Seconds a copy of ours may hold jobs without finishing any before it is restarted.
+    #: None: ten times its normal run time, and at least two minutes.
+    stuck_after: float | None = None
     #: The Ray cluster of `ray:` replicas; None: a Ray instance on this machine.
     ray: RaySpec | None = None
 
@@ -308,6 +311,9 @@ def _dump(manifest: Manifest, *, redact: bool) -> dict[str, Any]:
             "max_wait": None if run.max_wait is None else format_duration(run.max_wait),
             **({"budget": f"${run.budget:g}"} if run.budget is not None else {}),
             **({} if run.deadline is None else {"deadline": format_duration(run.deadline)}),
+            **(
+                {} if run.stuck_after is None else {"stuck_after": format_duration(run.stuck_after)}
+            ),
             **({} if run.ray is None else {"ray": dump_ray(run.ray)}),
         },
         "output": {

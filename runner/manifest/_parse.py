@@ -50,6 +50,7 @@ RUN_KEYS = (
     "max_wait",
     "budget",
     "deadline",
+    "stuck_after",
     "ray",
 )
 RAY_KEYS = ("address", "placement_timeout")
@@ -239,6 +240,9 @@ class _Parser(ReplicaFields):
             deadline=None
             if spec.get("deadline") is None
             else self.duration((*path, "deadline"), spec["deadline"]),
+            stuck_after=None
+            if spec.get("stuck_after") is None
+            else self.duration((*path, "stuck_after"), spec["stuck_after"]),
             ray=None if spec.get("ray") is None else self.ray((*path, "ray"), spec["ray"]),
         )
 

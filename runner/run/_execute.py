@@ -54,6 +54,7 @@ from ._resume import (
     read_stamp,
     write_stamp,
 )
+from ._stuck import StuckWatch
 from ._summary import RunSummary, SummaryBuilder, format_summary
 from ._todo import Todo
 
@@ -274,6 +275,14 @@ class _Run(Todo):
                 if self.options.handle_signals:
                     group.start_soon(self._watch_signals, scheduler)
                 group.start_soon(self.progress.tick)
+                stuck = StuckWatch(
+                    pool,
+                    scheduler,
+                    self.fleet,
+                    after=self.manifest.run.stuck_after,
+                    on_message=self.progress.message,
+                )
+                group.start_soon(stuck.run)
                 if self.fleet.groups:
                     self.elastic = ElasticControl(
                         self.fleet.groups,

@@ -1,0 +1,81 @@
+"""A copy that answers but makes no progress is restarted through the Hub: its jobs go
+to the other copy meanwhile, and it is put back once it runs again. The stuck copy is a
+real Gradio app behind a fault proxy that holds every job's event stream; the Hub is the
+stand-in."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.fault_proxy import FaultProxy, Rule, Stall
+from support.hub import HubServer
+
+from runner.run import RunOptions, run
+
+TOKEN = "hf_alice_token_stuck"
+
+
+@pytest.fixture
+def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[HubServer]:
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    with HubServer() as server:
+        server.add_user("alice", token=TOKEN)
+        yield server
+
+
+def test_a_stuck_copy_is_restarted_once_and_the_batch_finishes(
+    app_factory: Any, hub: HubServer, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Two paid copies; every job on the first is held (its stream stalls after the
+    first message) while its `/config` answers. After `run.stuck_after` (3 s) without a
+    finished job it is restarted through the Hub, once; the restart clears the fault
+    (a fresh container), it takes rows again, and every row ends ok."""
+    stuck_app, steady_app = app_factory.many(["zerogpu"] * 2, env={"ZEROGPU_TASK_SECONDS": "0.2"})
+    with FaultProxy(stuck_app.url) as proxy:
+        proxy.add_rule(Rule(path=r"queue/data$", method="GET", action=Stall(after_messages=1)))
+        hub.add_space("bob/gpu-app", host=steady_app.url)
+        hosts = {"alice/gpu-app": proxy.url, "alice/gpu-app-2": steady_app.url}
+        hub.duplicate_host = lambda space_id: hosts[space_id]
+
+        def fresh_container_after_restart() -> None:
+            # A restart on the Hub replaces the container: the fault is gone with it.
+            deadline = time.monotonic() + 120
+            while not hub.calls("POST", "/restart") and time.monotonic() < deadline:
+                time.sleep(0.05)
+            proxy.clear_rules()
+            proxy.release_stalls()
+
+        watcher = threading.Thread(target=fresh_container_after_restart, daemon=True)
+        watcher.start()
+        lines = [f"  - {{prompt: row {i}}}" for i in range(40)]
+        path = tmp_path / "stuck.yaml"
+        path.write_text(
+            "app:\n"
+            "  endpoint: /generate\n"
+            "  replicas:\n"
+            "    - duplicate: bob/gpu-app\n"
+            "      hardware: t4-small\n"
+            "      count: 2\n"
+            "inputs:\n"
+            "  rows:\n" + "\n".join(lines) + "\n"
+            "run:\n"
+            "  concurrency: 2\n"
+            "  stuck_after: 3s\n"
+        )
+        summary = run(
+            path, RunOptions(hub_endpoint=hub.url, progress="plain", handle_signals=False)
+        )
+        watcher.join(timeout=10)
+    assert summary.exit_status == 0 and summary.this_run["ok"] == 40
+    restarts = hub.calls("POST", "/restart")
+    assert [r.path for r in restarts] == ["/api/spaces/alice/gpu-app/restart"]
+    err = capfd.readouterr().err
+    assert "duplicate:gpu-app is stuck: no job finished for" in err
+    assert "duplicate:gpu-app restarted" in err
+    stuck = next(r for r in summary.replicas if r.name == "duplicate:gpu-app")
+    assert stuck.ok > 0  # back in rotation after the restart
