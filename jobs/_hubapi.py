@@ -84,13 +84,23 @@ async def pause_space(space_id: str, *, token: str | None, endpoint: str | None 
     return await _lifecycle(space_id, token=token, endpoint=endpoint, restart=False)
 
 
-async def restart_space(space_id: str, *, token: str | None, endpoint: str | None = None) -> str:
-    """Restart the Space (after a pause: billing starts again); return its stage."""
-    return await _lifecycle(space_id, token=token, endpoint=endpoint, restart=True)
+async def restart_space(
+    space_id: str, *, token: str | None, endpoint: str | None = None, factory_reboot: bool = False
+) -> str:
+    """Restart the Space (after a pause: billing starts again); return its stage. With
+    `factory_reboot`, the Hub rebuilds it from scratch (no build cache) first."""
+    return await _lifecycle(
+        space_id, token=token, endpoint=endpoint, restart=True, factory_reboot=factory_reboot
+    )
 
 
 async def _lifecycle(
-    space_id: str, *, token: str | None, endpoint: str | None, restart: bool
+    space_id: str,
+    *,
+    token: str | None,
+    endpoint: str | None,
+    restart: bool,
+    factory_reboot: bool = False,
 ) -> str:
     if not token:
         raise AuthError(
@@ -99,6 +109,10 @@ async def _lifecycle(
         )
     _check_id(space_id)
     api = _api(endpoint, token)
-    fn = api.restart_space if restart else api.pause_space
-    runtime = await _call(api, space_id, fn, space_id)
+    if restart:
+        runtime = await _call(
+            api, space_id, api.restart_space, space_id, factory_reboot=factory_reboot
+        )
+    else:
+        runtime = await _call(api, space_id, api.pause_space, space_id)
     return str(getattr(runtime.stage, "value", runtime.stage))

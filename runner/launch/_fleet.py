@@ -76,6 +76,8 @@ class _Copy:
     hardware: str | None
     ours: bool
     after: str = "keep"
+    #: What is done when it is stuck: "restart", "factory_reboot" or "leave".
+    stuck: str = "leave"
     up_since: float | None = None
     up_until: float | None = None
     ended: str | None = None
@@ -168,7 +170,7 @@ class Fleet:
         )
         earlier = self._copies.get(name)
         copy = self._copies[name] = _Copy(
-            space_id=space_id, hardware=spec.hardware, ours=True, after=spec.after
+            space_id=space_id, hardware=spec.hardware, ours=True, after=spec.after, stuck=spec.stuck
         )
         if earlier is not None:  # started again after a pause in this run
             copy.banked = earlier.up_seconds(self.clock()) or 0.0
@@ -269,16 +271,23 @@ class Fleet:
 
     # -- mid-run ----------------------------------------------------------------------
 
-    def is_ours(self, name: str) -> bool:
-        """The replica `name` is a copy in the user's account (one spacerun may restart)."""
+    def may_restart(self, name: str) -> bool:
+        """The replica `name` is a copy in the user's account that may be restarted when
+        stuck (never a Space that is not the user's)."""
         copy = self._copies.get(name)
-        return copy is not None and copy.ours
+        return copy is not None and copy.ours and copy.stuck != "leave"
 
     async def restart_copy(self, name: str) -> None:
-        """Restart the copy `name` through the Hub (a stuck app); raises JobsError."""
+        """Restart the copy `name` through the Hub (a stuck app), as a factory reboot if
+        its `stuck:` says so; raises JobsError."""
         copy = self._copies[name]
         assert copy.ours, "only a copy of ours is restarted"
-        await restart_space(copy.space_id, token=self.token, endpoint=self.endpoint)
+        await restart_space(
+            copy.space_id,
+            token=self.token,
+            endpoint=self.endpoint,
+            factory_reboot=copy.stuck == "factory_reboot",
+        )
 
     async def pause_copy(self, name: str) -> bool:
         """Pause the copy `name` now (an elastic copy with nothing left to do), so that it

@@ -91,6 +91,10 @@ class DuplicateReplica:
     #: hardware is paused, and restarted by the next run), "sleep" (left to sleep after
     #: `sleep_timeout`), "keep" (left running).
     after: str = "pause"
+    #: What is done with a copy that answers but finishes no job (`DUPLICATE_STUCK`):
+    #: "restart" it through the Hub, "factory_reboot" it (rebuilt from scratch), or
+    #: "leave" it (only said).
+    stuck: str = "restart"
 
 
 #: `gpus: all`: every GPU of the machine, found when the replicas start.
@@ -341,6 +345,8 @@ def _dump_replica(replica: ReplicaSpec) -> dict[str, Any]:
         if replica.to_id is not None:
             out["to_id"] = replica.to_id
         out["after"] = replica.after
+        if replica.stuck != "restart":
+            out["stuck"] = replica.stuck
     elif isinstance(replica, RayReplica):
         out = dump_ray_replica(replica)
     else:

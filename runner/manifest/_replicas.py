@@ -23,6 +23,7 @@ from ._yaml import Path as KeyPath
 __all__ = ["REPLICA_KEYS", "ReplicaFields", "text_kind"]
 
 DUPLICATE_AFTER = ("pause", "sleep", "keep")
+DUPLICATE_STUCK = ("restart", "factory_reboot", "leave")
 _SPACE_AT = re.compile(r"[A-Za-z0-9][\w-]*/[A-Za-z0-9_][\w.-]*(@[\w./-]+)?", re.ASCII)
 
 REPLICA_KEYS = {
@@ -37,6 +38,7 @@ REPLICA_KEYS = {
         "to_id",
         "concurrency",
         "after",
+        "stuck",
     ),
     "local": (
         "local",
@@ -140,6 +142,7 @@ class ReplicaFields(Fields):
                 to_id=None if to_id is None else self.text((*path, "to_id"), to_id),
                 concurrency=concurrency,
                 after=self.choice((*path, "after"), entry.get("after", "pause"), DUPLICATE_AFTER),
+                stuck=self.choice((*path, "stuck"), entry.get("stuck", "restart"), DUPLICATE_STUCK),
             )
         count = self.integer((*path, "count"), entry.get("count", 1), 1)
         if kind == "ray":

@@ -6,9 +6,10 @@ looked at: when none of its jobs has finished for `after` seconds (`run.stuck_af
 by default ten times its normal run time, and at least two minutes) it is stuck. A copy
 in the user's account (`duplicate:`) is then taken out of rotation, its jobs are given
 up there and retried on the others, it is restarted through the Hub, waited for (its
-connection is made again, as at the start) and put back. Anything else (a public
-Space, a URL) is never restarted: it is said once, and left to the pool's own health
-checks. A copy restarted `MAX_RESTARTS` times is left out for the rest of the run.
+connection is made again, as at the start) and put back; `stuck: factory_reboot` on
+the copy asks the Hub for a factory reboot instead, `stuck: leave` for nothing. Anything
+else (a public Space, a URL) is never restarted: it is said once, and left to the
+pool's own health checks. A copy restarted `MAX_RESTARTS` times is left out for the rest of the run.
 """
 
 from __future__ import annotations
@@ -102,10 +103,13 @@ class StuckWatch:
                 continue
             stuck.append(replica)
             why = f"no job finished for {now - progress.since:.0f} s ({replica.in_flight} held)"
-            if not self._fleet.is_ours(replica.name):
+            if not self._fleet.may_restart(replica.name):
                 if not progress.said:
                     progress.said = True
-                    self._message(f"{replica.name} makes no progress: {why}; not yours to restart")
+                    self._message(
+                        f"{replica.name} makes no progress: {why}; not restarted (not a copy "
+                        "of yours, or its stuck: is leave)"
+                    )
                 continue
             if progress.restarts >= MAX_RESTARTS:
                 if not progress.said:

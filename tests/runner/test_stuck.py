@@ -28,13 +28,20 @@ def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[HubServer]:
         yield server
 
 
+@pytest.mark.parametrize(("stuck", "query"), [("restart", ""), ("factory_reboot", "factory=true")])
 def test_a_stuck_copy_is_restarted_once_and_the_batch_finishes(
-    app_factory: Any, hub: HubServer, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+    app_factory: Any,
+    hub: HubServer,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    stuck: str,
+    query: str,
 ) -> None:
     """Two paid copies; every job on the first is held (its stream stalls after the
     first message) while its `/config` answers. After `run.stuck_after` (3 s) without a
-    finished job it is restarted through the Hub, once; the restart clears the fault
-    (a fresh container), it takes rows again, and every row ends ok."""
+    finished job it is restarted through the Hub, once (a factory reboot when its
+    `stuck:` asks for one); the restart clears the fault (a fresh container), it takes
+    rows again, and every row ends ok."""
     stuck_app, steady_app = app_factory.many(["zerogpu"] * 2, env={"ZEROGPU_TASK_SECONDS": "0.2"})
     with FaultProxy(stuck_app.url) as proxy:
         proxy.add_rule(Rule(path=r"queue/data$", method="GET", action=Stall(after_messages=1)))
@@ -61,6 +68,7 @@ def test_a_stuck_copy_is_restarted_once_and_the_batch_finishes(
             "    - duplicate: bob/gpu-app\n"
             "      hardware: t4-small\n"
             "      count: 2\n"
+            f"      stuck: {stuck}\n"
             "inputs:\n"
             "  rows:\n" + "\n".join(lines) + "\n"
             "run:\n"
@@ -73,9 +81,9 @@ def test_a_stuck_copy_is_restarted_once_and_the_batch_finishes(
         watcher.join(timeout=10)
     assert summary.exit_status == 0 and summary.this_run["ok"] == 40
     restarts = hub.calls("POST", "/restart")
-    assert [r.path for r in restarts] == ["/api/spaces/alice/gpu-app/restart"]
+    assert [(r.path, r.query) for r in restarts] == [("/api/spaces/alice/gpu-app/restart", query)]
     err = capfd.readouterr().err
     assert "duplicate:gpu-app is stuck: no job finished for" in err
     assert "duplicate:gpu-app restarted" in err
-    stuck = next(r for r in summary.replicas if r.name == "duplicate:gpu-app")
-    assert stuck.ok > 0  # back in rotation after the restart
+    restarted = next(r for r in summary.replicas if r.name == "duplicate:gpu-app")
+    assert restarted.ok > 0  # back in rotation after the restart

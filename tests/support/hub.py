@@ -244,6 +244,8 @@ class RecordedRequest:
     path: str
     authorization: str | None
     body: Any
+    #: The query string (`factory=true` on a factory reboot, as huggingface_hub sends it).
+    query: str = ""
 
 
 class _Reply(Exception):
@@ -388,9 +390,11 @@ class HubServer:
 
     # -- routes ---------------------------------------------------------------
 
-    def handle(self, method: str, path: str, authorization: str | None, body: Any) -> Any:
+    def handle(
+        self, method: str, path: str, authorization: str | None, body: Any, query: str = ""
+    ) -> Any:
         """Answer one request (called under the lock); raises _Reply for errors."""
-        self.requests.append(RecordedRequest(method, path, authorization, body))
+        self.requests.append(RecordedRequest(method, path, authorization, body, query))
         if self._rate_limited:
             self._rate_limited -= 1
             exhausted = {
@@ -619,10 +623,12 @@ def _handler_for(hub: HubServer) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             body = json.loads(raw) if raw else None
-            path = urlsplit(self.path).path
+            path, query = urlsplit(self.path).path, urlsplit(self.path).query
             try:
                 with hub._lock:
-                    payload = hub.handle(method, path, self.headers.get("Authorization"), body)
+                    payload = hub.handle(
+                        method, path, self.headers.get("Authorization"), body, query
+                    )
             except _Reply as reply:
                 self._send(reply.status, {"error": reply.error, **reply.extra}, reply)
             else:
