@@ -108,6 +108,9 @@ class Fleet:
     _released: bool = False
     #: Elastic `duplicate:` entries (`count: {min, max}`), for the run's fleet control.
     groups: list[ElasticGroup] = field(default_factory=list)
+    #: How to kill a `local:` copy and start it again (one that is stuck), by replica
+    #: name: copies spacerun runs itself are the user's to restart.
+    local_restarts: dict[str, Callable[[], Awaitable[AsyncClient]]] = field(default_factory=dict)
 
     @property
     def account(self) -> str:

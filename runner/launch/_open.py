@@ -90,6 +90,7 @@ async def open_replicas(
                 work_dir=work_dir,
                 first_index=next_local,
                 on_message=on_message,
+                restarts=fleet.local_restarts,
             )
             next_local += len(started)
             replicas.extend(started)

@@ -8,7 +8,7 @@ any script, with that environment's python. With `gpus`, each copy gets its own 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +35,11 @@ async def open_local(
     work_dir: Path | None,
     first_index: int,
     on_message: Callable[[str], None],
+    restarts: dict[str, Callable[[], Awaitable[AsyncClient]]] | None = None,
 ) -> list[Replica]:
-    """Start the copies of `spec` (stopped when `stack` closes) and connect to each."""
+    """Start the copies of `spec` (stopped when `stack` closes) and connect to each.
+    `restarts` (if given) gets, by replica name, how to kill a copy and start it again
+    (for one that is stuck); the caller closes the client it returns."""
     app_spec = await _app_spec(spec, options, log_dir, work_dir, first_index, on_message)
     apps = await stack.enter_async_context(
         LocalApps(app_spec, log_dir=log_dir, on_status=on_message)
@@ -55,6 +58,13 @@ async def open_local(
             # Its port was taken meanwhile: the pool moves the replica to the new one.
             return None if app.url == url else await AsyncClient.connect(app.url, **options)
 
+        async def restart(app: LocalApp = app) -> AsyncClient:
+            on_message(f"killing {app_spec.display} {app.name} and starting it again")
+            await app.restart()
+            return await AsyncClient.connect(app.url, **options)
+
+        if restarts is not None:
+            restarts[app.name] = restart
         out.append(
             Replica(
                 name=app.name,

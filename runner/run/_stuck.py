@@ -9,7 +9,8 @@ up there and retried on the others, it is restarted through the Hub, waited for 
 connection is made again, as at the start) and put back; `stuck: factory_reboot` on
 the copy asks the Hub for a factory reboot instead, `stuck: leave` for nothing. Anything
 else (a public Space, a URL) is never restarted: it is said once, and left to the
-pool's own health checks. A copy restarted `MAX_RESTARTS` times is left out for the rest of the run.
+pool's own health checks. A `local:` copy (spacerun's own process) in the same state is killed and
+started again. A copy restarted `MAX_RESTARTS` times is left out for the rest of the run.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from anyio.abc import TaskGroup
 
 from jobs import AsyncClient, JobsError
 
+from ..errors import RunnerError
 from ..launch import Fleet
 from ..scheduling import Clock as ClockType
 from ..scheduling import Replica, ReplicaPool, Scheduler
@@ -103,7 +105,8 @@ class StuckWatch:
                 continue
             stuck.append(replica)
             why = f"no job finished for {now - progress.since:.0f} s ({replica.in_flight} held)"
-            if not self._fleet.may_restart(replica.name):
+            local = replica.name in self._fleet.local_restarts
+            if not local and not self._fleet.may_restart(replica.name):
                 if not progress.said:
                     progress.said = True
                     self._message(
@@ -138,9 +141,12 @@ class StuckWatch:
             "and it is restarted"
         )
         try:
-            await self._fleet.restart_copy(replica.name)
-            client = await replica.open_client()  # waits until it runs again
-        except (JobsError, OSError, TimeoutError) as exc:
+            if (local := self._fleet.local_restarts.get(replica.name)) is not None:
+                client = await local()  # killed, started again, connected
+            else:
+                await self._fleet.restart_copy(replica.name)
+                client = await replica.open_client()  # waits until it runs again
+        except (JobsError, RunnerError, OSError, TimeoutError) as exc:
             self._message(f"{replica.name} did not come back after a restart ({exc}); probed")
             replica.down_until = self._clock()
         else:

@@ -87,3 +87,38 @@ def test_a_stuck_copy_is_restarted_once_and_the_batch_finishes(
     assert "duplicate:gpu-app restarted" in err
     restarted = next(r for r in summary.replicas if r.name == "duplicate:gpu-app")
     assert restarted.ok > 0  # back in rotation after the restart
+
+
+def test_a_stuck_local_copy_is_killed_and_started_again(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Two local copies of an app whose first process wedges (every job hangs while
+    `/config` answers): after 3 s without a finished job that copy is killed and started
+    again (the new process works), its jobs go to the other meanwhile, all rows end ok."""
+    app = Path(__file__).resolve().parents[1] / "apps" / "stuck_once.py"
+    # Long enough that the copy is back (a new process takes seconds to load) before
+    # the other one has done every row.
+    lines = [f"  - {{prompt: row {i}}}" for i in range(40)]
+    path = tmp_path / "local.yaml"
+    path.write_text(
+        "app:\n"
+        "  endpoint: /generate\n"
+        "  replicas:\n"
+        f"    - local: {app}\n"
+        "      count: 2\n"
+        f"      env: {{STUCK_MARKER: {tmp_path / 'wedged'}, STUCK_TASK_SECONDS: '0.5'}}\n"
+        "inputs:\n"
+        "  rows:\n" + "\n".join(lines) + "\n"
+        "run:\n"
+        "  concurrency: 2\n"
+        "  stuck_after: 3s\n"
+    )
+    summary = run(path, RunOptions(progress="plain", handle_signals=False))
+    assert summary.exit_status == 0 and summary.this_run["ok"] == 40
+    err = capfd.readouterr().err
+    stuck = [line for line in err.splitlines() if " is stuck: no job finished for " in line]
+    assert len(stuck) == 1, err
+    name = stuck[0].split(" ", 1)[0]
+    assert f"{name} restarted" in err
+    restarted = next(r for r in summary.replicas if r.name == name)
+    assert restarted.ok > 0  # the new process took rows
