@@ -59,7 +59,8 @@ def test_a_stuck_copy_is_restarted_once_and_the_batch_finishes(
 
         watcher = threading.Thread(target=fresh_container_after_restart, daemon=True)
         watcher.start()
-        lines = [f"  - {{prompt: row {i}}}" for i in range(40)]
+        # Rows enough that the other copy is still busy when this one is back.
+        lines = [f"  - {{prompt: row {i}}}" for i in range(80)]
         path = tmp_path / "stuck.yaml"
         path.write_text(
             "app:\n"
@@ -79,7 +80,7 @@ def test_a_stuck_copy_is_restarted_once_and_the_batch_finishes(
             path, RunOptions(hub_endpoint=hub.url, progress="plain", handle_signals=False)
         )
         watcher.join(timeout=10)
-    assert summary.exit_status == 0 and summary.this_run["ok"] == 40
+    assert summary.exit_status == 0 and summary.this_run["ok"] == 80
     restarts = hub.calls("POST", "/restart")
     assert [(r.path, r.query) for r in restarts] == [("/api/spaces/alice/gpu-app/restart", query)]
     err = capfd.readouterr().err
@@ -92,21 +93,19 @@ def test_a_stuck_copy_is_restarted_once_and_the_batch_finishes(
 def test_a_stuck_local_copy_is_killed_and_started_again(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    """Two local copies of an app whose first process wedges (every job hangs while
-    `/config` answers): after 3 s without a finished job that copy is killed and started
-    again (the new process works), its jobs go to the other meanwhile, all rows end ok."""
+    """One local copy of an app whose first process wedges (every job hangs while
+    `/config` answers): after 3 s without a finished job it is killed and started again,
+    once; its jobs, given up there, are retried once it is back (the new process works)
+    and every row ends ok."""
     app = Path(__file__).resolve().parents[1] / "apps" / "stuck_once.py"
-    # Long enough that the copy is back (a new process takes seconds to load) before
-    # the other one has done every row.
-    lines = [f"  - {{prompt: row {i}}}" for i in range(40)]
+    lines = [f"  - {{prompt: row {i}}}" for i in range(20)]
     path = tmp_path / "local.yaml"
     path.write_text(
         "app:\n"
         "  endpoint: /generate\n"
         "  replicas:\n"
         f"    - local: {app}\n"
-        "      count: 2\n"
-        f"      env: {{STUCK_MARKER: {tmp_path / 'wedged'}, STUCK_TASK_SECONDS: '0.5'}}\n"
+        f"      env: {{STUCK_MARKER: {tmp_path / 'wedged'}}}\n"
         "inputs:\n"
         "  rows:\n" + "\n".join(lines) + "\n"
         "run:\n"
@@ -114,11 +113,11 @@ def test_a_stuck_local_copy_is_killed_and_started_again(
         "  stuck_after: 3s\n"
     )
     summary = run(path, RunOptions(progress="plain", handle_signals=False))
-    assert summary.exit_status == 0 and summary.this_run["ok"] == 40
+    assert summary.exit_status == 0 and summary.this_run["ok"] == 20
     err = capfd.readouterr().err
     stuck = [line for line in err.splitlines() if " is stuck: no job finished for " in line]
-    assert len(stuck) == 1, err
-    name = stuck[0].split(" ", 1)[0]
-    assert f"{name} restarted" in err
-    restarted = next(r for r in summary.replicas if r.name == name)
-    assert restarted.ok > 0  # the new process took rows
+    assert len(stuck) == 1 and stuck[0].startswith("local-1 is stuck"), err
+    assert "killing stuck_once.py local-1 and starting it again" in err
+    assert "local-1 restarted" in err
+    (copy,) = summary.replicas
+    assert copy.ok == 20  # every row, by the new process
