@@ -159,7 +159,8 @@ async def test_a_failing_script_is_quoted_as_python_shows_it(tmp_path: Path, sou
     quoted = "\n".join(f"    {line}" for line in direct.stderr.decode().strip().splitlines())
     assert message.endswith(quoted), message
     assert '_bootstrap.py", line' not in message and "runpy" not in message
-    assert '_bootstrap.py", line' in caught.value.log_path.read_text()
+    log_path = caught.value.log_path
+    assert log_path is not None and '_bootstrap.py", line' in log_path.read_text()
 
 
 async def test_missing_interpreter_raises_local_app_error(tmp_path: Path) -> None:
