@@ -15,7 +15,6 @@ import anyio
 import httpx
 from anyio.abc import TaskGroup
 
-from ._aio import aiohttp_transport
 from ._background import BackgroundTaskGroup
 from ._connect import AppConnection, open_app
 from ._files import Downloader, Uploader, wrap_files
@@ -212,6 +211,9 @@ class AsyncClient:
                     "verify": self._ssl_verify,
                     **self._http_options.client_kwargs,
                 }
+                # aiohttp (a third of `import jobs`'s time) loads when a client opens.
+                from ._aio import aiohttp_transport
+
                 transport = aiohttp_transport(verify=kwargs["verify"], cert=kwargs.get("cert"))
                 if transport is not None:
                     kwargs["transport"] = transport
