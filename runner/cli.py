@@ -15,14 +15,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import anyio
-
-from jobs import AsyncClient, __version__
+from jobs import __version__
 
 from .errors import ExitStatus, anticipated
-from .manifest import load_manifest
-from .run import RunOptions, run, validate_manifest
-from .store import read_status
+
+# Each command imports the layers it uses when it runs (`status` reads a run folder and
+# never loads the client, `--help` loads nothing): a command line answers at once.
 
 __all__ = ["main"]
 
@@ -189,6 +187,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from .manifest import load_manifest
+    from .run import RunOptions, run
+
     manifest = load_manifest(
         args.manifest, app=args.app, endpoint=args.endpoint, overrides=args.overrides
     )
@@ -215,6 +216,11 @@ def _original_args(args: argparse.Namespace) -> list[str]:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    import anyio
+
+    from .manifest import load_manifest
+    from .run import validate_manifest
+
     manifest = load_manifest(
         args.manifest, app=args.app, endpoint=args.endpoint, overrides=args.overrides
     )
@@ -224,6 +230,10 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _view_api(args: argparse.Namespace) -> int:
+    import anyio
+
+    from jobs import AsyncClient
+
     async def show() -> Any:
         async with AsyncClient(args.app, hf_token=args.hf_token) as client:
             return client.view_api(
@@ -239,6 +249,8 @@ def _view_api(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from .store import read_status
+
     try:
         status = read_status(args.run_dir)
     except FileNotFoundError as exc:

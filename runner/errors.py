@@ -25,7 +25,6 @@ echoed back).
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from enum import IntEnum
 from typing import TYPE_CHECKING
@@ -159,5 +158,8 @@ def anticipated(exc: BaseException) -> RunnerError | JobsError | None:
 
 
 def _is_cancellation(exc: BaseException) -> bool:
-    # The runner runs on anyio's asyncio backend, whose cancellation is asyncio's.
-    return isinstance(exc, asyncio.CancelledError)
+    # The runner runs on anyio's asyncio backend, whose cancellation is asyncio's. If
+    # asyncio was never imported nothing was cancelled; importing it here (as at the top)
+    # would cost every command line a twentieth of a second.
+    asyncio = sys.modules.get("asyncio")
+    return asyncio is not None and isinstance(exc, asyncio.CancelledError)
