@@ -10,8 +10,9 @@ Times, each in a fresh interpreter, wall clock from start to exit:
 The baseline is a `git worktree` of another commit (default: `main`), made in a
 temporary folder and removed at the end. Both trees run with this interpreter and its
 installed packages, `PYTHONPATH` set to the tree; their runs alternate so a change in
-the machine's load hits both. Prints the median and the fastest run of each, and the
-ratio of the medians (this tree / baseline).
+the machine's load hits both. Prints the median and the fastest wall time of each, the
+median CPU time (user + system, which a busy machine inflates less than wall time), and
+the ratios of the medians (this tree / baseline).
 
     python bench/bench_startup.py                    # against main, 15 runs each
     python bench/bench_startup.py --baseline HEAD~3 -n 30
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -43,11 +45,16 @@ def commands(run_dir: Path) -> dict[str, list[str]]:
     }
 
 
-def once(tree: Path, args: list[str]) -> float:
+def once(tree: Path, args: list[str]) -> tuple[float, float]:
+    """Wall seconds, and CPU seconds of the child (user + system), of one run."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run([sys.executable, *args], cwd=tree, env=env, check=True, capture_output=True)
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return wall, cpu
 
 
 def main() -> None:
@@ -71,16 +78,20 @@ def main() -> None:
                     once(tree, argv)
             table = []
             for name, argv in commands(run_dir).items():
-                times: dict[str, list[float]] = {label: [] for label in trees}
+                wall: dict[str, list[float]] = {label: [] for label in trees}
+                cpu: dict[str, list[float]] = {label: [] for label in trees}
                 for _ in range(args.n):
                     for label, tree in trees.items():
-                        times[label].append(once(tree, argv))
-                base_median = statistics.median(times["baseline"])
-                this_median = statistics.median(times["this tree"])
+                        took, used = once(tree, argv)
+                        wall[label].append(took)
+                        cpu[label].append(used)
+                base_wall, this_wall = (statistics.median(wall[label]) for label in trees)
+                base_cpu, this_cpu = (statistics.median(cpu[label]) for label in trees)
                 table.append(
-                    f"| {name} | {base_median:.3f} | {min(times['baseline']):.3f} "
-                    f"| {this_median:.3f} | {min(times['this tree']):.3f} "
-                    f"| {this_median / base_median:.2f}x |"
+                    f"| {name} | {base_wall:.3f} ({min(wall['baseline']):.3f}) "
+                    f"| {this_wall:.3f} ({min(wall['this tree']):.3f}) "
+                    f"| {this_wall / base_wall:.2f}x | {base_cpu:.3f} | {this_cpu:.3f} "
+                    f"| {this_cpu / base_cpu:.2f}x |"
                 )
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT)
@@ -89,12 +100,12 @@ def main() -> None:
     ).stdout.strip()
     load = os.getloadavg()[0]
     print(
-        f"baseline {args.baseline}, this tree {revision}; median and fastest of {args.n} "
-        f"runs in s; load average {load:.1f}\n"
+        f"baseline {args.baseline}, this tree {revision}; seconds, median of {args.n} runs "
+        f"(fastest in brackets); CPU is the child's user + system; load average {load:.1f}\n"
     )
-    print("| command | baseline median | baseline min | this tree median | this tree min "
-          "| this / baseline |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| command | baseline wall (min) | this tree wall (min) | wall, this / baseline "
+          "| baseline CPU | this tree CPU | CPU, this / baseline |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|")
     print("\n".join(table))
 
 

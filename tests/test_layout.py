@@ -123,6 +123,8 @@ RUNNER_LAYERS = (
 LAZY_IMPORTS = {"pandas", "numpy", "pyarrow", "huggingface_hub", "ray", "export", "_export"}
 # The report (jinja2, numpy, plotly's bundle), pandas' table and tqdm's notebook bar.
 LAZY_IMPORTS |= {"build_report", "_report", "plotly", "load_table", "tqdm"}
+# The run folder's manifest.yaml, which `spacerun status` does not read.
+LAZY_IMPORTS |= {"yaml"}
 # The command line imports each layer (and the client) in the command that uses it.
 CLI_LAZY_IMPORTS = {"anyio", "jobs", "manifest", "run", "store"}
 
@@ -243,7 +245,7 @@ HEAVY = {
     "yaml",
 }
 HTTP = {"anyio", "asyncio", "httpx"}
-RUN_FOLDER = {"numpy", "yaml"}
+RUN_FOLDER = {"numpy"}
 
 
 def _loaded_by(code: str) -> set[str]:
@@ -266,7 +268,10 @@ def _loaded_by(code: str) -> set[str]:
         ("import runner.cli\ntry: runner.cli.main(['--help'])\nexcept SystemExit: pass", set()),
         ("import runner.cli\nrunner.cli.main(['status', RUN_DIR])", RUN_FOLDER),
         ("from jobs import AsyncClient, Client, hf_token_from_env, is_hf_host", HTTP),
-        ("from runner import run, map, load_manifest, RunOptions, read_status", HTTP | RUN_FOLDER),
+        (
+            "from runner import run, map, load_manifest, RunOptions, read_status",
+            HTTP | RUN_FOLDER | {"yaml"},
+        ),
     ],
     ids=["import-jobs", "import-cli", "help", "status", "client", "runner-api"],
 )
