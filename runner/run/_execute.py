@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import anyio
 from anyio.abc import TaskGroup
 
-from jobs import AppSchema, Endpoint, hf_token_from_env
+from jobs import AppSchema, Endpoint, JobsError, hf_token_from_env
 
 from ..errors import ValidationFailed
 from ..inputs import Submission, ValidationReport, validate_submissions
@@ -30,6 +30,7 @@ from ..scheduling import (
     ReplicaPool,
     RetryPolicy,
     Scheduler,
+    compare_by_name,
 )
 from ..store import (
     DuplicateResultError,
@@ -86,6 +87,7 @@ class _Run(Todo):
         self.interrupted = False
         self.pauses: AccountPauses | None = None
         self.halted_by: str | None = None
+        self.pool: ReplicaPool | None = None
         token = manifest.app.hf_token.reveal() if manifest.app.hf_token is not None else None
         self.fleet = Fleet(
             token=hf_token_from_env(token),
@@ -203,6 +205,7 @@ class _Run(Todo):
                 on_message=self.progress.message,
             )
             stack.push_async_callback(pool.aclose)
+            self.pool = pool
             probes.start_soon(pool.probe_forever)
             try:
                 schema = await pool.open()
@@ -227,6 +230,8 @@ class _Run(Todo):
         stamp, todo = resume.stamp, resume.todo
         if stamp is not None and todo is not None and stamp.schema_digest == schema_digest(schema):
             return stamp.submissions, itertools.chain(prefetched, todo)
+        if stamp is not None:
+            self._say_api_change(stamp, schema)
         if todo is not None:
             todo.close()
             self._reset_counts()
@@ -236,6 +241,22 @@ class _Run(Todo):
         if self.options.fast_resume:
             self._stamp(schema, report, resume.inputs)
         return report.submissions, self._todo(store, schema, None)
+
+    def _say_api_change(self, stamp: ValidationStamp, schema: AppSchema) -> None:
+        """A resume against an app whose API is not the one validated before: say what
+        changed before anything is sent (the rows are then validated against it)."""
+        try:
+            before = stamp.app_schema().endpoint(self.manifest.app.endpoint)
+        except JobsError:
+            return
+        change = compare_by_name(before, schema, self.manifest.app.endpoint)
+        if change is None:
+            return  # the endpoint is the same; something else of the app changed
+        fits = "the rows still fit it by name" if change.fits else "the rows may not fit it"
+        self.progress.message(
+            f"the app's API changed since the last run: {change.description}; {fits}, and "
+            "they are validated against it again before anything is sent"
+        )
 
     def _stamp(self, schema: AppSchema, report: ValidationReport, inputs: str | None) -> None:
         """Write the validation stamp and start a key cache for it."""
@@ -329,6 +350,7 @@ class _Run(Todo):
             halted_by=self.halted_by,
             pauses=self.pauses.records if self.pauses is not None else (),
             costs=self.fleet.costs(),
+            api_changes=self.pool.api_changes if self.pool is not None else (),
         )
         write_summary(self.folder.root, summary.to_dict())
         for fmt in self.manifest.output.export:
