@@ -28,8 +28,10 @@ MIN_MASKED_LENGTH = 4
 _SECRET_LAST_WORDS = frozenset({"KEY", "APIKEY", "TOKEN", "SECRET"})
 #: Anywhere in the upper-cased name: `DB_PASSWORD`, `SMTP_PASSWD`, `GPG_PASSPHRASE`.
 _SECRET_PARTS = ("PASSWORD", "PASSWD", "PASSPHRASE")
-#: Any word starting so: `BASIC_AUTH`, `AUTH_HEADER`, `PROXY_AUTHORIZATION`.
-_SECRET_WORD_START = "AUTH"
+#: Any word so, or starting so: `BASIC_AUTH`, `AUTH_HEADER`, `PROXY_AUTHORIZATION` (not
+#: `AUTHOR`).
+_SECRET_WORDS = frozenset({"AUTH", "AUTHN", "AUTHZ"})
+_SECRET_WORD_STARTS = ("AUTHORIZ", "AUTHENTIC")
 
 _REFERENCE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-[^}]*)?\}")
 
@@ -43,7 +45,7 @@ def is_secret_name(name: str) -> bool:
     return (
         words[-1] in _SECRET_LAST_WORDS
         or any(part in upper for part in _SECRET_PARTS)
-        or any(word.startswith(_SECRET_WORD_START) for word in words)
+        or any(w in _SECRET_WORDS or w.startswith(_SECRET_WORD_STARTS) for w in words)
     )
 
 
