@@ -32,6 +32,7 @@ from ..manifest import (
 from ._execute import execute
 from ._loop import backend_options
 from ._options import RunHandle, RunOptions
+from ._redact import mask_error
 from ._summary import RunSummary
 
 if sys.version_info < (3, 11):
@@ -76,7 +77,10 @@ async def run_async(
         error = anticipated(group)
         if error is None:
             raise
-        raise error from group
+        raise mask_error(error, manifest.redactor) from group
+    except Exception as error:
+        mask_error(error, manifest.redactor)  # in place: the traceback stays as it was
+        raise
 
 
 async def validate_manifest(

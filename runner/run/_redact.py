@@ -18,7 +18,7 @@ from pathlib import Path
 from ..manifest import Redactor
 from ..store import ResultRecord
 
-__all__ = ["RedactingFilter", "masked_record", "masking_logs", "scrub_logs"]
+__all__ = ["RedactingFilter", "mask_error", "masked_record", "masking_logs", "scrub_logs"]
 
 
 def masked_record(record: ResultRecord, redactor: Redactor) -> ResultRecord:
@@ -35,6 +35,19 @@ def masked_record(record: ResultRecord, redactor: Redactor) -> ResultRecord:
         causes=tuple(mask(cause) for cause in record.causes),
         replica=None if record.replica is None else mask(record.replica),
     )
+
+
+def mask_error(error: BaseException, redactor: Redactor) -> BaseException:
+    """`error`, masked in place: the text of the error a run ends with may quote an app's
+    message or an input (its `str` is made from `args`; `message`-like attributes too)."""
+    if redactor:
+        error.args = tuple(redactor.mask_value(arg) for arg in error.args)
+        for name in ("message", "app_message", "detail"):
+            value = getattr(error, name, None)
+            if isinstance(value, str):
+                with contextlib.suppress(AttributeError):
+                    setattr(error, name, redactor.mask(value))
+    return error
 
 
 class RedactingFilter(logging.Filter):

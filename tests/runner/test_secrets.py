@@ -17,7 +17,8 @@ from support.cli import spacerun
 
 from runner.errors import ManifestError
 from runner.manifest import Redactor, is_secret_name, load_manifest
-from runner.run import RedactingFilter
+from runner.run import RedactingFilter, RunOptions, run
+from runner.scheduling import AllReplicasDown
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -254,3 +255,28 @@ def test_log_lines_and_tracebacks_are_masked(tmp_path: Path) -> None:
     text = log_file.read_text()
     assert f"calling with {MASKED}" in text and f"ValueError: bad key {MASKED}" in text
     assert SECRET not in text
+
+
+def test_an_unreachable_replica_whose_address_holds_a_secret(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`url: ...?token=${ENDPOINT_TOKEN}` that never answers: the messages while it waits,
+    the error the run ends with and summary.json name it masked."""
+    run_dir = tmp_path / "run"
+    path = write(
+        tmp_path,
+        f"""\
+        app: {{url: "http://127.0.0.1:9/?token=${{ENDPOINT_TOKEN}}", endpoint: /predict}}
+        inputs: {{map: {{text: hello}}}}
+        output: {{dir: {run_dir}}}
+        """,
+    )
+    options = RunOptions(environ={"ENDPOINT_TOKEN": SECRET}, all_down_deadline=1, progress="plain")
+    with pytest.raises(AllReplicasDown) as raised:
+        run(path, options)
+    printed = capsys.readouterr()
+    assert "127.0.0.1:9/?token=${ENDPOINT_TOKEN}" in str(raised.value) + printed.err
+    assert SECRET not in str(raised.value) + printed.out + printed.err
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["stopped_by"] and SECRET not in json.dumps(summary)
+    assert_nowhere_in_clear(run_dir)
