@@ -72,7 +72,8 @@ class RedactingFilter(logging.Filter):
 
 @contextlib.contextmanager
 def masking_logs(redactor: Redactor) -> Iterator[None]:
-    """While a run goes: every handler of the root logger masks secrets.
+    """While a run goes: every handler of the root logger (or Python's last resort, with
+    none configured) masks secrets.
 
     A filter on a logger does not see records of its child loggers (`runner.store`,
     `jobs`, ...), a handler's filter sees every record it writes: so the handlers get it.
@@ -82,6 +83,8 @@ def masking_logs(redactor: Redactor) -> Iterator[None]:
         return
     found = RedactingFilter(redactor)
     handlers = list(logging.getLogger().handlers)
+    if logging.lastResort is not None:  # what writes warnings when nothing is configured
+        handlers.append(logging.lastResort)
     for handler in handlers:
         handler.addFilter(found)
     try:

@@ -258,10 +258,12 @@ def test_log_lines_and_tracebacks_are_masked(tmp_path: Path) -> None:
 
 
 def test_an_unreachable_replica_whose_address_holds_a_secret(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     """`url: ...?token=${ENDPOINT_TOKEN}` that never answers: the messages while it waits,
-    the error the run ends with and summary.json name it masked."""
+    the log lines of its probes, the error the run ends with and summary.json name it
+    masked."""
+    caplog.set_level(logging.DEBUG)
     run_dir = tmp_path / "run"
     path = write(
         tmp_path,
@@ -277,6 +279,8 @@ def test_an_unreachable_replica_whose_address_holds_a_secret(
     printed = capsys.readouterr()
     assert "127.0.0.1:9/?token=${ENDPOINT_TOKEN}" in str(raised.value) + printed.err
     assert SECRET not in str(raised.value) + printed.out + printed.err
+    assert "probe of http://127.0.0.1:9/?token=${ENDPOINT_TOKEN} failed" in caplog.text
+    assert SECRET not in caplog.text
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["stopped_by"] and SECRET not in json.dumps(summary)
     assert_nowhere_in_clear(run_dir)
