@@ -22,9 +22,9 @@ from runner.scheduling import AllReplicasDown
 
 pytestmark = pytest.mark.timeout(240)
 
-#: Letters, digits and dashes: numbers folded to `N` in failure causes must not leave
-#: its other characters behind.
-SECRET = "sk-live-Zq93xK2mB7"
+#: With a number of its own: failure causes fold numbers to `N`, which must not leave the
+#: secret's other characters behind (`sk-live-N-Zq93xK2mB7`).
+SECRET = "sk-live-4096-Zq93xK2mB7"
 ENV = {"MY_API_KEY": SECRET}
 MASKED = "${MY_API_KEY}"
 
