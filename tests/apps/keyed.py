@@ -3,12 +3,18 @@
 /predict(text, api_key) -> text. It prints the key to its console (its log), tells it
 back in a gr.Info, and returns `text` with the key appended. If `text` contains "fail",
 it raises gr.Error(f"bad key {api_key}") instead: the error echoes the secret.
+With $KEYED_CRASH_WITH set, it fails at start instead, quoting that value.
 """
 
 from __future__ import annotations
 
+import os
+
 import _compat
 import gradio as gr
+
+if "KEYED_CRASH_WITH" in os.environ:
+    raise RuntimeError(f"keyed: cannot start with key {os.environ['KEYED_CRASH_WITH']}")
 
 
 def predict(text: str, api_key: str) -> str:

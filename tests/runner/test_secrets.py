@@ -284,3 +284,28 @@ def test_an_unreachable_replica_whose_address_holds_a_secret(
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["stopped_by"] and SECRET not in json.dumps(summary)
     assert_nowhere_in_clear(run_dir)
+
+
+def test_a_local_copy_that_quotes_the_secret_as_it_fails_to_start(tmp_path: Path) -> None:
+    """The secret passed in a local copy's `env:` and printed by its crash: the log tail
+    that `validate` and `run` show, and the log kept in the run folder, are masked."""
+    run_dir = tmp_path / "run"
+    path = write(
+        tmp_path,
+        f"""\
+        app:
+          replicas:
+            - local: {APPS_DIR / "keyed.py"}
+              env: {{KEYED_CRASH_WITH: "${{MY_API_KEY}}"}}
+          endpoint: /predict
+        inputs: {{map: {{text: hi, api_key: "${{MY_API_KEY}}"}}}}
+        output: {{dir: {run_dir}}}
+        """,
+    )
+    for command in ("validate", "run"):
+        result = spacerun(command, str(path), env=ENV)
+        assert result.returncode == 2, result.stderr
+        assert f"RuntimeError: keyed: cannot start with key {MASKED}" in result.stderr
+        assert SECRET not in result.stdout + result.stderr
+    assert f"cannot start with key {MASKED}" in (run_dir / "logs" / "local-1.log").read_text()
+    assert_nowhere_in_clear(run_dir)
