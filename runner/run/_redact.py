@@ -23,18 +23,21 @@ __all__ = ["RedactingFilter", "mask_error", "masked_record", "masking_logs", "sc
 
 def masked_record(record: ResultRecord, redactor: Redactor) -> ResultRecord:
     """`record` with every secret masked: inputs, outputs (an app may echo its input),
-    the error message and causes (an app error may quote the bad value) and the replica."""
+    the error message and causes (an app error may quote the bad value), the replica —
+    every field but the key and status, so that a field added later is masked too."""
     if not redactor:
         return record
-    mask = redactor.mask
-    return dataclasses.replace(
-        record,
-        inputs=redactor.mask_value(record.inputs),
-        outputs=redactor.mask_value(record.outputs),
-        error_message=None if record.error_message is None else mask(record.error_message),
-        causes=tuple(mask(cause) for cause in record.causes),
-        replica=None if record.replica is None else mask(record.replica),
-    )
+    changes = {
+        f.name: redactor.mask_value(getattr(record, f.name))
+        for f in dataclasses.fields(record)
+        if f.name not in _UNMASKED
+    }
+    return dataclasses.replace(record, **changes)
+
+
+#: What the store indexes a line by; never text from the app or the manifest (and a
+#: short secret such as "ok" must not replace a status).
+_UNMASKED = frozenset({"key", "status"})
 
 
 def mask_error(error: BaseException, redactor: Redactor) -> BaseException:
