@@ -20,8 +20,8 @@ import anyio
 from jobs import AsyncClient, __version__
 
 from .errors import ExitStatus, anticipated
-from .manifest import load_manifest
-from .run import RunOptions, run, validate_manifest
+from .manifest import Manifest, Redactor, load_manifest
+from .run import RedactingFilter, RunOptions, run, validate_manifest
 from .store import read_status
 
 __all__ = ["main"]
@@ -184,14 +184,27 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print("spacerun: interrupted", file=sys.stderr)
                 return ExitStatus.INTERRUPTED
             raise
-        print(f"spacerun: {err}", file=sys.stderr)
+        # An error may quote an input, or an app's message that echoes one back.
+        redactor: Redactor = getattr(args, "redactor", Redactor())
+        print(f"spacerun: {redactor.mask(str(err))}", file=sys.stderr)
         return int(getattr(err, "exit_status", ExitStatus.FAILED))
 
 
-def _run(args: argparse.Namespace) -> int:
+def _load(args: argparse.Namespace) -> Manifest:
+    """The manifest of `run` / `validate`; from then on, its secrets are masked in what
+    this process logs and in the error it may end with (`args.redactor`)."""
     manifest = load_manifest(
         args.manifest, app=args.app, endpoint=args.endpoint, overrides=args.overrides
     )
+    args.redactor = manifest.redactor
+    if manifest.redactor:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(RedactingFilter(manifest.redactor))
+    return manifest
+
+
+def _run(args: argparse.Namespace) -> int:
+    manifest = _load(args)
     command = ["spacerun", "run", *_original_args(args)]
     options = RunOptions(
         restart=args.restart,
@@ -215,9 +228,7 @@ def _original_args(args: argparse.Namespace) -> list[str]:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    manifest = load_manifest(
-        args.manifest, app=args.app, endpoint=args.endpoint, overrides=args.overrides
-    )
+    manifest = _load(args)
     report = anyio.run(validate_manifest, manifest)
     print(report.format())
     return int(report.exit_status)

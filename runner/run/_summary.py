@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -136,6 +136,9 @@ class SummaryBuilder:
     #: Per replica, for its mean run time: a running sum, as a list of every time would
     #: grow by 32 bytes a job (32 MB over a million rows).
     run_times: dict[str, _RunTimes] = field(default_factory=dict)
+    #: Masks secrets in error messages; before numbers are folded to `N`, which could
+    #: otherwise leave a secret's other characters in the cause.
+    mask: Callable[[str], str] = str
 
     def add(self, outcome: Outcome) -> None:
         self.counts[outcome.status.value] += 1
@@ -151,7 +154,7 @@ class SummaryBuilder:
     def _add_failure(self, outcome: Outcome) -> None:
         error = outcome.error
         kind = "Timeout" if outcome.status is RecordStatus.TIMEOUT else type(error).__name__
-        message = getattr(error, "message", None) or str(error)
+        message = self.mask(getattr(error, "message", None) or str(error))
         cause = f"{kind}: {_NUMBERS.sub('N', message)[:160]}"
         group = self.failures.get(cause)
         if group is None:
