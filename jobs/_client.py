@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import tempfile
@@ -16,7 +17,7 @@ import httpx
 from anyio.abc import TaskGroup
 
 from ._background import BackgroundTaskGroup
-from ._connect import AppConnection, open_app
+from ._connect import AppConnection, open_app, read_schema
 from ._files import Downloader, Uploader, wrap_files
 from ._httpclient import HttpClient
 from ._job import AsyncJob, Postprocess
@@ -390,6 +391,20 @@ class AsyncClient:
         started = anyio.current_time()
         await app.transport.get_json("config", prefixed=False)
         return anyio.current_time() - started
+
+    async def reload(self) -> AppSchema:
+        """Read the app's API again (`/config` and its info route) and use it from now on;
+        returns it. An app restarted at the same address (a redeploy, an edit) may serve
+        another API: jobs submitted after this bind their arguments to the new one. Files
+        uploaded before are uploaded again (a restarted app may have lost them).
+        Raises `ConnectionFailed` (or another `JobsError`) when the app does not answer."""
+        app = self._require()
+        if self._parent is not None:
+            raise RuntimeError("reload the client a session view was made from")
+        schema = await read_schema(app.transport)
+        self._app = dataclasses.replace(app, schema=schema)
+        self._uploader = Uploader(app.transport, schema.max_file_size)
+        return schema
 
     def reset_session(self) -> None:
         """Start a fresh session: stateful endpoints forget what earlier calls stored."""

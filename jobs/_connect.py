@@ -17,7 +17,7 @@ from ._schema import AppSchema
 from ._transport import Transport, check_status
 from .errors import AuthError, JobsError, ProtocolError
 
-__all__ = ["AppConnection", "open_app"]
+__all__ = ["AppConnection", "open_app", "read_schema"]
 
 # Paths users paste along with an app's URL that are not part of its root.
 _ROUTE_SUFFIXES = ("/gradio_api/info", "/gradio_api", "/config", "/info", "/api", "/?view=api")
@@ -83,12 +83,18 @@ async def open_app(
     transport.request_timeout = request_timeout
     if auth is not None:
         await _login(transport, auth)
+    schema = await read_schema(transport)
+    return AppConnection(transport=transport, schema=schema, space_id=space_id or schema.space_id)
+
+
+async def read_schema(transport: Transport) -> AppSchema:
+    """Read the app's config and API info at `transport`'s address (as it is now: an app
+    restarted there may serve another API than when it was first read)."""
     config = await _read_config(transport)
-    AppSchema.check_protocol(config, base)
+    AppSchema.check_protocol(config, transport.base_url)
     transport.prefix = str(config.get("api_prefix") or "")
     info, public_info = await _read_info(transport)
-    schema = AppSchema.parse(config, info, url=base, public_info=public_info)
-    return AppConnection(transport=transport, schema=schema, space_id=space_id or schema.space_id)
+    return AppSchema.parse(config, info, url=transport.base_url, public_info=public_info)
 
 
 def _token_headers(
