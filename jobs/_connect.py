@@ -48,7 +48,11 @@ async def open_app(
     """Resolve `src` (URL or Space id), log in if asked, and read the app's API."""
     from . import _spaces
 
-    token = _spaces.hf_token_from_env(hf_token)
+    url = None if _spaces.looks_like_space_id(src) else _normalize_url(src)
+    # The token is only ever sent to a Space, a Hugging Face host or a host the caller
+    # names: for any other app the saved login is not read (nor huggingface_hub loaded).
+    may_send = url is None or _token_allowed(url, token_hosts)
+    token = _spaces.hf_token_from_env(hf_token) if hf_token or may_send else None
     space_id: str | None = None
     if token:
         # Redirects are followed inside httpx, which strips only `Authorization` when the
@@ -66,7 +70,7 @@ async def open_app(
             ):
                 pass
 
-    if _spaces.looks_like_space_id(src):
+    if url is None:
         space_id = src
         base = await _spaces.wait_until_running(
             src,
@@ -77,7 +81,7 @@ async def open_app(
             wake=wake,
         )
     else:
-        base = _normalize_url(src)
+        base = url
     request_headers = {**headers, **_token_headers(base, token, token_header, token_hosts)}
     transport = Transport(http, base, headers=request_headers, limits=limits)
     transport.request_timeout = request_timeout

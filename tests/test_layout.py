@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.apps import RunningApp
 
 import jobs
 from runner.store import RecordStatus, ResultRecord, ResultsStore
@@ -302,3 +303,16 @@ def test_every_exported_name_imports_as_before() -> None:
         "assert set(jobs.__all__) <= set(dir(jobs)) and set(runner.__all__) <= set(dir(runner))\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_a_client_of_a_local_app_does_not_load_the_hub_client(calculator_app: RunningApp) -> None:
+    """huggingface_hub is for Spaces and Hugging Face hosts: a client of any other app
+    opens (aiohttp and all) without it, and without reading the saved HF login."""
+    code = (
+        "import os\n"
+        "os.environ.pop('HF_TOKEN', None)  # else the token is taken from it, no login read\n"
+        f"from jobs import Client\nClient({calculator_app.url!r}).close()"
+    )
+    loaded = _loaded_by(code)
+    assert "aiohttp" in loaded
+    assert "huggingface_hub" not in loaded
