@@ -18,7 +18,6 @@ import shutil
 import site
 import subprocess
 import sys
-import sysconfig
 import tempfile
 from pathlib import Path
 
@@ -68,12 +67,16 @@ def readable_runtime() -> tuple[str, Path]:
         f"home = {base.parent}\ninclude-system-site-packages = false\n"
         f"version = {'.'.join(map(str, sys.version_info[:3]))}\n"
     )
-    # The same relative place the interpreter looks for them in any venv.
-    purelib = Path(sysconfig.get_path("purelib", vars={"base": str(venv)}))
-    purelib.parent.mkdir(parents=True)
     packages = [Path(p) for p in site.getsitepackages() if Path(p).is_dir()]
     if sys.prefix == sys.base_prefix or not packages:
         raise CannotSwitchUser("the tests do not run in a virtual environment to copy")
+    # Where this venv keeps them (lib/pythonX.Y/site-packages), which is where the same
+    # interpreter looks in the copy.
+    try:
+        purelib = venv / packages[0].relative_to(sys.prefix)
+    except ValueError:
+        raise CannotSwitchUser(f"{packages[0]} is outside the venv {sys.prefix}") from None
+    purelib.parent.mkdir(parents=True)
     # Hard links: instant and no extra space; they need one filesystem for both.
     linked = subprocess.run(
         ["cp", "-al", str(packages[0]), str(purelib)], capture_output=True, text=True
