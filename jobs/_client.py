@@ -121,6 +121,7 @@ class AsyncClient:
         self._ssl_verify = ssl_verify
         self._http_options = http_options(httpx_kwargs, http=http)
         self._oauth_token = oauth_token
+        self._auth = auth
         self._limiter = anyio.CapacityLimiter(max_workers) if max_workers else None
         self._options = dict(
             hf_token=pick_token(token, hf_token),
@@ -401,9 +402,11 @@ class AsyncClient:
         app = self._require()
         if self._parent is not None:
             raise RuntimeError("reload the client a session view was made from")
-        schema = await read_schema(app.transport)
-        self._app = dataclasses.replace(app, schema=schema)
+        schema = await read_schema(app.transport, auth=self._auth)
         self._uploader = Uploader(app.transport, schema.max_file_size)
+        if schema == app.schema:
+            return app.schema  # the same API keeps its object: what is keyed on it stays
+        self._app = dataclasses.replace(app, schema=schema)
         return schema
 
     def reset_session(self) -> None:

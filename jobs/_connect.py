@@ -85,15 +85,16 @@ async def open_app(
     request_headers = {**headers, **_token_headers(base, token, token_header, token_hosts)}
     transport = Transport(http, base, headers=request_headers, limits=limits)
     transport.request_timeout = request_timeout
-    if auth is not None:
-        await _login(transport, auth)
-    schema = await read_schema(transport)
+    schema = await read_schema(transport, auth=auth)
     return AppConnection(transport=transport, schema=schema, space_id=space_id or schema.space_id)
 
 
-async def read_schema(transport: Transport) -> AppSchema:
-    """Read the app's config and API info at `transport`'s address (as it is now: an app
-    restarted there may serve another API than when it was first read)."""
+async def read_schema(transport: Transport, *, auth: tuple[str, str] | None = None) -> AppSchema:
+    """Log in (with `auth`) and read the app's config and API info at `transport`'s
+    address, as it is now: an app restarted there may serve another API than when it was
+    first read (and has forgotten the login)."""
+    if auth is not None:
+        await _login(transport, auth)
     config = await _read_config(transport)
     AppSchema.check_protocol(config, transport.base_url)
     transport.prefix = str(config.get("api_prefix") or "")

@@ -5,6 +5,7 @@ RunnerError                   anything spacerun reports to the user without a tr
 ├── ManifestError             the manifest or an input file is malformed (file, line, column, key)
 │   └── UnsetVariable         a ${VAR} in the manifest names an unset environment variable
 ├── ValidationFailed          submissions do not fit the app's API (carries the full report)
+├── ApiChanged                a resumed run's app serves an API its records do not fit (exit 1)
 ├── LocalAppError             a local copy of an app did not start, or a Space run locally
 │                             could not be downloaded or installed (runner.launch)
 ├── AllReplicasDown           no replica answered before the deadline (runner.scheduling; exit 1)
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from .inputs import ValidationReport
 
 __all__ = [
+    "ApiChanged",
     "ExitStatus",
     "ManifestError",
     "RunnerError",
@@ -125,6 +127,13 @@ class ValidationFailed(RunnerError):
     def __init__(self, report: ValidationReport) -> None:
         self.report = report
         super().__init__(report.format())
+
+
+class ApiChanged(RunnerError):
+    """The run folder's records were computed by an API the app no longer serves, and
+    its rows do not fit the new one by name: resuming would mix two apps' results."""
+
+    exit_status = ExitStatus.FAILED
 
 
 def _locate(

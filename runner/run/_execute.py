@@ -17,7 +17,7 @@ from anyio.abc import TaskGroup
 
 from jobs import AppSchema, Endpoint, JobsError, hf_token_from_env
 
-from ..errors import ValidationFailed
+from ..errors import ApiChanged, ValidationFailed
 from ..inputs import Submission, ValidationReport, validate_submissions
 from ..launch import Fleet, open_replicas
 from ..manifest import Manifest
@@ -234,8 +234,9 @@ class _Run(Todo):
         stamp, todo = resume.stamp, resume.todo
         if stamp is not None and todo is not None and stamp.schema_digest == schema_digest(schema):
             return stamp.submissions, itertools.chain(prefetched, todo)
-        if stamp is not None:
-            self._say_api_change(stamp, schema)
+        previous = stamp or read_stamp(self.folder.root)
+        if previous is not None:
+            self._say_api_change(previous, schema)
         if todo is not None:
             todo.close()
             self._reset_counts()
@@ -250,18 +251,26 @@ class _Run(Todo):
 
     def _say_api_change(self, stamp: ValidationStamp, schema: AppSchema) -> None:
         """A resume against an app whose API is not the one validated before: say what
-        changed before anything is sent (the rows are then validated against it)."""
+        changed before anything is sent. Rows that still fit by name are validated
+        against it again; a change they do not fit stops the run (`ApiChanged`): the
+        folder's results came from the other API."""
         try:
             before = stamp.app_schema().endpoint(self.manifest.app.endpoint)
-        except JobsError:
-            return
+        except (JobsError, ValueError, KeyError):
+            return  # a stamp of another endpoint (or unreadable): validation decides
         change = compare_by_name(before, schema, self.manifest.app.endpoint)
         if change is None:
             return  # the endpoint is the same; something else of the app changed
-        fits = "the rows still fit it by name" if change.fits else "the rows may not fit it"
+        if not change.fits:
+            raise ApiChanged(
+                f"the app's API changed since this run folder's results were computed, in a "
+                f"way its rows do not fit: {change.description}. Point the manifest at the "
+                "app the run was validated against to resume, or give the new app a new "
+                "run folder (output.dir, or --restart to set this one aside)"
+            )
         self.progress.message(
-            f"the app's API changed since the last run: {change.description}; {fits}, and "
-            "they are validated against it again before anything is sent"
+            f"the app's API changed since the last run: {change.description}; the rows "
+            "still fit it by name, and are validated against it again before anything is sent"
         )
 
     def _stamp(self, schema: AppSchema, report: ValidationReport, inputs: str | None) -> None:

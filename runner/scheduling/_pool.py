@@ -19,7 +19,8 @@ A result is only recorded if the app that computed it serves the API the rows we
 validated against, so the API is read again every time a replica may have become
 another app: when a DOWN replica answers again, moves to a new address, or its Space
 runs again; when a job on it lost its connection or got a 5xx (a restart shows that
-way); and when it sat idle for `recheck_idle` seconds (a restart nobody saw). Until
+way); and when it sat idle for `recheck_idle` seconds (a restart nobody saw: gradio
+takes longer than that to start). Until
 then it takes no job. An API that changed in a way the rows still fit by name
 (`compare_by_name`) is used, and said once; any other change takes the replica out for
 good, naming the change, and with none left the run stops, resumably. Each change is
@@ -40,6 +41,7 @@ import anyio
 from jobs import (
     AppSchema,
     AsyncClient,
+    AuthError,
     ConnectionFailed,
     Endpoint,
     JobCancelled,
@@ -47,6 +49,7 @@ from jobs import (
     RateLimited,
     ServerError,
     SpaceNotRunning,
+    UnsupportedVersion,
 )
 
 from ..errors import ExitStatus, RunnerError
@@ -85,7 +88,7 @@ class ReplicaPool:
         max_probe_interval: float = 60.0,
         down_deadline: float = 600.0,
         start_grace: float = 5.0,
-        recheck_idle: float = 10.0,
+        recheck_idle: float = 2.0,
         clock: Clock = time.monotonic,
         on_message: Callable[[str], None] | None = None,
     ) -> None:
@@ -341,9 +344,9 @@ class ReplicaPool:
             self._suspect(replica, self._clock(), "it runs again")
 
     def _suspect(self, replica: Replica, now: float, why: str) -> None:
-        if replica.checked:
-            log.debug("reading the API of %s again (%s)", replica.name, why)
-            replica.suspect(now)
+        log.debug("reading the API of %s again (%s)", replica.name, why)
+        if replica.checked or replica.probing:
+            replica.suspect(now)  # a check under way now is read again after it
             self._notify()
 
     def note_queue(self, replica: Replica, queued_ahead: int | None) -> None:
@@ -426,6 +429,8 @@ class ReplicaPool:
             self.relocate(replica, moved)
         with anyio.fail_after(_PING_TIMEOUT):
             schema = await replica.client.reload()
+        if replica.state is not ReplicaState.DOWN:
+            return  # retired meanwhile (its Space broke): what was read does not matter
         if not self._fits(replica, schema):
             return
         replica.come_back()
@@ -435,15 +440,24 @@ class ReplicaPool:
 
     async def _verify(self, replica: Replica) -> None:
         """An UP replica that may have restarted: read its API again and compare it."""
+        suspicions = replica.suspicions
         try:
             with anyio.fail_after(_PING_TIMEOUT):
                 schema = await replica.client.reload()
         except Exception as exc:
+            if not replica.healthy or replica.checked:
+                return  # ejected or retired meanwhile: that path probes it now
             replica.failures_in_row += 1
             if replica.failures_in_row >= self._eject_after:
                 self._eject(replica, self._clock(), exc)
             else:
                 replica.probe_failed(self._clock(), cause_of(exc), self._max_probe)
+            return
+        if not replica.healthy or replica.checked:
+            return  # ejected, retired or back by another path while this read
+        if replica.suspicions != suspicions:
+            # Suspected again while this read: the restart may have come after it.
+            replica.down_until = self._clock()
             return
         if self._fits(replica, schema):
             replica.checked_again()
@@ -469,6 +483,8 @@ class ReplicaPool:
             return True
         self._note_change(replica, change.description, "taken out")
         reason = f"{replica.name} serves a changed API the rows do not fit ({change.description})"
+        if replica.retired is None and replica.healthy:
+            replica.stats.ejections += 1
         replica.retired = reason
         replica.refuse(reason)
         self._message(
@@ -490,6 +506,11 @@ class ReplicaPool:
 
     def _probe_failed(self, replica: Replica, exc: BaseException) -> None:
         reason = cause_of(exc) if str(exc) else type(exc).__name__
+        if replica.state is ReplicaState.DOWN and isinstance(exc, UnsupportedVersion | AuthError):
+            # It came back as an app that cannot be used (another gradio, a password that
+            # no longer works): waiting will not change that.
+            self.retire(replica, f"{replica.name} came back and cannot be used: {reason}")
+            return
         if replica.state is ReplicaState.PENDING and not _may_come_back(exc):
             replica.refuse(reason, exc)
             self._message(f"{replica.name} is not used: {reason}")

@@ -92,6 +92,7 @@ class Replica:
         "stage",
         "state",
         "stats",
+        "suspicions",
         "tried",
     )
 
@@ -145,6 +146,9 @@ class Replica:
         self.checked = True
         #: When a job last started or ended there (the pool's clock).
         self.last_used = 0.0
+        #: How many times it was suspected of a restart: a check that began before the
+        #: latest suspicion does not count.
+        self.suspicions = 0
         self.queued_ahead = 0
         self.failures_in_row = 0
         self.stats = ReplicaStats()
@@ -229,12 +233,14 @@ class Replica:
     def suspect(self, now: float) -> None:
         """Stays UP, unchecked: its API is read again (probed at once) before a job goes."""
         self.checked = False
+        self.suspicions += 1
         self.down_until = now
 
     def checked_again(self) -> None:
         """An unchecked UP replica's API fits: jobs go to it again."""
         self.checked = True
         self.down_until = None
+        self.reason = ""
 
     def job_succeeded(self) -> None:
         self.failures_in_row = 0

@@ -354,13 +354,18 @@ class Scheduler:
         """A replica slot and a rate token, on a replica whose API was compared with the
         run's since it last (re)connected: one that lost its connection while this job
         waited for its token is left for another."""
+        token = False
         while True:
             replica = await self.pool.acquire(avoid=tried)
-            try:
-                await self._rate.acquire()
-            except BaseException:
-                self.pool.give_back(replica)
-                raise
+            if not token:
+                try:
+                    await self._rate.acquire()
+                except BaseException:
+                    self.pool.give_back(replica)
+                    raise
+                # Kept while the replica is checked: a slow rate must not spend a token
+                # on each check (and wait a whole interval for the next).
+                token = True
             if self.pool.fresh(replica):
                 return replica
             self.pool.give_back(replica)

@@ -89,10 +89,8 @@ def compare_by_name(
     if signature_of(current) == signature_of(validated):
         return None
     breaking, benign = _named_changes(validated, current)
-    return ApiChange(
-        fits=not breaking,
-        description=f"{validated.display_name}: " + "; ".join(breaking + benign),
-    )
+    what = "; ".join(breaking + benign) or "its signature changed in nothing the rows depend on"
+    return ApiChange(fits=not breaking, description=f"{validated.display_name}: {what}")
 
 
 def _named_changes(old: Endpoint, new: Endpoint) -> tuple[list[str], list[str]]:
@@ -106,17 +104,15 @@ def _named_changes(old: Endpoint, new: Endpoint) -> tuple[list[str], list[str]]:
         theirs = by_name.get(mine.name)
         if theirs is None:
             breaking.append(f"parameter {mine.name!r} is gone")
-        elif (mine.component, mine.python_type, mine.file_kind) != (
-            theirs.component,
-            theirs.python_type,
-            theirs.file_kind,
-        ):
+        elif _kind(mine) != _kind(theirs):
             breaking.append(
                 f"parameter {mine.name!r} is {theirs.component} ({theirs.python_type}) now, "
                 f"was {mine.component} ({mine.python_type})"
             )
         elif gone := _choices_gone(mine, theirs):
             breaking.append(f"parameter {mine.name!r} lost the choice(s) {gone}")
+        else:
+            benign.extend(_detail_changes(mine, theirs))
     known = {p.name for p in old.parameters}
     for theirs in new.parameters:
         if theirs.name in known:
@@ -150,6 +146,25 @@ def _output_changes(old: Endpoint, new: Endpoint, breaking: list[str], benign: l
     breaking.append(f"it returns {there} now, was {here}")
 
 
+def _kind(parameter: Parameter) -> tuple[object, ...]:
+    """What a value must be to fit the parameter. With choices, gradio's type names them
+    (`Literal['a', 'b']`): choices are compared on their own, so a choice added or moved
+    is not a change of type."""
+    kind = parameter.python_type if parameter.choices is None else "choices"
+    return (parameter.component, kind, parameter.file_kind, parameter.multiselect)
+
+
+def _detail_changes(mine: Parameter, theirs: Parameter) -> list[str]:
+    """Changes every row fits: each row sends every parameter's value explicitly."""
+    out = []
+    if mine.required != theirs.required:
+        state = "required" if theirs.required else "optional"
+        out.append(f"parameter {mine.name!r} is {state} now (every row sends it)")
+    if _choices(mine) != _choices(theirs):
+        out.append(f"parameter {mine.name!r} has other choices now (none the rows use is gone)")
+    return out
+
+
 def _choices(parameter: Parameter) -> list[str] | None:
     if parameter.choices is None:
         return None
@@ -157,13 +172,10 @@ def _choices(parameter: Parameter) -> list[str] | None:
 
 
 def _choices_gone(mine: Parameter, theirs: Parameter) -> str:
-    if mine.choices is None:
-        return ""
-    left = {repr(c) for c in theirs.choices or ()} if theirs.choices is not None else None
-    if left is None:
-        return ""  # any value is accepted now
-    gone = [repr(c) for c in mine.choices if repr(c) not in left]
-    return ", ".join(gone)
+    if mine.choices is None or theirs.choices is None:
+        return ""  # no choices to lose (or any value is accepted now)
+    left = {repr(c) for c in theirs.choices}
+    return ", ".join(repr(c) for c in mine.choices if repr(c) not in left)
 
 
 def api_difference(reference: AppSchema, other: AppSchema, api_name: str | None) -> str | None:

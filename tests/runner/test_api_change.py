@@ -20,6 +20,7 @@ import anyio
 import pytest
 from support.apps import RunningApp, start_app
 
+from runner.errors import ApiChanged
 from runner.run import RunOptions, run_async
 from runner.scheduling import AllReplicasDown
 from runner.store import ResultRecord
@@ -150,7 +151,7 @@ async def test_a_dropped_parameter_takes_the_replica_out_and_the_other_finishes(
     names_app: Callable[..., RunningApp], tmp_path: Path
 ) -> None:
     # The steady replica is slow enough that the changed one is back before the end.
-    changing, steady = names_app(), names_app(delay=0.5)
+    changing, steady = names_app(), names_app(delay=0.1)
     manifest = write_manifest(tmp_path, [{"url": changing.url}, {"url": steady.url}])
     summary, error = await run_and_redeploy(manifest, changing, "dropped")
     assert error is None and summary is not None
@@ -179,6 +180,12 @@ async def test_a_relabelled_output_with_no_replica_left_stops_resumably(
     assert stopped["resume_command"]
     first_ok = check_every_output(run_dir)
     assert 80 <= len(first_ok) < ROWS
+
+    # Resumed against the changed app: stopped before anything is sent, saying why.
+    lines_before = results_on_disk(run_dir)
+    with pytest.raises(ApiChanged, match="'name'"):
+        await run_async(manifest, RunOptions(progress="quiet", handle_signals=False))
+    assert results_on_disk(run_dir) == lines_before
 
     # The app is fixed: running again finishes the batch, with no row recorded twice.
     app.env["NAMES_VARIANT"] = "v1"
