@@ -6,6 +6,7 @@ from ._map import MapResult
 from ._map_api import map, map_async, map_iter
 from ._options import RunHandle, RunOptions
 from ._progress import Progress, ProgressMode
+from ._redact import RedactingFilter
 from ._resume import ValidationStamp, walk, write_stamp
 from ._summary import RunSummary
 
@@ -13,6 +14,7 @@ __all__ = [
     "MapResult",
     "Progress",
     "ProgressMode",
+    "RedactingFilter",
     "RunHandle",
     "RunOptions",
     "RunSummary",
