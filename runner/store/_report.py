@@ -5,6 +5,11 @@ offline, no CDN), the charts' data aggregated or sampled and the gallery sampled
 its size stays bounded however many rows the run has. Reads only; safe beside a run.
 
     build_report("runs/sweep-demo")      # -> runs/sweep-demo/report.html
+
+While a run goes, it passes `live` (progress, pauses, replicas, cost: what only the
+running process knows, as plain data; see `runner.run._live`): the page then says it is
+live, shows the newest outputs and reloads itself every `live["refresh"]` seconds. The
+final write has no `live`, so a page open in a browser stops reloading at the end.
 """
 
 from __future__ import annotations
@@ -36,17 +41,25 @@ from ._runfolder import RunDir, RunFolder, safe_dir_name, write_bytes_atomic
 __all__ = ["REPORT_NAME", "build_report"]
 
 REPORT_NAME = "report.html"
+#: Outputs a live report shows as "newest", newest first.
+NEWEST = 8
 
 
-def build_report(run_dir: RunDir, out: str | os.PathLike[str] | None = None) -> Path:
+def build_report(
+    run_dir: RunDir,
+    out: str | os.PathLike[str] | None = None,
+    *,
+    live: Mapping[str, Any] | None = None,
+) -> Path:
     """Write the report of the run in `run_dir` (default `RUN_DIR/report.html`), atomically;
-    returns its path. Raises FileNotFoundError if `run_dir` is not a folder."""
+    returns its path. `live`: the state of the run still going (see the module docstring).
+    Raises FileNotFoundError if `run_dir` is not a folder."""
     folder = RunFolder.at(run_dir)
     if not folder.root.is_dir():
         raise FileNotFoundError(f"no run folder at {folder.root}")
     started = time.perf_counter()
-    data = collect(folder.root)
-    context = _context(data)
+    data = collect(folder.root, newest=NEWEST if live is not None else 0)
+    context = _context(data, live)
     context["build_seconds"] = round(time.perf_counter() - started, 2)
     head, tail = _template().render(**context).split(_PLOTLY_JS, 1)
     target = Path(out) if out is not None else folder.root / REPORT_NAME
@@ -83,8 +96,9 @@ def _plotly_js() -> bytes:
     return b"".join(_plotly_js_parts())
 
 
-def _context(data: ReportData) -> dict[str, Any]:
-    summary = data.summary or {}
+def _context(data: ReportData, live: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    # While live, summary.json is that of an earlier run (if any): the live state stands in.
+    summary = {"total": live.get("total")} if live is not None else (data.summary or {})
     timeline, bars = timeline_figure(data)
     latency = latency_table(data)
     figures = {
@@ -96,8 +110,10 @@ def _context(data: ReportData) -> dict[str, Any]:
         "name": summary.get("name") or (data.manifest or {}).get("name") or data.root.name,
         "run_dir": str(data.root),
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        "overview": _overview(data),
+        "overview": _overview(data, summary),
         "summary": summary,
+        "live": live,
+        "newest": [_item(data.shown.get(line), data.root) for line in data.newest],
         "cost": _cost(summary),
         "replicas": summary.get("replicas") or [],
         "lanes": data.replicas,
@@ -111,8 +127,7 @@ def _context(data: ReportData) -> dict[str, Any]:
     }
 
 
-def _overview(data: ReportData) -> dict[str, Any]:
-    summary = data.summary or {}
+def _overview(data: ReportData, summary: Mapping[str, Any]) -> dict[str, Any]:
     total = summary.get("total") if isinstance(summary.get("total"), int) else None
     return {
         "counts": data.counts,
