@@ -21,6 +21,7 @@ from ._model import (
     SpaceReplica,
     UrlReplica,
 )
+from ._notify import NotifySpec, Webhook
 from ._ray_spec import Placement, RayReplica, RaySpec
 from ._yaml import dotted
 
@@ -32,6 +33,7 @@ __all__ = [
     "InputsSpec",
     "LocalReplica",
     "Manifest",
+    "NotifySpec",
     "OutputSpec",
     "Placement",
     "Rate",
@@ -43,6 +45,7 @@ __all__ = [
     "SourceKind",
     "SpaceReplica",
     "UrlReplica",
+    "Webhook",
     "dotted",
     "format_duration",
     "load_manifest",

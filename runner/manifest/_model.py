@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from enum import Enum
 from pathlib import Path
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from jobs import Limits
 
@@ -17,6 +17,9 @@ from ._durations import Rate, format_duration
 from ._ray_spec import RayReplica, RaySpec, dump_ray, dump_ray_replica
 from ._yaml import Mark
 from ._yaml import Path as KeyPath
+
+if TYPE_CHECKING:
+    from ._notify import NotifySpec
 
 __all__ = [
     "ALL_GPUS",
@@ -215,6 +218,8 @@ class RunSpec:
     max_wait: float | None = 3600.0
     #: US dollars the run's paid hardware may cost; scheduling stops before it is passed.
     budget: float | None = None
+    #: Webhooks told of the run's end, failure spikes, long pauses, the budget's stop.
+    notify: NotifySpec | None = None
     #: The Ray cluster of `ray:` replicas; None: a Ray instance on this machine.
     ray: RaySpec | None = None
 
@@ -299,6 +304,7 @@ def _dump(manifest: Manifest, *, redact: bool) -> dict[str, Any]:
             "share_session": run.share_session,
             "max_wait": None if run.max_wait is None else format_duration(run.max_wait),
             **({"budget": f"${run.budget:g}"} if run.budget is not None else {}),
+            **({"notify": _dump_notify(run.notify)} if run.notify is not None else {}),
             **({} if run.ray is None else {"ray": dump_ray(run.ray)}),
         },
         "output": {
@@ -307,6 +313,14 @@ def _dump(manifest: Manifest, *, redact: bool) -> dict[str, Any]:
             "download_files": manifest.output.download_files,
         },
     }
+
+
+def _dump_notify(notify: NotifySpec) -> dict[str, Any]:
+    # Webhook URLs are always written as their `${VAR}` text or masked, redact or not: a
+    # dump of the manifest is what goes to the run folder.
+    from ._notify import dump_notify
+
+    return dump_notify(notify)
 
 
 def _dump_replica(replica: ReplicaSpec) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from ._model import (
     Secret,
     SourceKind,
 )
+from ._notify import NotifyFields
 from ._ray_spec import RaySpec
 from ._replicas import ReplicaFields, text_kind
 from ._yaml import Document
@@ -49,6 +50,7 @@ RUN_KEYS = (
     "share_session",
     "max_wait",
     "budget",
+    "notify",
     "ray",
 )
 RAY_KEYS = ("address", "placement_timeout")
@@ -66,7 +68,7 @@ def parse_document(
     return _Parser(doc, manifest_path, templates).manifest()
 
 
-class _Parser(ReplicaFields):
+class _Parser(ReplicaFields, NotifyFields):
     """One section a method: checks its keys, reads each value, builds its spec."""
 
     # -- sections ------------------------------------------------------------------------
@@ -235,6 +237,9 @@ class _Parser(ReplicaFields):
             share_session=self.boolean((*path, "share_session"), spec.get("share_session", False)),
             max_wait=self._max_wait(spec.get("max_wait", defaults.max_wait)),
             budget=None if budget is None else self.money((*path, "budget"), budget),
+            notify=None
+            if spec.get("notify") is None
+            else self.notify((*path, "notify"), spec["notify"]),
             ray=None if spec.get("ray") is None else self.ray((*path, "ray"), spec["ray"]),
         )
 

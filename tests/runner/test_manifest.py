@@ -130,7 +130,7 @@ def test_override_mistake_names_the_command_line(tmp_path: Path) -> None:
     assert str(info.value) == (
         "--set run.concurency=8: run.concurency: unknown key 'concurency' (did you mean "
         "'concurrency'?); expected one of concurrency, rate, retries, timeout, "
-        "retry_app_errors, retry_timeouts, grace, share_session, max_wait, budget, ray"
+        "retry_app_errors, retry_timeouts, grace, share_session, max_wait, budget, notify, ray"
     )
     with pytest.raises(ManifestError, match="expected KEY=VALUE"):
         load_manifest(DATA / "full.yaml", environ=TOKEN_ENV, overrides=["run.concurrency"])
