@@ -1,0 +1,93 @@
+"""`run.notify`: a local webhook receiver gets exactly the messages of a run that pauses
+(a spent ZeroGPU quota), spikes in failures and ends; a webhook that fails (answers 500,
+or nobody listens) is logged and does not disturb the run; no URL is written anywhere."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.webhooks import WebhookReceiver
+
+from runner.run import RunOptions, run
+
+pytestmark = pytest.mark.timeout(240)
+
+SECRET = "T0SECRET/B0SECRET/xoxoSECRETPATH"
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/{SECRET}/nobody"
+
+
+def test_pause_spike_and_end_are_told_once_each(
+    app_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    """One row at a time: 5 ok use up the quota (a pause of ~3 s follows, past
+    pause_after), 5 rows fail (a spike at 3 of the last 5, once), 4 more are ok. Each
+    working webhook gets "paused", "failures", "end" in that order and nothing else."""
+    app = app_factory("zerogpu", env={"ZEROGPU_QUOTA_RUNS": "5", "ZEROGPU_RESET_SECONDS": "3"})
+    prompts = [f"p{i}" for i in range(6)]
+    prompts += [f"illegal_duration:{90 + i}" for i in range(5)]  # distinct rows, each fails
+    prompts += [f"q{i}" for i in range(4)]
+    with WebhookReceiver(fail_paths={f"/{SECRET}/broken"}) as hooks:
+        monkeypatch.setenv("W29_HOOK", hooks.url(f"/{SECRET}/generic"))
+        manifest = tmp_path / "notify.yaml"
+        manifest.write_text(
+            "name: notify\n"
+            f"app: {{endpoint: /generate, replicas: [{{url: {app.url}}}]}}\n"
+            f"inputs: {{rows: {json.dumps([{'prompt': p} for p in prompts])}}}\n"
+            "run:\n"
+            "  concurrency: 1\n"
+            "  retries: 0\n"
+            "  notify:\n"
+            "    webhooks:\n"
+            '      - "${W29_HOOK}"\n'
+            f"      - {{url: {hooks.url(f'/{SECRET}/slack')}, format: slack}}\n"
+            f"      - {hooks.url(f'/{SECRET}/broken')}\n"
+            f"      - {closed_port_url()}\n"
+            "    failure_share: 0.6\n"
+            "    failure_window: 5\n"
+            "    pause_after: 1s\n"
+            f"output: {{dir: {tmp_path / 'run'}}}\n",
+            encoding="utf-8",
+        )
+        with caplog.at_level(logging.INFO):
+            summary = run(manifest, RunOptions(progress="quiet", handle_signals=False))
+        generic = hooks.bodies(f"/{SECRET}/generic")
+        slack = hooks.bodies(f"/{SECRET}/slack")
+        broken = hooks.bodies(f"/{SECRET}/broken")
+
+    # The run is undisturbed by the webhooks that fail.
+    assert summary.this_run["ok"] == 10 and summary.this_run["error"] == 5
+    assert [p["reason"] for p in summary.pauses] == ["ZeroGPU quota"]
+
+    assert [b["event"] for b in generic] == ["paused", "failures", "end"]
+    paused, failures, end = generic
+    assert "ZeroGPU quota" in paused["text"]
+    assert "3 of the last 5 rows failed (60%)" in failures["text"]
+    assert end["data"]["this_run"]["ok"] == 10 and end["data"]["this_run"]["error"] == 5
+    assert "10 ok, 5 failed" in end["text"]
+    assert "resume with:" in end["text"]  # the failed rows are left to do
+    assert [list(b) for b in slack] == [["text"]] * 3
+    assert [b["text"] for b in slack] == [b["text"] for b in generic]
+    assert len(broken) == 3  # tried, answered 500, logged
+
+    # Both failures were logged, by number and format, never with their URL.
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "webhook 3 (json) answered 500" in logged
+    assert "webhook 4 (json) could not be reached" in logged
+    assert "SECRET" not in logged
+    # Nor is any URL in the run folder; manifest.yaml keeps ${W29_HOOK} and masks the rest.
+    for path in (tmp_path / "run").rglob("*"):
+        if path.is_file():
+            assert b"SECRET" not in path.read_bytes(), path
+    dumped = (tmp_path / "run" / "manifest.yaml").read_text()
+    assert "${W29_HOOK}" in dumped and "http://127.0.0.1/********" in dumped
