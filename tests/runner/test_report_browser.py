@@ -7,13 +7,12 @@ look at: `report-sweep.png` and `report-failures.png`.
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.browser import ARTIFACTS, SLOW_MACHINE_MS, chromium
 
 from runner.manifest import load_manifest
 from runner.run import RunOptions, run
@@ -21,35 +20,6 @@ from runner.run import RunOptions, run
 pytestmark = pytest.mark.timeout(240)
 
 ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "tests" / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-#: Parsing the inlined plotly.js takes a second on a quiet machine, much more on a busy one.
-SLOW_MACHINE_MS = 120_000
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-@contextlib.contextmanager
-def chromium() -> Iterator[Any]:
-    """Headless chromium. Opened after a run, never during one: playwright's sync API
-    keeps an event loop running in this thread while it is open."""
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"no {CHROMIUM}: install Debian's chromium (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 class Page:
