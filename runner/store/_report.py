@@ -21,11 +21,12 @@ import json
 import os
 import time
 from collections.abc import Iterator, Mapping
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import jinja2
+import numpy as np
 
 from ._report_data import (
     GROUP_ROWS,
@@ -57,14 +58,27 @@ def build_report(
     folder = RunFolder.at(run_dir)
     if not folder.root.is_dir():
         raise FileNotFoundError(f"no run folder at {folder.root}")
-    started = time.perf_counter()
-    data = collect(folder.root, newest=NEWEST if live is not None else 0)
-    context = _context(data, live)
-    context["build_seconds"] = round(time.perf_counter() - started, 2)
-    head, tail = _template().render(**context).split(_PLOTLY_JS, 1)
+    context = full_context(folder.root, live)
     target = Path(out) if out is not None else folder.root / REPORT_NAME
-    write_bytes_atomic(target, (head.encode("utf-8"), *_plotly_js_parts(), tail.encode("utf-8")))
+    render(context, target)
     return target
+
+
+def full_context(root: Path, live: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What the template renders, from one read of the whole folder."""
+    started = time.perf_counter()
+    data = collect(root, newest=NEWEST if live is not None else 0)
+    context = _context(
+        data, None if live is None else {**folder_live(data, live.get("total")), **live}
+    )
+    context["build_seconds"] = round(time.perf_counter() - started, 2)
+    return context
+
+
+def render(context: Mapping[str, Any], target: Path) -> None:
+    """Write the page of `context` to `target`, atomically."""
+    head, tail = _template().render(**context).split(_PLOTLY_JS, 1)
+    write_bytes_atomic(target, (head.encode("utf-8"), *_plotly_js_parts(), tail.encode("utf-8")))
 
 
 @functools.cache
@@ -113,7 +127,7 @@ def _context(data: ReportData, live: Mapping[str, Any] | None = None) -> dict[st
         "overview": _overview(data, summary),
         "summary": summary,
         "live": live,
-        "newest": [_item(data.shown.get(line), data.root) for line in data.newest],
+        "newest": [item(data.shown.get(line), data.root) for line in data.newest],
         "cost": _cost(summary),
         "replicas": summary.get("replicas") or [],
         "lanes": data.replicas,
@@ -125,6 +139,46 @@ def _context(data: ReportData, live: Mapping[str, Any] | None = None) -> dict[st
         "figures_json": _script_json(figures),
         "plotly_js": _PLOTLY_JS,
     }
+
+
+def folder_live(data: ReportData, total: int | None = None) -> dict[str, Any]:
+    """What the folder alone says of a run still going: the live page's numbers when no
+    running process tells better (`spacerun watch` of a folder on a shared disk).
+    Throughput is that of the last minute of records (or since the first, when sooner),
+    the ETA from it; `total` (else
+    that of summary.json) is the manifest's number of submissions."""
+    if total is None and data.summary is not None:
+        total = data.summary.get("total")
+    finished = data.lines.finished[np.isfinite(data.lines.finished)]
+    started = data.lines.submitted[np.isfinite(data.lines.submitted)]
+    now = time.time()
+    # The last minute, or all of it when the run is younger than that.
+    window = min(60.0, max(1.0, now - float(started.min()))) if started.size else 60.0
+    rate = float(np.count_nonzero(finished > now - window)) / window if finished.size else 0.0
+    done = data.keys
+    left = total - done if isinstance(total, int) else None
+    return {
+        "updated": datetime.now().strftime("%H:%M:%S"),
+        "refresh": 5,
+        "done": done,
+        "total": total if isinstance(total, int) else None,
+        "percent": 100.0 * done / total if isinstance(total, int) and total else None,
+        "ok": data.counts.get("ok", 0),
+        "failed": data.counts.get("error", 0) + data.counts.get("timeout", 0),
+        "in_flight": None,
+        "rate": rate,
+        "eta": _clock(left / rate) if left is not None and left > 0 and rate > 0 else None,
+        "elapsed": _clock(now - float(started.min())) if started.size else "—",
+        "cost": None,
+        "cost_projected": None,
+        "pauses": [],
+        "note": None,
+        "replicas": [],
+    }
+
+
+def _clock(seconds: float) -> str:
+    return str(timedelta(seconds=round(seconds)))
 
 
 def _overview(data: ReportData, summary: Mapping[str, Any]) -> dict[str, Any]:
@@ -164,7 +218,7 @@ def _failures(data: ReportData) -> list[dict[str, Any]]:
 
 def _gallery(data: ReportData) -> dict[str, Any]:
     items = {
-        (row, column): _item(data.shown.get(line), data.root) for row, column, line in data.gallery
+        (row, column): item(data.shown.get(line), data.root) for row, column, line in data.gallery
     }
     shown_rows = sorted({row for row, _ in items})
     all_rows = distinct_rows(data)
@@ -209,7 +263,7 @@ def _row_label(
     return f"row {row}"
 
 
-def _item(record: dict[str, Any] | None, root: Path) -> dict[str, Any] | None:
+def item(record: dict[str, Any] | None, root: Path) -> dict[str, Any] | None:
     if record is None:
         return None
     key = str(record.get("key"))
