@@ -1,11 +1,13 @@
 """`report.html` while the run goes: rewritten every few seconds with what only the
 running process knows (progress, throughput, ETA, pauses, replicas, cost so far).
 
-The report is rebuilt from the run folder each time (`runner.store.build_report`), in a
-worker thread, so its cost grows with the records: the interval grows with it, so that
-the writes take at most `share` (2%) of the run's wall time. At 10k records a write
-takes a fraction of a second and the page follows every few seconds; at 1M records it
-takes seconds and the page follows every few minutes (`bench/bench_live.py`).
+Two kinds of writes (`runner.store.LivePage`), in a worker thread: a full one reads the
+whole run folder, and costs more as records accumulate; a light one keeps the charts of
+the last full write and renders the live numbers and the newest outputs, at a cost that
+does not grow. Each kind is spaced so that it takes at most `share` (2%) of the run's
+wall time, and no closer than `every` seconds: the page follows every few seconds, its
+charts every few seconds at 10k records and every several minutes at 1M
+(`bench/bench_live.py`).
 """
 
 from __future__ import annotations
@@ -17,12 +19,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from ..launch import Fleet
 from ..scheduling import AccountPauses, ReplicaPool, format_pause
+
+if TYPE_CHECKING:
+    from ..store import LivePage
 from ._progress import Progress
 
 __all__ = ["LiveReport", "LiveSources", "live_state"]
@@ -100,7 +105,8 @@ def _duration(seconds: float) -> str:
 
 
 class LiveReport:
-    """Rewrites `report.html` of `root` with `state(refresh)` until cancelled."""
+    """Rewrites `report.html` of `root` with `state(refresh)` until cancelled: light
+    writes every `interval` seconds, a full one every `full_interval`."""
 
     def __init__(
         self,
@@ -115,26 +121,36 @@ class LiveReport:
         self.every = every
         self._share = share
         self.interval = every
+        self.full_interval = every
+        self._last_full: float | None = None
         self.writes = 0
-        #: Seconds the last write took.
-        self.last_cost = 0.0
+        self._page: LivePage | None = None
 
     async def run(self) -> None:
         while True:
             # Not cancellable mid-write: the final report, written after the run's task
             # group ends, can never be overwritten by a live write still under way.
-            await anyio.to_thread.run_sync(self.write)
+            # The state is read here, on the loop's thread that changes it.
+            await anyio.to_thread.run_sync(self.write, self._state(self.interval))
             await anyio.sleep(self.interval)
 
-    def write(self) -> None:
+    def write(self, state: Mapping[str, Any]) -> None:
         """One write; a failure is logged and the next write tries again."""
-        from ..store import build_report  # jinja2 and plotly: only once a live page is due
+        if self._page is None:
+            from ..store import LivePage  # jinja2 and plotly: only once a live page is due
 
+            self._page = LivePage(self.root)
         started = time.perf_counter()
+        due = self._last_full is None or started - self._last_full >= self.full_interval
         try:
-            build_report(self.root, live=self._state(self.interval))
+            full = self._page.write(state, full=due)
         except Exception:
             log.warning("could not write the live report of %s", self.root, exc_info=True)
-        self.last_cost = time.perf_counter() - started
+            full = due
+        cost = time.perf_counter() - started
         self.writes += 1
-        self.interval = max(self.every, self.last_cost / self._share)
+        spaced = max(self.every, cost / self._share)
+        if full:
+            self._last_full, self.full_interval = started, spaced
+        else:
+            self.interval = spaced
