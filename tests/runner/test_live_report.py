@@ -3,8 +3,9 @@
 stops reloading once the run has ended, and no request leaves the page.
 
 The recorder app holds rows in flight while a gate file exists, so the test says when
-the run moves on: 6 rows done, then 10, then all 14. Screenshots (`tests/artifacts/`):
-`live-mid.png` (6 done, 4 held) and `live-end.png` (the final report).
+the run moves on: 6 rows done, then 10, then all 14. The same for `spacerun watch`'s
+server. Screenshots (`tests/artifacts/`): `live-mid.png` (6 done, 4 held),
+`live-end.png` (the final report), and `watch-mid.png`, `watch-end.png`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 from support.browser import ARTIFACTS, SLOW_MACHINE_MS, chromium
 
 from runner.run import RunOptions, RunSummary, run
+from runner.run._watch import WatchServer
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -34,6 +36,7 @@ READ = """() => {
   return {
     live: document.getElementById("live") !== null,
     refresh: document.querySelectorAll('meta[http-equiv="refresh"]').length,
+    refresh_s: +(document.querySelector('meta[http-equiv="refresh"]') || {content: "0"}).content,
     values: live,
     newest: newest ? newest.textContent : "",
     ok: ok ? ok.textContent.trim() : null,
@@ -87,7 +90,9 @@ def wait_for(page: Any, what: str, ok: Callable[[dict[str, Any]], bool]) -> dict
     pytest.fail(f"the page never showed {what}; last read: {state}")
 
 
-def test_live_page_follows_the_run_and_stops_at_the_end(app_factory: Any, tmp_path: Path) -> None:
+def held_run(app_factory: Any, tmp_path: Path, options: RunOptions) -> tuple[Path, RunInThread]:
+    """A run of 14 rows in a thread: 6 pass, then 4 `wait1-` rows and 4 `wait2-` rows are
+    held in flight while their gate file (in `tmp_path / "hold"`) exists."""
     hold = tmp_path / "hold"
     hold.mkdir()
     for gate in ("wait1", "wait2"):
@@ -110,51 +115,98 @@ def test_live_page_follows_the_run_and_stops_at_the_end(app_factory: Any, tmp_pa
         ),
         encoding="utf-8",
     )
+    return run_dir, RunInThread(manifest, options)
+
+
+def follow(page: Any, url: Callable[[], str], hold: Path, the_run: RunInThread, name: str) -> int:
+    """Open `url()` and check the page follows the held run to its end by itself;
+    returns how many times the page loaded. Screenshots `<name>-mid.png`, `<name>-end.png`."""
+    loads: list[str] = []
+    page.on("load", lambda p: loads.append(p.url))
+    page.goto(url())
+
+    mid = wait_for(page, "6 rows done", lambda s: s["live"] and s["values"]["done"] == "6")
+    assert mid["refresh"] == 1
+    assert "A-5" in mid["newest"] and "WAIT1" not in mid["newest"]
+    page.screenshot(path=str(_artifact(f"{name}-mid.png")), full_page=True)
+
+    (hold / "wait1").unlink()  # the page moves on by itself
+    moved = wait_for(page, "10 rows done", lambda s: s["live"] and s["values"]["done"] == "10")
+    assert moved["values"]["ok"] == "10" and "WAIT1-" in moved["newest"]
+
+    (hold / "wait2").unlink()
+    summary = the_run.join()
+    assert summary.this_run["ok"] == 14
+    end = wait_for(page, "the final report", lambda s: not s["live"])
+    assert end["refresh"] == 0 and end["ok"] == "14"
+    page.screenshot(path=str(_artifact(f"{name}-end.png")), full_page=True)
+    # No reload after the final one, past two of the page's last reload intervals.
+    reloads = len(loads)
+    page.wait_for_timeout(2_000 * max(mid["refresh_s"], moved["refresh_s"]) + 1_000)
+    assert len(loads) == reloads
+    return len(loads)
+
+
+def new_page(browser: Any, requests: list[str]) -> Any:
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(SLOW_MACHINE_MS)
+    page.on("request", lambda r: requests.append(r.url))
+    return page
+
+
+def release(tmp_path: Path) -> None:
+    for gate in ("wait1", "wait2"):
+        (tmp_path / "hold" / gate).unlink(missing_ok=True)  # never leave the run hanging
+
+
+def test_live_page_follows_the_run_and_stops_at_the_end(app_factory: Any, tmp_path: Path) -> None:
+    """The run's own report.html, opened from the folder (file://)."""
+    options = RunOptions(progress="quiet", handle_signals=False, live_report=0.5)
+    run_dir, the_run = held_run(app_factory, tmp_path, options)
     report = run_dir / "report.html"
-    the_run = RunInThread(
-        manifest, RunOptions(progress="quiet", handle_signals=False, live_report=0.5)
-    )
+    requests: list[str] = []
     try:
         with chromium() as browser:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(SLOW_MACHINE_MS)
-            requests: list[str] = []
-            loads: list[str] = []
-            page.on("request", lambda r: requests.append(r.url))
-            page.on("load", lambda p: loads.append(p.url))
+            page = new_page(browser, requests)
             deadline = time.monotonic() + 60
             while not report.exists() and time.monotonic() < deadline:
                 time.sleep(0.1)
-            page.goto(report.resolve().as_uri())
-
-            mid = wait_for(page, "6 rows done", lambda s: s["live"] and s["values"]["done"] == "6")
-            assert mid["refresh"] == 1
-            assert mid["values"]["in_flight"] != "0"  # the held rows
-            assert "A-5" in mid["newest"] and "WAIT1" not in mid["newest"]
-            page.screenshot(path=str(_artifact("live-mid.png")), full_page=True)
-
-            (hold / "wait1").unlink()  # the page moves on by itself
-            moved = wait_for(
-                page, "10 rows done", lambda s: s["live"] and s["values"]["done"] == "10"
-            )
-            assert moved["values"]["ok"] == "10" and "WAIT1-" in moved["newest"]
-
-            (hold / "wait2").unlink()
-            summary = the_run.join()
-            assert summary.this_run["ok"] == 14
-            end = wait_for(page, "the final report", lambda s: not s["live"])
-            assert end["refresh"] == 0 and end["ok"] == "14"
-            page.screenshot(path=str(_artifact("live-end.png")), full_page=True)
-            # No reload after the final one: wait past two live intervals of the page.
-            reloads = len(loads)
-            page.wait_for_timeout(5_000)
-            assert len(loads) == reloads
+            loads = follow(page, report.resolve().as_uri, tmp_path / "hold", the_run, "live")
     finally:
-        for gate in ("wait1", "wait2"):
-            (hold / gate).unlink(missing_ok=True)  # never leave the run hanging
+        release(tmp_path)
         the_run.join()
-    assert len(loads) >= 3  # it did follow the run by itself
+    assert loads >= 3  # it did follow the run by itself
     assert requests and {u.split(":", 1)[0] for u in requests} == {"file"}
+
+
+def test_watch_serves_the_same_page_following_the_folder(app_factory: Any, tmp_path: Path) -> None:
+    """`spacerun watch`'s server, over a folder whose run writes no live page itself (a
+    run elsewhere, an older spacerun): the page is built from the folder as records
+    arrive, and every request the page makes goes to the server, on loopback."""
+    options = RunOptions(progress="quiet", handle_signals=False, live_report=None)
+    run_dir, the_run = held_run(app_factory, tmp_path, options)
+    requests: list[str] = []
+    server: WatchServer | None = None
+    try:
+        deadline = time.monotonic() + 60
+        while not (run_dir / "results.jsonl").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        server = WatchServer(run_dir, port=0, every=0.5)
+        serving = threading.Thread(target=server.serve_forever)
+        serving.start()
+        url = server.url
+        assert url.startswith("http://127.0.0.1:")  # loopback unless asked otherwise
+        with chromium() as browser:
+            page = new_page(browser, requests)
+            loads = follow(page, lambda: url, tmp_path / "hold", the_run, "watch")
+    finally:
+        release(tmp_path)
+        the_run.join()
+        if server is not None:
+            server.shutdown()
+            serving.join()
+    assert loads >= 3
+    assert requests and all(u.startswith(url) for u in requests), requests
 
 
 def _artifact(name: str) -> Path:

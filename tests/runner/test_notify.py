@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from support.webhooks import WebhookReceiver
 
+from runner.errors import ManifestError
+from runner.manifest import manifest_from_data
 from runner.run import RunOptions, run
 
 pytestmark = pytest.mark.timeout(240)
@@ -91,3 +93,33 @@ def test_pause_spike_and_end_are_told_once_each(
             assert b"SECRET" not in path.read_bytes(), path
     dumped = (tmp_path / "run" / "manifest.yaml").read_text()
     assert "${W29_HOOK}" in dumped and "http://127.0.0.1/********" in dumped
+
+
+def notify_manifest(notify: Any) -> dict[str, Any]:
+    return {
+        "name": "n",
+        "app": "http://127.0.0.1:1/",
+        "inputs": {"rows": [{"x": "a"}]},
+        "run": {"notify": notify},
+    }
+
+
+def test_webhook_urls_are_never_shown(tmp_path: Path) -> None:
+    """A literal URL is masked in the manifest's dump and repr; a malformed one is not
+    echoed by the error; the body shape follows the host unless `format` says."""
+    literal = f"https://hooks.slack.com/services/{SECRET}"
+    manifest = manifest_from_data(
+        notify_manifest([literal, {"url": f"https://example.org/{SECRET}", "format": "discord"}]),
+        path=tmp_path / "n.yaml",
+        label="n.yaml",
+    )
+    assert manifest.run.notify is not None
+    assert [w.format for w in manifest.run.notify.webhooks] == ["slack", "discord"]
+    assert manifest.run.notify.webhooks[0].url.reveal() == literal
+    shown = json.dumps(manifest.to_dict()) + repr(manifest) + str(manifest.run.notify)
+    assert "SECRET" not in shown and "https://hooks.slack.com/********" in shown
+    with pytest.raises(ManifestError) as info:
+        manifest_from_data(
+            notify_manifest(f"hooks.slack.com/{SECRET}"), path=tmp_path / "n.yaml", label="n"
+        )
+    assert "expected a webhook URL" in str(info.value) and "SECRET" not in str(info.value)
