@@ -8,14 +8,20 @@ import json
 import logging
 import socket
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import anyio
 import pytest
 from support.webhooks import WebhookReceiver
 
 from runner.errors import ManifestError
-from runner.manifest import manifest_from_data
+from runner.manifest import NotifySpec, manifest_from_data
 from runner.run import RunOptions, run
+from runner.run._notify import Notifier
+from runner.run._webhook import Notification
+from runner.scheduling import Outcome
+from runner.store import RecordStatus
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -123,3 +129,38 @@ def test_webhook_urls_are_never_shown(tmp_path: Path) -> None:
             notify_manifest(f"hooks.slack.com/{SECRET}"), path=tmp_path / "n.yaml", label="n"
         )
     assert "expected a webhook URL" in str(info.value) and "SECRET" not in str(info.value)
+
+
+def test_each_event_is_told_once_until_it_is_over() -> None:
+    """A spike is told once, and again only after the share fell to half of it; a pause
+    once it lasted `pause_after`, once per pause; the budget's stop once."""
+    posted: list[Notification] = []
+
+    async def post(client: Any, webhooks: Any, note: Notification) -> int:
+        posted.append(note)
+        return 1
+
+    now = [0.0]
+    spec = NotifySpec(webhooks=(), failure_share=0.5, failure_window=4, pause_after=10.0)
+    notifier = Notifier(spec, run="r", post=post, clock=lambda: now[0])
+
+    def outcomes(*statuses: RecordStatus) -> None:
+        for status in statuses:
+            notifier.outcome(Outcome(submission=SimpleNamespace(key="k"), status=status))
+
+    ok, error, cancelled = RecordStatus.OK, RecordStatus.ERROR, RecordStatus.CANCELLED
+    outcomes(ok, ok, error, error)  # 2 of 4: a spike
+    outcomes(error, error, cancelled, cancelled)  # still spiking; cancelled rows do not count
+    outcomes(ok, ok, ok)  # 1 of 4: over
+    outcomes(error, error)  # 2 of 4 again: a second spike
+    for at, paused in [(0, "down"), (5, "down"), (10, "down"), (20, "down"), (21, None)]:
+        now[0] = at
+        notifier.check(paused, None)
+    now[0] = 30
+    notifier.check("quota", "budget: $1.00 spent of $1.00")
+    now[0] = 40
+    notifier.check("quota", "budget: $1.00 spent of $1.00")
+    anyio.run(notifier.finish, None)
+    assert [n.event for n in posted] == ["failures", "failures", "paused", "budget", "paused"]
+    assert notifier.sent == [n.event for n in posted]
+    assert "nothing sent for 0:00:10: down" in posted[2].text
