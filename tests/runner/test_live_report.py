@@ -40,6 +40,7 @@ READ = """() => {
     values: live,
     newest: newest ? newest.textContent : "",
     ok: ok ? ok.textContent.trim() : null,
+    scroll: window.scrollY,
   };
 }"""
 
@@ -129,6 +130,12 @@ def follow(page: Any, url: Callable[[], str], hold: Path, the_run: RunInThread, 
     assert mid["refresh"] == 1
     assert "A-5" in mid["newest"] and "WAIT1" not in mid["newest"]
     page.screenshot(path=str(_artifact(f"{name}-mid.png")), full_page=True)
+
+    # Where the reader scrolled to is kept across the page's own reloads.
+    page.evaluate("window.scrollTo(0, 200)")
+    scrolled = len(loads)
+    wait_for(page, "a reload", lambda s: len(loads) > scrolled)
+    assert wait_for(page, "the scroll kept", lambda s: s["scroll"] > 0)["scroll"] == 200
 
     (hold / "wait1").unlink()  # the page moves on by itself
     moved = wait_for(page, "10 rows done", lambda s: s["live"] and s["values"]["done"] == "10")
