@@ -57,7 +57,8 @@ def live_state(sources: LiveSources, *, refresh: float) -> dict[str, Any]:
     total = snap["total"]
     eta = snap["eta_seconds"]
     wall, clock = time.time(), time.monotonic()
-    costs = sources.fleet.costs()
+    # Only paid copies of ours have a cost; a run without any shows none.
+    costs = [c for c in sources.fleet.costs().values() if c.cost_usd is not None]
     spent = sources.fleet.spent()
     projected = spent + sources.fleet.burn_rate() * eta if eta is not None else None
     return {
