@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.background import RunInThread
 from support.browser import ARTIFACTS, SLOW_MACHINE_MS, chromium
 
-from runner.run import RunOptions, RunSummary, run
+from runner.run import RunOptions
 from runner.run._watch import WatchServer
 
 pytestmark = pytest.mark.timeout(300)
@@ -43,29 +44,6 @@ READ = """() => {
     scroll: window.scrollY,
   };
 }"""
-
-
-class RunInThread:
-    """`run()` in a thread of its own (the browser's sync API holds this one)."""
-
-    def __init__(self, manifest: Path, options: RunOptions) -> None:
-        self.summary: RunSummary | None = None
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(manifest, options))
-        self._thread.start()
-
-    def _run(self, manifest: Path, options: RunOptions) -> None:
-        try:
-            self.summary = run(manifest, options)
-        except BaseException as exc:  # handed to the test
-            self.error = exc
-
-    def join(self) -> RunSummary:
-        self._thread.join(timeout=120)
-        if self.error is not None:
-            raise self.error
-        assert self.summary is not None
-        return self.summary
 
 
 def read(page: Any) -> dict[str, Any] | None:
