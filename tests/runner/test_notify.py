@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import anyio
 import pytest
+from support.background import RunInThread
 from support.webhooks import WebhookReceiver
 
 from runner.errors import ManifestError
@@ -164,3 +166,58 @@ def test_each_event_is_told_once_until_it_is_over() -> None:
     assert [n.event for n in posted] == ["failures", "failures", "paused", "budget", "paused"]
     assert notifier.sent == [n.event for n in posted]
     assert "nothing sent for 0:00:10: down" in posted[2].text
+
+
+def test_every_replica_down_is_told_as_a_pause(app_factory: Any, tmp_path: Path) -> None:
+    """The only replica dies while rows are in flight: once nothing could be sent for
+    `pause_after`, the webhook hears it ("all 1 replicas are down"); the app comes back on
+    its port, the rows finish, and the end is told. Nothing else."""
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    (hold / "wait1").touch()
+    log = tmp_path / "received.log"
+    app = app_factory("recorder", env={"RECORDER_LOG": str(log), "RECORDER_HOLD_DIR": str(hold)})
+    texts = ["a-0", "a-1", "wait1-0", "wait1-1", "b-0", "b-1"]
+    with WebhookReceiver() as hooks:
+        manifest = tmp_path / "down.yaml"
+        manifest.write_text(
+            json.dumps(
+                {
+                    "name": "down",
+                    "app": {"endpoint": "/predict", "replicas": [{"url": app.url}]},
+                    "inputs": {"rows": [{"x": t} for t in texts]},
+                    "run": {
+                        "concurrency": 2,
+                        "retries": 10,
+                        "notify": {"webhooks": [hooks.url("/hook")], "pause_after": "1s"},
+                    },
+                    "output": {"dir": str(tmp_path / "run")},
+                }
+            ),
+            encoding="utf-8",
+        )
+        the_run = RunInThread(manifest, RunOptions(progress="quiet", handle_signals=False))
+        try:
+            until(lambda: "wait1-1" in (log.read_text() if log.exists() else ""), "rows held")
+            app.kill()
+            until(lambda: hooks.bodies("/hook"), "a message while every replica is down")
+            (hold / "wait1").unlink()
+            app.restart()
+            summary = the_run.join()
+        finally:
+            (hold / "wait1").unlink(missing_ok=True)
+            if not app.is_running():
+                app.restart()  # the run may be waiting for it still
+            the_run.join()
+        bodies = hooks.bodies("/hook")
+    assert summary.this_run["ok"] == 6
+    assert [b["event"] for b in bodies] == ["paused", "end"]
+    assert "all 1 replicas are down" in bodies[0]["text"]
+
+
+def until(ok: Any, what: str, seconds: float = 120.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not ok():
+        if time.monotonic() > deadline:
+            pytest.fail(f"never: {what}")
+        time.sleep(0.1)
