@@ -94,6 +94,13 @@ def _add_run(commands: _Commands) -> None:
         help="run rows that failed for good in an earlier run again (default: yes)",
     )
     run_p.add_argument(
+        "--live-report",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="rewrite report.html while the run goes (default: yes); --no-live-report "
+        "writes it once, at the end",
+    )
+    run_p.add_argument(
         "--progress",
         choices=["auto", "bar", "json", "plain"],
         default="auto",
@@ -221,6 +228,7 @@ def _run(args: argparse.Namespace) -> int:
     options = RunOptions(
         restart=args.restart,
         retry_failed=args.retry_failed,
+        live_report=RunOptions().live_report if args.live_report else None,
         progress="quiet" if args.quiet else args.progress,
         command=command,
     )
