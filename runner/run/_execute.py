@@ -309,7 +309,7 @@ class _Run(Todo):
     def _watch(self, group: TaskGroup, scheduler: Scheduler, pool: ReplicaPool) -> None:
         """Start the live report and the notifier's watch, as the run's options ask."""
         if (every := self.options.live_report) is not None:
-            sources = LiveSources(self.progress, pool, scheduler.pauses, self.fleet)
+            sources = LiveSources(self.progress, pool, scheduler.pauses, self.fleet, self.summary)
             live = LiveReport(
                 self.folder.root, lambda refresh: live_state(sources, refresh=refresh), every=every
             )

@@ -29,6 +29,7 @@ from ..scheduling import AccountPauses, ReplicaPool, format_pause
 if TYPE_CHECKING:
     from ..store import LivePage
 from ._progress import Progress
+from ._summary import SummaryBuilder
 
 __all__ = ["LiveReport", "LiveSources", "live_state"]
 
@@ -37,6 +38,8 @@ log = logging.getLogger("runner")
 #: The shortest interval between writes, and the share of wall time writes may take.
 EVERY = 5.0
 SHARE = 0.02
+#: Failure causes the live section lists (the report's failures section has them all).
+FAILURE_GROUPS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,8 @@ class LiveSources:
     pool: ReplicaPool
     pauses: AccountPauses
     fleet: Fleet
+    #: This run's outcomes, failures grouped by cause.
+    summary: SummaryBuilder
 
 
 def live_state(sources: LiveSources, *, refresh: float) -> dict[str, Any]:
@@ -81,6 +86,10 @@ def live_state(sources: LiveSources, *, refresh: float) -> dict[str, Any]:
             if p.until > wall
         ],
         "note": snap["note"],
+        "failures": [
+            {"cause": cause, "count": group.count}
+            for cause, group in sorted(sources.summary.failures.items(), key=lambda g: -g[1].count)
+        ][:FAILURE_GROUPS],
         "replicas": [
             {
                 "name": r.name,

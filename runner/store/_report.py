@@ -173,6 +173,7 @@ def folder_live(data: ReportData, total: int | None = None) -> dict[str, Any]:
         "cost_projected": None,
         "pauses": [],
         "note": None,
+        "failures": [],
         "replicas": [],
     }
 

@@ -11,11 +11,13 @@ from types import SimpleNamespace
 
 from support.synthetic import write_synthetic_run
 
+from jobs import AppError
 from runner.launch import ReplicaCost
 from runner.run import Progress
 from runner.run._live import LiveSources, live_state
-from runner.scheduling import AccountPauses, PauseRecord, ReplicaState
-from runner.store import LivePage, build_report
+from runner.run._summary import SummaryBuilder
+from runner.scheduling import AccountPauses, Outcome, PauseRecord, ReplicaState
+from runner.store import LivePage, RecordStatus, build_report
 
 
 def test_live_page_shows_pauses_replicas_and_cost(tmp_path: Path) -> None:
@@ -43,8 +45,19 @@ def test_live_page_shows_pauses_replicas_and_cost(tmp_path: Path) -> None:
         spent=lambda: 0.25,
         burn_rate=lambda: 0.001,
     )
-    sources = LiveSources(progress, SimpleNamespace(replicas=[held, down]), pauses, fleet)  # type: ignore[arg-type]
+    summary = SummaryBuilder()
+    for key in ("k1", "k2"):
+        summary.add(
+            Outcome(
+                submission=SimpleNamespace(key=key, row=1),
+                status=RecordStatus.ERROR,
+                error=AppError("Refused: row 17"),
+            )
+        )
+    pool = SimpleNamespace(replicas=[held, down])
+    sources = LiveSources(progress, pool, pauses, fleet, summary)  # type: ignore[arg-type]
     state = live_state(sources, refresh=5)
+    assert state["failures"] == [{"cause": "AppError: Refused: row N", "count": 2}]
     assert state["done"] == 50 and state["percent"] == 50.0 and state["failed"] == 10
     assert state["cost"] == "$0.25" and state["cost_projected"] is not None
     assert len(state["pauses"]) == 1 and state["pauses"][0].startswith("paused: ZeroGPU quota")
@@ -57,6 +70,7 @@ def test_live_page_shows_pauses_replicas_and_cost(tmp_path: Path) -> None:
     assert 'http-equiv="refresh" content="5"' in html
     assert "paused: ZeroGPU quota until" in html and "$0.25" in html
     assert 'class="state-down">down' in html and "connection refused" in html
+    assert "AppError: Refused: row N" in html
 
 
 def test_light_write_shows_the_newest_outputs_from_the_tail(tmp_path: Path) -> None:
