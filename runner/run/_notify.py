@@ -134,6 +134,8 @@ class Notifier:
     async def finish(self, summary: RunSummary | None) -> None:
         """Post what is pending and the end message; close the client. Never raises."""
         if summary is not None:
+            # The budget may have stopped the run after `watch` last looked.
+            self.check(None, summary.halted_by)
             self._pending.append(end_message(summary))
         with anyio.CancelScope(shield=True), anyio.move_on_after(FINISH_TIMEOUT):
             try:
