@@ -21,6 +21,7 @@ from runner.errors import ManifestError
 from runner.manifest import NotifySpec, manifest_from_data
 from runner.run import RunOptions, run
 from runner.run._notify import Notifier
+from runner.run._summary import SummaryBuilder
 from runner.run._webhook import Notification
 from runner.scheduling import Outcome
 from runner.store import RecordStatus
@@ -221,3 +222,26 @@ def until(ok: Any, what: str, seconds: float = 120.0) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"never: {what}")
         time.sleep(0.1)
+
+
+def test_the_budget_stop_and_the_end_are_told_at_the_end() -> None:
+    """The budget stopped the run after the watch last looked: `finish` tells it, then
+    the end, with the command that resumes the run."""
+    posted: list[Notification] = []
+
+    async def post(client: Any, webhooks: Any, note: Notification) -> int:
+        posted.append(note)
+        return 1
+
+    notifier = Notifier(NotifySpec(webhooks=()), run="r", post=post)
+    summary = SummaryBuilder().build(
+        name="r", run_dir="runs/r", wall=61.0, total=10, skipped=0,
+        folder_counts={"ok": 4}, replicas=[], interrupted=True,
+        resume_command="spacerun run r.yaml", done=4,
+        halted_by="budget: $1.00 spent of $1.00, and the copies cost $3.60/h",
+    )  # fmt: skip
+    anyio.run(notifier.finish, summary)
+    assert [n.event for n in posted] == ["budget", "end"]
+    assert posted[0].text.startswith("r: stopped. budget: $1.00 spent of $1.00")
+    assert "in 0:01:01" in posted[1].text
+    assert posted[1].text.endswith("Incomplete; resume with: spacerun run r.yaml")
