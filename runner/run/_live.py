@@ -138,25 +138,32 @@ class LiveReport:
 
     async def run(self) -> None:
         while True:
-            # Not cancellable mid-write: the final report, written after the run's task
-            # group ends, can never be overwritten by a live write still under way.
-            # The state is read here, on the loop's thread that changes it.
-            await anyio.to_thread.run_sync(self.write, self._state(self.interval))
+            await self.write(self._state(self.interval))  # read on the loop's thread
             await anyio.sleep(self.interval)
 
-    def write(self, state: Mapping[str, Any]) -> None:
-        """One write; a failure is logged and the next write tries again."""
-        if self._page is None:
-            from ..store import LivePage  # jinja2 and plotly: only once a live page is due
+    async def write(self, state: Mapping[str, Any]) -> None:
+        """One write; a failure is logged and the next write tries again. Neither kind
+        is cancellable midway: the final report, written after the run's task group
+        ends, can never be overwritten by a live write still under way."""
+        from ..store import LivePage  # jinja2 and plotly: only once a live page is due
+        from ..store._report import full_context
 
+        if self._page is None:
             self._page = LivePage(self.root)
+        page = self._page
         started = time.perf_counter()
         due = self._last_full is None or started - self._last_full >= self.full_interval
+        full = due or not page.has_base
         try:
-            full = self._page.write(state, full=due)
+            if full:
+                # In a thread, not a worker process: anyio's process workers import the
+                # main module again, which would run a user's unguarded script twice.
+                context = await anyio.to_thread.run_sync(full_context, self.root, state)
+                await anyio.to_thread.run_sync(page.write_full, context)
+            else:
+                await anyio.to_thread.run_sync(page.write_light, state)
         except Exception:
             log.warning("could not write the live report of %s", self.root, exc_info=True)
-            full = due
         cost = time.perf_counter() - started
         self.writes += 1
         spaced = max(self.every, cost / self._share)

@@ -10,6 +10,7 @@ Its cost does not grow with the run (`bench/bench_live.py`).
     page = LivePage(run_dir)
     page.write(live, full=True)     # reads everything
     page.write(live, full=False)    # the live numbers and the newest outputs only
+    page.write_full(full_context(run_dir, live))   # the reading done elsewhere
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from ._record import RecordStatus
 from ._report import NEWEST, REPORT_NAME, full_context, item, render
 from ._runfolder import RunDir, RunFolder
 
-__all__ = ["LivePage", "newest_records"]
+__all__ = ["LivePage", "full_context", "newest_records"]
 
 #: The newest outputs are looked for in this many bytes at the end of results.jsonl.
 _TAIL = 1 << 20
@@ -39,15 +40,33 @@ class LivePage:
         self.target = self.folder.root / REPORT_NAME
         self._base: dict[str, Any] | None = None
 
+    @property
+    def has_base(self) -> bool:
+        """Whether a full write was made (light ones draw on it)."""
+        return self._base is not None
+
     def write(self, live: Mapping[str, Any], *, full: bool) -> bool:
         """Write the page with `live`; a full write when asked (or none was made yet).
         Returns whether the write was full."""
         if full or self._base is None:
-            context = self._base = full_context(self.folder.root, live)
-            context["charts_as_of"] = context["generated"]
-            render(context, self.target)
+            self.write_full(full_context(self.folder.root, live))
             return True
+        self.write_light(live)
+        return False
+
+    def write_full(self, context: dict[str, Any]) -> None:
+        """Write the page of `full_context(run_dir, live)`, which may have been computed
+        elsewhere (the run reads the folder in a worker process)."""
+        context["charts_as_of"] = context["generated"]
+        self._base = context
+        render(context, self.target)
+
+    def write_light(self, live: Mapping[str, Any]) -> None:
+        """The last full write's page with `live` and the newest outputs (no full write
+        yet: nothing is written)."""
         base = self._base
+        if base is None:
+            return
         newest = [
             item(record, self.folder.root)
             for record in newest_records(self.folder.results_path, NEWEST)
@@ -59,7 +78,6 @@ class LivePage:
             "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
         }
         render(context, self.target)
-        return False
 
 
 def newest_records(path: Path, count: int) -> list[dict[str, Any]]:
