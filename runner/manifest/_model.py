@@ -304,7 +304,8 @@ def _dump(manifest: Manifest, *, redact: bool) -> dict[str, Any]:
             "share_session": run.share_session,
             "max_wait": None if run.max_wait is None else format_duration(run.max_wait),
             **({"budget": f"${run.budget:g}"} if run.budget is not None else {}),
-            **({"notify": _dump_notify(run.notify)} if run.notify is not None else {}),
+            # Webhook URLs are written as their `${VAR}` text or masked, redact or not.
+            **({"notify": run.notify.to_dict()} if run.notify is not None else {}),
             **({} if run.ray is None else {"ray": dump_ray(run.ray)}),
         },
         "output": {
@@ -313,14 +314,6 @@ def _dump(manifest: Manifest, *, redact: bool) -> dict[str, Any]:
             "download_files": manifest.output.download_files,
         },
     }
-
-
-def _dump_notify(notify: NotifySpec) -> dict[str, Any]:
-    # Webhook URLs are always written as their `${VAR}` text or masked, redact or not: a
-    # dump of the manifest is what goes to the run folder.
-    from ._notify import dump_notify
-
-    return dump_notify(notify)
 
 
 def _dump_replica(replica: ReplicaSpec) -> dict[str, Any]:

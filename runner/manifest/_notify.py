@@ -56,6 +56,10 @@ class NotifySpec:
     #: A pause (a quota, every replica down) this long is told, once per pause.
     pause_after: float = 300.0
 
+    def to_dict(self) -> dict[str, Any]:
+        """As a manifest says it, each URL as `Webhook.shown` (never the URL itself)."""
+        return dump_notify(self)
+
 
 def masked(url: str) -> str:
     """`https://hooks.slack.com/********`: where it goes, never the part that grants."""
