@@ -146,7 +146,6 @@ class LiveReport:
         is cancellable midway: the final report, written after the run's task group
         ends, can never be overwritten by a live write still under way."""
         from ..store import LivePage  # jinja2 and plotly: only once a live page is due
-        from ..store._report import full_context
 
         if self._page is None:
             self._page = LivePage(self.root)
@@ -158,7 +157,7 @@ class LiveReport:
             if full:
                 # In a thread, not a worker process: anyio's process workers import the
                 # main module again, which would run a user's unguarded script twice.
-                context = await anyio.to_thread.run_sync(full_context, self.root, state)
+                context = await anyio.to_thread.run_sync(page.read, state)
                 await anyio.to_thread.run_sync(page.write_full, context)
             else:
                 await anyio.to_thread.run_sync(page.write_light, state)

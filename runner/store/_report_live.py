@@ -10,7 +10,7 @@ Its cost does not grow with the run (`bench/bench_live.py`).
     page = LivePage(run_dir)
     page.write(live, full=True)     # reads everything
     page.write(live, full=False)    # the live numbers and the newest outputs only
-    page.write_full(full_context(run_dir, live))   # the reading done elsewhere
+    page.write_full(page.read(live))  # the same, in two steps
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from ._record import RecordStatus
 from ._report import NEWEST, REPORT_NAME, full_context, item, render
 from ._runfolder import RunDir, RunFolder
 
-__all__ = ["LivePage", "full_context", "newest_records"]
+__all__ = ["LivePage", "newest_records"]
 
 #: The newest outputs are looked for in this many bytes at the end of results.jsonl.
 _TAIL = 1 << 20
@@ -49,14 +49,18 @@ class LivePage:
         """Write the page with `live`; a full write when asked (or none was made yet).
         Returns whether the write was full."""
         if full or self._base is None:
-            self.write_full(full_context(self.folder.root, live))
+            self.write_full(self.read(live))
             return True
         self.write_light(live)
         return False
 
+    def read(self, live: Mapping[str, Any]) -> dict[str, Any]:
+        """What a full write renders: one read of the whole folder."""
+        return full_context(self.folder.root, live)
+
     def write_full(self, context: dict[str, Any]) -> None:
-        """Write the page of `full_context(run_dir, live)`, which may have been computed
-        elsewhere (the run reads the folder in a worker process)."""
+        """Write the page of `read(live)` (read first, so that the run can read in a
+        thread and write when it likes)."""
         context["charts_as_of"] = context["generated"]
         self._base = context
         render(context, self.target)
