@@ -22,7 +22,7 @@ from jobs import AsyncClient, __version__
 
 from .errors import ExitStatus, anticipated
 from .manifest import load_manifest
-from .run import RunOptions, run, validate_manifest
+from .run import RunOptions, WatchServer, run, validate_manifest
 from .store import read_status
 
 __all__ = ["main"]
@@ -305,8 +305,6 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _watch(args: argparse.Namespace) -> int:
-    from .run._watch import WatchServer  # jinja2 and numpy: loaded only for this command
-
     try:
         server = WatchServer(args.run_dir, host=args.host, port=args.port)
     except FileNotFoundError as exc:

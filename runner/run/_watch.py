@@ -27,7 +27,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from ..store import RunFolder, build_report
+from ..store import RunFolder
 from ._live import EVERY, SHARE
 from ._resume import read_stamp
 
@@ -63,6 +63,8 @@ class _Page:
 
     def refresh(self) -> None:
         """Rebuild the page if the folder changed since the last build."""
+        from ..store import build_report  # jinja2 and plotly: loaded once watching
+
         seen = self.signature()
         if seen == self._seen:
             return

@@ -21,8 +21,7 @@ import pytest
 from support.background import RunInThread
 from support.browser import ARTIFACTS, SLOW_MACHINE_MS, chromium
 
-from runner.run import RunOptions
-from runner.run._watch import WatchServer
+from runner.run import RunOptions, WatchServer
 
 pytestmark = pytest.mark.timeout(300)
 
