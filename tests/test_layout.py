@@ -120,6 +120,8 @@ RUNNER_LAYERS = (
 LAZY_IMPORTS = {"pandas", "numpy", "pyarrow", "huggingface_hub", "ray", "export", "_export"}
 # The report (jinja2, numpy, plotly's bundle), pandas' table and tqdm's notebook bar.
 LAZY_IMPORTS |= {"build_report", "_report", "plotly", "load_table", "tqdm"}
+# The live report's page (the same jinja2 and plotly).
+LAZY_IMPORTS |= {"LivePage", "_report_live"}
 
 
 def _runtime_imports(tree: ast.Module) -> list[ast.ImportFrom | ast.Import]:
