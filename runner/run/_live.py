@@ -165,7 +165,8 @@ class LiveReport:
             log.warning("could not write the live report of %s", self.root, exc_info=True)
         cost = time.perf_counter() - started
         self.writes += 1
-        spaced = max(self.every, cost / self._share)
+        # The first write also loads jinja2 and plotly: not what the next ones cost.
+        spaced = max(self.every, cost / self._share) if self.writes > 1 else self.every
         if full:
             self._last_full, self.full_interval = started, spaced
         else:

@@ -80,6 +80,7 @@ class LivePage:
             "live": {**base["live"], **live},
             "newest": newest or base["newest"],
             "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            "light": True,  # the sections below the live one are the last full write's
         }
         render(context, self.target)
 
