@@ -8,24 +8,9 @@ client.predict(num1=4, operation="add", num2=5, api_name="/predict")
 ```
 """
 
-from ._client import AsyncClient
-from ._files import file, handle_file, is_file_data
-from ._hubapi import ZeroGpuQuota, hardware_prices, pause_space, restart_space, zerogpu_quota
-from ._job import AsyncJob, JobTimings
-from ._limits import Limits
-from ._protocol import ProgressUnit
-from ._schema import AppSchema, Endpoint, Parameter, Return
-from ._spaces import (
-    SpaceRuntime,
-    broken_stage_advice,
-    duplicate_space,
-    hf_token_from_env,
-    is_hf_host,
-    space_runtime,
-)
-from ._status import Status, StatusUpdate
-from ._sync import Client, Job
-from ._zerogpu import ZeroGpuKind
+import importlib
+from typing import TYPE_CHECKING
+
 from .errors import (
     AppError,
     ArgumentError,
@@ -51,7 +36,67 @@ from .errors import (
     ZeroGpuError,
 )
 
+if TYPE_CHECKING:
+    from ._client import AsyncClient
+    from ._files import file, handle_file, is_file_data
+    from ._hubapi import ZeroGpuQuota, hardware_prices, pause_space, restart_space, zerogpu_quota
+    from ._job import AsyncJob, JobTimings
+    from ._limits import Limits
+    from ._protocol import ProgressUnit
+    from ._schema import AppSchema, Endpoint, Parameter, Return
+    from ._spaces import (
+        SpaceRuntime,
+        broken_stage_advice,
+        duplicate_space,
+        hf_token_from_env,
+        is_hf_host,
+        space_runtime,
+    )
+    from ._status import Status, StatusUpdate
+    from ._sync import Client, Job
+    from ._zerogpu import ZeroGpuKind
+
 __version__ = "0.1.0"
+
+# The rest is imported on first use (PEP 562), so `import jobs`, and through it the
+# `spacerun` command line, costs little: httpx, anyio and the client's modules load when
+# a name that needs them is first reached, aiohttp when a client opens, huggingface_hub
+# when the Hub is called. mypy and readers see the imports above.
+_LAZY = {
+    "_client": ("AsyncClient",),
+    "_files": ("file", "handle_file", "is_file_data"),
+    "_hubapi": ("ZeroGpuQuota", "hardware_prices", "pause_space", "restart_space", "zerogpu_quota"),
+    "_job": ("AsyncJob", "JobTimings"),
+    "_limits": ("Limits",),
+    "_protocol": ("ProgressUnit",),
+    "_schema": ("AppSchema", "Endpoint", "Parameter", "Return"),
+    "_spaces": (
+        "SpaceRuntime",
+        "broken_stage_advice",
+        "duplicate_space",
+        "hf_token_from_env",
+        "is_hf_host",
+        "space_runtime",
+    ),
+    "_status": ("Status", "StatusUpdate"),
+    "_sync": ("Client", "Job"),
+    "_zerogpu": ("ZeroGpuKind",),
+}
+_MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
+
+
+def __getattr__(name: str) -> object:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # found directly from now on
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_MODULE_OF})
+
 
 __all__ = [
     "AppError",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import tempfile
@@ -15,9 +16,8 @@ import anyio
 import httpx
 from anyio.abc import TaskGroup
 
-from ._aio import aiohttp_transport
 from ._background import BackgroundTaskGroup
-from ._connect import AppConnection, open_app
+from ._connect import AppConnection, open_app, read_schema
 from ._files import Downloader, Uploader, wrap_files
 from ._httpclient import HttpClient
 from ._job import AsyncJob, Postprocess
@@ -121,6 +121,7 @@ class AsyncClient:
         self._ssl_verify = ssl_verify
         self._http_options = http_options(httpx_kwargs, http=http)
         self._oauth_token = oauth_token
+        self._auth = auth
         self._limiter = anyio.CapacityLimiter(max_workers) if max_workers else None
         self._options = dict(
             hf_token=pick_token(token, hf_token),
@@ -212,6 +213,9 @@ class AsyncClient:
                     "verify": self._ssl_verify,
                     **self._http_options.client_kwargs,
                 }
+                # aiohttp, the slowest of the client's imports, loads when a client opens.
+                from ._aio import aiohttp_transport
+
                 transport = aiohttp_transport(verify=kwargs["verify"], cert=kwargs.get("cert"))
                 if transport is not None:
                     kwargs["transport"] = transport
@@ -388,6 +392,22 @@ class AsyncClient:
         started = anyio.current_time()
         await app.transport.get_json("config", prefixed=False)
         return anyio.current_time() - started
+
+    async def reload(self) -> AppSchema:
+        """Read the app's API again (`/config` and its info route) and use it from now on;
+        returns it. An app restarted at the same address (a redeploy, an edit) may serve
+        another API: jobs submitted after this bind their arguments to the new one. Files
+        uploaded before are uploaded again (a restarted app may have lost them).
+        Raises `ConnectionFailed` (or another `JobsError`) when the app does not answer."""
+        app = self._require()
+        if self._parent is not None:
+            raise RuntimeError("reload the client a session view was made from")
+        schema = await read_schema(app.transport, auth=self._auth)
+        self._uploader = Uploader(app.transport, schema.max_file_size)
+        if schema == app.schema:
+            return app.schema  # the same API keeps its object: what is keyed on it stays
+        self._app = dataclasses.replace(app, schema=schema)
+        return schema
 
     def reset_session(self) -> None:
         """Start a fresh session: stateful endpoints forget what earlier calls stored."""

@@ -17,7 +17,7 @@ from ._schema import AppSchema
 from ._transport import Transport, check_status
 from .errors import AuthError, JobsError, ProtocolError
 
-__all__ = ["AppConnection", "open_app"]
+__all__ = ["AppConnection", "open_app", "read_schema"]
 
 # Paths users paste along with an app's URL that are not part of its root.
 _ROUTE_SUFFIXES = ("/gradio_api/info", "/gradio_api", "/config", "/info", "/api", "/?view=api")
@@ -48,7 +48,11 @@ async def open_app(
     """Resolve `src` (URL or Space id), log in if asked, and read the app's API."""
     from . import _spaces
 
-    token = _spaces.hf_token_from_env(hf_token)
+    url = None if _spaces.looks_like_space_id(src) else _normalize_url(src)
+    # The token is only ever sent to a Space, a Hugging Face host or a host the caller
+    # names: for any other app the saved login is not read (nor huggingface_hub loaded).
+    may_send = url is None or _token_allowed(url, token_hosts)
+    token = _spaces.hf_token_from_env(hf_token) if hf_token or may_send else None
     space_id: str | None = None
     if token:
         # Redirects are followed inside httpx, which strips only `Authorization` when the
@@ -66,7 +70,7 @@ async def open_app(
             ):
                 pass
 
-    if _spaces.looks_like_space_id(src):
+    if url is None:
         space_id = src
         base = await _spaces.wait_until_running(
             src,
@@ -77,18 +81,25 @@ async def open_app(
             wake=wake,
         )
     else:
-        base = _normalize_url(src)
+        base = url
     request_headers = {**headers, **_token_headers(base, token, token_header, token_hosts)}
     transport = Transport(http, base, headers=request_headers, limits=limits)
     transport.request_timeout = request_timeout
+    schema = await read_schema(transport, auth=auth)
+    return AppConnection(transport=transport, schema=schema, space_id=space_id or schema.space_id)
+
+
+async def read_schema(transport: Transport, *, auth: tuple[str, str] | None = None) -> AppSchema:
+    """Log in (with `auth`) and read the app's config and API info at `transport`'s
+    address, as it is now: an app restarted there may serve another API than when it was
+    first read (and has forgotten the login)."""
     if auth is not None:
         await _login(transport, auth)
     config = await _read_config(transport)
-    AppSchema.check_protocol(config, base)
+    AppSchema.check_protocol(config, transport.base_url)
     transport.prefix = str(config.get("api_prefix") or "")
     info, public_info = await _read_info(transport)
-    schema = AppSchema.parse(config, info, url=base, public_info=public_info)
-    return AppConnection(transport=transport, schema=schema, space_id=space_id or schema.space_id)
+    return AppSchema.parse(config, info, url=transport.base_url, public_info=public_info)
 
 
 def _token_headers(

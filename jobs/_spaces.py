@@ -26,23 +26,18 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import anyio
-import httpx2
-from huggingface_hub import HfApi, get_token
-from huggingface_hub.errors import (
-    HFValidationError,
-    OIDCError,
-    RepositoryNotFoundError,
-)
 
-from ._hub_errors import CALL_TIMEOUT, page_url, translate_hub_error
 from .errors import (
     AuthError,
     SpaceError,
     SpaceNotRunning,
 )
 
+# huggingface_hub (and the `_hub_errors` built on it) is imported inside the functions
+# that call the Hub: what only reads a Space id or a host name (`is_hf_host`,
+# `broken_stage_advice`, used by every run) does not pay half a second for it.
 if TYPE_CHECKING:
-    from huggingface_hub import SpaceHardware
+    from huggingface_hub import HfApi, SpaceHardware
 
 __all__ = [
     "SPACE_ID_RE",
@@ -134,6 +129,9 @@ def hf_token_from_env(explicit: str | None = None) -> str | None:
         return explicit
     if env := os.environ.get("HF_TOKEN", "").strip():
         return env
+    from huggingface_hub import get_token
+    from huggingface_hub.errors import OIDCError
+
     try:
         return get_token()
     except OIDCError as exc:  # HF_OIDC_RESOURCE is set (CI) and the exchange failed
@@ -232,7 +230,7 @@ class _Wait:
         if stage in _BROKEN:
             raise SpaceNotRunning(
                 f"Space {self.space_id} is not running (stage {stage}): {_BROKEN[stage]}.",
-                url=page_url(self.endpoint, self.space_id),
+                url=_page_url(self.endpoint, self.space_id),
                 space_id=self.space_id,
                 stage=stage,
             )
@@ -243,7 +241,7 @@ class _Wait:
             raise SpaceNotRunning(
                 f"Space {self.space_id} did not come up within {self.deadline:g} s (last stage "
                 f"{stage}). Try again later, or allow a longer deadline.",
-                url=page_url(self.endpoint, self.space_id),
+                url=_page_url(self.endpoint, self.space_id),
                 space_id=self.space_id,
                 stage=stage,
             )
@@ -404,7 +402,15 @@ def _runtime(raw: Any) -> SpaceRuntime:
     )
 
 
+def _page_url(endpoint: str | None, space_id: str) -> str:
+    from ._hub_errors import page_url
+
+    return page_url(endpoint, space_id)
+
+
 def _api(endpoint: str | None, token: str | None) -> HfApi:
+    from huggingface_hub import HfApi
+
     # token=False: anonymous for real; None would make huggingface_hub pick up a saved token.
     return HfApi(endpoint=endpoint, token=token or False)
 
@@ -433,6 +439,11 @@ async def _call(
 
     With `missing_ok`, a missing repo gives None (typed as T for the callers' convenience).
     """
+    import httpx2
+    from huggingface_hub.errors import HFValidationError, RepositoryNotFoundError
+
+    from ._hub_errors import CALL_TIMEOUT, translate_hub_error
+
     try:
         with anyio.fail_after(CALL_TIMEOUT):
             return await anyio.to_thread.run_sync(

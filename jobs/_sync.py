@@ -221,6 +221,10 @@ class Client:
         """Check that the app answers; the round trip in seconds (see `AsyncClient.ping`)."""
         return self._portal.call(self._async.ping)
 
+    def reload(self) -> AppSchema:
+        """Read the app's API again and use it from now on (see `AsyncClient.reload`)."""
+        return self._portal.call(self._async.reload)
+
     def endpoint(self, api_name: str | None = None, fn_index: int | None = None) -> Endpoint:
         return self._async.endpoint(api_name, fn_index)
 

@@ -17,6 +17,9 @@ submissions), `store` (the run folder), `scheduling` (submissions -> outcomes),
 What users need of them is re-exported here.
 """
 
+import importlib
+import sys
+import types
 from typing import TYPE_CHECKING
 
 from .errors import (
@@ -26,65 +29,137 @@ from .errors import (
     UnsetVariable,
     ValidationFailed,
 )
-from .inputs import (
-    Submission,
-    ValidationReport,
-    iter_submissions,
-    submission_key,
-    validate_submissions,
-)
-from .launch import LocalAppError
-from .manifest import (
-    AppSpec,
-    DuplicateReplica,
-    InputsSpec,
-    LocalReplica,
-    Manifest,
-    OutputSpec,
-    RunSpec,
-    Secret,
-    SpaceReplica,
-    UrlReplica,
-    load_manifest,
-)
-from .run import (
-    MapResult,
-    RunHandle,
-    RunOptions,
-    RunSummary,
-    map,
-    map_async,
-    map_iter,
-    run,
-    run_async,
-    validate_manifest,
-)
-from .scheduling import AllReplicasDown
-from .store import (
-    DuplicateResultError,
-    RecordStatus,
-    ResultRecord,
-    ResultsError,
-    RunFolderLockedError,
-    RunStatus,
-    read_status,
-)
 
 if TYPE_CHECKING:
-    from .store import build_report, export, load_table
+    from .inputs import (
+        Submission,
+        ValidationReport,
+        iter_submissions,
+        submission_key,
+        validate_submissions,
+    )
+    from .launch import LocalAppError
+    from .manifest import (
+        AppSpec,
+        DuplicateReplica,
+        InputsSpec,
+        LocalReplica,
+        Manifest,
+        OutputSpec,
+        RunSpec,
+        Secret,
+        SpaceReplica,
+        UrlReplica,
+        load_manifest,
+    )
+    from .run import (
+        MapResult,
+        RunHandle,
+        RunOptions,
+        RunSummary,
+        map,
+        map_async,
+        map_iter,
+        run,
+        run_async,
+        validate_manifest,
+    )
+    from .scheduling import AllReplicasDown
+    from .store import (
+        DuplicateResultError,
+        RecordStatus,
+        ResultRecord,
+        ResultsError,
+        RunFolderLockedError,
+        RunStatus,
+        build_report,
+        export,
+        load_table,
+        read_status,
+    )
+
+# Each name is imported from its layer on first use (PEP 562), so `import runner` (and
+# `spacerun --help`, which imports `runner.cli` inside it) loads no layer it does not
+# use; mypy and readers see the imports above. The table functions and the report also
+# load pandas, jinja2 and plotly only when called (see `runner.store`).
+_LAZY = {
+    "inputs": (
+        "Submission",
+        "ValidationReport",
+        "iter_submissions",
+        "submission_key",
+        "validate_submissions",
+    ),
+    "launch": ("LocalAppError",),
+    "manifest": (
+        "AppSpec",
+        "DuplicateReplica",
+        "InputsSpec",
+        "LocalReplica",
+        "Manifest",
+        "OutputSpec",
+        "RunSpec",
+        "Secret",
+        "SpaceReplica",
+        "UrlReplica",
+        "load_manifest",
+    ),
+    "run": (
+        "MapResult",
+        "RunHandle",
+        "RunOptions",
+        "RunSummary",
+        "map",
+        "map_async",
+        "map_iter",
+        "run",
+        "run_async",
+        "validate_manifest",
+    ),
+    "scheduling": ("AllReplicasDown",),
+    "store": (
+        "DuplicateResultError",
+        "RecordStatus",
+        "ResultRecord",
+        "ResultsError",
+        "RunFolderLockedError",
+        "RunStatus",
+        "build_report",
+        "export",
+        "load_table",
+        "read_status",
+    ),
+}
+_LAYER_OF = {name: layer for layer, names in _LAZY.items() for name in names}
 
 
 def __getattr__(name: str) -> object:
-    # The table functions need pandas (~0.4 s and 85 MB to import): loaded on first use.
-    if name in ("export", "load_table"):
-        from .store import _export
+    layer = _LAYER_OF.get(name)
+    if layer is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{layer}"), name)
+    globals()[name] = value  # found directly from now on
+    return value
 
-        return getattr(_export, name)
-    if name == "build_report":
-        from .store import _report
 
-        return _report.build_report
-    raise AttributeError(f"module 'runner' has no attribute {name!r}")
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAYER_OF})
+
+
+class _Package(types.ModuleType):
+    """`runner.run` is the function although `runner/run/` is a subpackage too.
+
+    Loading a subpackage sets it as an attribute of its parent, which would hide the
+    function of the same name once `runner.run` (the package) is imported; that one
+    assignment is dropped. Imports still find the subpackage in `sys.modules`."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in _LAYER_OF and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 __all__ = [

@@ -16,14 +16,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import anyio
-
-from jobs import AsyncClient, __version__
+from jobs import __version__
 
 from .errors import ExitStatus, anticipated
-from .manifest import load_manifest
-from .run import RunOptions, WatchServer, run, validate_manifest
-from .store import read_status
+
+# Each command imports the layers it uses when it runs (`status` reads a run folder and
+# never loads the client, `--help` loads nothing): a command line answers at once.
+if TYPE_CHECKING:
+    from .manifest import Manifest
 
 __all__ = ["main"]
 
@@ -216,14 +216,34 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print("spacerun: interrupted", file=sys.stderr)
                 return ExitStatus.INTERRUPTED
             raise
-        print(f"spacerun: {err}", file=sys.stderr)
+        # An error may quote an input, or an app's message that echoes one back; only a
+        # loaded manifest (`_load`) has secrets to mask.
+        redactor = getattr(args, "redactor", None)
+        message = str(err) if redactor is None else redactor.mask(str(err))
+        print(f"spacerun: {message}", file=sys.stderr)
         return int(getattr(err, "exit_status", ExitStatus.FAILED))
 
 
-def _run(args: argparse.Namespace) -> int:
+def _load(args: argparse.Namespace) -> Manifest:
+    """The manifest of `run` / `validate`; from then on, its secrets are masked in what
+    this process logs and in the error it may end with (`args.redactor`)."""
+    from .manifest import load_manifest
+    from .run import RedactingFilter
+
     manifest = load_manifest(
         args.manifest, app=args.app, endpoint=args.endpoint, overrides=args.overrides
     )
+    args.redactor = manifest.redactor
+    if manifest.redactor:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(RedactingFilter(manifest.redactor))
+    return manifest
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .run import RunOptions, run
+
+    manifest = _load(args)
     command = ["spacerun", "run", *_original_args(args)]
     options = RunOptions(
         restart=args.restart,
@@ -248,15 +268,21 @@ def _original_args(args: argparse.Namespace) -> list[str]:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    manifest = load_manifest(
-        args.manifest, app=args.app, endpoint=args.endpoint, overrides=args.overrides
-    )
+    import anyio
+
+    from .run import validate_manifest
+
+    manifest = _load(args)
     report = anyio.run(validate_manifest, manifest)
     print(report.format())
     return int(report.exit_status)
 
 
 def _view_api(args: argparse.Namespace) -> int:
+    import anyio
+
+    from jobs import AsyncClient
+
     async def show() -> Any:
         async with AsyncClient(args.app, hf_token=args.hf_token) as client:
             return client.view_api(
@@ -272,6 +298,8 @@ def _view_api(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from .store import read_status
+
     try:
         status = read_status(args.run_dir)
     except FileNotFoundError as exc:
@@ -305,6 +333,8 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _watch(args: argparse.Namespace) -> int:
+    from .run import WatchServer
+
     try:
         server = WatchServer(args.run_dir, host=args.host, port=args.port)
     except FileNotFoundError as exc:

@@ -5,6 +5,7 @@ RunnerError                   anything spacerun reports to the user without a tr
 ├── ManifestError             the manifest or an input file is malformed (file, line, column, key)
 │   └── UnsetVariable         a ${VAR} in the manifest names an unset environment variable
 ├── ValidationFailed          submissions do not fit the app's API (carries the full report)
+├── ApiChanged                a resumed run's app serves an API its records do not fit (exit 1)
 ├── LocalAppError             a local copy of an app did not start, or a Space run locally
 │                             could not be downloaded or installed (runner.launch)
 ├── AllReplicasDown           no replica answered before the deadline (runner.scheduling; exit 1)
@@ -25,7 +26,6 @@ echoed back).
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from enum import IntEnum
 from typing import TYPE_CHECKING
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from .inputs import ValidationReport
 
 __all__ = [
+    "ApiChanged",
     "ExitStatus",
     "ManifestError",
     "RunnerError",
@@ -128,6 +129,13 @@ class ValidationFailed(RunnerError):
         super().__init__(report.format())
 
 
+class ApiChanged(RunnerError):
+    """The run folder's records were computed by an API the app no longer serves, and
+    its rows do not fit the new one by name: resuming would mix two apps' results."""
+
+    exit_status = ExitStatus.FAILED
+
+
 def _locate(
     message: str, *, file: str | None, line: int | None, column: int | None, key: str | None
 ) -> str:
@@ -159,5 +167,8 @@ def anticipated(exc: BaseException) -> RunnerError | JobsError | None:
 
 
 def _is_cancellation(exc: BaseException) -> bool:
-    # The runner runs on anyio's asyncio backend, whose cancellation is asyncio's.
-    return isinstance(exc, asyncio.CancelledError)
+    # The runner runs on anyio's asyncio backend, whose cancellation is asyncio's. If
+    # asyncio was never imported nothing was cancelled; importing it here (as at the top)
+    # would cost every command line a twentieth of a second.
+    asyncio = sys.modules.get("asyncio")
+    return asyncio is not None and isinstance(exc, asyncio.CancelledError)

@@ -68,6 +68,7 @@ SERVER_NAMES = (
 )
 # Modules whose every test runs apps, often through spacerun starting local copies.
 SERVER_MODULES = {
+    "test_api_change",
     "test_demo_apps",
     "test_local_replicas",
     "test_readme",

@@ -8,7 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from support.apps import RunningApp
+
 import jobs
+from runner.store import RecordStatus, ResultRecord, ResultsStore
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -122,6 +126,10 @@ LAZY_IMPORTS = {"pandas", "numpy", "pyarrow", "huggingface_hub", "ray", "export"
 LAZY_IMPORTS |= {"build_report", "_report", "plotly", "load_table", "tqdm"}
 # The live report's page (the same jinja2 and plotly).
 LAZY_IMPORTS |= {"LivePage", "_report_live"}
+# The run folder's manifest.yaml, which `spacerun status` does not read.
+LAZY_IMPORTS |= {"yaml"}
+# The command line imports each layer (and the client) in the command that uses it.
+CLI_LAZY_IMPORTS = {"anyio", "jobs", "manifest", "run", "store"}
 
 
 def _runtime_imports(tree: ast.Module) -> list[ast.ImportFrom | ast.Import]:
@@ -187,7 +195,8 @@ def test_runner_imports_inside_functions_are_deliberately_lazy() -> None:
                     names |= {a.name for a in node.names}
                 else:
                     continue
-                if not names & LAZY_IMPORTS:
+                lazy = LAZY_IMPORTS | (CLI_LAZY_IMPORTS if path.name == "cli.py" else set())
+                if not names & lazy:
                     found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert found == []
 
@@ -217,3 +226,95 @@ def test_blocking_client_offers_every_public_method_of_the_async_one() -> None:
     sync_members = {n for n in dir(jobs.Client) if not n.startswith("_")}
     assert async_members - sync_members == set(ASYNC_ONLY)
     assert ASYNC_ONLY.keys() <= async_members  # no stale entry
+
+
+# Libraries a command line, or a first `import jobs`, must not pay for: each is loaded by
+# the code that uses it (the HTTP stack when a client is made, aiohttp when it opens,
+# huggingface_hub when the Hub is called, numpy and yaml when a run folder or a manifest
+# is read, pandas and pyarrow for a table, jinja2 and plotly for the report, Ray for
+# `ray:` replicas).
+HEAVY = {
+    "aiohttp",
+    "anyio",
+    "asyncio",
+    "httpx",
+    "huggingface_hub",
+    "jinja2",
+    "numpy",
+    "pandas",
+    "plotly",
+    "pyarrow",
+    "ray",
+    "yaml",
+}
+HTTP = {"anyio", "asyncio", "httpx"}
+RUN_FOLDER = {"numpy"}
+
+
+def _loaded_by(code: str) -> set[str]:
+    """The top-level packages that `code` leaves imported, in a fresh interpreter."""
+    out = subprocess.run(
+        [sys.executable, "-c", f"{code}\nimport sys\nprint(*sys.modules, file=sys.stderr)"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    return {name.split(".")[0] for name in out.stderr.split()}
+
+
+@pytest.mark.parametrize(
+    ("code", "may_load"),
+    [
+        ("import jobs", set()),
+        ("import runner.cli", set()),
+        ("import runner.cli\ntry: runner.cli.main(['--help'])\nexcept SystemExit: pass", set()),
+        ("import runner.cli\nrunner.cli.main(['status', RUN_DIR])", RUN_FOLDER),
+        ("from jobs import AsyncClient, Client, hf_token_from_env, is_hf_host", HTTP),
+        (
+            "from runner import run, map, load_manifest, RunOptions, read_status",
+            HTTP | RUN_FOLDER | {"yaml"},
+        ),
+    ],
+    ids=["import-jobs", "import-cli", "help", "status", "client", "runner-api"],
+)
+def test_what_starting_up_loads(code: str, may_load: set[str], tmp_path: Path) -> None:
+    """`spacerun --help` and `spacerun status` answer at once: they, `import jobs` and the
+    run API load no heavy library they do not use."""
+    with ResultsStore.open(tmp_path) as store:  # a run folder with one ok row
+        store.append(
+            ResultRecord(key="a", row=0, status=RecordStatus.OK, inputs={}, outputs={"x": 1})
+        )
+    loaded = _loaded_by(code.replace("RUN_DIR", repr(str(tmp_path))))
+    assert "runner" in loaded or "jobs" in loaded
+    assert loaded & HEAVY <= may_load
+
+
+def test_every_exported_name_imports_as_before() -> None:
+    """The lazy surfaces give every name of `__all__`, and `runner.run` stays the function
+    after its subpackage `runner/run/` is loaded."""
+    code = (
+        "import runner.run\n"  # the subpackage first: it must not hide the function
+        "import jobs, runner\n"
+        "from jobs import *\n"
+        "from runner import *\n"
+        "assert all(hasattr(jobs, n) for n in jobs.__all__)\n"
+        "assert all(hasattr(runner, n) for n in runner.__all__)\n"
+        "assert runner.run is run and callable(run) and run.__name__ == 'run'\n"
+        "assert runner.map is map and map.__module__.startswith('runner.run')\n"
+        "assert set(jobs.__all__) <= set(dir(jobs)) and set(runner.__all__) <= set(dir(runner))\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_a_client_of_a_local_app_does_not_load_the_hub_client(calculator_app: RunningApp) -> None:
+    """huggingface_hub is for Spaces and Hugging Face hosts: a client of any other app
+    opens (aiohttp and all) without it, and without reading the saved HF login."""
+    code = (
+        "import os\n"
+        "os.environ.pop('HF_TOKEN', None)  # else the token is taken from it, no login read\n"
+        f"from jobs import Client\nClient({calculator_app.url!r}).close()"
+    )
+    loaded = _loaded_by(code)
+    assert "aiohttp" in loaded
+    assert "huggingface_hub" not in loaded

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..errors import ExitStatus, ValidationFailed
-from ..manifest import Manifest
+from ..manifest import MIN_MASKED_LENGTH, Manifest, Redactor
 from ._problems import Problem, ProblemKind
 
 __all__ = ["ProblemGroup", "ValidationReport"]
@@ -40,6 +40,10 @@ class ValidationReport:
     #: Problems past MAX_GROUPS groups, counted but not shown.
     ungrouped: int = 0
     examples_per_group: int = EXAMPLES_PER_GROUP
+    #: Masks secrets in what `format` writes: a problem may quote the value it refused.
+    redactor: Redactor = dataclasses.field(default_factory=Redactor, repr=False)
+    #: Parameters whose value carries a secret, with its variables: `format` says so.
+    secret_inputs: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     _index: dict[tuple[ProblemKind, str | None, str], ProblemGroup] = dataclasses.field(
         default_factory=dict, repr=False
     )
@@ -49,9 +53,15 @@ class ValidationReport:
         cls, manifest: Manifest, problems: Iterable[Problem], *, endpoint: str | None = None
     ) -> ValidationReport:
         report = cls(manifest=manifest.display_path, endpoint=endpoint or manifest.app.endpoint)
+        report.keep_secrets_of(manifest)
         for problem in problems:
             report.add(problem)
         return report
+
+    def keep_secrets_of(self, manifest: Manifest) -> None:
+        """Mask `manifest`'s secrets in the text, and say which inputs carry one."""
+        self.redactor = manifest.redactor
+        self.secret_inputs = manifest.secret_inputs()
 
     def add(self, problem: Problem) -> None:
         key = (problem.kind, problem.field, problem.summary)
@@ -95,10 +105,11 @@ class ValidationReport:
         """The report for a terminal: a headline, then each group with its examples."""
         target = self.endpoint or "the app"
         if self.ok:
-            return (
+            lines = [
                 f"{self.manifest}: {_n(self.submissions, 'submission')} from "
                 f"{_n(self.rows, 'row')} fit {target}."
-            )
+            ]
+            return self.redactor.mask("\n".join(lines + self.secrets_note()))
         lines = [
             f"{self.manifest}: {_n(self.problem_count, 'problem')} in {_n(self.rows, 'row')} "
             f"for {target}; nothing was submitted."
@@ -118,7 +129,29 @@ class ValidationReport:
         if self.ungrouped:
             lines.append("")
             lines.append(f"... and {self.ungrouped:,} more problems of other kinds")
-        return "\n".join(lines)
+        note = self.secrets_note()
+        return self.redactor.mask("\n".join(lines + (["", *note] if note else [])))
+
+    def secrets_note(self) -> list[str]:
+        """Which inputs carry a secret (recorded masked), and the secrets too short to be
+        searched for in text."""
+        if not self.secret_inputs:
+            return []
+        params = ", ".join(self.secret_inputs)
+        names = ", ".join(dict.fromkeys(n for ns in self.secret_inputs.values() for n in ns))
+        verb = "carries a secret" if len(self.secret_inputs) == 1 else "carry secrets"
+        lines = [
+            f"input{'s' if len(self.secret_inputs) > 1 else ''} {params} {verb} ({names}): "
+            "recorded masked, as ${NAME}, in the run folder, its logs and exports"
+        ]
+        short = [n for n in self.redactor.short if any(n in v for v in self.secret_inputs.values())]
+        if short:
+            lines.append(
+                f"  {', '.join(short)} {'is' if len(short) == 1 else 'are'} shorter than "
+                f"{MIN_MASKED_LENGTH} characters: masked only where a whole value is exactly "
+                "it, not inside other text"
+            )
+        return lines
 
 
 def _n(count: int, noun: str) -> str:

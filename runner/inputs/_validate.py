@@ -41,6 +41,7 @@ def validate_submissions(
     report = ValidationReport(
         manifest=manifest.display_path, endpoint=manifest.app.endpoint, examples_per_group=examples
     )
+    report.keep_secrets_of(manifest)
     try:
         expander = Expander(manifest, schema, hasher=hasher, keys=False)
     except EndpointNotFound as exc:

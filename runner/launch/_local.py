@@ -58,6 +58,7 @@ from ._procs import (
     release_port,
     spawn,
     stop_group,
+    without_launcher_frames,
 )
 from ._ready import NotReady, Startup
 from ._spec import LocalAppError, LocalAppSpec
@@ -197,15 +198,18 @@ class LocalApp:
             url=self.url,
             port=self.port,
             proc=self._proc,
-            log=lambda: log_tail(self.log_path, since=self._log_offset, lines=200),
+            log=lambda: self._log_tail(lines=200),
             ready_timeout=spec.ready_timeout,
             progress_every=spec.progress_every,
             on_status=self._on_status,
         )
 
     def _log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
-        """The last lines this start wrote to the log (earlier starts excluded)."""
-        return log_tail(self.log_path, since=self._log_offset, lines=lines)
+        """The last lines this start wrote to the log (earlier starts excluded), its
+        tracebacks without the launcher's frames (the log file itself keeps them)."""
+        return log_tail(
+            self.log_path, since=self._log_offset, lines=lines, clean=without_launcher_frames
+        )
 
     def _error(self, not_ready: NotReady) -> LocalAppError:
         proc = self._proc

@@ -15,6 +15,7 @@ import contextlib
 import ctypes
 import functools
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -36,6 +37,7 @@ __all__ = [
     "spawn",
     "stop_group",
     "wait_exit",
+    "without_launcher_frames",
 ]
 
 _ATEXIT_GRACE = 2.0  # shorter: the user is already waiting for the prompt
@@ -129,8 +131,11 @@ def describe_exit(code: int | None) -> str:
     return str(code)
 
 
-def log_tail(path: Path, *, since: int, lines: int) -> str:
-    """The last `lines` lines of the log at `path` written after offset `since`."""
+def log_tail(
+    path: Path, *, since: int, lines: int, clean: Callable[[str], str] | None = None
+) -> str:
+    """The last `lines` lines of the log at `path` written after offset `since`, after
+    `clean` (if given) has rewritten the text read."""
     try:
         with path.open("rb") as log_file:
             size = log_file.seek(0, os.SEEK_END)
@@ -138,7 +143,57 @@ def log_tail(path: Path, *, since: int, lines: int) -> str:
             text = log_file.read().decode(errors="replace")
     except OSError:
         return ""
+    if clean is not None:
+        text = clean(text)
     return "\n".join(text.splitlines()[-lines:])
+
+
+# One frame of a traceback: its "File" line (after any "| " of an exception group).
+_FRAME = re.compile(r'^(?P<indent>[ |]*)File "(?P<file>[^"]*)", line \d+')
+_LOCATION = re.compile(r'^[ |]*File "[^"]*", line \d+$')
+#: The launcher's file, wherever a launcher put it (see `_command.bootstrap_source`).
+_LAUNCHER = "_bootstrap.py"
+
+
+def _is_runpy(file: str) -> bool:
+    return file == "<frozen runpy>" or file.endswith(("/runpy.py", "\\runpy.py"))
+
+
+def without_launcher_frames(text: str) -> str:
+    """`text` with the launcher's own frames taken out of every traceback in it, so an
+    app's traceback reads as it would after `python app.py`.
+
+    The launcher (`_bootstrap.py`, which runs the script through `runpy`) leads every
+    traceback of a script failing at start, and its patched `launch` sits between the
+    script's frames and gradio's. Its frames go, and runpy's before the first frame of
+    the app (an app using runpy itself keeps those); all other lines stay."""
+    out: list[str] = []
+    dropping: str | None = None  # the indent of the frame being dropped
+    seen_app = False
+    for line in text.splitlines():
+        if line.lstrip(" |").startswith("Traceback (most recent call last)"):
+            seen_app = False
+        frame = _FRAME.match(line)
+        if frame is not None:
+            file = frame["file"]
+            launcher = Path(file).name == _LAUNCHER or (_is_runpy(file) and not seen_app)
+            if launcher:
+                dropping = frame["indent"]
+                continue
+            seen_app = True
+            dropping = None
+        elif dropping is not None and line.startswith(dropping + "  "):
+            continue  # the dropped frame's source line, or its ^^^ marks
+        else:
+            dropping = None
+        out.append(line)
+    # A SyntaxError in the script: only the launcher's frames led to it, and python shows
+    # no "Traceback" header above the error's location (a File line without ", in").
+    return "\n".join(
+        line
+        for line, after in zip(out, [*out[1:], ""], strict=True)
+        if not (line.lstrip(" |").startswith("Traceback (") and _LOCATION.match(after))
+    )
 
 
 @functools.cache

@@ -23,11 +23,13 @@ from ._model import (
 )
 from ._notify import NotifySpec, Webhook
 from ._ray_spec import Placement, RayReplica, RaySpec
+from ._secrets import MIN_MASKED_LENGTH, Redactor, is_secret_name
 from ._yaml import dotted
 
 __all__ = [
     "ALL_GPUS",
     "LOCAL_READY_TIMEOUT",
+    "MIN_MASKED_LENGTH",
     "AppSpec",
     "DuplicateReplica",
     "InputsSpec",
@@ -39,6 +41,7 @@ __all__ = [
     "Rate",
     "RayReplica",
     "RaySpec",
+    "Redactor",
     "ReplicaSpec",
     "RunSpec",
     "Secret",
@@ -48,6 +51,7 @@ __all__ = [
     "Webhook",
     "dotted",
     "format_duration",
+    "is_secret_name",
     "load_manifest",
     "manifest_from_data",
     "parse_duration",

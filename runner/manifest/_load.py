@@ -57,8 +57,9 @@ def load_manifest(
         doc.data["app"]["endpoint"] = endpoint  # verbatim, not read as YAML
     for assignment in overrides:
         apply_override(doc, assignment)
-    templates = interpolate(doc, environ)
-    return parse_document(doc, manifest_path=file, templates=templates)
+    used: dict[str, str] = {}
+    templates = interpolate(doc, environ, used=used)
+    return parse_document(doc, manifest_path=file, templates=templates, variables=used)
 
 
 def manifest_from_data(data: Mapping[str, Any], *, path: Path, label: str) -> Manifest:

@@ -15,6 +15,7 @@ from jobs import Limits
 
 from ._durations import Rate, format_duration
 from ._ray_spec import RayReplica, RaySpec, dump_ray, dump_ray_replica
+from ._secrets import Redactor, variables_in
 from ._yaml import Mark
 from ._yaml import Path as KeyPath
 
@@ -246,6 +247,12 @@ class Manifest:
     inputs: InputsSpec
     run: RunSpec
     output: OutputSpec
+    #: `secrets:` and `not_secret:` as written: variables secret (or not) whatever their name.
+    secrets: tuple[str, ...] = ()
+    not_secret: tuple[str, ...] = ()
+    #: Masks the values of the secret variables the manifest used, in whatever the run
+    #: writes or prints (submissions keep the real values, and keys are computed from them).
+    redactor: Redactor = field(default_factory=Redactor, repr=False, compare=False)
     #: Original `${VAR}` text of interpolated values, by key path (for redacted dumps).
     templates: Mapping[KeyPath, str] = field(default_factory=dict, repr=False, compare=False)
     marks: Mapping[KeyPath, Mark] = field(default_factory=dict, repr=False, compare=False)
@@ -262,6 +269,20 @@ class Manifest:
                 return found
         return Mark(self.display_path)
 
+    def secret_inputs(self) -> dict[str, list[str]]:
+        """Each parameter whose value carries a secret (from `inputs.map`, inline rows or
+        `inputs.matrix`), with the secret variables it reads."""
+        secret = set(self.redactor.names)
+        found: dict[str, list[str]] = {}
+        for path, template in self.templates.items():
+            param = _input_parameter(path)
+            if param is None:
+                continue
+            for name in variables_in(template):
+                if name in secret and name not in found.setdefault(param, []):
+                    found[param].append(name)
+        return {param: names for param, names in found.items() if names}
+
     def to_dict(self, *, redact: bool = True) -> dict[str, Any]:
         """The resolved manifest as plain data that `load_manifest` reads back.
 
@@ -275,7 +296,25 @@ class Manifest:
                 data["app"]["hf_token"] = token
             for path, template in self.templates.items():
                 _set_if_present(data, path, template)
+            data = self.redactor.mask_value(data)
+        if self.secrets:
+            data["secrets"] = list(self.secrets)
+        if self.not_secret:
+            data["not_secret"] = list(self.not_secret)
         return data
+
+
+def _input_parameter(path: KeyPath) -> str | None:
+    """The parameter a template at `path` gives a value to, if it is one of the inputs:
+    `inputs.map.P`, `inputs.rows[i].P` or `inputs.matrix.P[j]`."""
+    if len(path) < 3 or path[0] != "inputs":
+        return None
+    section = path[1]
+    if section in ("map", "matrix"):
+        return str(path[2])
+    if section == "rows" and len(path) >= 4:
+        return str(path[3])
+    return None
 
 
 def _dump(manifest: Manifest, *, redact: bool) -> dict[str, Any]:

@@ -28,12 +28,13 @@ from ._model import (
 from ._notify import NotifyFields
 from ._ray_spec import RaySpec
 from ._replicas import ReplicaFields, text_kind
+from ._secrets import Redactor, secret_names, variables_in
 from ._yaml import Document
 from ._yaml import Path as KeyPath
 
 __all__ = ["parse_document"]
 
-TOP_KEYS = ("name", "app", "inputs", "run", "output")
+TOP_KEYS = ("name", "app", "inputs", "run", "output", "secrets", "not_secret")
 APP_KEYS = ("endpoint", "replicas", "hf_token", "url", "space", "limits")
 LIMIT_SIZES = ("max_message_bytes", "max_json_bytes", "max_download_bytes")
 LIMIT_TIMES = ("connect_timeout", "read_timeout")
@@ -58,14 +59,20 @@ OUTPUT_KEYS = ("dir", "export", "download_files")
 EXPORT_FORMATS = ("csv", "parquet", "jsonl")
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: `owner/name` or `owner/name@revision`: a Space to run locally.
 _MISSING = object()
 
 
 def parse_document(
-    doc: Document, *, manifest_path: Path, templates: dict[KeyPath, str]
+    doc: Document,
+    *,
+    manifest_path: Path,
+    templates: dict[KeyPath, str],
+    variables: Mapping[str, str] | None = None,
 ) -> Manifest:
-    return _Parser(doc, manifest_path, templates).manifest()
+    """`variables`: each `${VAR}` taken from the environment, with its value."""
+    return _Parser(doc, manifest_path, templates).manifest(variables or {})
 
 
 class _Parser(ReplicaFields, NotifyFields):
@@ -73,8 +80,16 @@ class _Parser(ReplicaFields, NotifyFields):
 
     # -- sections ------------------------------------------------------------------------
 
-    def manifest(self) -> Manifest:
+    def manifest(self, variables: Mapping[str, str]) -> Manifest:
         top = self.section((), self.doc.data, TOP_KEYS)
+        listed = self.variable_names("secrets", top.get("secrets"))
+        not_secret = self.variable_names("not_secret", top.get("not_secret"))
+        for index, both in enumerate(not_secret):
+            if both in listed:
+                self.fail(
+                    ("not_secret", index),
+                    f"{both} is listed in secrets: too; keep it in one of the two lists",
+                )
         name = self.name(top.get("name", _MISSING))
         app = self.app(top.get("app", _MISSING))
         inputs = self.inputs(top.get("inputs", {}))
@@ -88,9 +103,44 @@ class _Parser(ReplicaFields, NotifyFields):
             inputs=inputs,
             run=run,
             output=output,
+            secrets=listed,
+            not_secret=not_secret,
+            redactor=self.redactor(variables, listed, not_secret),
             templates=dict(self.templates),
             marks=dict(self.doc.marks),
         )
+
+    def variable_names(self, key: str, value: Any) -> tuple[str, ...]:
+        """`secrets:` / `not_secret:`: a list of environment variable names."""
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list):
+            self.fail(
+                (key,),
+                f"expected a list of variable names like [MY_API_KEY], got "
+                f"{self.show((key,), value)}",
+            )
+        for index, item in enumerate(value):
+            if not isinstance(item, str) or not _VARIABLE_NAME.fullmatch(item):
+                self.fail(
+                    (key, index),
+                    f"expected a variable name (letters, digits, '_'; no '$' or braces), "
+                    f"got {self.show((key, index), item)}",
+                )
+        return tuple(value)
+
+    def redactor(
+        self, variables: Mapping[str, str], listed: tuple[str, ...], not_secret: tuple[str, ...]
+    ) -> Redactor:
+        """The secret variables among those the manifest took from the environment; the
+        ones `app.hf_token` reads are secret whatever their name."""
+        names = secret_names(variables, listed=listed, not_secret=not_secret)
+        token = self.templates.get(("app", "hf_token"))
+        if token is not None:
+            names.update(n for n in variables_in(token) if n in variables)
+        return Redactor({name: variables[name] for name in sorted(names)})
 
     def name(self, value: Any) -> str:
         if value is _MISSING or value is None:

@@ -223,11 +223,18 @@ _REFERENCE = re.compile(r"\$\$|\$\{([^}]*)\}")
 _VARIABLE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?", re.DOTALL)
 
 
-def interpolate(doc: Document, environ: Mapping[str, str] | None = None) -> dict[Path, str]:
+def interpolate(
+    doc: Document,
+    environ: Mapping[str, str] | None = None,
+    *,
+    used: dict[str, str] | None = None,
+) -> dict[Path, str]:
     """Replace `${VAR}` / `${VAR:-default}` in every string value of `doc` (in place).
 
     `$$` is a literal `$`. Returns the original text of every value that changed, keyed by
     path, so a dump can write the template back instead of the (possibly secret) value.
+    Each variable taken from the environment is added to `used` (name -> value), so the
+    run can mask the secret ones wherever it writes.
     """
     env = os.environ if environ is None else environ
     templates: dict[Path, str] = {}
@@ -238,7 +245,7 @@ def interpolate(doc: Document, environ: Mapping[str, str] | None = None) -> dict
         if isinstance(value, list):
             return [visit(v, (*path, i)) for i, v in enumerate(value)]
         if isinstance(value, str) and "$" in value:
-            result = _substitute(doc, value, path, env)
+            result = _substitute(doc, value, path, env, used)
             if result != value:
                 templates[path] = value
             return result
@@ -248,7 +255,9 @@ def interpolate(doc: Document, environ: Mapping[str, str] | None = None) -> dict
     return templates
 
 
-def _substitute(doc: Document, text: str, path: Path, env: Mapping[str, str]) -> str:
+def _substitute(
+    doc: Document, text: str, path: Path, env: Mapping[str, str], used: dict[str, str] | None
+) -> str:
     def replace(match: re.Match[str]) -> str:
         if match.group(0) == "$$":
             return "$"
@@ -261,6 +270,8 @@ def _substitute(doc: Document, text: str, path: Path, env: Mapping[str, str]) ->
             )
         name, default = inner.group(1), inner.group(2)
         if name in env:
+            if used is not None:
+                used[name] = env[name]
             return env[name]
         if default is not None:
             return default

@@ -59,6 +59,7 @@ from ..scheduling import (
     ReplicaPool,
     RetryPolicy,
     Scheduler,
+    output_names,
 )
 
 __all__ = ["GradioCall"]
@@ -152,6 +153,9 @@ class GradioCall:
         self._limiter = RateLimiter(self.rate)
         self._expander = Expander(self._manifest(client.schema), client.schema)
         self._target = self._expander.endpoint
+        # Rows are expanded against this API: the pool compares the app with it each time
+        # it may have restarted, as a run's pool does.
+        self._pool.validated = self._target
         return self._expander, self._target
 
     def _manifest(self, schema: AppSchema) -> Manifest:
@@ -194,7 +198,13 @@ class GradioCall:
             else f"{type(error).__name__}: {getattr(error, 'message', None) or error}",
         }
         if outcome.status.value == "ok":
-            values = outcome.value if len(endpoint.returns) > 1 else (outcome.value,)
+            bound = outcome.endpoint or endpoint
+            values = outcome.value if len(bound.returns) > 1 else (outcome.value,)
+            if bound is not endpoint:
+                # Computed by the app as it was re-read (outputs maybe in another order):
+                # the columns follow the API the rows were expanded against, by label.
+                by_label = dict(zip(output_names(bound), values, strict=False))
+                values = [by_label.get(name) for name in output_names(endpoint)]
             out["outputs"] = [_plain(v) for v in values]
         return out
 

@@ -7,6 +7,7 @@ from ._map import MapResult
 from ._map_api import map, map_async, map_iter
 from ._options import RunHandle, RunOptions
 from ._progress import Progress, ProgressMode
+from ._redact import RedactingFilter
 from ._resume import ValidationStamp, walk, write_stamp
 from ._summary import RunSummary
 from ._watch import WatchServer
@@ -15,6 +16,7 @@ __all__ = [
     "MapResult",
     "Progress",
     "ProgressMode",
+    "RedactingFilter",
     "RunHandle",
     "RunOptions",
     "RunSummary",

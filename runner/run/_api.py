@@ -32,6 +32,7 @@ from ..manifest import (
 from ._execute import execute
 from ._loop import backend_options
 from ._options import RunHandle, RunOptions
+from ._redact import mask_error
 from ._summary import RunSummary
 
 if sys.version_info < (3, 11):
@@ -76,7 +77,10 @@ async def run_async(
         error = anticipated(group)
         if error is None:
             raise
-        raise error from group
+        raise mask_error(error, manifest.redactor) from group
+    except Exception as error:
+        mask_error(error, manifest.redactor)  # in place: the traceback stays as it was
+        raise
 
 
 async def validate_manifest(
@@ -98,21 +102,29 @@ async def validate_manifest(
     single = dataclasses.replace(
         manifest, app=dataclasses.replace(manifest.app, replicas=(target,))
     )
-    say = on_message or (lambda text: print(text, file=sys.stderr))
-    with tempfile.TemporaryDirectory(prefix="spacerun-validate-") as logs:
-        async with contextlib.AsyncExitStack() as stack:
-            replicas = await open_replicas(
-                single,
-                stack,
-                download_files=False,
-                log_dir=Path(logs),
-                on_message=say,
-                hub_endpoint=hub_endpoint,
-            )
-            replica = replicas[0]
-            if replica.connected:  # a local copy, connected once it started
-                client = replica.client
-            else:
-                client = await replica.open_client()
-                stack.push_async_callback(client.aclose)
-            return await anyio.to_thread.run_sync(validate_submissions, manifest, client.schema)
+    shown = on_message or (lambda text: print(text, file=sys.stderr))
+
+    def say(text: str) -> None:  # a local copy that fails to start shows its log's tail
+        shown(manifest.redactor.mask(text))
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="spacerun-validate-") as logs:
+            async with contextlib.AsyncExitStack() as stack:
+                replicas = await open_replicas(
+                    single,
+                    stack,
+                    download_files=False,
+                    log_dir=Path(logs),
+                    on_message=say,
+                    hub_endpoint=hub_endpoint,
+                )
+                replica = replicas[0]
+                if replica.connected:  # a local copy, connected once it started
+                    client = replica.client
+                else:
+                    client = await replica.open_client()
+                    stack.push_async_callback(client.aclose)
+                return await anyio.to_thread.run_sync(validate_submissions, manifest, client.schema)
+    except Exception as error:
+        mask_error(error, manifest.redactor)  # a replica that did not start quotes its log
+        raise

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import anyio
 from anyio.abc import TaskGroup
 
-from jobs import AppSchema, Endpoint, hf_token_from_env
+from jobs import AppSchema, Endpoint, JobsError, hf_token_from_env
 
-from ..errors import ValidationFailed
+from ..errors import ApiChanged, ValidationFailed
 from ..inputs import Submission, ValidationReport, validate_submissions
 from ..launch import Fleet, open_replicas
 from ..manifest import Manifest
@@ -31,6 +31,7 @@ from ..scheduling import (
     ReplicaState,
     RetryPolicy,
     Scheduler,
+    compare_by_name,
 )
 from ..store import (
     DuplicateResultError,
@@ -48,6 +49,7 @@ from ._notify import Notifier
 from ._options import RunHandle, RunOptions
 from ._outcome_record import record_of
 from ._progress import Progress
+from ._redact import masked_record, masking_logs, scrub_logs
 from ._resume import (
     ValidationStamp,
     all_done,
@@ -85,13 +87,16 @@ class _Run(Todo):
         super().__init__(manifest, options, Progress(mode=options.progress))
         self.handle = handle
         self.folder = RunFolder.at(manifest.output.dir)
-        self.summary = SummaryBuilder()
+        self.redactor = manifest.redactor
+        self.progress.mask = self.redactor.mask
+        self.summary = SummaryBuilder(mask=self.redactor.mask)
         self.interrupted = False
         self.pauses: AccountPauses | None = None
         self.halted_by: str | None = None
         self.ended: RunSummary | None = None
         notify = manifest.run.notify
         self.notifier = Notifier(notify, run=manifest.name) if notify is not None else None
+        self.pool: ReplicaPool | None = None
         token = manifest.app.hf_token.reveal() if manifest.app.hf_token is not None else None
         self.fleet = Fleet(
             token=hf_token_from_env(token),
@@ -106,7 +111,7 @@ class _Run(Todo):
         started = self._started = time.monotonic()
         opened = False
         try:
-            with ResultsStore.open(self.folder.root) as store:
+            with masking_logs(self.redactor), ResultsStore.open(self.folder.root) as store:
                 opened = True
                 write_manifest(self.folder.root, self.manifest.to_dict(redact=True))
                 self._cache = None
@@ -117,6 +122,7 @@ class _Run(Todo):
                         self._cache.close()
         finally:
             if opened:  # not over the folder of another run that holds its lock
+                scrub_logs(self.folder.root / "logs", self.redactor)  # local copies stopped
                 self._report()
             if self.notifier is not None:
                 await self.notifier.finish(self.ended)
@@ -211,6 +217,7 @@ class _Run(Todo):
                 on_message=self.progress.message,
             )
             stack.push_async_callback(pool.aclose)
+            self.pool = pool
             probes.start_soon(pool.probe_forever)
             try:
                 schema = await pool.open()
@@ -235,15 +242,44 @@ class _Run(Todo):
         stamp, todo = resume.stamp, resume.todo
         if stamp is not None and todo is not None and stamp.schema_digest == schema_digest(schema):
             return stamp.submissions, itertools.chain(prefetched, todo)
+        previous = stamp or read_stamp(self.folder.root)
+        if previous is not None:
+            self._say_api_change(previous, schema)
         if todo is not None:
             todo.close()
             self._reset_counts()
         report = await anyio.to_thread.run_sync(validate_submissions, self.manifest, schema)
         if not report.ok:
             raise ValidationFailed(report)
+        for line in report.secrets_note():
+            self.progress.message(line)
         if self.options.fast_resume:
             self._stamp(schema, report, resume.inputs)
         return report.submissions, self._todo(store, schema, None)
+
+    def _say_api_change(self, stamp: ValidationStamp, schema: AppSchema) -> None:
+        """A resume against an app whose API is not the one validated before: say what
+        changed before anything is sent. Rows that still fit by name are validated
+        against it again; a change they do not fit stops the run (`ApiChanged`): the
+        folder's results came from the other API."""
+        try:
+            before = stamp.app_schema().endpoint(self.manifest.app.endpoint)
+        except (JobsError, ValueError, KeyError):
+            return  # a stamp of another endpoint (or unreadable): validation decides
+        change = compare_by_name(before, schema, self.manifest.app.endpoint)
+        if change is None:
+            return  # the endpoint is the same; something else of the app changed
+        if not change.fits:
+            raise ApiChanged(
+                f"the app's API changed since this run folder's results were computed, in a "
+                f"way its rows do not fit: {change.description}. Point the manifest at the "
+                "app the run was validated against to resume, or give the new app a new "
+                "run folder (output.dir, or --restart to set this one aside)"
+            )
+        self.progress.message(
+            f"the app's API changed since the last run: {change.description}; the rows "
+            "still fit it by name, and are validated against it again before anything is sent"
+        )
 
     def _stamp(self, schema: AppSchema, report: ValidationReport, inputs: str | None) -> None:
         """Write the validation stamp and start a key cache for it."""
@@ -334,6 +370,7 @@ class _Run(Todo):
         stopped_by: str | None = None,
     ) -> RunSummary:
         done = self.already_ok + self.duplicates + self.summary.counts[RecordStatus.OK.value]
+        mask = self.redactor.mask
         summary = self.summary.build(
             name=self.manifest.name,
             run_dir=str(self.folder.root),
@@ -347,12 +384,13 @@ class _Run(Todo):
             replicas=replicas,
             interrupted=self.interrupted or self.handle.stopped or self.halted_by is not None,
             resume_command=self._resume_command(),
-            stopped_by=stopped_by,
-            halted_by=self.halted_by,
+            stopped_by=None if stopped_by is None else mask(stopped_by),
+            halted_by=None if self.halted_by is None else mask(self.halted_by),
             pauses=self.pauses.records if self.pauses is not None else (),
             costs=self.fleet.costs(),
+            api_changes=self.pool.api_changes if self.pool is not None else (),
         )
-        write_summary(self.folder.root, summary.to_dict())
+        write_summary(self.folder.root, self.redactor.mask_value(summary.to_dict()))
         self.ended = summary
         for fmt in self.manifest.output.export:
             self._export(fmt)
@@ -379,7 +417,7 @@ class _Run(Todo):
                     self.notifier.outcome(outcome)
                 if outcome.status is RecordStatus.CANCELLED and outcome.attempts == 0:
                     return  # never sent: nothing to record, it simply runs on resume
-                record = record_of(outcome, endpoint, self.folder)
+                record = masked_record(record_of(outcome, endpoint, self.folder), self.redactor)
                 store.append(record)
                 if self.options.on_record is not None:
                     self.options.on_record(record)

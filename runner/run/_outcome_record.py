@@ -11,18 +11,21 @@ from typing import Any
 
 from jobs import Endpoint
 
-from ..scheduling import Outcome
+from ..scheduling import Outcome, output_names
 from ..store import RecordStatus, ResultRecord, RunFolder
 
 __all__ = ["record_of"]
 
 
 def record_of(outcome: Outcome, endpoint: Endpoint, folder: RunFolder) -> ResultRecord:
-    """The record of `outcome`, a submission to `endpoint` of the run in `folder`."""
+    """The record of `outcome`, a submission to `endpoint` of the run in `folder`. Its
+    outputs are named after the endpoint the job was bound to (a replica that came back
+    with its outputs in another order names them in its own order)."""
     submission = outcome.submission
     outputs = None
     if outcome.status is RecordStatus.OK:
-        outputs = _named_outputs(endpoint, outcome.value, functools.partial(_relative, folder))
+        bound = outcome.endpoint or endpoint
+        outputs = _named_outputs(bound, outcome.value, functools.partial(_relative, folder))
     error = outcome.error
     return ResultRecord(
         key=submission.key,
@@ -39,6 +42,7 @@ def record_of(outcome: Outcome, endpoint: Endpoint, folder: RunFolder) -> Result
         run_time=_round(outcome.run_time),
         finished_at=_iso(outcome.finished_at),
         submitted_at=None if outcome.submitted_at is None else _iso(outcome.submitted_at),
+        api=outcome.api,
     )
 
 
@@ -57,12 +61,7 @@ def _named_outputs(
     endpoint: Endpoint, value: Any, relative: Callable[[str], str]
 ) -> dict[str, Any]:
     values = value if len(endpoint.returns) > 1 else (value,)
-    names: list[str] = []
-    for index, ret in enumerate(endpoint.returns):
-        name = ret.label or f"output_{index}"
-        while name in names:
-            name = f"{name}_{index}"
-        names.append(name)
+    names = output_names(endpoint)
     return {name: _relativize(v, relative) for name, v in zip(names, values, strict=False)}
 
 

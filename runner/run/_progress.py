@@ -53,6 +53,8 @@ class Progress:
         self.pause_text: Callable[[], str | None] = lambda: None
         #: The app's latest log message ("ZeroGPU queue: Waiting for a GPU ..."), if any.
         self.last_note: str | None = None
+        #: Masks secrets in everything shown (set by the run from its manifest).
+        self.mask: Callable[[str], str] = str
 
     # -- run lifecycle -----------------------------------------------------------------
 
@@ -76,6 +78,7 @@ class Progress:
             self._bar.update(count)
 
     def message(self, text: str) -> None:
+        text = self.mask(text)
         if self._bar is not None:
             self._bar.write(text, file=self._stream)
         elif self.mode == "json":
@@ -118,6 +121,7 @@ class Progress:
             return
         level, text = update.log
         note = f"{update.log_title}: {text}" if update.log_title else text
+        note = self.mask(note)
         self.last_note = f"{level}: {note}" if level not in ("info", "success") else note
         self._emit()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -91,6 +91,9 @@ class RunSummary:
     #: What the copies of ours cost in this run, in US dollars (None: none are paid, or
     #: their price is unknown).
     cost_usd: float | None = None
+    #: A replica that came back serving a changed API: when, which, what changed, and
+    #: what was done ("re-mapped by name" or "taken out").
+    api_changes: tuple[Mapping[str, Any], ...] = ()
     exit_status: ExitStatus
 
     def to_dict(self) -> dict[str, Any]:
@@ -133,6 +136,9 @@ class SummaryBuilder:
     #: Per replica, for its mean run time: a running sum, as a list of every time would
     #: grow by 32 bytes a job (32 MB over a million rows).
     run_times: dict[str, _RunTimes] = field(default_factory=dict)
+    #: Masks secrets in error messages; before numbers are folded to `N`, which could
+    #: otherwise leave a secret's other characters in the cause.
+    mask: Callable[[str], str] = str
 
     def add(self, outcome: Outcome) -> None:
         self.counts[outcome.status.value] += 1
@@ -148,7 +154,7 @@ class SummaryBuilder:
     def _add_failure(self, outcome: Outcome) -> None:
         error = outcome.error
         kind = "Timeout" if outcome.status is RecordStatus.TIMEOUT else type(error).__name__
-        message = getattr(error, "message", None) or str(error)
+        message = self.mask(getattr(error, "message", None) or str(error))
         cause = f"{kind}: {_NUMBERS.sub('N', message)[:160]}"
         group = self.failures.get(cause)
         if group is None:
@@ -176,6 +182,7 @@ class SummaryBuilder:
         halted_by: str | None = None,
         pauses: Sequence[PauseRecord] = (),
         costs: Mapping[str, ReplicaCost] | None = None,
+        api_changes: Sequence[Mapping[str, Any]] = (),
     ) -> RunSummary:
         """`done`: this manifest's submissions that are ok (the folder may also hold keys
         of rows the manifest no longer has, so its ok count can be larger)."""
@@ -208,6 +215,7 @@ class SummaryBuilder:
             halted_by=halted_by,
             pauses=tuple(p.to_dict() for p in pauses),
             cost_usd=_total(costs or {}),
+            api_changes=tuple(dict(change) for change in api_changes),
             exit_status=exit_status_of(
                 complete=complete, interrupted=interrupted, stopped_by=stopped_by
             ),
@@ -260,6 +268,11 @@ def format_summary(summary: RunSummary) -> str:
         lines.append(
             f"  paused: {pause['reason']} from {pause['started_at'][11:16]} until "
             f"{pause['until'][11:16]} ({timedelta(seconds=round(pause['seconds']))})"
+        )
+    for change in summary.api_changes:
+        lines.append(
+            f"  API changed on {change['replica']} at {change['at'][11:19]}: {change['change']} "
+            f"({change['action']})"
         )
     lines.extend(_replica_line(replica) for replica in summary.replicas)
     if summary.cost_usd is not None:

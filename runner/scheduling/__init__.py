@@ -5,7 +5,7 @@ from ._pool import AllReplicasDown, ReplicaPool
 from ._replica import Connect, Replica, ReplicaState, ReplicaStats, Revive
 from ._retry import AttemptTimeout, RetryPolicy, cause_of, is_overload, retry_after_of
 from ._scheduler import Outcome, Scheduler, SchedulerListener, SubmissionLike
-from ._signature import api_difference
+from ._signature import ApiChange, api_difference, compare_by_name, output_names, signature_of
 from ._stages import StageWatch
 from ._throttle import AdaptiveLimit, Clock, RateLimiter, Sleep
 
@@ -13,6 +13,7 @@ __all__ = [
     "AccountPauses",
     "AdaptiveLimit",
     "AllReplicasDown",
+    "ApiChange",
     "AttemptTimeout",
     "Clock",
     "Connect",
@@ -34,7 +35,10 @@ __all__ = [
     "SubmissionLike",
     "api_difference",
     "cause_of",
+    "compare_by_name",
     "format_pause",
     "is_overload",
+    "output_names",
     "retry_after_of",
+    "signature_of",
 ]

@@ -12,8 +12,19 @@ paused) is retired for good; when all are, waiting stops at once with their reas
 At the start of a run (`open`), every replica not connected
 yet is connected at once; the run starts with those that answer, the others are
 probed the same way as ejected ones and join when they answer. The first replica (in
-the manifest's order) that answers gives the run its API; any other whose endpoint
-signature differs is refused, with what differs.
+the manifest's order) that answers gives the run its API (`validated`); any other whose
+endpoint signature differs is refused, with what differs.
+
+A result is only recorded if the app that computed it serves the API the rows were
+validated against, so the API is read again every time a replica may have become
+another app: when a DOWN replica answers again, moves to a new address, or its Space
+runs again; when a job on it lost its connection or got a 5xx (a restart shows that
+way); and when it sat idle for `recheck_idle` seconds (a restart nobody saw: gradio
+takes longer than that to start). Until
+then it takes no job. An API that changed in a way the rows still fit by name
+(`compare_by_name`) is used, and said once; any other change takes the replica out for
+good, naming the change, and with none left the run stops, resumably. Each change is
+kept in `api_changes` for the summary.
 """
 
 from __future__ import annotations
@@ -22,24 +33,29 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timezone
+from typing import Any
 
 import anyio
 
 from jobs import (
     AppSchema,
     AsyncClient,
+    AuthError,
     ConnectionFailed,
+    Endpoint,
     JobCancelled,
     JobsError,
     RateLimited,
     ServerError,
     SpaceNotRunning,
+    UnsupportedVersion,
 )
 
 from ..errors import ExitStatus, RunnerError
 from ._replica import Replica, ReplicaState
 from ._retry import AttemptTimeout, cause_of, is_overload, retry_after_of
-from ._signature import api_difference
+from ._signature import compare_by_name, endpoint_difference
 from ._throttle import Clock
 
 __all__ = ["AllReplicasDown", "ReplicaPool"]
@@ -72,6 +88,7 @@ class ReplicaPool:
         max_probe_interval: float = 60.0,
         down_deadline: float = 600.0,
         start_grace: float = 5.0,
+        recheck_idle: float = 2.0,
         clock: Clock = time.monotonic,
         on_message: Callable[[str], None] | None = None,
     ) -> None:
@@ -83,6 +100,7 @@ class ReplicaPool:
         self._max_probe = max_probe_interval
         self._down_deadline = down_deadline
         self._start_grace = start_grace
+        self._recheck_idle = recheck_idle
         self._clock = clock
         self._message = on_message or (lambda text: log.info("%s", text))
         self._changed = anyio.Event()
@@ -95,6 +113,13 @@ class ReplicaPool:
         self._opened: list[AsyncClient] = []
         #: The replica whose API the run uses (the first that answered).
         self.reference: Replica | None = None
+        #: The run's endpoint as the rows were validated against it (the reference's,
+        #: when it first answered); every replica is compared with it.
+        self.validated: Endpoint | None = None
+        #: Each API change seen on a replica mid-run: when, which, what, what was done.
+        self.api_changes: list[dict[str, Any]] = []
+        #: Per replica, the signature whose change was last said (each is said once).
+        self._said: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"<ReplicaPool {self.replicas}>"
@@ -152,6 +177,10 @@ class ReplicaPool:
         if self.reference is not None or not up:
             return
         self.reference = up[0]
+        try:
+            self.validated = self.reference.client.endpoint(self._api_name)
+        except JobsError:
+            self.validated = None  # validation says the endpoint is missing, not this
         for replica in up[1:]:
             self._check_api(replica)
 
@@ -201,15 +230,44 @@ class ReplicaPool:
         avoided = set(avoid)
         while True:
             now = self._clock()
-            free = [r for r in self.replicas if r.free(now)]
+            free = [r for r in self.replicas if r.free(now) and not self._idle_too_long(r, now)]
             preferred = [r for r in free if r.name not in avoided] or free
             if preferred:
                 replica = min(preferred, key=Replica.load)
                 replica.in_flight += 1
                 replica.stats.submitted += 1
+                replica.last_used = now
                 return replica
             self._check_all_down(now)
             await self._wait_for_slot(now)
+
+    def _idle_too_long(self, replica: Replica, now: float) -> bool:
+        """An idle replica may have restarted unseen: read its API before the next job."""
+        if replica.in_flight or now - replica.last_used < self._recheck_idle:
+            return False
+        if replica.last_used == 0.0:
+            replica.last_used = now  # connected before the pool saw it, just now
+            return False
+        self._suspect(replica, now, "idle")
+        return True
+
+    def fresh(self, replica: Replica) -> bool:
+        """Whether a job that took a slot on `replica` a while ago (and waited since, for
+        a rate token) may still be sent there: it is up, its API checked, and it was not
+        idle meanwhile. If it was, its API is read again first."""
+        if not (replica.healthy and replica.checked):
+            return False
+        now = self._clock()
+        if now - replica.last_used < self._recheck_idle:
+            return True
+        self._suspect(replica, now, "idle")
+        return False
+
+    def give_back(self, replica: Replica) -> None:
+        """Return a slot taken by `acquire` that was never used (nothing was sent)."""
+        replica.in_flight -= 1
+        replica.stats.submitted -= 1
+        self._notify()
 
     async def _wait_for_slot(self, now: float) -> None:
         event = anyio.Event()
@@ -236,6 +294,7 @@ class ReplicaPool:
         replica.in_flight -= 1
         replica.stats.busy_seconds += busy_seconds
         now = self._clock()
+        replica.last_used = now
         if error is not None and (
             not isinstance(error, JobsError) or isinstance(error, JobCancelled)
         ):
@@ -256,6 +315,8 @@ class ReplicaPool:
             replica.failures_in_row += 1
             if replica.failures_in_row >= self._eject_after and replica.healthy:
                 self._eject(replica, now, error)
+            elif replica.healthy and _may_have_restarted(error):
+                self._suspect(replica, now, cause_of(error))
         else:
             # The app answered (an app error): the replica itself is fine.
             replica.failures_in_row = 0
@@ -276,6 +337,17 @@ class ReplicaPool:
     def notify(self) -> None:
         """Wake the jobs waiting for a replica (a pause ended, a replica came back)."""
         self._notify()
+
+    def recheck(self, replica: Replica) -> None:
+        """Read `replica`'s API again before its next job (its Space runs again)."""
+        if replica.healthy:
+            self._suspect(replica, self._clock(), "it runs again")
+
+    def _suspect(self, replica: Replica, now: float, why: str) -> None:
+        log.debug("reading the API of %s again (%s)", replica.name, why)
+        if replica.checked or replica.probing:
+            replica.suspect(now)  # a check under way now is read again after it
+            self._notify()
 
     def note_queue(self, replica: Replica, queued_ahead: int | None) -> None:
         """What the app reported about its queue (jobs ahead of ours)."""
@@ -323,6 +395,8 @@ class ReplicaPool:
         try:
             if replica.state is ReplicaState.PENDING:
                 await self._connect(replica)
+            elif replica.healthy:
+                await self._verify(replica)
             else:
                 await self._ping(replica)
         except Exception as exc:
@@ -341,6 +415,7 @@ class ReplicaPool:
         self._opened.append(client)
         was_down = bool(replica.reason)
         replica.connect_to(client)
+        replica.last_used = self._clock()
         if self.reference is not None and not self._check_api(replica):
             return
         self._all_down_since = None
@@ -348,18 +423,94 @@ class ReplicaPool:
             self._message(f"{replica.name} answers now; in rotation")
 
     async def _ping(self, replica: Replica) -> None:
+        """A DOWN replica: revive it if it can be, read its API (that is the ping) and
+        compare it with the run's before it takes a job again."""
         if replica.revive is not None and (moved := await replica.revive()) is not None:
             self.relocate(replica, moved)
-            if self.reference is not None and not self._check_api(replica):
-                return
         with anyio.fail_after(_PING_TIMEOUT):
-            await replica.client.ping()
+            schema = await replica.client.reload()
+        if replica.state is not ReplicaState.DOWN:
+            return  # retired meanwhile (its Space broke): what was read does not matter
+        if not self._fits(replica, schema):
+            return
         replica.come_back()
+        replica.last_used = self._clock()
         self._all_down_since = None
         self._message(f"{replica.name} answers again; back in rotation")
 
+    async def _verify(self, replica: Replica) -> None:
+        """An UP replica that may have restarted: read its API again and compare it."""
+        suspicions = replica.suspicions
+        try:
+            with anyio.fail_after(_PING_TIMEOUT):
+                schema = await replica.client.reload()
+        except Exception as exc:
+            if not replica.healthy or replica.checked:
+                return  # ejected or retired meanwhile: that path probes it now
+            replica.failures_in_row += 1
+            if replica.failures_in_row >= self._eject_after:
+                self._eject(replica, self._clock(), exc)
+            else:
+                replica.probe_failed(self._clock(), cause_of(exc), self._max_probe)
+            return
+        if not replica.healthy or replica.checked:
+            return  # ejected, retired or back by another path while this read
+        if replica.suspicions != suspicions:
+            # Suspected again while this read: the restart may have come after it.
+            replica.down_until = self._clock()
+            return
+        if self._fits(replica, schema):
+            replica.checked_again()
+            replica.last_used = self._clock()  # idle counts from the check
+
+    def _fits(self, replica: Replica, schema: AppSchema) -> bool:
+        """Whether `replica`, serving `schema` now, may take the run's rows: its endpoint
+        is the validated one, or differs in ways the rows fit by name (said once).
+        Otherwise it is taken out for good, with what changed."""
+        if self.validated is None:
+            return True
+        change = compare_by_name(self.validated, schema, self._api_name)
+        if change is None:
+            return True
+        if change.fits:
+            if self._said.get(replica.name) != change.description:
+                self._said[replica.name] = change.description
+                self._note_change(replica, change.description, "re-mapped by name")
+                self._message(
+                    f"{replica.name} serves a changed API ({change.description}); every "
+                    "row still fits it by name, so rows are sent to it mapped by name"
+                )
+            return True
+        self._note_change(replica, change.description, "taken out")
+        reason = f"{replica.name} serves a changed API the rows do not fit ({change.description})"
+        if replica.retired is None and replica.healthy:
+            replica.stats.ejections += 1
+        replica.retired = reason
+        replica.refuse(reason)
+        self._message(
+            f"{reason}; it gets no more rows. Point it back at the app the run was "
+            "validated against (or start a new run folder for the new app)"
+        )
+        self._notify()
+        return False
+
+    def _note_change(self, replica: Replica, change: str, action: str) -> None:
+        self.api_changes.append(
+            {
+                "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "replica": replica.name,
+                "change": change,
+                "action": action,
+            }
+        )
+
     def _probe_failed(self, replica: Replica, exc: BaseException) -> None:
         reason = cause_of(exc) if str(exc) else type(exc).__name__
+        if replica.state is ReplicaState.DOWN and isinstance(exc, UnsupportedVersion | AuthError):
+            # It came back as an app that cannot be used (another gradio, a password that
+            # no longer works): waiting will not change that.
+            self.retire(replica, f"{replica.name} came back and cannot be used: {reason}")
+            return
         if replica.state is ReplicaState.PENDING and not _may_come_back(exc):
             replica.refuse(reason, exc)
             self._message(f"{replica.name} is not used: {reason}")
@@ -368,12 +519,12 @@ class ReplicaPool:
         log.debug("probe of %s failed: %s", replica.name, reason)
 
     def _check_api(self, replica: Replica) -> bool:
-        """Refuse `replica` if its endpoint differs from the reference's; True if it fits."""
+        """Refuse `replica` if its endpoint differs from the validated one; True if it
+        fits. (Replicas that disagree at start are refused rather than re-mapped.)"""
         assert self.reference is not None
-        if replica is self.reference:
+        if replica is self.reference or self.validated is None:
             return True
-        reference = self.reference.client.schema
-        difference = api_difference(reference, replica.client.schema, self._api_name)
+        difference = endpoint_difference(self.validated, replica.client.schema)
         if difference is None:
             return True
         replica.refuse(f"its API differs from {self.reference.name}'s: {difference}")
@@ -399,8 +550,8 @@ class ReplicaPool:
         if any(r.healthy for r in usable):
             self._all_down_since = None
             return
-        if all(r.retired for r in self.replicas):
-            reasons = "; ".join(str(r.retired) for r in self.replicas)
+        if all(r.retired or r.state is ReplicaState.REFUSED for r in self.replicas):
+            reasons = "; ".join(str(r.retired or r.reason) for r in self.replicas)
             raise AllReplicasDown(
                 f"no replica is left: {reasons}. Fix them (or use others), then run the same "
                 "command again to resume."
@@ -453,6 +604,12 @@ def _replica_fault(error: BaseException) -> bool:
     """Failures that say something about the replica, not about the job: it cannot be
     reached, answers 5xx, or lets the job run over the timeout."""
     return isinstance(error, ConnectionFailed | ServerError | AttemptTimeout)
+
+
+def _may_have_restarted(error: BaseException) -> bool:
+    """A lost connection or a 5xx is how a restart (or a redeploy) shows: the app
+    that answers next may serve another API."""
+    return isinstance(error, ConnectionFailed | ServerError)
 
 
 def _may_come_back(error: BaseException) -> bool:

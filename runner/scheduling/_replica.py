@@ -15,6 +15,10 @@ node): its `revive` then returns a client for the new URL, and `move_to` swaps i
 before the probe pings it there. The jobs that were in flight on the old address have
 failed and been retried on other replicas meanwhile; only later attempts use the new one.
 
+An UP replica may also be *unchecked*: a job there lost its connection or got a 5xx, or
+it sat idle, so it may have restarted as another app. It takes no job until the pool has
+read its API again (`suspect`, then `checked_again`); see `ReplicaPool`.
+
 A replica made with a connected `client` starts UP; one made with `connect` only
 starts PENDING, and the pool connects it: at the start of a run, then each time it
 is probed. Probes are spaced by `probe_interval`, doubling after each failed probe up
@@ -70,10 +74,12 @@ class Replica:
         "_connect",
         "_first_interval",
         "account",
+        "checked",
         "down_until",
         "failures_in_row",
         "gpu",
         "in_flight",
+        "last_used",
         "limit",
         "name",
         "probe_interval",
@@ -86,6 +92,7 @@ class Replica:
         "stage",
         "state",
         "stats",
+        "suspicions",
         "tried",
     )
 
@@ -133,6 +140,15 @@ class Replica:
         #: It was tried at least once (connected, or an attempt ended).
         self.tried = client is not None
         self.in_flight = 0
+        #: Its API was compared with the run's since it last (re)connected; a replica
+        #: whose connection broke, or that sat idle, may have restarted as another app
+        #: and takes no job until the pool has read its API again.
+        self.checked = True
+        #: When a job last started or ended there (the pool's clock).
+        self.last_used = 0.0
+        #: How many times it was suspected of a restart: a check that began before the
+        #: latest suspicion does not count.
+        self.suspicions = 0
         self.queued_ahead = 0
         self.failures_in_row = 0
         self.stats = ReplicaStats()
@@ -158,7 +174,12 @@ class Replica:
         return self.state is ReplicaState.UP
 
     def free(self, now: float) -> bool:
-        return self.healthy and self.in_flight < self.limit.allowed and self.limit.paused(now) == 0
+        return (
+            self.healthy
+            and self.checked
+            and self.in_flight < self.limit.allowed
+            and self.limit.paused(now) == 0
+        )
 
     def load(self) -> float:
         return (self.in_flight + self.queued_ahead) / self.limit.allowed
@@ -209,12 +230,25 @@ class Replica:
         self.refusal = error
         self.down_until = None
 
+    def suspect(self, now: float) -> None:
+        """Stays UP, unchecked: its API is read again (probed at once) before a job goes."""
+        self.checked = False
+        self.suspicions += 1
+        self.down_until = now
+
+    def checked_again(self) -> None:
+        """An unchecked UP replica's API fits: jobs go to it again."""
+        self.checked = True
+        self.down_until = None
+        self.reason = ""
+
     def job_succeeded(self) -> None:
         self.failures_in_row = 0
         self.probe_interval = self._first_interval
 
     def _restore(self) -> None:
         self.state = ReplicaState.UP
+        self.checked = True
         self.reason = ""
         self.down_until = None
         self.failures_in_row = 0

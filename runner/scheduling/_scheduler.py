@@ -34,13 +34,24 @@ import anyio
 from anyio.abc import TaskGroup
 from tenacity import RetryCallState
 
-from jobs import AsyncClient, AsyncJob, JobCancelled, JobsError, QuotaExceeded, Status, StatusUpdate
+from jobs import (
+    AppSchema,
+    AsyncClient,
+    AsyncJob,
+    Endpoint,
+    JobCancelled,
+    JobsError,
+    QuotaExceeded,
+    Status,
+    StatusUpdate,
+)
 
 from ..store import RecordStatus
 from ._pause import AccountPauses, RunHalted
 from ._pool import AllReplicasDown, ReplicaPool
 from ._replica import Replica
 from ._retry import AttemptTimeout, RetryPolicy, cause_of
+from ._signature import signature_of
 from ._stages import StageWatch
 from ._throttle import RateLimiter, Sleep
 
@@ -78,6 +89,11 @@ class Outcome:
     #: Wall-clock time (epoch seconds) the first attempt was sent; None if never sent.
     submitted_at: float | None = None
     finished_at: float = field(default_factory=time.time)
+    #: The endpoint the last attempt was bound to (the replica's API when it was sent;
+    #: its outputs are named after it); None if never sent.
+    endpoint: Endpoint | None = None
+    #: Which API computed it: the endpoint's signature hash and the app's gradio version.
+    api: dict[str, str] | None = None
 
 
 class SchedulerListener(Protocol):
@@ -98,6 +114,9 @@ class _Task:
     sent: int = 0
     #: Wall-clock time the first attempt was sent (for the report's timeline).
     first_sent: float | None = None
+    #: The endpoint the current attempt was bound to, and the API's identity.
+    endpoint: Endpoint | None = None
+    api: dict[str, str] | None = None
 
 
 class Scheduler:
@@ -138,13 +157,15 @@ class Scheduler:
         self._idle = anyio.Event()
         self._task_group: TaskGroup | None = None
         #: Per replica, its client and the session its jobs share (`share_session`).
-        self._shared: dict[str, tuple[AsyncClient, Any]] = {}
+        self._shared: dict[str, tuple[AsyncClient, AppSchema, Any]] = {}
         self._failure: AllReplicasDown | None = None
         self.pauses = pauses or AccountPauses(pool.replicas)
         self._stages = stages or StageWatch(pool)
         self._on_log = on_log
         #: Why the run stopped by itself, resumably (a long quota pause, the budget).
         self.halted_by: str | None = None
+        #: The identity of each API schema jobs were bound to (by the schema's id).
+        self._identities: dict[int, tuple[AppSchema, dict[str, str]]] = {}
 
     @property
     def stopping(self) -> bool:
@@ -304,15 +325,14 @@ class Scheduler:
         task.job = None  # so that stop() sees this task is not on any server now
         if self._stopping:
             raise JobCancelled("the run is stopping")
-        replica = await self.pool.acquire(avoid=tried)
+        replica = await self._checked_replica(tried)
         task.replica = replica
         started = time.monotonic()
         error: BaseException | None = None
         try:
-            await self._rate.acquire()
             if self._stopping:
                 raise JobCancelled("the run is stopping")
-            job = self._submit(replica, submission)
+            job = self._submit(replica, submission, task)
             task.job = job
             task.sent += 1
             if task.first_sent is None:
@@ -330,25 +350,58 @@ class Scheduler:
             if self._task_group is not None and self._stages.wants(replica, error):
                 self._task_group.start_soon(self._stages.check, replica)
 
-    def _submit(self, replica: Replica, submission: SubmissionLike) -> AsyncJob:
+    async def _checked_replica(self, tried: list[str]) -> Replica:
+        """A replica slot and a rate token, on a replica whose API was compared with the
+        run's since it last (re)connected: one that lost its connection while this job
+        waited for its token is left for another."""
+        token = False
+        while True:
+            replica = await self.pool.acquire(avoid=tried)
+            if not token:
+                try:
+                    await self._rate.acquire()
+                except BaseException:
+                    self.pool.give_back(replica)
+                    raise
+                # Kept while the replica is checked: a slow rate must not spend a token
+                # on each check (and wait a whole interval for the next).
+                token = True
+            if self.pool.fresh(replica):
+                return replica
+            self.pool.give_back(replica)
+
+    def _submit(self, replica: Replica, submission: SubmissionLike, task: _Task) -> AsyncJob:
         client = replica.client
+        # Bound by name to the replica's API as it is now (it may have been re-read).
         endpoint = client.endpoint(self._endpoint)
+        task.endpoint, task.api = endpoint, self._identity(client.schema, endpoint)
         if endpoint.uses_state:
             client = self._session_for(replica, submission)
         values = endpoint.bind((), submission.inputs)
         folder = self._download_dir(submission.key) if self._download_dir else None
         return client.submit_values(endpoint, values, download_to=folder)
 
+    def _identity(self, schema: AppSchema, endpoint: Endpoint) -> dict[str, str]:
+        found = self._identities.get(id(schema))
+        if found is None or found[0] is not schema:
+            identity = {"signature": signature_of(endpoint), "gradio": schema.version}
+            if schema.space_id:
+                identity["space"] = schema.space_id
+            found = self._identities[id(schema)] = (schema, identity)
+        return found[1]
+
     def _session_for(self, replica: Replica, submission: SubmissionLike) -> Any:
         # Each row gets a session of its own, unless the manifest asks rows to share one.
         if not self._share_session:
             # One job per session: the State lives as long as the job, no heartbeat needed.
             return replica.client.new_session(heartbeat=False)
-        # A replica that moved (`Replica.move_to`) is another app: a session of its own.
+        # A replica that moved (`Replica.move_to`) or whose API was read again (it may
+        # have restarted) is another app: a session of its own.
         shared = self._shared.get(replica.name)
-        if shared is None or shared[0] is not replica.client:
-            shared = self._shared[replica.name] = (replica.client, replica.client.new_session())
-        return shared[1]
+        client = replica.client
+        if shared is None or shared[0] is not client or shared[1] is not client.schema:
+            shared = self._shared[replica.name] = (client, client.schema, client.new_session())
+        return shared[2]
 
     async def _await(self, job: AsyncJob) -> Any:
         if self._timeout is None:
@@ -431,6 +484,8 @@ def _outcome_of(
         queue_time=timings.queue_time if timings else None,
         run_time=timings.run_time if timings else None,
         submitted_at=task.first_sent,
+        endpoint=task.endpoint,
+        api=task.api,
     )
 
 

@@ -95,6 +95,8 @@ class StageWatch:
             replica.failures_in_row = 0
             self._pool.notify()
         if stage in _UP:
+            # It may run another build now: its API is read again before its next job.
+            self._pool.recheck(replica)
             self._message(f"{replica.name} runs again; back in rotation")
 
     async def _read(self, replica: Replica) -> str | None:

@@ -60,6 +60,9 @@ class ResultRecord:
     #: When the first attempt was sent (ISO 8601, UTC); None in folders written before
     #: it was recorded, and for submissions never sent.
     submitted_at: str | None = None
+    #: The API that computed it: `signature` (a short hash of the endpoint's parameters
+    #: and outputs), `gradio` (the app's version) and `space` (a Space's id) if known.
+    api: dict[str, str] | None = None
 
     def to_line(self) -> bytes:
         """The JSON line (with its newline), starting `{"key":...,"status":...,`."""
@@ -69,6 +72,11 @@ class ResultRecord:
             "outputs": self.outputs,
             "error_type": self.error_type,
             "error_message": self.error_message,
+        }
+        if self.api is not None:
+            # Before `attempts`: the report's line pattern reads the fields after it.
+            body["api"] = self.api
+        body |= {
             "attempts": self.attempts,
             "causes": list(self.causes),
             "replica": self.replica,
@@ -109,6 +117,7 @@ class ResultRecord:
                 run_time=data.get("run_time"),
                 finished_at=str(data.get("finished_at", "")),
                 submitted_at=data.get("submitted_at"),
+                api=data.get("api"),
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"not a results record: {exc!r}") from exc

@@ -27,8 +27,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Union
 
-import yaml
-
 from ._errors import folder_errors
 
 __all__ = [
@@ -182,6 +180,8 @@ def write_manifest(run_dir: RunDir, manifest: Mapping[str, Any]) -> Path:
     The caller must have removed secrets (tokens, expanded `${ENV}` values) first:
     this file is meant to be shared with the results.
     """
+    import yaml  # here: `spacerun status` reads a run folder without the manifest
+
     path = RunFolder.at(run_dir).manifest_path
     text = yaml.safe_dump(dict(manifest), sort_keys=False, allow_unicode=True)
     write_bytes_atomic(path, text.encode("utf-8"))
@@ -195,6 +195,8 @@ def read_manifest(run_dir: RunDir) -> dict[str, Any] | None:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
+    import yaml
+
     data = yaml.safe_load(text)
     return data if isinstance(data, dict) else None
 

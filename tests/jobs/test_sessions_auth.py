@@ -176,3 +176,17 @@ def test_token_does_not_follow_a_redirect_to_another_host(calculator_app: Runnin
         server.shutdown()
     assert seen, "the redirect was not followed"
     assert all(TOKEN not in " ".join(h.values()) for h in seen)
+
+
+def test_reload_after_a_restart_logs_in_again(auth_app: RunningApp) -> None:
+    """An app restarted at its address forgets the login: `reload()` logs in again and
+    reads the same API, which keeps its object (what is keyed on it stays)."""
+
+    async def main() -> None:
+        async with jobs.AsyncClient(auth_app.url, auth=("alice", "wonderland")) as client:
+            before = client.schema
+            await anyio.to_thread.run_sync(auth_app.restart)
+            assert await client.reload() is before
+            assert await client.predict("again", api_name="/echo") == "again"
+
+    anyio.run(main)

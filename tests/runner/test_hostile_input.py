@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,8 +20,9 @@ from pathlib import Path
 
 import pytest
 from support.apps import RunningApp
-from support.cli import ROOT, cli_env, spacerun
+from support.cli import cli_env, spacerun
 from support.measure import run_measured
+from support.other_user import CannotSwitchUser, drop_to_nobody, readable_runtime
 
 from runner.errors import ManifestError
 from runner.inputs._sources import iter_rows
@@ -303,20 +303,29 @@ def shared_folder() -> Iterator[Path]:
 
 
 def as_nobody(*args: str) -> subprocess.CompletedProcess[str]:
-    """`spacerun ARGS` as the user nobody: root ignores file permissions, others do not."""
+    """`spacerun ARGS` as the user nobody: root ignores file permissions, others do not.
+
+    nobody runs a readable copy of the interpreter's environment and of the project (see
+    `support.other_user`), so this works from a clone in a folder private to its owner."""
     if os.geteuid() != 0:
         return spacerun(*args)
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("needs setpriv (util-linux) to run spacerun as another user")
-    drop = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+    try:
+        drop = drop_to_nobody()
+        python, project = readable_runtime()
+    except CannotSwitchUser as exc:
+        pytest.skip(str(exc))
     return subprocess.run(
-        [*drop, sys.executable, "-m", "runner.cli", *args],
+        [*drop, python, "-m", "runner.cli", *args],
         capture_output=True,
         text=True,
         timeout=90,
-        cwd=ROOT,
-        env={**cli_env(), "HOME": "/nonexistent", "PYTHONDONTWRITEBYTECODE": "1"},
+        cwd=project,
+        env={
+            **cli_env(),
+            "PYTHONPATH": str(project),
+            "HOME": "/nonexistent",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        },
     )
 
 

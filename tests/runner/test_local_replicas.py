@@ -136,6 +136,33 @@ async def test_script_that_fails_at_import_raises_with_its_traceback(tmp_path: P
     assert not any(app.alive() for app in apps.apps)
 
 
+@pytest.mark.parametrize(
+    "source",
+    [
+        'raise RuntimeError("fails at import")\n',
+        "def divide():\n    return 1 / 0\n\n\ndivide()\n",
+        "import os\n\ndef broken(:\n    pass\n",
+    ],
+    ids=["raise", "in-a-function", "syntax-error"],
+)
+async def test_a_failing_script_is_quoted_as_python_shows_it(tmp_path: Path, source: str) -> None:
+    """The traceback in the error is the one `python app.py` prints: the launcher's frames
+    (`_bootstrap.py`, runpy) are left out of the quote, and kept in the log file."""
+    script = tmp_path / "app.py"
+    script.write_text(source)
+    direct = await anyio.run_process([sys.executable, str(script)], check=False)
+    assert direct.returncode == 1 and direct.stderr
+    with pytest.raises(LocalAppError) as caught:
+        async with LocalApps(LocalAppSpec(script=script), log_dir=tmp_path / "logs"):
+            pytest.fail("entered although the script cannot start")
+    message = str(caught.value)
+    quoted = "\n".join(f"    {line}" for line in direct.stderr.decode().strip().splitlines())
+    assert message.endswith(quoted), message
+    assert '_bootstrap.py", line' not in message and "runpy" not in message
+    log_path = caught.value.log_path
+    assert log_path is not None and '_bootstrap.py", line' in log_path.read_text()
+
+
 async def test_missing_interpreter_raises_local_app_error(tmp_path: Path) -> None:
     """A wrong `python` is reported like any copy that cannot start."""
     spec = LocalAppSpec(script=CALCULATOR, python="no-such-python-for-spacerun")

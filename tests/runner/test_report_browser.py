@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.browser import ARTIFACTS, SLOW_MACHINE_MS, chromium
+from support.browser import ARTIFACTS, SLOW_MACHINE_MS, chromium, require_chromium
 
 from runner.manifest import load_manifest
 from runner.run import RunOptions, run
@@ -20,6 +20,12 @@ from runner.run import RunOptions, run
 pytestmark = pytest.mark.timeout(240)
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _needs_chromium() -> None:
+    """Checked before each test's run, so a machine without the browser spends nothing."""
+    require_chromium()
 
 
 class Page:

@@ -263,11 +263,17 @@ async def test_pool_ejects_a_replica_after_faults_in_a_row_not_after_app_errors(
     for _ in range(2):
         await pool.acquire(avoid=["r1"])
         pool.release(r0, ConnectionFailed("refused"))
+        # It may have restarted as another app: no job until its API is read again (the
+        # probe's work; here, read and found the same).
+        assert r0.healthy and not r0.free(0.0)
+        r0.checked_again()
     await pool.acquire(avoid=["r1"])
     pool.release(r0, None)  # a success resets the count
-    for _ in range(3):
+    for attempt in range(3):
         await pool.acquire(avoid=["r1"])
         pool.release(r0, ConnectionFailed("refused"))
+        if attempt < 2:
+            r0.checked_again()
     assert not r0.healthy
     assert r0.stats.ejections == 1
     assert recorder.messages("r0 taken out of rotation")
