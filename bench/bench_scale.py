@@ -44,6 +44,8 @@ from support.apps import RunningApp, start_apps  # noqa: E402
 WRAPPER = ROOT / "tests" / "support" / "peak_wrapper.py"
 TICK = os.sysconf("SC_CLK_TCK")
 WARM_UP = 10.0  # seconds of a throughput run not counted (connecting, first batches)
+#: More arguments for `spacerun run` (`--no-live-report` from `--no-live`).
+EXTRA_RUN_ARGS: list[str] = []
 
 
 @dataclass
@@ -114,7 +116,7 @@ def run_child(
     """`spacerun run MANIFEST` in a measured child; Ctrl-C `seconds` after its first job
     (None: let it finish)."""
     command = [sys.executable, str(WRAPPER), "0", "-m", "runner.cli", "run", str(manifest)]
-    command += ["--progress", "json"]
+    command += ["--progress", "json", *EXTRA_RUN_ARGS]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
     err = open(log, "w+")  # noqa: SIM115 - read back below
     started = time.monotonic()
@@ -335,7 +337,12 @@ def main() -> None:
     parser.add_argument("--left", type=int, default=20_000, help="full: rows left to run")
     parser.add_argument("--replicas", type=int, nargs="+", default=None)
     parser.add_argument("--every", type=float, default=1.0, help="sampling interval, s")
+    parser.add_argument(
+        "--no-live", action="store_true", help="runs with --no-live-report (to compare)"
+    )
     args = parser.parse_args()
+    if args.no_live:
+        EXTRA_RUN_ARGS.append("--no-live-report")
     if args.replicas is None:
         args.replicas = [1, 4, 8] if args.case == "throughput" else [1]
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:

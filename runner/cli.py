@@ -8,6 +8,7 @@ for an input mistake: every `RunnerError` and `JobsError` is printed as a messag
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -40,6 +41,7 @@ examples:
   spacerun status runs/transcribe-demo                counts and last failures
   spacerun export runs/transcribe-demo --format parquet
   spacerun report runs/transcribe-demo               write (or refresh) report.html
+  spacerun watch runs/transcribe-demo                the report, live, on http://127.0.0.1:8765/
 
 exit status: 0 all ok, 1 some rows failed, 2 bad input, 130 interrupted."""
 
@@ -54,7 +56,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"spacerun {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_run, _add_validate, _add_view_api, _add_status, _add_export, _add_report):
+    for add in (
+        _add_run,
+        _add_validate,
+        _add_view_api,
+        _add_status,
+        _add_export,
+        _add_report,
+        _add_watch,
+    ):
         add(commands)
     return parser
 
@@ -82,6 +92,13 @@ def _add_run(commands: _Commands) -> None:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="run rows that failed for good in an earlier run again (default: yes)",
+    )
+    run_p.add_argument(
+        "--live-report",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="rewrite report.html while the run goes (default: yes); --no-live-report "
+        "writes it once, at the end",
     )
     run_p.add_argument(
         "--progress",
@@ -144,6 +161,21 @@ def _add_report(commands: _Commands) -> None:
     )
     rep_p.add_argument("run_dir", type=Path)
     rep_p.add_argument("--out", type=Path, default=None, help="default: RUN_DIR/report.html")
+
+
+def _add_watch(commands: _Commands) -> None:
+    watch_p = commands.add_parser(
+        "watch",
+        help="serve a run's report on a local port, following the run as records arrive",
+        description="Read RUN_DIR only (a run going on this machine or another one writing "
+        "to a shared disk) and serve its report, rebuilt as records arrive; the page "
+        "follows by itself until the run ends. Ctrl-C stops serving.",
+    )
+    watch_p.add_argument("run_dir", type=Path)
+    watch_p.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: loopback only)"
+    )
+    watch_p.add_argument("--port", type=int, default=8765, help="default: 8765 (0: any free)")
 
 
 def _manifest_args(parser: argparse.ArgumentParser) -> None:
@@ -216,6 +248,7 @@ def _run(args: argparse.Namespace) -> int:
     options = RunOptions(
         restart=args.restart,
         retry_failed=args.retry_failed,
+        live_report=RunOptions().live_report if args.live_report else None,
         progress="quiet" if args.quiet else args.progress,
         command=command,
     )
@@ -299,6 +332,20 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _watch(args: argparse.Namespace) -> int:
+    from .run import WatchServer
+
+    try:
+        server = WatchServer(args.run_dir, host=args.host, port=args.port)
+    except FileNotFoundError as exc:
+        print(f"spacerun: {exc}", file=sys.stderr)
+        return ExitStatus.USAGE
+    print(f"serving the report of {args.run_dir} on {server.url} (Ctrl-C to stop)", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):  # the way to stop watching
+        server.serve_forever()
+    return 0
+
+
 _COMMANDS = {
     "run": _run,
     "validate": _validate,
@@ -306,6 +353,7 @@ _COMMANDS = {
     "status": _status,
     "export": _export,
     "report": _report,
+    "watch": _watch,
 }
 
 if __name__ == "__main__":

@@ -124,6 +124,8 @@ RUNNER_LAYERS = (
 LAZY_IMPORTS = {"pandas", "numpy", "pyarrow", "huggingface_hub", "ray", "export", "_export"}
 # The report (jinja2, numpy, plotly's bundle), pandas' table and tqdm's notebook bar.
 LAZY_IMPORTS |= {"build_report", "_report", "plotly", "load_table", "tqdm"}
+# The live report's page (the same jinja2 and plotly).
+LAZY_IMPORTS |= {"LivePage", "_report_live"}
 # The run folder's manifest.yaml, which `spacerun status` does not read.
 LAZY_IMPORTS |= {"yaml"}
 # The command line imports each layer (and the client) in the command that uses it.

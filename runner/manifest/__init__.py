@@ -21,6 +21,7 @@ from ._model import (
     SpaceReplica,
     UrlReplica,
 )
+from ._notify import NotifySpec, Webhook
 from ._ray_spec import Placement, RayReplica, RaySpec
 from ._secrets import MIN_MASKED_LENGTH, Redactor, is_secret_name
 from ._yaml import dotted
@@ -34,6 +35,7 @@ __all__ = [
     "InputsSpec",
     "LocalReplica",
     "Manifest",
+    "NotifySpec",
     "OutputSpec",
     "Placement",
     "Rate",
@@ -46,6 +48,7 @@ __all__ = [
     "SourceKind",
     "SpaceReplica",
     "UrlReplica",
+    "Webhook",
     "dotted",
     "format_duration",
     "is_secret_name",

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from enum import Enum
 from pathlib import Path
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from jobs import Limits
 
@@ -18,6 +18,9 @@ from ._ray_spec import RayReplica, RaySpec, dump_ray, dump_ray_replica
 from ._secrets import Redactor, variables_in
 from ._yaml import Mark
 from ._yaml import Path as KeyPath
+
+if TYPE_CHECKING:
+    from ._notify import NotifySpec
 
 __all__ = [
     "ALL_GPUS",
@@ -231,6 +234,8 @@ class RunSpec:
     #: Seconds a copy of ours may hold jobs without finishing any before it is restarted.
     #: None: ten times its normal run time, and at least two minutes.
     stuck_after: float | None = None
+    #: Webhooks told of the run's end, failure spikes, long pauses, the budget's stop.
+    notify: NotifySpec | None = None
     #: The Ray cluster of `ray:` replicas; None: a Ray instance on this machine.
     ray: RaySpec | None = None
 
@@ -357,6 +362,8 @@ def _dump(manifest: Manifest, *, redact: bool) -> dict[str, Any]:
             **(
                 {} if run.stuck_after is None else {"stuck_after": format_duration(run.stuck_after)}
             ),
+            # Webhook URLs are written as their `${VAR}` text or masked, redact or not.
+            **({"notify": run.notify.to_dict()} if run.notify is not None else {}),
             **({} if run.ray is None else {"ray": dump_ray(run.ray)}),
         },
         "output": {

@@ -25,6 +25,7 @@ from ._model import (
     Secret,
     SourceKind,
 )
+from ._notify import NotifyFields
 from ._ray_spec import RaySpec
 from ._replicas import ReplicaFields, text_kind
 from ._secrets import Redactor, secret_names, variables_in
@@ -52,6 +53,7 @@ RUN_KEYS = (
     "budget",
     "deadline",
     "stuck_after",
+    "notify",
     "ray",
 )
 RAY_KEYS = ("address", "placement_timeout")
@@ -75,7 +77,7 @@ def parse_document(
     return _Parser(doc, manifest_path, templates).manifest(variables or {})
 
 
-class _Parser(ReplicaFields):
+class _Parser(ReplicaFields, NotifyFields):
     """One section a method: checks its keys, reads each value, builds its spec."""
 
     # -- sections ------------------------------------------------------------------------
@@ -293,6 +295,9 @@ class _Parser(ReplicaFields):
             stuck_after=None
             if spec.get("stuck_after") is None
             else self.duration((*path, "stuck_after"), spec["stuck_after"]),
+            notify=None
+            if spec.get("notify") is None
+            else self.notify((*path, "notify"), spec["notify"]),
             ray=None if spec.get("ray") is None else self.ray((*path, "ray"), spec["ray"]),
         )
 

@@ -28,6 +28,7 @@ from ..scheduling import (
     RateLimiter,
     Replica,
     ReplicaPool,
+    ReplicaState,
     RetryPolicy,
     Scheduler,
     compare_by_name,
@@ -44,6 +45,8 @@ from ..store import (
 )
 from ._budget import watch_budget
 from ._elastic import ElasticControl
+from ._live import LiveReport, LiveSources, live_state
+from ._notify import Notifier
 from ._options import RunHandle, RunOptions
 from ._outcome_record import record_of
 from ._progress import Progress
@@ -93,6 +96,9 @@ class _Run(Todo):
         self.pauses: AccountPauses | None = None
         self.elastic: ElasticControl | None = None
         self.halted_by: str | None = None
+        self.ended: RunSummary | None = None
+        notify = manifest.run.notify
+        self.notifier = Notifier(notify, run=manifest.name) if notify is not None else None
         self.pool: ReplicaPool | None = None
         token = manifest.app.hf_token.reveal() if manifest.app.hf_token is not None else None
         self.fleet = Fleet(
@@ -121,6 +127,8 @@ class _Run(Todo):
             if opened:  # not over the folder of another run that holds its lock
                 scrub_logs(self.folder.root / "logs", self.redactor)  # local copies stopped
                 self._report()
+            if self.notifier is not None:
+                await self.notifier.finish(self.ended)
 
     def _report(self) -> None:
         """Write `report.html`, however the run ended (the results file is closed by now).
@@ -311,26 +319,8 @@ class _Run(Todo):
                 if self.options.handle_signals:
                     group.start_soon(self._watch_signals, scheduler)
                 group.start_soon(self.progress.tick)
-                stuck = StuckWatch(
-                    pool,
-                    scheduler,
-                    self.fleet,
-                    after=self.manifest.run.stuck_after,
-                    on_message=self.progress.message,
-                )
-                group.start_soon(stuck.run)
-                if self.fleet.groups:
-                    self.elastic = ElasticControl(
-                        self.fleet.groups,
-                        pool,
-                        self.fleet,
-                        backlog=lambda: self.progress.snapshot()["remaining"],
-                        deadline=self.manifest.run.deadline,
-                        budget=self.manifest.run.budget,
-                        on_message=self.progress.message,
-                        started=started,
-                    )
-                    group.start_soon(self.elastic.run)
+                self._follow_fleet(group, scheduler, pool, started)
+                self._watch(group, scheduler, pool)
                 if (budget := self.manifest.run.budget) is not None:
                     grace = self.manifest.run.grace
                     group.start_soon(
@@ -355,6 +345,44 @@ class _Run(Todo):
         if down is not None:
             raise down
         return summary
+
+    def _follow_fleet(
+        self, group: TaskGroup, scheduler: Scheduler, pool: ReplicaPool, started: float
+    ) -> None:
+        """Start the stuck-copy watch, and the elastic fleet's control when it has one."""
+        stuck = StuckWatch(
+            pool,
+            scheduler,
+            self.fleet,
+            after=self.manifest.run.stuck_after,
+            on_message=self.progress.message,
+        )
+        group.start_soon(stuck.run)
+        if self.fleet.groups:
+            self.elastic = ElasticControl(
+                self.fleet.groups,
+                pool,
+                self.fleet,
+                backlog=lambda: self.progress.snapshot()["remaining"],
+                deadline=self.manifest.run.deadline,
+                budget=self.manifest.run.budget,
+                on_message=self.progress.message,
+                started=started,
+            )
+            group.start_soon(self.elastic.run)
+
+    def _watch(self, group: TaskGroup, scheduler: Scheduler, pool: ReplicaPool) -> None:
+        """Start the live report and the notifier's watch, as the run's options ask."""
+        if (every := self.options.live_report) is not None:
+            sources = LiveSources(self.progress, pool, scheduler.pauses, self.fleet, self.summary)
+            live = LiveReport(
+                self.folder.root, lambda refresh: live_state(sources, refresh=refresh), every=every
+            )
+            group.start_soon(live.run)
+        if self.notifier is not None:
+            group.start_soon(
+                self.notifier.watch, lambda: _paused(scheduler, pool), lambda: scheduler.halted_by
+            )
 
     async def _prefetch(self, todo: Iterator[Submission], out: list[Submission]) -> None:
         first = await anyio.to_thread.run_sync(next, todo, None)
@@ -393,6 +421,7 @@ class _Run(Todo):
             api_changes=self.pool.api_changes if self.pool is not None else (),
         )
         write_summary(self.folder.root, self.redactor.mask_value(summary.to_dict()))
+        self.ended = summary
         for fmt in self.manifest.output.export:
             self._export(fmt)
         if self.progress.mode != "quiet":
@@ -414,6 +443,8 @@ class _Run(Todo):
             key = outcome.submission.key
             try:
                 self.summary.add(outcome)
+                if self.notifier is not None:
+                    self.notifier.outcome(outcome)
                 if outcome.status is RecordStatus.CANCELLED and outcome.attempts == 0:
                     return  # never sent: nothing to record, it simply runs on resume
                 record = masked_record(record_of(outcome, endpoint, self.folder), self.redactor)
@@ -471,3 +502,13 @@ class _Run(Todo):
         command = list(self.options.command or ["spacerun", "run", str(self.manifest.display_path)])
         command = [c for c in command if c != "--restart"]
         return shlex.join(command)
+
+
+def _paused(scheduler: Scheduler, pool: ReplicaPool) -> str | None:
+    """Why nothing can be sent now (an account's pause, every replica down), or None."""
+    if (pause := scheduler.pauses.describe()) is not None:
+        return pause
+    usable = [r for r in pool.replicas if r.state is not ReplicaState.REFUSED]
+    if usable and not any(r.healthy for r in usable):
+        return f"all {len(usable)} replicas are down"
+    return None

@@ -42,6 +42,10 @@ class RunOptions:
     #: How long the run waits, with a message, when no replica answers (at start or
     #: mid-run) before it stops; run it again to resume.
     all_down_deadline: float = 600.0
+    #: Seconds between writes of `report.html` while the run goes (at least: a write
+    #: takes at most 2% of the run's wall time, see `runner.run._live`); None: the
+    #: report is written once, at the end.
+    live_report: float | None = 5.0
     #: Called with each record once it is on disk (`runner.map_iter` listens here).
     on_record: Callable[[ResultRecord], None] | None = None
 

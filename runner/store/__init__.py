@@ -34,6 +34,7 @@ from ._status import Failure, RunStatus, read_status
 if TYPE_CHECKING:
     from ._export import ExportFormat, export, load_table
     from ._report import build_report
+    from ._report_live import LivePage
 
 
 def __getattr__(name: str) -> object:
@@ -46,6 +47,10 @@ def __getattr__(name: str) -> object:
         from . import _report
 
         return _report.build_report
+    if name == "LivePage":
+        from . import _report_live
+
+        return _report_live.LivePage
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -59,6 +64,7 @@ __all__ = [
     "Failure",
     "KeyCache",
     "KeyMask",
+    "LivePage",
     "RecordStatus",
     "ResultRecord",
     "ResultsError",

@@ -5,6 +5,11 @@ offline, no CDN), the charts' data aggregated or sampled and the gallery sampled
 its size stays bounded however many rows the run has. Reads only; safe beside a run.
 
     build_report("runs/sweep-demo")      # -> runs/sweep-demo/report.html
+
+While a run goes, it passes `live` (progress, pauses, replicas, cost: what only the
+running process knows, as plain data; see `runner.run._live`): the page then says it is
+live, shows the newest outputs and reloads itself every `live["refresh"]` seconds. The
+final write has no `live`, so a page open in a browser stops reloading at the end.
 """
 
 from __future__ import annotations
@@ -16,11 +21,12 @@ import json
 import os
 import time
 from collections.abc import Iterator, Mapping
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import jinja2
+import numpy as np
 
 from ._report_data import (
     GROUP_ROWS,
@@ -37,22 +43,43 @@ from ._runfolder import RunDir, RunFolder, safe_dir_name, write_bytes_atomic
 __all__ = ["REPORT_NAME", "build_report"]
 
 REPORT_NAME = "report.html"
+#: Outputs a live report shows as "newest", newest first.
+NEWEST = 8
 
 
-def build_report(run_dir: RunDir, out: str | os.PathLike[str] | None = None) -> Path:
+def build_report(
+    run_dir: RunDir,
+    out: str | os.PathLike[str] | None = None,
+    *,
+    live: Mapping[str, Any] | None = None,
+) -> Path:
     """Write the report of the run in `run_dir` (default `RUN_DIR/report.html`), atomically;
-    returns its path. Raises FileNotFoundError if `run_dir` is not a folder."""
+    returns its path. `live`: the state of the run still going (see the module docstring).
+    Raises FileNotFoundError if `run_dir` is not a folder."""
     folder = RunFolder.at(run_dir)
     if not folder.root.is_dir():
         raise FileNotFoundError(f"no run folder at {folder.root}")
-    started = time.perf_counter()
-    data = collect(folder.root)
-    context = _context(data)
-    context["build_seconds"] = round(time.perf_counter() - started, 2)
-    head, tail = _template().render(**context).split(_PLOTLY_JS, 1)
+    context = full_context(folder.root, live)
     target = Path(out) if out is not None else folder.root / REPORT_NAME
-    write_bytes_atomic(target, (head.encode("utf-8"), *_plotly_js_parts(), tail.encode("utf-8")))
+    render(context, target)
     return target
+
+
+def full_context(root: Path, live: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What the template renders, from one read of the whole folder."""
+    started = time.perf_counter()
+    data = collect(root, newest=NEWEST if live is not None else 0)
+    context = _context(
+        data, None if live is None else {**folder_live(data, live.get("total")), **live}
+    )
+    context["build_seconds"] = round(time.perf_counter() - started, 2)
+    return context
+
+
+def render(context: Mapping[str, Any], target: Path) -> None:
+    """Write the page of `context` to `target`, atomically."""
+    head, tail = _template().render(**context).split(_PLOTLY_JS, 1)
+    write_bytes_atomic(target, (head.encode("utf-8"), *_plotly_js_parts(), tail.encode("utf-8")))
 
 
 @functools.cache
@@ -84,8 +111,9 @@ def _plotly_js() -> bytes:
     return b"".join(_plotly_js_parts())
 
 
-def _context(data: ReportData) -> dict[str, Any]:
-    summary = data.summary or {}
+def _context(data: ReportData, live: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    # While live, summary.json is that of an earlier run (if any): the live state stands in.
+    summary = {"total": live.get("total")} if live is not None else (data.summary or {})
     timeline, bars = timeline_figure(data)
     latency = latency_table(data)
     figures = {
@@ -101,8 +129,10 @@ def _context(data: ReportData) -> dict[str, Any]:
         "name": summary.get("name") or (data.manifest or {}).get("name") or data.root.name,
         "run_dir": str(data.root),
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        "overview": _overview(data),
+        "overview": _overview(data, summary),
         "summary": summary,
+        "live": live,
+        "newest": [item(data.shown.get(line), data.root) for line in data.newest],
         "cost": _cost(summary),
         "replicas": summary.get("replicas") or [],
         "fleet": fleet,
@@ -117,8 +147,48 @@ def _context(data: ReportData) -> dict[str, Any]:
     }
 
 
-def _overview(data: ReportData) -> dict[str, Any]:
-    summary = data.summary or {}
+def folder_live(data: ReportData, total: int | None = None) -> dict[str, Any]:
+    """What the folder alone says of a run still going: the live page's numbers when no
+    running process tells better (`spacerun watch` of a folder on a shared disk).
+    Throughput is that of the last minute of records (or since the first, when sooner),
+    the ETA from it; `total` (else
+    that of summary.json) is the manifest's number of submissions."""
+    if total is None and data.summary is not None:
+        total = data.summary.get("total")
+    finished = data.lines.finished[np.isfinite(data.lines.finished)]
+    started = data.lines.submitted[np.isfinite(data.lines.submitted)]
+    now = time.time()
+    # The last minute, or all of it when the run is younger than that.
+    window = min(60.0, max(1.0, now - float(started.min()))) if started.size else 60.0
+    rate = float(np.count_nonzero(finished > now - window)) / window if finished.size else 0.0
+    done = data.keys
+    left = total - done if isinstance(total, int) else None
+    return {
+        "updated": datetime.now().strftime("%H:%M:%S"),
+        "refresh": 5,
+        "done": done,
+        "total": total if isinstance(total, int) else None,
+        "percent": 100.0 * done / total if isinstance(total, int) and total else None,
+        "ok": data.counts.get("ok", 0),
+        "failed": data.counts.get("error", 0) + data.counts.get("timeout", 0),
+        "in_flight": None,
+        "rate": rate,
+        "eta": _clock(left / rate) if left is not None and left > 0 and rate > 0 else None,
+        "elapsed": _clock(now - float(started.min())) if started.size else "—",
+        "cost": None,
+        "cost_projected": None,
+        "pauses": [],
+        "note": None,
+        "failures": [],
+        "replicas": [],
+    }
+
+
+def _clock(seconds: float) -> str:
+    return str(timedelta(seconds=round(seconds)))
+
+
+def _overview(data: ReportData, summary: Mapping[str, Any]) -> dict[str, Any]:
     total = summary.get("total") if isinstance(summary.get("total"), int) else None
     return {
         "counts": data.counts,
@@ -155,7 +225,7 @@ def _failures(data: ReportData) -> list[dict[str, Any]]:
 
 def _gallery(data: ReportData) -> dict[str, Any]:
     items = {
-        (row, column): _item(data.shown.get(line), data.root) for row, column, line in data.gallery
+        (row, column): item(data.shown.get(line), data.root) for row, column, line in data.gallery
     }
     shown_rows = sorted({row for row, _ in items})
     all_rows = distinct_rows(data)
@@ -200,7 +270,7 @@ def _row_label(
     return f"row {row}"
 
 
-def _item(record: dict[str, Any] | None, root: Path) -> dict[str, Any] | None:
+def item(record: dict[str, Any] | None, root: Path) -> dict[str, Any] | None:
     if record is None:
         return None
     key = str(record.get("key"))

@@ -131,6 +131,8 @@ class ReportData:
     #: Line number -> parsed record, for the lines shown.
     shown: dict[int, dict[str, Any]] = field(default_factory=dict)
     torn_bytes: int = 0
+    #: Lines of the newest cells, newest first (asked for by a live report).
+    newest: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,8 +142,9 @@ class _Chunk:
     end: int
 
 
-def collect(root: Path) -> ReportData:
-    """Read the run folder at `root` for the report."""
+def collect(root: Path, *, newest: int = 0) -> ReportData:
+    """Read the run folder at `root` for the report; with `newest`, the records of that
+    many newest cells too (a live report shows what just came out)."""
     folder = RunFolder.at(root)
     manifest = read_manifest(folder)
     scan = scan_results(folder.results_path)
@@ -165,6 +168,10 @@ def collect(root: Path) -> ReportData:
     chunks = _first_pass(data, folder.results_path, scan.end_offset, counting)
     del counting
     _second_pass(data, folder.results_path, chunks)
+    if newest > 0 and len(data.cells):
+        positions = np.arange(max(len(data.cells) - newest, 0), len(data.cells))
+        data.newest = data.cells.lines(positions).tolist()[::-1]
+        _read(data, folder.results_path, chunks, data.newest)
     return data
 
 

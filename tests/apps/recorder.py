@@ -6,6 +6,8 @@ starts (flushed at once), sleeps $RECORDER_DELAY seconds (default 0), and return
 missing means none), it raises gr.Error("Refused: <x>") instead. If `x` is
 $RECORDER_INTERRUPT_ON, the first time only, it sends SIGINT to the process
 $RECORDER_INTERRUPT_PID first (a Ctrl-C at a known row, for tests of interruption).
+With $RECORDER_HOLD_DIR set, a call for `x` = `<gate>-...` waits while the file
+`$RECORDER_HOLD_DIR/<gate>` exists (a test holds rows in flight, then lets them go).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ LOG = Path(os.environ["RECORDER_LOG"])
 FAILS = Path(os.environ.get("RECORDER_FAILS", LOG.with_suffix(".fails")))
 DELAY = float(os.environ.get("RECORDER_DELAY", "0"))
 INTERRUPT_ON = os.environ.get("RECORDER_INTERRUPT_ON")
+HOLD_DIR = os.environ.get("RECORDER_HOLD_DIR")
 
 _lock = threading.Lock()
 _interrupted: list[bool] = []
@@ -36,6 +39,10 @@ def predict(x: str, n: float = 0) -> str:
         os.kill(int(os.environ["RECORDER_INTERRUPT_PID"]), signal.SIGINT)
     if DELAY:
         time.sleep(DELAY)
+    if HOLD_DIR is not None and "-" in x:
+        gate = Path(HOLD_DIR) / x.split("-", 1)[0]
+        while gate.exists():
+            time.sleep(0.05)
     try:
         fails = set(FAILS.read_text(encoding="utf-8").splitlines())
     except FileNotFoundError:

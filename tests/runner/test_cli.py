@@ -94,7 +94,9 @@ def test_exit_2_for_bad_yaml_and_a_missing_file(tmp_path: Path) -> None:
     assert "Traceback" not in missing.stderr
 
 
-@pytest.mark.parametrize("command", ["run", "validate", "view-api", "status", "export"])
+@pytest.mark.parametrize(
+    "command", ["run", "validate", "view-api", "status", "export", "report", "watch"]
+)
 def test_help_of_each_command(command: str) -> None:
     result = spacerun(command, "--help")
     assert result.returncode == 0
@@ -105,7 +107,7 @@ def test_help_of_each_command(command: str) -> None:
 def test_help_names_the_commands_and_exit_codes() -> None:
     result = spacerun("--help")
     assert result.returncode == 0
-    for word in ("run", "validate", "view-api", "status", "export", "130 interrupted"):
+    for word in ("run", "validate", "view-api", "status", "export", "watch", "130 interrupted"):
         assert word in result.stdout
 
 

@@ -131,7 +131,7 @@ def test_override_mistake_names_the_command_line(tmp_path: Path) -> None:
         "--set run.concurency=8: run.concurency: unknown key 'concurency' (did you mean "
         "'concurrency'?); expected one of concurrency, rate, retries, timeout, "
         "retry_app_errors, retry_timeouts, grace, share_session, max_wait, budget, deadline, "
-        "stuck_after, ray"
+        "stuck_after, notify, ray"
     )
     with pytest.raises(ManifestError, match="expected KEY=VALUE"):
         load_manifest(DATA / "full.yaml", environ=TOKEN_ENV, overrides=["run.concurrency"])

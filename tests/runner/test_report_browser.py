@@ -7,14 +7,12 @@ look at: `report-sweep.png` and `report-failures.png`.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.browser import ARTIFACTS, SLOW_MACHINE_MS, chromium, require_chromium
 
 from runner.manifest import load_manifest
 from runner.run import RunOptions, run
@@ -22,51 +20,12 @@ from runner.run import RunOptions, run
 pytestmark = pytest.mark.timeout(240)
 
 ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "tests" / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-#: Parsing the inlined plotly.js takes a second on a quiet machine, much more on a busy one.
-SLOW_MACHINE_MS = 120_000
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-#: Set by `.ci/run` (or any CI): there a missing browser fails these tests instead of
-#: skipping them, so CI cannot pass without having run them.
-REQUIRED = os.environ.get("SPACERUN_REQUIRE_BROWSER") == "1" or os.environ.get("CI") == "true"
 
 
 @pytest.fixture(autouse=True)
 def _needs_chromium() -> None:
-    """Checked before each test's run, so a machine without the browser spends nothing.
-
-    `./scripts/test` installs it when it can (as root with apt); elsewhere the tests are
-    reported as skipped with what to install, counted in the summary line."""
-    if not Path(CHROMIUM).exists():
-        message = f"no {CHROMIUM}: install Debian's chromium (apt-get install -y chromium)"
-        if REQUIRED:
-            pytest.fail(message)
-        pytest.skip(message)
-
-
-@contextlib.contextmanager
-def chromium() -> Iterator[Any]:
-    """Headless chromium. Opened after a run, never during one: playwright's sync API
-    keeps an event loop running in this thread while it is open."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    """Checked before each test's run, so a machine without the browser spends nothing."""
+    require_chromium()
 
 
 class Page:
