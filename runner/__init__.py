@@ -13,7 +13,8 @@ out = runner.map(df, app="owner/space", endpoint="/predict", map={"text": "{sent
 The layers, each a subpackage whose `__init__` is its surface (imports flow down
 this list, never up): `manifest` (text -> `Manifest`), `inputs` (rows ->
 submissions), `store` (the run folder), `scheduling` (submissions -> outcomes),
-`launch` (manifest replicas -> live replicas), `run` (one run end to end).
+`ray` (a Ray cluster; a Gradio app as a Ray Data map), `launch` (manifest replicas ->
+live replicas), `run` (one run end to end).
 What users need of them is re-exported here.
 """
 

@@ -9,13 +9,24 @@ RunnerError                   anything spacerun reports to the user without a tr
 ├── LocalAppError             a local copy of an app did not start, or a Space run locally
 │                             could not be downloaded or installed (runner.launch)
 ├── AllReplicasDown           no replica answered before the deadline (runner.scheduling; exit 1)
+├── RunHalted                 the run stopped by itself, resumably: a pause longer than
+│                             run.max_wait, or the budget (runner.scheduling; exit 130)
 ├── RayError                  Ray is missing, unreachable, or its cluster cannot hold the
 │                             replicas asked for (runner.ray)
 └── ResultsError              the run folder cannot be written as asked (runner.store)
     ├── DuplicateResultError  a second record for a key already ok (a bug if it happens)
-    └── RunFolderLockedError  another spacerun is writing this run folder
+    ├── RunFolderLockedError  another spacerun is writing this run folder
+    └── RunFolderError        the file system refused the run folder (no permission, a
+                              file in the way, a read-only or full disk)
+
+JobsError                     the client's root (jobs.errors), not a RunnerError
+└── AttemptTimeout            one attempt ran over run.timeout (runner.scheduling): a failed
+                              attempt, handled as the client's own errors are (retried, or
+                              recorded as `timeout`)
 ```
-```
+
+`AttemptTimeout` is the one exception the runner defines outside `RunnerError`: it is a
+`JobsError`, so that what catches a failed attempt's errors catches it too.
 
 The CLI catches `RunnerError`, prints `str(err)` and exits with `err.exit_status`
 (an `ExitStatus`): 2 for a malformed manifest or command line (fix the input), 1 when

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import ast
 import importlib
+import io
+import pkgutil
+import re
 import subprocess
 import sys
+import tokenize
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from support.apps import RunningApp
 
 import jobs
+from runner.errors import RunnerError
 from runner.store import RecordStatus, ResultRecord, ResultsStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -318,3 +324,108 @@ def test_a_client_of_a_local_app_does_not_load_the_hub_client(calculator_app: Ru
     loaded = _loaded_by(code)
     assert "aiohttp" in loaded
     assert "huggingface_hub" not in loaded
+
+
+# A dotted name of one of the packages' modules (or of a name in one), as a docstring or
+# a comment writes it: `runner.store._scan`, `jobs.errors.EndpointNotFound`, `runner.map`.
+_MODULE_REF = re.compile(r"(?<![\w./-])((?:jobs|runner)(?:\.[A-Za-z_]\w*)+)")
+
+
+def _prose(path: Path) -> Iterator[tuple[int, str]]:
+    """The comments and docstrings (any string standing alone as a statement) of a file,
+    each with the line it starts on."""
+    source = path.read_text()
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == tokenize.COMMENT:
+            yield token.start[0], token.string
+    for node in ast.walk(ast.parse(source, str(path))):
+        if (
+            isinstance(node, ast.Expr)
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)
+        ):
+            yield node.lineno, node.value.value
+
+
+def _resolves(dotted: str) -> bool:
+    """Whether `dotted` names a module, or a name reached from the longest module in it."""
+    parts = dotted.split(".")
+    for end in range(len(parts), 0, -1):
+        try:
+            found: object = importlib.import_module(".".join(parts[:end]))
+        except ImportError:
+            continue
+        for part in parts[end:]:
+            if not hasattr(found, part):
+                return False
+            found = getattr(found, part)
+        return True
+    return False
+
+
+def test_docs_name_modules_that_exist() -> None:
+    """Every `runner.x.y` / `jobs._x` a docstring or a comment names is still there, so a
+    module that is moved or renamed takes the docs that point at it along."""
+    stale = []
+    for package in ("jobs", "runner"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            for line, text in _prose(path):
+                for ref in _MODULE_REF.finditer(text):
+                    if not _resolves(ref[1]):
+                        at = line + text.count("\n", 0, ref.start())
+                        stale.append(f"{path.relative_to(ROOT)}:{at}: {ref[1]}")
+    assert stale == []
+
+
+def _drawn_trees(doc: str) -> list[tuple[str, str | None]]:
+    """Each class drawn in the trees of `doc`'s code blocks, with the class drawn above it
+    (None for a root)."""
+    drawn: list[tuple[str, str | None]] = []
+    above: list[str] = []
+    inside = False
+    for line in doc.splitlines():
+        if line.startswith("```"):
+            inside = not inside
+        elif not inside:
+            continue
+        elif root := re.match(r"([A-Z]\w*)(?:\s|$)", line):
+            above = [root[1]]
+            drawn.append((root[1], None))
+        elif child := re.match(r"((?:[│ ]   )*)[├└]── (\w+)", line):
+            depth = len(child[1]) // 4 + 1
+            del above[depth:]
+            drawn.append((child[2], above[depth - 1]))
+            above.append(child[2])
+    return drawn
+
+
+def _error_classes(root: type, package: str) -> dict[str, type]:
+    """Every subclass of `root` that `package` defines, by name (all its modules loaded)."""
+    top = importlib.import_module(package)
+    for module in pkgutil.walk_packages(top.__path__, f"{package}."):
+        importlib.import_module(module.name)
+    found: dict[str, type] = {}
+    todo: list[type] = [root]
+    while todo:
+        subclasses: list[type] = todo.pop().__subclasses__()
+        for sub in subclasses:
+            todo.append(sub)
+            if sub.__module__.split(".")[0] == package:
+                found[sub.__name__] = sub
+    return found
+
+
+@pytest.mark.parametrize(
+    ("package", "roots"),
+    [("jobs", (jobs.JobsError,)), ("runner", (RunnerError, jobs.JobsError))],
+)
+def test_error_trees_draw_every_error_class(package: str, roots: tuple[type, ...]) -> None:
+    """The trees in `jobs/errors.py`'s and `runner/errors.py`'s docstrings show every error
+    class of the package, each under a class it derives from."""
+    classes = {root.__name__: root for root in roots}
+    for root in roots:
+        classes |= _error_classes(root, package)
+    drawn = _drawn_trees(importlib.import_module(f"{package}.errors").__doc__ or "")
+    assert sorted(name for name, _ in drawn) == sorted(classes)
+    for name, parent in drawn:
+        assert parent is None or classes[parent] in classes[name].__bases__, name

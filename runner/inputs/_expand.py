@@ -6,8 +6,8 @@
 Expansion is a chain of generators (read a row, spread it over the matrix, apply the
 map, coerce each value to its parameter, fill defaults, hash), so memory does not grow
 with the number of rows. `iter_submissions` raises `ValidationFailed` at the first row
-that does not fit the endpoint; `runner.validate` walks the same chain and collects
-every problem instead.
+that does not fit the endpoint; `validate_submissions` (`runner.inputs._validate`) walks
+the same chain and collects every problem instead.
 
 The key is the first 20 hex digits of a SHA-256 over canonical JSON of the endpoint's
 api_name and every parameter's value (defaults filled). A local file contributes the

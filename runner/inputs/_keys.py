@@ -1,6 +1,6 @@
 """The deterministic key of a submission, and the cached file hashing behind it.
 
-How the key is made, and what it guarantees, is in `runner.expand`'s docstring.
+How the key is made, and what it guarantees, is in `runner.inputs._expand`'s docstring.
 """
 
 from __future__ import annotations
@@ -53,7 +53,8 @@ def submission_key(
     file_params: Iterable[str] = (),
     hasher: FileHasher | None = None,
 ) -> str:
-    """The deterministic key of `inputs` for the endpoint `api_name` (see `runner.expand`)."""
+    """The deterministic key of `inputs` for the endpoint `api_name` (how it is made:
+    `runner.inputs._expand`)."""
     return key_of(api_name, inputs, frozenset(file_params), hasher or default_hasher)
 
 

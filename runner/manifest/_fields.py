@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ._durations import Rate, parse_duration, parse_rate
-from ._yaml import Document, dotted
-from ._yaml import Path as KeyPath
+from ._yaml import Document, KeyPath, dotted
 
 __all__ = ["Fields", "did_you_mean"]
 

@@ -16,8 +16,7 @@ from jobs import Limits
 from ._durations import Rate, format_duration
 from ._ray_spec import RayReplica, RaySpec, dump_ray, dump_ray_replica
 from ._secrets import Redactor, variables_in
-from ._yaml import Mark
-from ._yaml import Path as KeyPath
+from ._yaml import KeyPath, Mark
 
 if TYPE_CHECKING:
     from ._notify import NotifySpec

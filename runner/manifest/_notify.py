@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from ._durations import format_duration
 from ._fields import Fields
 from ._model import Secret
-from ._yaml import Path as KeyPath
+from ._yaml import KeyPath
 
 __all__ = ["NOTIFY_FORMATS", "NotifyFields", "NotifySpec", "Webhook", "dump_notify"]
 

@@ -29,8 +29,7 @@ from ._notify import NotifyFields
 from ._ray_spec import RaySpec
 from ._replicas import ReplicaFields, text_kind
 from ._secrets import Redactor, secret_names, variables_in
-from ._yaml import Document
-from ._yaml import Path as KeyPath
+from ._yaml import Document, KeyPath
 
 __all__ = ["parse_document"]
 

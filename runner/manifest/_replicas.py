@@ -18,7 +18,7 @@ from ._model import (
     UrlReplica,
 )
 from ._ray_spec import READY_TIMEOUT, Placement, RayReplica
-from ._yaml import Path as KeyPath
+from ._yaml import KeyPath
 
 __all__ = ["REPLICA_KEYS", "ReplicaFields", "text_kind"]
 

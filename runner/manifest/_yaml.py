@@ -19,9 +19,10 @@ import yaml
 
 from ..errors import ManifestError, UnsetVariable
 
-__all__ = ["Document", "Mark", "Path", "apply_override", "dotted", "interpolate", "load_yaml"]
+__all__ = ["Document", "KeyPath", "Mark", "apply_override", "dotted", "interpolate", "load_yaml"]
 
-Path = tuple[str | int, ...]
+#: Where a value sits in the manifest tree: its keys and list positions, `("app", "replicas", 0)`.
+KeyPath = tuple[str | int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +39,10 @@ class Document:
     """A parsed manifest tree and the position of each key and list item in it."""
 
     data: Any
-    marks: dict[Path, Mark]
+    marks: dict[KeyPath, Mark]
     file: str
 
-    def mark(self, path: Path) -> Mark:
+    def mark(self, path: KeyPath) -> Mark:
         """The position of `path`, or of its nearest ancestor that has one."""
         for end in range(len(path), -1, -1):
             found = self.marks.get(path[:end])
@@ -49,14 +50,14 @@ class Document:
                 return found
         return Mark(self.file)
 
-    def error(self, path: Path, message: str) -> ManifestError:
+    def error(self, path: KeyPath, message: str) -> ManifestError:
         mark = self.mark(path)
         return ManifestError(
             message, file=mark.file, line=mark.line, column=mark.column, key=dotted(path) or None
         )
 
 
-def dotted(path: Path) -> str:
+def dotted(path: KeyPath) -> str:
     """`("app", "replicas", 0, "url")` -> `app.replicas[0].url`."""
     text = ""
     for part in path:
@@ -97,7 +98,7 @@ def load_yaml(text: str, *, file: str) -> Document:
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
-        marks: dict[Path, Mark] = {}
+        marks: dict[KeyPath, Mark] = {}
         data = None if node is None else _Converter(loader, marks, file).convert(node, ())
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -126,19 +127,19 @@ class _Converter:
     time is an alias expansion: those are counted against `MAX_ALIAS_VALUES`, and a node
     met again inside itself (a recursive alias) is refused."""
 
-    def __init__(self, loader: _Loader, marks: dict[Path, Mark], file: str) -> None:
+    def __init__(self, loader: _Loader, marks: dict[KeyPath, Mark], file: str) -> None:
         self.loader, self.marks, self.file = loader, marks, file
         self._seen: set[int] = set()
         self._open: set[int] = set()
         self._repeated = 0
 
-    def error(self, node: yaml.Node, path: Path, message: str) -> ManifestError:
+    def error(self, node: yaml.Node, path: KeyPath, message: str) -> ManifestError:
         mark = _mark(node, self.file)
         return ManifestError(
             message, file=self.file, line=mark.line, column=mark.column, key=dotted(path) or None
         )
 
-    def convert(self, node: yaml.Node, path: Path) -> Any:
+    def convert(self, node: yaml.Node, path: KeyPath) -> Any:
         self._check(node, path)
         self._open.add(id(node))
         try:
@@ -150,7 +151,7 @@ class _Converter:
         finally:
             self._open.discard(id(node))
 
-    def _check(self, node: yaml.Node, path: Path) -> None:
+    def _check(self, node: yaml.Node, path: KeyPath) -> None:
         if node.tag not in _DATA_TAGS:
             kind = (
                 "mapping"
@@ -186,7 +187,7 @@ class _Converter:
                 )
         self._seen.add(id(node))
 
-    def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, Any]:
+    def _mapping(self, node: yaml.MappingNode, path: KeyPath) -> dict[str, Any]:
         self.loader.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
@@ -203,14 +204,14 @@ class _Converter:
             out[name] = self.convert(value_node, child)
         return out
 
-    def _key(self, key_node: yaml.Node, path: Path) -> str:
+    def _key(self, key_node: yaml.Node, path: KeyPath) -> str:
         key = self.convert(key_node, path) if isinstance(key_node, yaml.ScalarNode) else None
         if not isinstance(key, (str, int, float)) or isinstance(key, bool):
             shown = repr(key) if key is not None else "a list or mapping"
             raise self.error(key_node, path, f"expected a plain name as a key, got {shown}")
         return str(key)
 
-    def _sequence(self, node: yaml.SequenceNode, path: Path) -> list[Any]:
+    def _sequence(self, node: yaml.SequenceNode, path: KeyPath) -> list[Any]:
         items = []
         for index, item in enumerate(node.value):
             item_path = (*path, index)
@@ -228,7 +229,7 @@ def interpolate(
     environ: Mapping[str, str] | None = None,
     *,
     used: dict[str, str] | None = None,
-) -> dict[Path, str]:
+) -> dict[KeyPath, str]:
     """Replace `${VAR}` / `${VAR:-default}` in every string value of `doc` (in place).
 
     `$$` is a literal `$`. Returns the original text of every value that changed, keyed by
@@ -237,9 +238,9 @@ def interpolate(
     run can mask the secret ones wherever it writes.
     """
     env = os.environ if environ is None else environ
-    templates: dict[Path, str] = {}
+    templates: dict[KeyPath, str] = {}
 
-    def visit(value: Any, path: Path) -> Any:
+    def visit(value: Any, path: KeyPath) -> Any:
         if isinstance(value, dict):
             return {k: visit(v, (*path, k)) for k, v in value.items()}
         if isinstance(value, list):
@@ -256,7 +257,7 @@ def interpolate(
 
 
 def _substitute(
-    doc: Document, text: str, path: Path, env: Mapping[str, str], used: dict[str, str] | None
+    doc: Document, text: str, path: KeyPath, env: Mapping[str, str], used: dict[str, str] | None
 ) -> str:
     def replace(match: re.Match[str]) -> str:
         if match.group(0) == "$$":
@@ -307,7 +308,7 @@ def apply_override(doc: Document, assignment: str, *, source: str | None = None)
     if not isinstance(doc.data, dict):
         doc.data = {}
     node: Any = doc.data
-    path: Path = ()
+    path: KeyPath = ()
     for index, part in enumerate(parts):
         step: str | int = part
         if isinstance(node, list):

@@ -61,6 +61,10 @@ async def run_async(
     *,
     handle: RunHandle | None = None,
 ) -> RunSummary:
+    """`run` for code already inside an event loop: the same manifest (a `Manifest` or a
+    manifest's path), options and `RunSummary`; `handle.stop()` stops it from code as a
+    Ctrl-C would. A spacerun or jobs error raised by one of the run's tasks comes out as
+    itself, not in an exception group, with the manifest's secrets masked in its message."""
     options = options or RunOptions()
     if not isinstance(manifest, Manifest):
         manifest = load_manifest(

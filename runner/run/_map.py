@@ -1,5 +1,7 @@
-"""`runner.map`: a batch from Python — rows in, a DataFrame out, one row per submission.
+"""What `runner.map` (its functions are in `runner.run._map_api`) builds on: the batch as
+a manifest, and each record as a `MapResult`.
 
+`runner.map` is a batch from Python — rows in, a DataFrame out, one row per submission.
 It is a manifest built in memory: the rows are written to `RUN_DIR/inputs.jsonl` (only
 when they changed, so a rerun resumes fast), the keyword arguments become the
 manifest's `app`, `inputs`, `run` and `output` sections, and `runner.run_async` does

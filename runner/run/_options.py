@@ -35,7 +35,7 @@ class RunOptions:
     hub_endpoint: str | None = None
     environ: Mapping[str, str] | None = None
     command: Sequence[str] | None = None
-    #: Use the run folder's validation stamp and key cache (`runner.resume`). False
+    #: Use the run folder's validation stamp and key cache (`runner.run._resume`). False
     #: re-validates and re-expands every row on resume, as before the cache existed
     #: (kept for the benchmark and for tests that compare both paths).
     fast_resume: bool = True

@@ -2,7 +2,7 @@
 
 It only reads: it never repairs, locks or touches an app, so it is safe to use while a
 run is writing to the same folder (a line being written is ignored). The run's status
-without pandas is in `runner.status`.
+without pandas is in `runner.store._status`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`cache/keys.txt`, the key cache of fast resume (see `runner.resume`).
+"""`cache/keys.txt`, the key cache of fast resume (see `runner.run._resume`).
 
 After a header naming the validation stamp, one fixed-width entry per submission in
 expansion order: `<key> <files>\n`, the 20-hex-digit key and a 16-hex-digit digest of

@@ -1,7 +1,7 @@
 """One line of `results.jsonl`: a `ResultRecord` and how a submission ended.
 
 A line starts with `{"key":"<key>","status":"<status>",` (see `ResultRecord.to_line`):
-`runner._scan` rebuilds the index from that prefix alone.
+`runner.store._scan` rebuilds the index from that prefix alone.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 One line per finished submission, appended as it finishes. Each line starts with
 `{"key":"<key>","status":"<status>",` so that the index (key -> latest status) is
 rebuilt from a million lines by a regular expression over large blocks, without
-parsing whole records. The line format is `runner._record`; the scan, `runner._scan`.
-Closing the store saves the index (`runner._snapshot`): the next open reads it back and
+parsing whole records. The line format is `runner.store._record`; the scan, `runner.store._scan`.
+Closing the store saves the index (`runner.store._snapshot`): the next open reads it back and
 scans only the lines written after it, as long as the part it covers is unchanged.
 
 Durability: every record is one `os.write` of the full line on an `O_APPEND`
