@@ -50,7 +50,9 @@ def names_app() -> Iterator[Callable[..., RunningApp]]:
         app.stop()
 
 
-def write_manifest(tmp_path: Path, replicas: list[dict[str, Any]], rows: int = ROWS) -> Path:
+def write_manifest(
+    tmp_path: Path, replicas: list[dict[str, Any]], rows: int = ROWS, **run: Any
+) -> Path:
     csv = tmp_path / "people.csv"
     csv.write_text(
         "first,last\n" + "".join(f"Ann{i},Lee{i}\n" for i in range(rows)), encoding="utf-8"
@@ -59,7 +61,7 @@ def write_manifest(tmp_path: Path, replicas: list[dict[str, Any]], rows: int = R
         "name": "names",
         "app": {"endpoint": "/names", "replicas": replicas},
         "inputs": {"csv": str(csv)},
-        "run": {"concurrency": 4, "retries": 5},
+        "run": {"concurrency": 4, "retries": 5, **run},
         "output": {"dir": str(tmp_path / "run")},
     }
     path = tmp_path / "names.yaml"
@@ -206,6 +208,21 @@ async def test_a_new_optional_parameter_fits_and_its_default_is_sent(
     assert len(check_every_output(run_dir)) == ROWS
     (change,) = summary_of(run_dir)["api_changes"]
     assert "a new optional parameter 'title'" in change["change"]
+
+
+async def test_a_restart_between_two_rows_no_job_saw_is_caught_by_the_idle_check(
+    names_app: Callable[..., RunningApp], tmp_path: Path
+) -> None:
+    """One row every 8 s: the app is restarted with its inputs swapped while no job is
+    on it, so no job fails. The idle replica's API is read again before the next row."""
+    app = names_app()
+    manifest = write_manifest(tmp_path, [{"url": app.url}], rows=3, rate="7.5/min")
+    summary, error = await run_and_redeploy(manifest, app, "swapped", after=1)
+    assert error is None and summary is not None and summary.complete
+    run_dir = tmp_path / "run"
+    assert len(check_every_output(run_dir)) == 3
+    (change,) = summary_of(run_dir)["api_changes"]
+    assert change["action"] == "re-mapped by name"
 
 
 async def test_a_local_copy_restarted_from_edited_code_is_checked_again(
