@@ -19,6 +19,8 @@ from typing import Any
 import anyio
 import pytest
 from support.apps import RunningApp, start_app
+from support.fault_proxy import FaultProxy, Respond, Rule
+from support.hub import HubServer
 
 from runner.errors import ApiChanged
 from runner.run import RunOptions, run_async
@@ -223,6 +225,40 @@ async def test_a_restart_between_two_rows_no_job_saw_is_caught_by_the_idle_check
     assert len(check_every_output(run_dir)) == 3
     (change,) = summary_of(run_dir)["api_changes"]
     assert change["action"] == "re-mapped by name"
+
+
+async def test_a_space_rebuilt_mid_run_is_checked_when_it_runs_again(
+    names_app: Callable[..., RunningApp], tmp_path: Path
+) -> None:
+    """A Space rebuilds from a new commit mid-batch: the Hub says APP_STARTING and its
+    proxy answers 503 while the new build (inputs swapped) starts; once it runs again,
+    its API is read before it takes another row."""
+    app = names_app()
+    with FaultProxy(app.url) as proxy, HubServer() as hub:
+        hub.add_space("bob/names", host=proxy.url)
+        manifest = write_manifest(tmp_path, [{"space": "bob/names"}], rows=120)
+        run_dir = tmp_path / "run"
+        out: dict[str, Any] = {}
+
+        async def go() -> None:
+            options = RunOptions(progress="quiet", handle_signals=False, hub_endpoint=hub.url)
+            out["summary"] = await run_async(manifest, options)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(go)
+            with anyio.fail_after(60):
+                while results_on_disk(run_dir) < 40:  # noqa: ASYNC110
+                    await anyio.sleep(0.005)
+            hub.set_stage("bob/names", "APP_STARTING")
+            building = proxy.add_rule(Rule(path=".*", action=Respond.error(503)))
+            app.env["NAMES_VARIANT"] = "swapped"
+            await anyio.to_thread.run_sync(app.restart)
+            proxy.remove_rule(building)
+            hub.set_stage("bob/names", "RUNNING")
+    assert out["summary"].complete
+    assert len(check_every_output(run_dir)) == 120
+    (change,) = summary_of(run_dir)["api_changes"]
+    assert change["replica"] == "bob/names" and change["action"] == "re-mapped by name"
 
 
 async def test_a_local_copy_restarted_from_edited_code_is_checked_again(
