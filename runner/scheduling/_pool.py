@@ -95,6 +95,10 @@ class ReplicaPool:
         if not replicas:
             raise ValueError("a pool needs at least one replica")
         self.replicas = list(replicas)
+        for replica in self.replicas:
+            # Connected before the pool existed (local copies, validation's client): its
+            # API was read then, and it counts as idle from now.
+            replica.last_used = clock()
         self._api_name = api_name
         self._eject_after = eject_after
         self._max_probe = max_probe_interval
@@ -244,9 +248,6 @@ class ReplicaPool:
     def _idle_too_long(self, replica: Replica, now: float) -> bool:
         """An idle replica may have restarted unseen: read its API before the next job."""
         if replica.in_flight or now - replica.last_used < self._recheck_idle:
-            return False
-        if replica.last_used == 0.0:
-            replica.last_used = now  # connected before the pool saw it, just now
             return False
         self._suspect(replica, now, "idle")
         return True
