@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ArgumentError, EndpointNotFound, ProtocolError, UnsupportedVersion
+from ..errors import ArgumentError, EndpointNotFound, ProtocolError, UnsupportedVersion
 
 __all__ = ["AppSchema", "Endpoint", "Parameter", "Return"]
 
