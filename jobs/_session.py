@@ -25,14 +25,16 @@ import anyio
 import httpx
 from anyio.abc import TaskGroup
 
-from ._bodies import iter_decoded
-from ._protocol import Message, MsgKind, parse_message
-from ._sse import SSEDecoder
-from .errors import ConnectionFailed, JobsError, ProtocolError, StreamLost
+from ._http.bodies import iter_decoded
+from ._own_stream import OwnStream
+from ._protocol.dialects import DIALECTS, Dialect
+from ._protocol.messages import Message, MsgKind, parse_message
+from ._protocol.sse import SSEDecoder
+from .errors import ConnectionFailed, JobCancelled, JobsError, ProtocolError, StreamLost
 
 if TYPE_CHECKING:
+    from ._http.app import AppHttp
     from ._job import AsyncJob
-    from ._transport import Transport
 
 __all__ = ["Session", "new_session_hash"]
 
@@ -54,31 +56,36 @@ class Session:
     """One session_hash on one app. Cheap: no I/O until a job joins."""
 
     __slots__ = (
+        "_app_http",
         "_early",
         "_heartbeat",
         "_heartbeat_started",
         "_held",
         "_joining",
         "_locks",
+        "_own",
         "_pending",
         "_reader_running",
         "_reader_scope",
         "_task_group",
-        "_transport",
+        "dialect",
         "exclusive",
         "hash",
     )
 
     def __init__(
         self,
-        transport: Transport,
+        app_http: AppHttp,
         task_group: TaskGroup,
         session_hash: str | None = None,
         *,
         heartbeat: bool = False,
         exclusive: bool = False,
+        dialect: Dialect = DIALECTS["sse_v3"],
     ) -> None:
         self.hash = session_hash or new_session_hash()
+        #: The app's queue protocol (how jobs join, end, and are cancelled).
+        self.dialect = dialect
         #: The session belongs to one job, so dropping its stream touches nothing else.
         self.exclusive = exclusive
         self._reader_scope: anyio.CancelScope | None = None
@@ -86,7 +93,7 @@ class Session:
         # when it drops, the server runs unload handlers and later forgets the State.
         self._heartbeat: anyio.CancelScope | None = anyio.CancelScope() if heartbeat else None
         self._heartbeat_started = False
-        self._transport = transport
+        self._app_http = app_http
         self._task_group = task_group
         self._pending: dict[str, AsyncJob] = {}
         # Messages that arrive for an event before its join response was read.
@@ -96,6 +103,8 @@ class Session:
         self._joining = 0
         self._locks: dict[int, anyio.Lock] = {}
         self._reader_running = False
+        #: Jobs on their own streams (protocol `sse`), by their local id.
+        self._own: dict[str, OwnStream] = {}
 
     def __repr__(self) -> str:
         return (
@@ -123,16 +132,18 @@ class Session:
         self, job: AsyncJob, body: dict[str, Any], headers: dict[str, str] | None = None
     ) -> str:
         """Send `queue/join` for `job` and route its messages to it. Returns the event id."""
+        if self.dialect.stream_per_job:
+            return self._join_own_stream(job, body)
         self._joining += 1
         try:
-            reply = await self._transport.post_json("queue/join", body, headers=headers)
+            reply = await self._app_http.post_json("queue/join", body, headers=headers)
         finally:
             self._joining -= 1
         event_id = reply.get("event_id") if isinstance(reply, dict) else None
         if not isinstance(event_id, str):
             raise ProtocolError(
                 f"queue/join answered without an event_id: {reply!r}",
-                url=self._transport.url("queue/join"),
+                url=self._app_http.url("queue/join"),
             )
         self._pending[event_id] = job
         for message in self._early.pop(event_id, ()):
@@ -140,6 +151,19 @@ class Session:
         self._ensure_reader()
         self._ensure_heartbeat()
         return event_id
+
+    def _join_own_stream(self, job: AsyncJob, body: dict[str, Any]) -> str:
+        own = OwnStream(self._app_http, job, body)
+        self._own[own.local_id] = own
+
+        async def run() -> None:
+            try:
+                await own.run()
+            finally:
+                self._own.pop(own.local_id, None)
+
+        self._task_group.start_soon(run)
+        return own.local_id
 
     def close(self) -> None:
         """Stop holding the heartbeat (the app may then forget this session's State)."""
@@ -156,7 +180,7 @@ class Session:
         with scope:
             while True:
                 try:
-                    async with self._transport.stream("GET", f"heartbeat/{self.hash}") as reply:
+                    async with self._app_http.stream("GET", f"heartbeat/{self.hash}") as reply:
                         async for _ in reply.aiter_raw():
                             delay = 1.0
                 except JobsError as exc:
@@ -166,14 +190,41 @@ class Session:
 
     async def cancel_event(self, fn_index: int, event_id: str) -> None:
         """Ask the app to drop `event_id` (a queued one is removed, a running one stopped)."""
-        body = {"session_hash": self.hash, "fn_index": fn_index, "event_id": event_id}
+        own = self._own.get(event_id)
+        if own is not None:
+            # Protocol `sse`: a running event (named by the server) is reset; leaving its
+            # stream removes a queued one.
+            if own.server_id is not None:
+                await self._post_cancel("reset", {"event_id": own.server_id})
+            own.job.fail(JobCancelled(f"{own.job.endpoint.display_name} was cancelled"))
+            own.close()
+            return
+        if self.dialect.cancel_route == "cancel":
+            body = {"session_hash": self.hash, "fn_index": fn_index, "event_id": event_id}
+            await self._post_cancel("cancel", body)
+            return
+        answer = await self._post_cancel("reset", {"event_id": event_id})
+        if isinstance(answer, dict) and answer.get("success"):
+            # A reset event gets no further message (not even its completion): stop
+            # waiting for it, and let go of a stream that now carries nothing of ours.
+            self._forget(event_id)
+
+    async def _post_cancel(self, route: str, body: dict[str, Any]) -> Any:
         with anyio.move_on_after(10, shield=True):
             try:
-                await self._transport.post_json("cancel", body)
+                return await self._app_http.post_json(route, body)
             except JobsError as exc:
                 # Nothing more can be done: the job ends when the stream says so, or fails
                 # with it.
-                log.warning("cancel of event %s failed: %s", event_id, exc)
+                log.warning("cancel of event %s failed: %s", body["event_id"], exc)
+        return None
+
+    def _forget(self, event_id: str) -> None:
+        job = self._pending.pop(event_id, None)
+        if job is not None:
+            job.fail(JobCancelled(f"{job.endpoint.display_name} was cancelled"))
+        if not self._pending and not self._joining and self._reader_scope is not None:
+            self._reader_scope.cancel()
 
     def spawn(self, coro: Awaitable[Any]) -> None:
         async def run() -> None:
@@ -194,6 +245,9 @@ class Session:
         exclusive session's queued job is really cancelled."""
         if self._reader_scope is not None:
             self._reader_scope.cancel()
+        for own in list(self._own.values()):
+            own.job.fail(error)
+            own.close()
         self._fail_pending(error)
 
     async def _read_stream(self) -> None:
@@ -207,7 +261,7 @@ class Session:
                             StreamLost(
                                 "the app's event stream ended before the job finished: the "
                                 "server stopped, restarted or dropped the connection",
-                                url=self._transport.base_url,
+                                url=self._app_http.base_url,
                             )
                         )
         except JobsError as exc:
@@ -217,7 +271,7 @@ class Session:
             self._fail_pending(
                 ProtocolError(
                     f"could not handle the app's event stream: {exc!r}",
-                    url=self._transport.base_url,
+                    url=self._app_http.base_url,
                 )
             )
         finally:
@@ -231,13 +285,13 @@ class Session:
     async def _read_once(self, *, fresh: bool = False) -> bool:
         """Read one connection of the stream. True if the server closed it cleanly."""
         decoder = SSEDecoder(
-            max_bytes=self._transport.limits.max_message_bytes,
-            url=self._transport.url("queue/data"),
+            max_bytes=self._app_http.limits.max_message_bytes,
+            url=self._app_http.url("queue/data"),
         )
         opened = False
         try:
             with anyio.CancelScope() as tail:
-                async with self._transport.stream(
+                async with self._app_http.stream(
                     "GET", "queue/data", params={"session_hash": self.hash}
                 ) as response:
                     opened = True
@@ -259,17 +313,19 @@ class Session:
                 return await self._read_once(fresh=True)
             raise StreamLost(
                 f"lost the app's event stream mid-job: {exc.message}",
-                url=self._transport.base_url,
+                url=self._app_http.base_url,
             ) from exc
         # A stream that overran its tail deadline had delivered every result already.
-        return tail.cancelled_caught
+        # Before sse_v3 the server ends the stream, without a word, once nothing of the
+        # session is pending: a job joined just then is read on a new stream.
+        return tail.cancelled_caught or not self.dialect.says_close
 
     def _handle(self, message: Message) -> bool:
         """Route one message; True once the server says the stream ends."""
         if message.kind is MsgKind.CLOSE_STREAM:
             return True
         if message.kind is MsgKind.UNEXPECTED_ERROR:
-            self._fail_pending(_unexpected(message, self._transport.base_url))
+            self._fail_pending(_unexpected(message, self._app_http.base_url))
             return True
         self._route(message)
         return False
