@@ -54,7 +54,7 @@ EXPECTED: dict[str, Any] = {
         "cancel_running": False,
         "cancel_queued": True,
         "queued_ended": {"error": "cancelled"},
-        "running_result": "slept 1.5 s",
+        "running_result": "slept 2 s",
     },
 }
 
@@ -72,7 +72,7 @@ KEPT_DIFFERENCES: dict[str, dict[str, str]] = {
         "defaults": _BEFORE_4_22,
         "default_overridden": _BEFORE_4_22,
     }
-    for version in ("4.8.0", "4.16.0", "4.20.0")
+    for version in ("4.8.0", "4.16.0", "4.20.0", "4.21.0")
 }
 _CANCEL_RUNNING = (
     "gradio_client's cancel() of a started, non-generator job returns True and abandons "
@@ -81,14 +81,18 @@ _CANCEL_RUNNING = (
     "once it started), the job's result still arrives, and the queued job is cancelled"
 )
 _CANCELLED_GENERATOR = (
-    "on sse_v3 a cancelled generator completes with no output data, and gradio_client "
-    "2.7.2's result() then fails with KeyError (\"Could not find 'data' key\"); jobs "
-    "raises JobCancelled, as it does on every protocol"
+    "on sse_v3 a cancelled generator may complete with no output data before "
+    "gradio_client 2.7.2 drops it, and its result() then fails with KeyError "
+    "(\"Could not find 'data' key\"); jobs raises JobCancelled, as on every protocol"
 )
 for _version in VERSIONS:
     KEPT_DIFFERENCES.setdefault(_version, {})["cancel_queued"] = _CANCEL_RUNNING
-    if SERVERS[_version] == "sse_v3":
-        KEPT_DIFFERENCES[_version]["cancel_generator"] = _CANCELLED_GENERATOR
+#: Differences that depend on timing inside gradio_client: seen in some runs, not all.
+SOMETIMES_DIFFERENT: dict[str, dict[str, str]] = {
+    version: {"cancel_generator": _CANCELLED_GENERATOR}
+    for version in VERSIONS
+    if SERVERS[version] == "sse_v3"
+}
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +153,9 @@ def test_same_answers_as_gradio_client(
     print(f"gradio {version}: {agree} of {len(CALL_NAMES)} calls agree with gradio_client")
     for call in sorted(differ):
         print(f"  {call}: gradio_client {reference[call]!r}, jobs {ours[call]!r}")
-    assert differ == set(KEPT_DIFFERENCES.get(version, {})), {
+    kept = set(KEPT_DIFFERENCES.get(version, {}))
+    sometimes = set(SOMETIMES_DIFFERENT.get(version, {}))
+    assert kept <= differ <= kept | sometimes, {
         call: (reference[call], ours[call]) for call in differ
     }
 

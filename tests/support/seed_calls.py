@@ -58,12 +58,19 @@ def _error(exc: BaseException) -> dict[str, str]:
     return {"error": kind, "message": message}
 
 
+def _wait_status(job: Any, code: str) -> None:
+    """Until `job` reports `code` (its status, as both clients name it), at most 30 s."""
+    deadline = time.monotonic() + 30
+    while str(job.status().code).rsplit(".", 1)[-1] != code and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def _cancel_queued(client: Any) -> Any:
     """The guide's job1 (started: not cancelled) and job2 (queued: cancelled)."""
-    first = client.submit(1.5, api_name="/sleep")
-    time.sleep(0.5)
-    second = client.submit(1.5, api_name="/sleep")
-    time.sleep(0.3)
+    first = client.submit(2, api_name="/sleep")
+    _wait_status(first, "PROCESSING")
+    second = client.submit(2, api_name="/sleep")  # the app runs one /sleep at a time
+    _wait_status(second, "IN_QUEUE")
     running, queued = first.cancel(), second.cancel()
     try:
         second.result(timeout=10)
