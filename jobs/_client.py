@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import httpx
@@ -27,6 +27,9 @@ from ._schema import AppSchema, Endpoint
 from ._session import Session
 from ._submit import callbacks_of, make_join, make_postprocess, resolve_duplicate
 from ._view import render_api
+
+if TYPE_CHECKING:
+    from ._wssession import WsDialer
 
 __all__ = ["AsyncClient"]
 
@@ -143,6 +146,7 @@ class AsyncClient:
         self._uploader: Uploader | None = None
         self._downloader: Downloader | None = None
         self._parent: AsyncClient | None = None
+        self._dialer: WsDialer | None = None
 
     def __repr__(self) -> str:
         state = "open" if self._app is not None else "not connected"
@@ -228,6 +232,13 @@ class AsyncClient:
             )
             if self.verbose:
                 print(f"Loaded as API: {self._app.transport.base_url}/ ✔")
+            if self._app.schema.protocol == "ws":
+                from ._wssession import WsDialer
+
+                # Websockets for a gradio 3.x app, closed after the jobs that use them
+                # (the exit stack unwinds in reverse).
+                self._dialer = WsDialer(verify=self._ssl_verify)
+                stack.push_async_callback(self._dialer.aclose)
             self._task_group = await stack.enter_async_context(BackgroundTaskGroup())
         except BaseException:
             await stack.aclose()
@@ -442,6 +453,15 @@ class AsyncClient:
     def _new_session(self, *, heartbeat: bool = True, exclusive: bool = False) -> Session:
         app = self._require()
         assert self._task_group is not None
+        if app.schema.protocol == "ws":
+            from ._wssession import WsDialer, WsSession
+
+            if self._dialer is None:  # an app that became 3.x on reload
+                self._dialer = WsDialer(verify=self._ssl_verify)
+            # Same methods, another wire (gradio 3.x): see `_wssession`.
+            return WsSession(  # type: ignore[return-value]
+                app.transport, self._task_group, self._dialer, exclusive=exclusive
+            )
         return Session(
             app.transport,
             self._task_group,

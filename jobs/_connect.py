@@ -15,6 +15,7 @@ import httpx
 from ._limits import Limits
 from ._schema import AppSchema
 from ._transport import Transport, check_status
+from ._v3schema import has_info_route, is_v3
 from .errors import AuthError, JobsError, ProtocolError
 
 __all__ = ["AppConnection", "open_app", "read_schema"]
@@ -98,6 +99,14 @@ async def read_schema(transport: Transport, *, auth: tuple[str, str] | None = No
     config = await _read_config(transport)
     AppSchema.check_protocol(config, transport.base_url)
     transport.prefix = str(config.get("api_prefix") or "")
+    if is_v3(config):
+        # 3.x: one info route, from 3.37 on (older apps are read from their config).
+        info = public_info = (
+            await transport.get_json("info", params={"serialize": "False"})
+            if has_info_route(config)
+            else None
+        )
+        return AppSchema.parse(config, info or {}, url=transport.base_url, public_info=public_info)
     info, public_info = await _read_info(transport)
     return AppSchema.parse(config, info, url=transport.base_url, public_info=public_info)
 

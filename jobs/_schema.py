@@ -8,17 +8,19 @@ positional `data` list the queue expects, raising before anything is sent.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._v3schema import is_v3, queued_fns, v3_info, version_of
 from .errors import ArgumentError, EndpointNotFound, ProtocolError, UnsupportedVersion
 
 __all__ = ["AppSchema", "Endpoint", "Parameter", "Return"]
 
-_SUPPORTED_PROTOCOLS = {"sse_v3"}
+_SUPPORTED_PROTOCOLS = {"sse_v3", "ws"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,6 +74,8 @@ class Endpoint:
     problem: str | None = None
     #: "required" / "optional" when the function takes a `gr.OAuthToken` (gradio 6).
     oauth_token: str | None = None
+    #: False where a gradio 3.x app runs it outside its queue (a direct HTTP call).
+    queued: bool = True
 
     @property
     def display_name(self) -> str:
@@ -150,9 +154,19 @@ class AppSchema:
 
     @classmethod
     def check_protocol(cls, config: Mapping[str, Any], url: str) -> None:
-        """Refuse apps older than sse_v3 with a message naming their version."""
+        """Refuse the protocols not spoken, and gradio before 3.0, with a message naming
+        the version."""
         protocol = config.get("protocol", "ws")
         version = str(config.get("version", "unknown"))
+        numbers = version_of(config)
+        if protocol == "ws" and numbers is not None and numbers < (3,):
+            raise UnsupportedVersion(
+                f"the app at {url} runs gradio {version}, older than 3.0, which spacerun does "
+                "not support (its API predates /config's dependencies). Upgrade the app to "
+                "gradio 3.0 or later (a Space: set sdk_version in its README).",
+                url=url,
+                version=version,
+            )
         if protocol not in _SUPPORTED_PROTOCOLS:
             raise UnsupportedVersion(
                 f"the app at {url} runs gradio {version} (protocol {protocol!r}), which spacerun "
@@ -175,6 +189,17 @@ class AppSchema:
         same route without it (what gradio_client reads: file defaults there point at
         public URLs). Where both describe an endpoint, `public_info` is used."""
         cls.check_protocol(config, url)
+        queued: frozenset[int] | None = None
+        if is_v3(config):
+            info = public_info = v3_info(config, info)
+            queued = queued_fns(config)
+            # 3.x dependencies have no `id`: a listener's fn_index is its position.
+            config = {
+                **config,
+                "dependencies": [
+                    {**dep, "id": i} for i, dep in enumerate(config.get("dependencies", ()))
+                ],
+            }
         components = {c["id"]: c for c in config.get("components", ()) if "id" in c}
         public = _public_view(public_info if public_info is not None else info)
         named = {**(info.get("named_endpoints") or {}), **public["named_endpoints"]}
@@ -183,9 +208,13 @@ class AppSchema:
         endpoints = tuple(
             _endpoint(dep, components, named if owners.get(id(dep), True) else {}) for dep in deps
         )
+        if queued is not None:
+            endpoints = tuple(
+                dataclasses.replace(e, queued=e.fn_index in queued) for e in endpoints
+            )
         return cls(
             version=str(config.get("version", "unknown")),
-            protocol=str(config.get("protocol")),
+            protocol=str(config.get("protocol", "ws")),
             api_prefix=str(config.get("api_prefix") or ""),
             root=str(config.get("root") or url),
             connect_heartbeat=bool(config.get("connect_heartbeat")),
