@@ -39,12 +39,8 @@ from .errors import (
 if TYPE_CHECKING:
     from ._client import AsyncClient
     from ._files import file, handle_file, is_file_data
-    from ._hubapi import ZeroGpuQuota, hardware_prices, pause_space, restart_space, zerogpu_quota
-    from ._job import AsyncJob, JobTimings
-    from ._limits import Limits
-    from ._protocol import ProgressUnit
-    from ._schema import AppSchema, Endpoint, Parameter, Return
-    from ._spaces import (
+    from ._hub.api import ZeroGpuQuota, hardware_prices, pause_space, restart_space, zerogpu_quota
+    from ._hub.spaces import (
         SpaceRuntime,
         broken_stage_advice,
         duplicate_space,
@@ -52,9 +48,13 @@ if TYPE_CHECKING:
         is_hf_host,
         space_runtime,
     )
-    from ._status import Status, StatusUpdate
+    from ._job import AsyncJob, JobTimings
+    from ._protocol.limits import Limits
+    from ._protocol.messages import ProgressUnit
+    from ._protocol.schema import AppSchema, Endpoint, Parameter, Return
+    from ._protocol.status import Status, StatusUpdate
+    from ._protocol.zerogpu import ZeroGpuKind
     from ._sync import Client, Job
-    from ._zerogpu import ZeroGpuKind
 
 __version__ = "0.1.0"
 
@@ -65,12 +65,18 @@ __version__ = "0.1.0"
 _LAZY = {
     "_client": ("AsyncClient",),
     "_files": ("file", "handle_file", "is_file_data"),
-    "_hubapi": ("ZeroGpuQuota", "hardware_prices", "pause_space", "restart_space", "zerogpu_quota"),
+    "_hub.api": (
+        "ZeroGpuQuota",
+        "hardware_prices",
+        "pause_space",
+        "restart_space",
+        "zerogpu_quota",
+    ),
     "_job": ("AsyncJob", "JobTimings"),
-    "_limits": ("Limits",),
-    "_protocol": ("ProgressUnit",),
-    "_schema": ("AppSchema", "Endpoint", "Parameter", "Return"),
-    "_spaces": (
+    "_protocol.limits": ("Limits",),
+    "_protocol.messages": ("ProgressUnit",),
+    "_protocol.schema": ("AppSchema", "Endpoint", "Parameter", "Return"),
+    "_hub.spaces": (
         "SpaceRuntime",
         "broken_stage_advice",
         "duplicate_space",
@@ -78,9 +84,9 @@ _LAZY = {
         "is_hf_host",
         "space_runtime",
     ),
-    "_status": ("Status", "StatusUpdate"),
+    "_protocol.status": ("Status", "StatusUpdate"),
     "_sync": ("Client", "Job"),
-    "_zerogpu": ("ZeroGpuKind",),
+    "_protocol.zerogpu": ("ZeroGpuKind",),
 }
 _MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
 

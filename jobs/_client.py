@@ -17,13 +17,13 @@ import httpx
 from anyio.abc import TaskGroup
 
 from ._background import BackgroundTaskGroup
-from ._connect import AppConnection, open_app, read_schema
+from ._connect import AppConnection, ConnectOptions, open_app, read_schema
 from ._files import Downloader, Uploader, wrap_files
-from ._httpclient import HttpClient
+from ._http.client import HttpClient
 from ._job import AsyncJob, Postprocess
-from ._limits import Limits
 from ._options import http_options, pick_download_target, pick_token
-from ._schema import AppSchema, Endpoint
+from ._protocol.limits import Limits
+from ._protocol.schema import AppSchema, Endpoint
 from ._session import Session
 from ._submit import callbacks_of, make_join, make_postprocess, resolve_duplicate
 from ._view import render_api
@@ -41,7 +41,7 @@ DownloadFiles = str | os.PathLike[str] | bool
 #: flight (each holds one stream) plus the joins being sent, so no cap is needed, and a
 #: cap below the concurrency would close connections only to open them again. Idle ones
 #: are dropped before uvicorn's 5 s keep-alive timeout, so a request rarely meets a
-#: connection the server is closing. (The same holds for the aiohttp pool `_aio` makes;
+#: connection the server is closing. (The same holds for the aiohttp pool `_http.aio` makes;
 #: these limits are for httpx's own transport: proxied URLs, and loops other than
 #: asyncio.)
 _POOL_LIMITS = httpx.Limits(
@@ -126,7 +126,7 @@ class AsyncClient:
         self._oauth_token = oauth_token
         self._auth = auth
         self._limiter = anyio.CapacityLimiter(max_workers) if max_workers else None
-        self._options = dict(
+        self._options = ConnectOptions(
             hf_token=pick_token(token, hf_token),
             auth=auth,
             headers=dict(headers or {}),
@@ -136,6 +136,7 @@ class AsyncClient:
             on_space_stage=on_space_stage or (print if verbose else None),
             token_hosts=tuple(token_hosts),
             limits=limits or Limits(),
+            request_timeout=self._http_options.timeout,
         )
         self._http = http
         self._download_files = pick_download_target(download_files, output_dir)
@@ -150,7 +151,7 @@ class AsyncClient:
 
     def __repr__(self) -> str:
         state = "open" if self._app is not None else "not connected"
-        url = self._app.transport.base_url if self._app is not None else self.src
+        url = self._app.app_http.base_url if self._app is not None else self.src
         return f"<AsyncClient {url!r} {state}>"
 
     # -- lifecycle -------------------------------------------------------------------
@@ -218,20 +219,15 @@ class AsyncClient:
                     **self._http_options.client_kwargs,
                 }
                 # aiohttp, the slowest of the client's imports, loads when a client opens.
-                from ._aio import aiohttp_transport
+                from ._http.aio import aiohttp_transport
 
                 transport = aiohttp_transport(verify=kwargs["verify"], cert=kwargs.get("cert"))
                 if transport is not None:
                     kwargs["transport"] = transport
                 http = await stack.enter_async_context(HttpClient(**kwargs))
-            self._app = await open_app(
-                http,
-                self.src,
-                request_timeout=self._http_options.timeout,
-                **self._options,  # type: ignore[arg-type]
-            )
+            self._app = await open_app(http, self.src, self._options)
             if self.verbose:
-                print(f"Loaded as API: {self._app.transport.base_url}/ ✔")
+                print(f"Loaded as API: {self._app.app_http.base_url}/ ✔")
             if self._app.schema.protocol == "ws":
                 from ._wssession import WsDialer
 
@@ -245,7 +241,7 @@ class AsyncClient:
             raise
         self._stack = stack
         self._session = self._new_session()
-        self._uploader = Uploader(self._app.transport, self._app.schema.max_file_size)
+        self._uploader = Uploader(self._app.app_http, self._app.schema.max_file_size)
         self._downloader = self._make_downloader(self._download_files)
 
     async def aclose(self) -> None:
@@ -268,7 +264,7 @@ class AsyncClient:
 
     @property
     def url(self) -> str:
-        return self._require().transport.base_url
+        return self._require().app_http.base_url
 
     @property
     def session_hash(self) -> str:
@@ -401,7 +397,7 @@ class AsyncClient:
         Raises `ConnectionFailed` (or another `JobsError`) when it does not."""
         app = self._require()
         started = anyio.current_time()
-        await app.transport.get_json("config", prefixed=False)
+        await app.app_http.get_json("config", prefixed=False)
         return anyio.current_time() - started
 
     async def reload(self) -> AppSchema:
@@ -413,8 +409,8 @@ class AsyncClient:
         app = self._require()
         if self._parent is not None:
             raise RuntimeError("reload the client a session view was made from")
-        schema = await read_schema(app.transport, auth=self._auth)
-        self._uploader = Uploader(app.transport, schema.max_file_size)
+        schema = await read_schema(app.app_http, auth=self._auth)
+        self._uploader = Uploader(app.app_http, schema.max_file_size)
         if schema == app.schema:
             return app.schema  # the same API keeps its object: what is keyed on it stays
         self._app = dataclasses.replace(app, schema=schema)
@@ -460,10 +456,10 @@ class AsyncClient:
                 self._dialer = WsDialer(verify=self._ssl_verify)
             # Same methods, another wire (gradio 3.x): see `_wssession`.
             return WsSession(  # type: ignore[return-value]
-                app.transport, self._task_group, self._dialer, exclusive=exclusive
+                app.app_http, self._task_group, self._dialer, exclusive=exclusive
             )
         return Session(
-            app.transport,
+            app.app_http,
             self._task_group,
             heartbeat=heartbeat and app.schema.connect_heartbeat,
             exclusive=exclusive,
@@ -473,8 +469,8 @@ class AsyncClient:
         if target is False:
             return None
         app = self._require()
-        max_bytes = app.transport.limits.max_download_bytes
+        max_bytes = app.app_http.limits.max_download_bytes
         if target is True:
             folder = Path(tempfile.gettempdir()) / "spacerun-downloads"
-            return Downloader(app.transport, folder, max_bytes=max_bytes)
-        return Downloader(app.transport, Path(os.fspath(target)), max_bytes=max_bytes)
+            return Downloader(app.app_http, folder, max_bytes=max_bytes)
+        return Downloader(app.app_http, Path(os.fspath(target)), max_bytes=max_bytes)

@@ -5,20 +5,20 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import httpx
 
-from ._limits import Limits
-from ._schema import AppSchema
-from ._transport import Transport, check_status
-from ._v3schema import has_info_route, is_v3
+from ._http.app import AppHttp, check_status
+from ._protocol.limits import Limits
+from ._protocol.schema import AppSchema
+from ._protocol.v3schema import has_info_route, is_v3
 from .errors import AuthError, JobsError, ProtocolError
 
-__all__ = ["AppConnection", "open_app", "read_schema"]
+__all__ = ["AppConnection", "ConnectOptions", "open_app", "read_schema"]
 
 # Paths users paste along with an app's URL that are not part of its root.
 _ROUTE_SUFFIXES = ("/gradio_api/info", "/gradio_api", "/config", "/info", "/api", "/?view=api")
@@ -26,39 +26,44 @@ _ROUTE_SUFFIXES = ("/gradio_api/info", "/gradio_api", "/config", "/info", "/api"
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AppConnection:
-    transport: Transport
+    app_http: AppHttp
     schema: AppSchema
     space_id: str | None
 
 
-async def open_app(
-    http: httpx.AsyncClient,
-    src: str,
-    *,
-    hf_token: str | None,
-    auth: tuple[str, str] | None,
-    headers: Mapping[str, str],
-    token_header: str,
-    hub_endpoint: str | None,
-    space_deadline: float,
-    on_space_stage: Callable[[str], None] | None,
-    token_hosts: Sequence[str] = (),
-    request_timeout: httpx.Timeout | None = None,
-    limits: Limits | None = None,
-) -> AppConnection:
-    """Resolve `src` (URL or Space id), log in if asked, and read the app's API."""
-    from . import _spaces
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectOptions:
+    """How `AsyncClient` opens its app: the constructor's options, checked once and
+    carried as one typed value (a misspelled option is a type error, not a silent
+    default)."""
 
-    url = None if _spaces.looks_like_space_id(src) else _normalize_url(src)
+    hf_token: str | None = None
+    auth: tuple[str, str] | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    token_header: str = "X-HF-Authorization"
+    hub_endpoint: str | None = None
+    space_deadline: float = 600.0
+    on_space_stage: Callable[[str], None] | None = None
+    token_hosts: tuple[str, ...] = ()
+    #: Replaces the limits' timeouts for ordinary requests (`httpx_kwargs["timeout"]`).
+    request_timeout: httpx.Timeout | None = None
+    limits: Limits = field(default_factory=Limits)
+
+
+async def open_app(http: httpx.AsyncClient, src: str, options: ConnectOptions) -> AppConnection:
+    """Resolve `src` (URL or Space id), log in if asked, and read the app's API."""
+    from ._hub import spaces
+
+    url = None if spaces.looks_like_space_id(src) else _normalize_url(src)
     # The token is only ever sent to a Space, a Hugging Face host or a host the caller
     # names: for any other app the saved login is not read (nor huggingface_hub loaded).
-    may_send = url is None or _token_allowed(url, token_hosts)
-    token = _spaces.hf_token_from_env(hf_token) if hf_token or may_send else None
+    may_send = url is None or _token_allowed(url, options.token_hosts)
+    token = spaces.hf_token_from_env(options.hf_token) if options.hf_token or may_send else None
     space_id: str | None = None
     if token:
         # Redirects are followed inside httpx, which strips only `Authorization` when the
         # host changes: this hook strips our token header from every hop it may not reach.
-        http.event_hooks["request"].append(_token_guard(token_header, token_hosts))
+        http.event_hooks["request"].append(_token_guard(options.token_header, options.token_hosts))
 
     async def wake(host: str) -> None:
         # Any request wakes a sleeping Space; its answer does not matter (and is not read).
@@ -67,48 +72,51 @@ async def open_app(
                 "GET",
                 f"{host.rstrip('/')}/config",
                 timeout=10.0,
-                headers=_token_headers(host, token, token_header, token_hosts),
+                headers=_token_headers(host, token, options.token_header, options.token_hosts),
             ):
                 pass
 
     if url is None:
         space_id = src
-        base = await _spaces.wait_until_running(
+        base = await spaces.wait_until_running(
             src,
             token=token,
-            endpoint=hub_endpoint,
-            deadline=space_deadline,
-            on_stage=on_space_stage,
+            endpoint=options.hub_endpoint,
+            deadline=options.space_deadline,
+            on_stage=options.on_space_stage,
             wake=wake,
         )
     else:
         base = url
-    request_headers = {**headers, **_token_headers(base, token, token_header, token_hosts)}
-    transport = Transport(http, base, headers=request_headers, limits=limits)
-    transport.request_timeout = request_timeout
-    schema = await read_schema(transport, auth=auth)
-    return AppConnection(transport=transport, schema=schema, space_id=space_id or schema.space_id)
+    request_headers = {
+        **options.headers,
+        **_token_headers(base, token, options.token_header, options.token_hosts),
+    }
+    app_http = AppHttp(http, base, headers=request_headers, limits=options.limits)
+    app_http.request_timeout = options.request_timeout
+    schema = await read_schema(app_http, auth=options.auth)
+    return AppConnection(app_http=app_http, schema=schema, space_id=space_id or schema.space_id)
 
 
-async def read_schema(transport: Transport, *, auth: tuple[str, str] | None = None) -> AppSchema:
-    """Log in (with `auth`) and read the app's config and API info at `transport`'s
+async def read_schema(app_http: AppHttp, *, auth: tuple[str, str] | None = None) -> AppSchema:
+    """Log in (with `auth`) and read the app's config and API info at `app_http`'s
     address, as it is now: an app restarted there may serve another API than when it was
     first read (and has forgotten the login)."""
     if auth is not None:
-        await _login(transport, auth)
-    config = await _read_config(transport)
-    AppSchema.check_protocol(config, transport.base_url)
-    transport.prefix = str(config.get("api_prefix") or "")
+        await _login(app_http, auth)
+    config = await _read_config(app_http)
+    AppSchema.check_protocol(config, app_http.base_url)
+    app_http.prefix = str(config.get("api_prefix") or "")
     if is_v3(config):
         # 3.x: one info route, from 3.37 on (older apps are read from their config).
         info = public_info = (
-            await transport.get_json("info", params={"serialize": "False"})
+            await app_http.get_json("info", params={"serialize": "False"})
             if has_info_route(config)
             else None
         )
-        return AppSchema.parse(config, info or {}, url=transport.base_url, public_info=public_info)
-    info, public_info = await _read_info(transport)
-    return AppSchema.parse(config, info, url=transport.base_url, public_info=public_info)
+        return AppSchema.parse(config, info or {}, url=app_http.base_url, public_info=public_info)
+    info, public_info = await _read_info(app_http)
+    return AppSchema.parse(config, info, url=app_http.base_url, public_info=public_info)
 
 
 def _token_headers(
@@ -121,10 +129,10 @@ def _token_headers(
 
 
 def _token_allowed(url: str, extra_hosts: Sequence[str]) -> bool:
-    from . import _spaces
+    from ._hub import spaces
 
     host = (urlsplit(url).hostname or "").lower()
-    return _spaces.is_hf_host(url) or host in {h.lower() for h in extra_hosts}
+    return spaces.is_hf_host(url) or host in {h.lower() for h in extra_hosts}
 
 
 def _token_guard(
@@ -151,26 +159,26 @@ def _normalize_url(src: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path.rstrip("/"), "", ""))
 
 
-async def _login(transport: Transport, auth: tuple[str, str]) -> None:
+async def _login(app_http: AppHttp, auth: tuple[str, str]) -> None:
     user, password = auth
-    response = await transport.post_form(
+    response = await app_http.post_form(
         "login", {"username": user, "password": password}, prefixed=False
     )
     if response.status_code == 200:
         return
     if response.status_code in (400, 401, 403):
         raise AuthError(
-            f"login to {transport.base_url} as {user!r} failed: wrong user name or password",
-            url=transport.base_url,
+            f"login to {app_http.base_url} as {user!r} failed: wrong user name or password",
+            url=app_http.base_url,
         )
     raise ProtocolError(
-        f"login to {transport.base_url} answered HTTP {response.status_code}; does this app "
+        f"login to {app_http.base_url} answered HTTP {response.status_code}; does this app "
         "use password auth?",
-        url=transport.base_url,
+        url=app_http.base_url,
     )
 
 
-async def _read_info(transport: Transport) -> tuple[Any, Any]:
+async def _read_info(app_http: AppHttp) -> tuple[Any, Any]:
     """The info route with every endpoint (for undocumented ones) and without (what
     gradio_client reads, and returns from `view_api`), fetched side by side."""
     answers: dict[str, Any] = {}
@@ -178,7 +186,7 @@ async def _read_info(transport: Transport) -> tuple[Any, Any]:
 
     async def fetch(key: str, params: Mapping[str, str] | None) -> None:
         try:
-            answers[key] = await transport.get_json("info", params=params)
+            answers[key] = await app_http.get_json("info", params=params)
         except JobsError as exc:  # raised as itself below, not inside an exception group
             failures.append(exc)
 
@@ -190,19 +198,19 @@ async def _read_info(transport: Transport) -> tuple[Any, Any]:
     return answers["all"], answers["public"]
 
 
-async def _read_config(transport: Transport) -> dict[str, Any]:
-    url = transport.url("config", prefixed=False)
-    response, body = await transport.exchange("GET", url)
+async def _read_config(app_http: AppHttp) -> dict[str, Any]:
+    url = app_http.url("config", prefixed=False)
+    response, body = await app_http.exchange("GET", url)
     if response.status_code == 401:
         raise AuthError(
-            f"{transport.base_url} needs a login: pass auth=(user, password)",
-            url=transport.base_url,
+            f"{app_http.base_url} needs a login: pass auth=(user, password)",
+            url=app_http.base_url,
         )
     if response.status_code == 404:
         raise ProtocolError(
-            f"{transport.base_url} has no /config route: is it a Gradio app, and is this its "
+            f"{app_http.base_url} has no /config route: is it a Gradio app, and is this its "
             "root URL?",
-            url=transport.base_url,
+            url=app_http.base_url,
         )
     check_status(response, body)
     try:

@@ -16,10 +16,10 @@ from urllib.parse import quote, unquote, urlparse
 
 import anyio
 
-from ._bodies import iter_decoded
-from ._limits import human_bytes, over_limit
-from ._schema import Parameter
-from ._transport import Transport
+from ._http.app import AppHttp
+from ._http.bodies import iter_decoded
+from ._protocol.limits import human_bytes, over_limit
+from ._protocol.schema import Parameter
 from .errors import FileError, ProtocolError
 
 __all__ = ["Downloader", "Uploader", "file", "handle_file", "is_file_data"]
@@ -73,8 +73,8 @@ def wrap_files(param: Parameter, value: Any) -> Any:
 class Uploader:
     """Uploads local file markers found in a payload; each content goes up once."""
 
-    def __init__(self, transport: Transport, max_file_size: int | None) -> None:
-        self._transport = transport
+    def __init__(self, app_http: AppHttp, max_file_size: int | None) -> None:
+        self._app_http = app_http
         self._max = max_file_size
         self._by_digest: dict[str, str] = {}
         self._digest_by_stat: dict[tuple[str, int, int], str] = {}
@@ -119,7 +119,7 @@ class Uploader:
             try:
                 name = marker.get("orig_name") or os.path.basename(path)
                 with open(path, "rb") as handle:  # noqa: ASYNC230 - streamed by httpx
-                    reply = await self._transport.post_files(
+                    reply = await self._app_http.post_files(
                         "upload", [("files", (name, handle, "application/octet-stream"))]
                     )
                 if not (isinstance(reply, list) and reply and isinstance(reply[0], str)):
@@ -153,9 +153,9 @@ class Downloader:
     file behind."""
 
     def __init__(
-        self, transport: Transport, folder: Path | Callable[[], Path], *, max_bytes: int | None
+        self, app_http: AppHttp, folder: Path | Callable[[], Path], *, max_bytes: int | None
     ) -> None:
-        self._transport = transport
+        self._app_http = app_http
         self._folder = folder
         self._max = max_bytes
 
@@ -196,7 +196,7 @@ class Downloader:
             return str(data["url"])
         if _is_url(path):
             return path
-        return self._transport.url("file=" + quote(path, safe="/"))
+        return self._app_http.url("file=" + quote(path, safe="/"))
 
     def _check_declared(self, declared: int | None, url: str) -> None:
         if declared is not None and self._max is not None and declared > self._max:
@@ -211,7 +211,7 @@ class Downloader:
         """Stream `url` into `out` under the limits; returns the content's sha256."""
         digest = hashlib.sha256()
         written = 0
-        async with self._transport.stream("GET", url) as response:
+        async with self._app_http.stream("GET", url) as response:
             async for chunk in iter_decoded(response):
                 written += len(chunk)
                 if declared is not None and written > declared:

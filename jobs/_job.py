@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._protocol import Message, MsgKind, apply_diff
-from ._status import Status, StatusUpdate
-from ._zerogpu import zerogpu_error
+from ._protocol.messages import Message, MsgKind, apply_diff
+from ._protocol.status import Status, StatusUpdate
+from ._protocol.zerogpu import zerogpu_error
 from .errors import AppError, JobCancelled, JobsError, JobTimeout, ProtocolError
 
 if TYPE_CHECKING:
-    from ._schema import Endpoint
+    from ._protocol.schema import Endpoint
     from ._session import Session
 
 __all__ = ["AsyncJob", "JobTimings"]

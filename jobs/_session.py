@@ -25,14 +25,14 @@ import anyio
 import httpx
 from anyio.abc import TaskGroup
 
-from ._bodies import iter_decoded
-from ._protocol import Message, MsgKind, parse_message
-from ._sse import SSEDecoder
+from ._http.bodies import iter_decoded
+from ._protocol.messages import Message, MsgKind, parse_message
+from ._protocol.sse import SSEDecoder
 from .errors import ConnectionFailed, JobsError, ProtocolError, StreamLost
 
 if TYPE_CHECKING:
+    from ._http.app import AppHttp
     from ._job import AsyncJob
-    from ._transport import Transport
 
 __all__ = ["Session", "new_session_hash"]
 
@@ -54,6 +54,7 @@ class Session:
     """One session_hash on one app. Cheap: no I/O until a job joins."""
 
     __slots__ = (
+        "_app_http",
         "_early",
         "_heartbeat",
         "_heartbeat_started",
@@ -64,14 +65,13 @@ class Session:
         "_reader_running",
         "_reader_scope",
         "_task_group",
-        "_transport",
         "exclusive",
         "hash",
     )
 
     def __init__(
         self,
-        transport: Transport,
+        app_http: AppHttp,
         task_group: TaskGroup,
         session_hash: str | None = None,
         *,
@@ -86,7 +86,7 @@ class Session:
         # when it drops, the server runs unload handlers and later forgets the State.
         self._heartbeat: anyio.CancelScope | None = anyio.CancelScope() if heartbeat else None
         self._heartbeat_started = False
-        self._transport = transport
+        self._app_http = app_http
         self._task_group = task_group
         self._pending: dict[str, AsyncJob] = {}
         # Messages that arrive for an event before its join response was read.
@@ -125,14 +125,14 @@ class Session:
         """Send `queue/join` for `job` and route its messages to it. Returns the event id."""
         self._joining += 1
         try:
-            reply = await self._transport.post_json("queue/join", body, headers=headers)
+            reply = await self._app_http.post_json("queue/join", body, headers=headers)
         finally:
             self._joining -= 1
         event_id = reply.get("event_id") if isinstance(reply, dict) else None
         if not isinstance(event_id, str):
             raise ProtocolError(
                 f"queue/join answered without an event_id: {reply!r}",
-                url=self._transport.url("queue/join"),
+                url=self._app_http.url("queue/join"),
             )
         self._pending[event_id] = job
         for message in self._early.pop(event_id, ()):
@@ -156,7 +156,7 @@ class Session:
         with scope:
             while True:
                 try:
-                    async with self._transport.stream("GET", f"heartbeat/{self.hash}") as reply:
+                    async with self._app_http.stream("GET", f"heartbeat/{self.hash}") as reply:
                         async for _ in reply.aiter_raw():
                             delay = 1.0
                 except JobsError as exc:
@@ -169,7 +169,7 @@ class Session:
         body = {"session_hash": self.hash, "fn_index": fn_index, "event_id": event_id}
         with anyio.move_on_after(10, shield=True):
             try:
-                await self._transport.post_json("cancel", body)
+                await self._app_http.post_json("cancel", body)
             except JobsError as exc:
                 # Nothing more can be done: the job ends when the stream says so, or fails
                 # with it.
@@ -207,7 +207,7 @@ class Session:
                             StreamLost(
                                 "the app's event stream ended before the job finished: the "
                                 "server stopped, restarted or dropped the connection",
-                                url=self._transport.base_url,
+                                url=self._app_http.base_url,
                             )
                         )
         except JobsError as exc:
@@ -217,7 +217,7 @@ class Session:
             self._fail_pending(
                 ProtocolError(
                     f"could not handle the app's event stream: {exc!r}",
-                    url=self._transport.base_url,
+                    url=self._app_http.base_url,
                 )
             )
         finally:
@@ -231,13 +231,13 @@ class Session:
     async def _read_once(self, *, fresh: bool = False) -> bool:
         """Read one connection of the stream. True if the server closed it cleanly."""
         decoder = SSEDecoder(
-            max_bytes=self._transport.limits.max_message_bytes,
-            url=self._transport.url("queue/data"),
+            max_bytes=self._app_http.limits.max_message_bytes,
+            url=self._app_http.url("queue/data"),
         )
         opened = False
         try:
             with anyio.CancelScope() as tail:
-                async with self._transport.stream(
+                async with self._app_http.stream(
                     "GET", "queue/data", params={"session_hash": self.hash}
                 ) as response:
                     opened = True
@@ -259,7 +259,7 @@ class Session:
                 return await self._read_once(fresh=True)
             raise StreamLost(
                 f"lost the app's event stream mid-job: {exc.message}",
-                url=self._transport.base_url,
+                url=self._app_http.base_url,
             ) from exc
         # A stream that overran its tail deadline had delivered every result already.
         return tail.cancelled_caught
@@ -269,7 +269,7 @@ class Session:
         if message.kind is MsgKind.CLOSE_STREAM:
             return True
         if message.kind is MsgKind.UNEXPECTED_ERROR:
-            self._fail_pending(_unexpected(message, self._transport.base_url))
+            self._fail_pending(_unexpected(message, self._app_http.base_url))
             return True
         self._route(message)
         return False

@@ -77,7 +77,7 @@ async def resolve_duplicate(
     sleep_timeout: int | None,
 ) -> tuple[str, str | None]:
     """Make (or find) the duplicate; returns its Space id and the token to reach it."""
-    from ._spaces import duplicate_space, hf_token_from_env
+    from ._hub.spaces import duplicate_space, hf_token_from_env
 
     token = hf_token_from_env(hf_token)
     target = await duplicate_space(

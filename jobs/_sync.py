@@ -17,8 +17,8 @@ from anyio.from_thread import BlockingPortal
 
 from ._client import AsyncClient
 from ._job import AsyncJob, JobTimings
-from ._schema import AppSchema, Endpoint
-from ._status import StatusUpdate
+from ._protocol.schema import AppSchema, Endpoint
+from ._protocol.status import StatusUpdate
 from ._submit import resolve_duplicate
 from .errors import JobsError, JobTimeout
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from ._schema import AppSchema, Endpoint
+from ._protocol.schema import AppSchema, Endpoint
 
 __all__ = ["render_api"]
 

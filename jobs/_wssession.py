@@ -33,15 +33,15 @@ import anyio
 import httpx
 from anyio.abc import TaskGroup
 
-from ._limits import over_limit
-from ._protocol import Message, MsgKind
-from ._transport import check_status
-from ._ws import WsControl, data_body, hash_body, parse_ws, predict_answer
+from ._http.app import check_status
+from ._protocol.limits import over_limit
+from ._protocol.messages import Message, MsgKind
+from ._protocol.ws import WsControl, data_body, hash_body, parse_ws, predict_answer
 from .errors import ConnectionFailed, JobsError, ProtocolError, QueueFull, StreamLost
 
 if TYPE_CHECKING:
+    from ._http.app import AppHttp
     from ._job import AsyncJob
-    from ._transport import Transport
 
 __all__ = ["WsDialer", "WsSession"]
 
@@ -86,7 +86,7 @@ class WsSession:
 
     def __init__(
         self,
-        transport: Transport,
+        app_http: AppHttp,
         task_group: TaskGroup,
         dialer: WsDialer,
         session_hash: str | None = None,
@@ -95,7 +95,7 @@ class WsSession:
     ) -> None:
         self.hash = session_hash or uuid.uuid4().hex[:16]
         self.exclusive = exclusive
-        self._transport = transport
+        self._transport = app_http
         self._task_group = task_group
         self._dialer = dialer
         self._locks: dict[int, anyio.Lock] = {}
@@ -267,7 +267,7 @@ def _ws_url(url: str) -> str:
     return "ws" + url[4:] if url.startswith("http") else url
 
 
-def _cookie_header(transport: Transport) -> dict[str, str]:
+def _cookie_header(transport: AppHttp) -> dict[str, str]:
     # A password-protected 3.x app reads its login cookie from the websocket's request.
     cookies = "; ".join(f"{c.name}={c.value}" for c in transport.http.cookies.jar)
     return {"Cookie": cookies} if cookies else {}

@@ -429,3 +429,16 @@ def test_error_trees_draw_every_error_class(package: str, roots: tuple[type, ...
     assert sorted(name for name, _ in drawn) == sorted(classes)
     for name, parent in drawn:
         assert parent is None or classes[parent] in classes[name].__bases__, name
+
+
+def test_the_protocol_package_does_no_io() -> None:
+    """`jobs._protocol` decodes what servers say without touching a network: importing
+    every one of its modules loads no HTTP or event-loop library."""
+    package = importlib.import_module("jobs._protocol")
+    modules = [m.name for m in pkgutil.iter_modules(package.__path__, "jobs._protocol.")]
+    assert {"jobs._protocol.messages", "jobs._protocol.sse", "jobs._protocol.schema"} <= set(
+        modules
+    )
+    loaded = _loaded_by("\n".join(f"import {name}" for name in modules))
+    assert "jobs" in loaded
+    assert not {"httpx", "anyio", "aiohttp", "asyncio", "sniffio"} & loaded

@@ -8,8 +8,8 @@ import zlib
 import pytest
 
 from jobs import LimitExceeded, ProtocolError
-from jobs._bodies import Inflater
-from jobs._sse import SSEDecoder
+from jobs._http.bodies import Inflater
+from jobs._protocol.sse import SSEDecoder
 
 PIECE = 1 << 16
 

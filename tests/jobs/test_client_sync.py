@@ -327,7 +327,7 @@ def test_validator_rejection_names_the_parameter(multi_app: RunningApp) -> None:
 
 def test_old_protocols_are_refused_by_name() -> None:
     """Apps older than gradio 4.22 get an error naming their version."""
-    from jobs._schema import AppSchema
+    from jobs._protocol.schema import AppSchema
 
     for version, protocol in (("3.50.2", None), ("4.15.0", "sse_v1"), ("4.21.0", "sse_v2.1")):
         config: dict[str, Any] = {"version": version}

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from jobs._protocol import Message, MsgKind, apply_diff, parse_message
-from jobs._sse import SSEDecoder
+from jobs._protocol.messages import Message, MsgKind, apply_diff, parse_message
+from jobs._protocol.sse import SSEDecoder
 from jobs.errors import ProtocolError
 
 TRANSCRIPTS = Path(__file__).parent.parent / "transcripts"

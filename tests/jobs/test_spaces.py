@@ -1,4 +1,4 @@
-"""Hugging Face Space support (`jobs._spaces`) against the local stand-in Hub."""
+"""Hugging Face Space support (`jobs._hub.spaces`) against the local stand-in Hub."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from huggingface_hub import constants as hf_constants
 from support.hub import FREE_SLEEP_SECONDS, HubServer
 
-from jobs._spaces import (
+from jobs._hub.spaces import (
     SpaceRuntime,
     duplicate_space,
     hf_token_from_env,

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from jobs import AppError, QuotaExceeded, ZeroGpuError, ZeroGpuKind
-from jobs._zerogpu import classify_zerogpu, parse_timedelta, zerogpu_error
+from jobs._protocol.zerogpu import classify_zerogpu, parse_timedelta, zerogpu_error
 
 PRO = "https://huggingface.co/subscribe/pro?from=ZeroGPU"
 LINK = (

@@ -1,6 +1,6 @@
 """A local stand-in for the Hugging Face Hub's Space API, for tests.
 
-It answers the routes huggingface_hub 2.4 calls for the functions `jobs._spaces` uses,
+It answers the routes huggingface_hub 2.4 calls for the functions `jobs._hub.spaces` uses,
 in the shapes the real Hub answers them, errors included:
 
 | huggingface_hub call       | route                                   |

@@ -22,8 +22,8 @@ from collections.abc import Mapping
 from enum import Enum
 from typing import Any
 
-from ._protocol import Message, MsgKind, parse_message
-from .errors import ProtocolError
+from ..errors import ProtocolError
+from .messages import Message, MsgKind, parse_message
 
 __all__ = [
     "WsControl",

@@ -11,10 +11,9 @@ from urllib.parse import urlencode
 
 import httpx
 
-from ._bodies import ACCEPT_ENCODING, read_capped
-from ._limits import Limits, over_limit
-from ._ratelimit import retry_after
-from .errors import (
+from .._protocol.limits import Limits, over_limit
+from .._protocol.ratelimit import retry_after
+from ..errors import (
     AppError,
     AuthError,
     ConnectionFailed,
@@ -26,8 +25,9 @@ from .errors import (
     RateLimited,
     ServerError,
 )
+from .bodies import ACCEPT_ENCODING, read_capped
 
-__all__ = ["Transport", "check_status", "parse_json", "translate_errors"]
+__all__ = ["AppHttp", "check_status", "limits_timeout", "parse_json", "translate_errors"]
 
 #: Routes whose parsed URL is kept (a client posts to a handful).
 _MAX_PARSED = 64
@@ -39,7 +39,7 @@ _compact_json = json.JSONEncoder(separators=(",", ":")).encode
 _ERROR_BODY_BYTES = 64 * 1024
 
 
-class Transport:
+class AppHttp:
     """Builds an app's URLs and sends its requests through a shared `httpx.AsyncClient`.
 
     Every answer is read under `limits`: JSON bodies up to `max_json_bytes` (after
@@ -79,11 +79,11 @@ class Transport:
 
     @property
     def timeout(self) -> httpx.Timeout:
-        return self.request_timeout or self.limits.timeout
+        return self.request_timeout or limits_timeout(self.limits)
 
     def __repr__(self) -> str:
         # Headers may hold a token: never shown.
-        return f"Transport({self.base_url!r}, prefix={self.prefix!r})"
+        return f"AppHttp({self.base_url!r}, prefix={self.prefix!r})"
 
     def url(self, route: str, *, prefixed: bool = True) -> str:
         if route.startswith(("http://", "https://")):
@@ -167,13 +167,13 @@ class Transport:
         params: Mapping[str, str] | None = None,
         prefixed: bool = True,
     ) -> AsyncIterator[httpx.Response]:
-        """An answer to read as it arrives (decode it with `_bodies.iter_decoded`). An
+        """An answer to read as it arrives (decode it with `bodies.iter_decoded`). An
         error status raises before anything is yielded."""
         url = self.url(route, prefixed=prefixed)
         # One parse of the whole URL: httpx parses a URL and its params separately.
         full = f"{url}{'&' if '?' in url else '?'}{urlencode(params)}" if params else url
         with translate_errors(url, self.limits):
-            async with self._send(method, full, url, None, self.limits.timeout) as response:
+            async with self._send(method, full, url, None, limits_timeout(self.limits)) as response:
                 if response.status_code >= 400:
                     check_status(
                         response, await read_capped(response, _ERROR_BODY_BYTES, on_over=None)
@@ -432,3 +432,13 @@ def parse_json(body: bytes, url: str) -> Any:
             "Gradio app?",
             url=url,
         ) from exc
+
+
+def limits_timeout(limits: Limits) -> httpx.Timeout:
+    """`limits`' per operation (not total) timeouts, as httpx takes them."""
+    return httpx.Timeout(
+        connect=limits.connect_timeout,
+        read=limits.read_timeout,
+        write=limits.read_timeout,
+        pool=limits.connect_timeout,
+    )

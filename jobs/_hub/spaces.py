@@ -3,7 +3,7 @@
 All Hub traffic goes through huggingface_hub's `HfApi` (blocking, so every call runs in a
 worker thread), built for an explicit `endpoint` (None: huggingface_hub's configured one,
 i.e. `HF_ENDPOINT` as read at its import, else https://huggingface.co). Its errors are
-translated into ours in one place (`_hub_errors.translate_hub_error`); no message
+translated into ours in one place (`translate.translate_hub_error`); no message
 carries the token.
 
 `token=None` means anonymous here: huggingface_hub would otherwise fall back to `HF_TOKEN`
@@ -21,19 +21,19 @@ import os
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 import anyio
 
-from .errors import (
+from ..errors import (
     AuthError,
     SpaceError,
     SpaceNotRunning,
 )
+from .calls import SPACE_ID_RE, call_hub, check_space_id, hub_api, looks_like_space_id, page_url
 
-# huggingface_hub (and the `_hub_errors` built on it) is imported inside the functions
+# huggingface_hub (and `translate`, built on it) is imported inside the functions
 # that call the Hub: what only reads a Space id or a host name (`is_hf_host`,
 # `broken_stage_advice`, used by every run) does not pay half a second for it.
 if TYPE_CHECKING:
@@ -53,13 +53,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
-
-#: `owner/name`: owners are letters, digits, `-`, `_`; names may also hold dots.
-SPACE_ID_RE = re.compile(
-    r"^(?P<owner>[A-Za-z0-9][A-Za-z0-9_-]*)/(?P<name>[A-Za-z0-9_][\w.-]*)$", re.ASCII
-)
-
 #: The Space serves requests: go ahead.
 _UP = frozenset({"RUNNING", "RUNNING_BUILDING"})
 #: Asleep or stopped: only a request to the app wakes it (polling the Hub does not).
@@ -97,11 +90,6 @@ def broken_stage_advice(stage: str) -> str | None:
     """What the user can do about a Space in `stage`, if that stage will not pass by itself
     (PAUSED, BUILD_ERROR, RUNTIME_ERROR, ...); None for stages that are up or on their way."""
     return _BROKEN.get(stage)
-
-
-def looks_like_space_id(src: str) -> bool:
-    """True for `owner/name` (not a URL, not a path with more parts)."""
-    return SPACE_ID_RE.match(src) is not None
 
 
 def is_hf_host(url: str) -> bool:
@@ -147,8 +135,8 @@ async def space_runtime(
     `token` cannot see it, `AuthError` for a bad token, `ConnectionFailed` if the Hub is
     unreachable.
     """
-    api = _api(endpoint, token)
-    runtime = await _call(api, space_id, api.get_space_runtime, space_id)
+    api = hub_api(endpoint, token)
+    runtime = await call_hub(api, space_id, api.get_space_runtime, space_id)
     return _runtime(runtime)
 
 
@@ -158,8 +146,8 @@ async def space_host(space_id: str, *, token: str | None, endpoint: str | None =
     Only if the API gives no host is it derived by the documented convention.
     Raises as `space_runtime`.
     """
-    api = _api(endpoint, token)
-    info = await _call(api, space_id, api.space_info, space_id)
+    api = hub_api(endpoint, token)
+    info = await call_hub(api, space_id, api.space_info, space_id)
     host = getattr(info, "host", None)
     return str(host).rstrip("/") if host else _conventional_host(space_id)
 
@@ -230,7 +218,7 @@ class _Wait:
         if stage in _BROKEN:
             raise SpaceNotRunning(
                 f"Space {self.space_id} is not running (stage {stage}): {_BROKEN[stage]}.",
-                url=_page_url(self.endpoint, self.space_id),
+                url=page_url(self.endpoint, self.space_id),
                 space_id=self.space_id,
                 stage=stage,
             )
@@ -241,7 +229,7 @@ class _Wait:
             raise SpaceNotRunning(
                 f"Space {self.space_id} did not come up within {self.deadline:g} s (last stage "
                 f"{stage}). Try again later, or allow a longer deadline.",
-                url=_page_url(self.endpoint, self.space_id),
+                url=page_url(self.endpoint, self.space_id),
                 space_id=self.space_id,
                 stage=stage,
             )
@@ -283,10 +271,10 @@ async def duplicate_space(
     if the source does not exist or is private, `SpaceError` for other refusals.
     """
     _check_duplicate_ids(from_id, to_id, token)
-    api = _api(endpoint, token)
+    api = hub_api(endpoint, token)
     source = await space_runtime(from_id, token=token, endpoint=endpoint)
     target = await _target_id(api, from_id, to_id)
-    found = await _call(api, target, api.get_space_runtime, target, missing_ok=True)
+    found = await call_hub(api, target, api.get_space_runtime, target, missing_ok=True)
     want_hw = hardware or source.hardware or source.requested_hardware or _FREE_HARDWARE
     sleep_s = (
         sleep_timeout * 60 if sleep_timeout is not None and want_hw != _FREE_HARDWARE else None
@@ -308,7 +296,7 @@ def _check_duplicate_ids(from_id: str, to_id: str | None, token: str | None) -> 
             f"Duplicating Space {from_id} needs an HF token with write access: pass token= "
             "or set HF_TOKEN (https://huggingface.co/settings/tokens)."
         )
-    _check_id(from_id)
+    check_space_id(from_id)
     if to_id is not None and not looks_like_space_id(to_id if "/" in to_id else f"x/{to_id}"):
         raise SpaceError(
             f"{to_id!r} is not a Space name; expected 'name' or 'owner/name'.", space_id=to_id
@@ -326,7 +314,7 @@ async def _create_copy(
 ) -> None:
     """One duplicate request that carries visibility, hardware, sleep time and secrets."""
     logger.info("Duplicating Space %s to %s", from_id, target)
-    await _call(
+    await call_hub(
         api,
         target,
         api.duplicate_repo,
@@ -353,28 +341,28 @@ async def _update_copy(
     await _add_missing_secrets(api, target, secrets)
     current_hw = existing.requested_hardware or existing.hardware
     if hardware is not None and hardware != current_hw:
-        await _call(
+        await call_hub(
             api, target, api.request_space_hardware, target, cast("SpaceHardware", hardware)
         )
         current_hw = hardware
     if sleep_s is not None and current_hw != _FREE_HARDWARE and existing.sleep_time != sleep_s:
-        await _call(api, target, api.set_space_sleep_time, target, sleep_s)
+        await call_hub(api, target, api.set_space_sleep_time, target, sleep_s)
 
 
 async def _target_id(api: HfApi, from_id: str, to_id: str | None) -> str:
     if to_id is not None and "/" in to_id:
         return to_id
     name = to_id or from_id.split("/", 1)[1]
-    whoami = await _call(api, from_id, api.whoami)
+    whoami = await call_hub(api, from_id, api.whoami)
     target = f"{whoami['name']}/{name}"
-    _check_id(target)
+    check_space_id(target)
     return target
 
 
 async def _add_missing_secrets(api: HfApi, target: str, secrets: Mapping[str, str]) -> None:
     if not secrets:
         return
-    present = await _call(api, target, api.get_space_secrets, target)
+    present = await call_hub(api, target, api.get_space_secrets, target)
     kept = sorted(k for k in secrets if k in present)
     if kept:
         logger.warning(
@@ -385,7 +373,7 @@ async def _add_missing_secrets(api: HfApi, target: str, secrets: Mapping[str, st
         )
     for key, value in secrets.items():
         if key not in present:
-            await _call(api, target, api.add_space_secret, target, key, value)
+            await call_hub(api, target, api.add_space_secret, target, key, value)
 
 
 def _runtime(raw: Any) -> SpaceRuntime:
@@ -402,58 +390,6 @@ def _runtime(raw: Any) -> SpaceRuntime:
     )
 
 
-def _page_url(endpoint: str | None, space_id: str) -> str:
-    from ._hub_errors import page_url
-
-    return page_url(endpoint, space_id)
-
-
-def _api(endpoint: str | None, token: str | None) -> HfApi:
-    from huggingface_hub import HfApi
-
-    # token=False: anonymous for real; None would make huggingface_hub pick up a saved token.
-    return HfApi(endpoint=endpoint, token=token or False)
-
-
-def _check_id(space_id: str) -> None:
-    if not looks_like_space_id(space_id):
-        raise SpaceError(
-            f"{space_id!r} is not a Space id; expected 'owner/name'.", space_id=space_id
-        )
-
-
 def _conventional_host(space_id: str) -> str:
     sub = re.sub(r"[_.]", "-", space_id.replace("/", "-")).lower()
     return f"https://{sub}.hf.space"
-
-
-async def _call(
-    api: HfApi,
-    space_id: str,
-    fn: Callable[..., T],
-    *args: Any,
-    missing_ok: bool = False,
-    **kwargs: Any,
-) -> T:
-    """Run one blocking huggingface_hub call in a thread, with our errors and a timeout.
-
-    With `missing_ok`, a missing repo gives None (typed as T for the callers' convenience).
-    """
-    import httpx2
-    from huggingface_hub.errors import HFValidationError, RepositoryNotFoundError
-
-    from ._hub_errors import CALL_TIMEOUT, translate_hub_error
-
-    try:
-        with anyio.fail_after(CALL_TIMEOUT):
-            return await anyio.to_thread.run_sync(
-                partial(fn, *args, **kwargs), abandon_on_cancel=True
-            )
-    except RepositoryNotFoundError as exc:
-        if missing_ok:
-            return cast(T, None)
-        raise translate_hub_error(exc, api, space_id) from exc
-    # OSError covers HfHubHTTPError, LocalTokenNotFoundError, OfflineModeIsEnabled and
-    # TimeoutError; httpx2 is the HTTP client huggingface_hub 2.x is built on.
-    except (OSError, httpx2.TransportError, HFValidationError) as exc:
-        raise translate_hub_error(exc, api, space_id) from exc

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
 
-from .errors import QuotaExceeded, ZeroGpuError
+from ..errors import QuotaExceeded, ZeroGpuError
 
 __all__ = [
     "ZeroGpuFailure",

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from .errors import ProtocolError
+from ..errors import ProtocolError
 
 __all__ = ["Message", "MsgKind", "ProgressUnit", "apply_diff", "parse_message"]
 

@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._v3schema import is_v3, queued_fns, v3_info, version_of
-from .errors import ArgumentError, EndpointNotFound, ProtocolError, UnsupportedVersion
+from ..errors import ArgumentError, EndpointNotFound, ProtocolError, UnsupportedVersion
+from .v3schema import is_v3, queued_fns, v3_info, version_of
 
 __all__ = ["AppSchema", "Endpoint", "Parameter", "Return"]
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ._limits import over_limit
+from .limits import over_limit
 
 __all__ = ["SSEDecoder", "ServerSentEvent"]
 

@@ -9,7 +9,7 @@ pool is keyed by host and its parser is C (llhttp).
 
 Written here rather than taken from httpx-aiohttp (the same bridge, by an httpx
 maintainer) because `jobs` names what went wrong from the httpx error type
-(`_transport.translate_errors`, the stale-connection retry) and httpx-aiohttp maps a
+(`app.translate_errors`, the stale-connection retry) and httpx-aiohttp maps a
 refused connection to `ConnectTimeout`, leaves a malformed answer head as a raw aiohttp
 error, and hands httpx's `Headers` to aiohttp, which reads them back one lookup at a
 time (a third of its CPU per request). `_httpx_error` maps every aiohttp error to the
@@ -18,7 +18,7 @@ one httpcore raises for the same event.
 The session has no cookie jar (httpx already keeps the client's cookies and decides
 where they go), no cap on connections (the jobs in flight bound them), no proxy
 settings from the environment behind httpx's back (httpx routes proxied URLs to its
-own transport), and never inflates bodies (`_bodies` does, under a byte budget).
+own transport), and never inflates bodies (`bodies` does, under a byte budget).
 
 aiohttp needs asyncio: under another event loop (trio) httpx's own transport is used.
 """

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from .errors import JobsError, ProtocolError
+from ..errors import JobsError, ProtocolError
 
 __all__ = ["ACCEPT_ENCODING", "Inflater", "iter_decoded", "read_capped"]
 

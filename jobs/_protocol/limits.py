@@ -13,9 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-import httpx
-
-from .errors import LimitExceeded
+from ..errors import LimitExceeded
 
 __all__ = ["GiB", "KiB", "Limits", "MiB", "human_bytes", "over_limit"]
 
@@ -56,16 +54,6 @@ class Limits:
                 continue
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise ValueError(f"Limits.{field.name} must be a positive number, not {value!r}")
-
-    @property
-    def timeout(self) -> httpx.Timeout:
-        """Per operation (not total) timeouts for httpx."""
-        return httpx.Timeout(
-            connect=self.connect_timeout,
-            read=self.read_timeout,
-            write=self.read_timeout,
-            pool=self.connect_timeout,
-        )
 
 
 def human_bytes(size: int) -> str:

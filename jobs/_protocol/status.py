@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 
-from ._protocol import ProgressUnit
+from .messages import ProgressUnit
 
 __all__ = ["Status", "StatusUpdate"]
 

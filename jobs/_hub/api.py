@@ -3,7 +3,7 @@ list of Space hardware, pausing and restarting a Space.
 
 Each goes through huggingface_hub's `HfApi` (2.4: `get_zero_gpu_quota`,
 `list_spaces_hardware`, `pause_space`, `restart_space`) in a worker thread, with errors
-translated as in `_spaces`. No message carries the token.
+translated as in `spaces` (through `calls`). No message carries the token.
 
     quota = await zerogpu_quota(token=token)          # None: no token, or not allowed
     prices = await hardware_prices()                  # {"t4-small": 0.000111, ...} $/s
@@ -15,8 +15,8 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from ._spaces import _api, _call, _check_id
-from .errors import AuthError
+from ..errors import AuthError
+from .calls import call_hub, check_space_id, hub_api
 
 __all__ = ["ZeroGpuQuota", "hardware_prices", "pause_space", "restart_space", "zerogpu_quota"]
 
@@ -50,9 +50,9 @@ async def zerogpu_quota(*, token: str | None, endpoint: str | None = None) -> Ze
     permission gets 401/403): callers then go on without it. Other failures raise."""
     if not token:
         return None
-    api = _api(endpoint, token)
+    api = hub_api(endpoint, token)
     try:
-        raw = await _call(api, "zero-gpu/quota", api.get_zero_gpu_quota)
+        raw = await call_hub(api, "zero-gpu/quota", api.get_zero_gpu_quota)
     except AuthError as exc:
         logger.info("the ZeroGPU quota could not be read with this token: %s", exc.message)
         return None
@@ -67,8 +67,8 @@ async def zerogpu_quota(*, token: str | None, endpoint: str | None = None) -> Ze
 async def hardware_prices(endpoint: str | None = None) -> dict[str, float]:
     """Space hardware flavor -> US dollars per second of running, from the Hub's public
     list (`GET /api/spaces/hardware`). Raises `JobsError` if the list cannot be read."""
-    api = _api(endpoint, None)
-    flavors = await _call(api, "hardware", api.list_spaces_hardware)
+    api = hub_api(endpoint, None)
+    flavors = await call_hub(api, "hardware", api.list_spaces_hardware)
     prices: dict[str, float] = {}
     for flavor in flavors:
         unit = _UNIT_SECONDS.get(str(flavor.unit_label).lower())
@@ -107,12 +107,12 @@ async def _lifecycle(
             f"{'Restarting' if restart else 'Pausing'} Space {space_id} needs the token of "
             "its owner: pass token= or set HF_TOKEN."
         )
-    _check_id(space_id)
-    api = _api(endpoint, token)
+    check_space_id(space_id)
+    api = hub_api(endpoint, token)
     if restart:
-        runtime = await _call(
+        runtime = await call_hub(
             api, space_id, api.restart_space, space_id, factory_reboot=factory_reboot
         )
     else:
-        runtime = await _call(api, space_id, api.pause_space, space_id)
+        runtime = await call_hub(api, space_id, api.pause_space, space_id)
     return str(getattr(runtime.stage, "value", runtime.stage))

@@ -14,8 +14,8 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
 )
 
-from ._ratelimit import retry_after
-from .errors import (
+from .._protocol.ratelimit import retry_after
+from ..errors import (
     AuthError,
     ConnectionFailed,
     JobsError,
@@ -24,15 +24,12 @@ from .errors import (
     SpaceError,
     SpaceNotRunning,
 )
+from .calls import page_url
 
-__all__ = ["CALL_TIMEOUT", "page_url", "translate_hub_error"]
+__all__ = ["CALL_TIMEOUT", "translate_hub_error"]
 
 #: huggingface_hub sends with no timeout at all; never wait longer than this for one call.
 CALL_TIMEOUT = 60.0
-
-
-def page_url(endpoint: str | None, space_id: str) -> str:
-    return f"{(endpoint or HfApi().endpoint).rstrip('/')}/spaces/{space_id}"
 
 
 @dataclass(frozen=True, slots=True)
