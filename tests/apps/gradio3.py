@@ -1,0 +1,71 @@
+"""An app written for gradio 3.x (run under gradio 3.50.2 by the tests): the shapes of
+gradio's own 3.50.2 demos (`calculator`, `count_generator`, `zip_files`, a State
+counter) in one Blocks, with the queue on as 3.x Spaces had it, plus one `queue=False`
+listener and one without an api_name.
+
+/predict(num1=3, operation, num2) -> number (divide by zero: gr.Error)
+/count(n=5) -> text, a generator yielding "0", "1", ... every 0.2 s
+/file(f) -> file (the same content, renamed)
+/store(x) -> the words stored so far in this session (State)
+/upper(x) -> x.upper(), queue=False: a direct POST /api/predict
+fn_index 5 (no api_name): x reversed
+"""
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import gradio as gr
+
+
+def calculator(num1, operation, num2):
+    if operation == "add":
+        return num1 + num2
+    if operation == "subtract":
+        return num1 - num2
+    if operation == "multiply":
+        return num1 * num2
+    if num2 == 0:
+        raise gr.Error("Cannot divide by zero!")
+    return num1 / num2
+
+
+def count(n):
+    for i in range(int(n)):
+        time.sleep(0.2)
+        yield str(i)
+
+
+def copy_file(f):
+    target = Path(tempfile.mkdtemp()) / ("copy_" + Path(f.name).name)
+    shutil.copy(f.name, target)
+    return str(target)
+
+
+def store(x, words):
+    words = (words or []) + [x]
+    return " ".join(words), words
+
+
+with gr.Blocks() as demo:
+    num1 = gr.Number(value=3, label="num1")
+    operation = gr.Radio(["add", "subtract", "multiply", "divide"], label="operation")
+    num2 = gr.Number(label="num2")
+    result = gr.Number(label="result")
+    gr.Button().click(calculator, [num1, operation, num2], result, api_name="predict")
+    n = gr.Number(value=5, label="n")
+    counted = gr.Textbox(label="counted")
+    gr.Button().click(count, n, counted, api_name="count")
+    file_in = gr.File(label="f")
+    file_out = gr.File(label="copy")
+    gr.Button().click(copy_file, file_in, file_out, api_name="file")
+    x = gr.Textbox(label="x")
+    words = gr.State()
+    stored = gr.Textbox(label="stored")
+    gr.Button().click(store, [x, words], [stored, words], api_name="store")
+    gr.Button().click(lambda s: s.upper(), x, stored, api_name="upper", queue=False)
+    gr.Button().click(lambda s: s[::-1], x, stored)
+
+if __name__ == "__main__":
+    demo.queue(concurrency_count=4).launch()
