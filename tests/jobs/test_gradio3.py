@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 import pytest
 from support.apps import RunningApp, start_app
+from support.cli import spacerun
 from support.old_gradio import venv_python
 
 from jobs import AppError, AsyncClient, Client, JobCancelled, UnsupportedVersion
@@ -176,3 +177,19 @@ def test_differential_against_gradio_client_1_13_3(
     # JSON string (the app answers 422, and it raises); jobs calls it.
     assert agree == [True] * 9 + [False]
     assert theirs[-1] == {"error": "KeyError"} and ours[-1] == {"value": "ABC"}
+
+
+def test_a_spacerun_batch_on_3x_resumes(app3: RunningApp, tmp_path: Path) -> None:
+    """`spacerun run` on a 3.x app: a row the app fails is reported, and running the
+    same command again resumes: done rows are not sent again."""
+    rows = tmp_path / "rows.csv"
+    rows.write_text("num1,operation,num2\n1,add,2\n6,multiply,7\n1,divide,0\n3,subtract,1\n")
+    args = ["run", str(rows), "--app", app3.url, "--endpoint", "/predict"]
+    args += ["--set", f"output.dir={tmp_path / 'run'}"]
+    first = spacerun(*args)
+    assert first.returncode == 1, first.stderr
+    assert "3 ok, 1 failed" in first.stderr and "Cannot divide by zero!" in first.stderr
+    again = spacerun(*args)
+    assert "0 ok, 1 failed" in again.stderr and "3 already done" in again.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["exit_status"] == 1

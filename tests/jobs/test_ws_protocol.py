@@ -1,0 +1,80 @@
+"""gradio 3.x's websocket messages decoded without a network (`jobs._protocol.ws`), on
+frames recorded from a gradio 3.50.2 server."""
+
+from __future__ import annotations
+
+import pytest
+
+from jobs import ProtocolError
+from jobs._protocol.messages import MsgKind
+from jobs._protocol.ws import WsControl, data_body, parse_ws, predict_answer
+
+# Recorded from gradio 3.50.2 (tests/apps/gradio3.py), in order, for one generator job.
+ESTIMATION = (
+    '{"msg":"estimation","rank":0,"queue_size":1,"avg_event_process_time":0.0,'
+    '"avg_event_concurrent_process_time":null,"rank_eta":null,"queue_eta":1.0}'
+)
+GENERATING = (
+    '{"msg":"process_generating","output":{"data":["%s"],"is_generating":true,'
+    '"duration":0.2,"average_duration":0.2},"success":true}'
+)
+FILE_DONE = (
+    '{"msg":"process_completed","output":{"data":[{"orig_name":"in.txt","name":'
+    '"/tmp/gradio/f57/in.txt","size":6,"data":null,"is_file":true}],"is_generating":false,'
+    '"duration":0.0002},"success":true}'
+)
+
+
+def test_server_requests_are_controls() -> None:
+    assert parse_ws('{"msg":"send_hash"}', event_id="e") is WsControl.SEND_HASH
+    assert parse_ws('{"msg":"send_data"}', event_id="e") is WsControl.SEND_DATA
+    assert parse_ws('{"msg":"queue_full"}', event_id="e") is WsControl.QUEUE_FULL
+
+
+def test_estimation_is_tagged_with_the_sockets_name() -> None:
+    message = parse_ws(ESTIMATION, event_id="job-1")
+    assert not isinstance(message, WsControl)
+    assert (message.kind, message.event_id, message.rank, message.queue_size) == (
+        MsgKind.ESTIMATION,
+        "job-1",
+        0,
+        1,
+    )
+
+
+def test_whole_generator_values_after_the_first_become_replace_ops() -> None:
+    first = parse_ws(GENERATING % "0", event_id="e")
+    later = parse_ws(GENERATING % "1", event_id="e", after_first_output=True)
+    assert not isinstance(first, WsControl) and not isinstance(later, WsControl)
+    assert first.data == ["0"]
+    assert later.data == [[["replace", [], "1"]]]
+
+
+def test_a_file_output_becomes_file_data_and_inputs_go_back_as_3x_dicts() -> None:
+    done = parse_ws(FILE_DONE, event_id="e")
+    assert not isinstance(done, WsControl)
+    assert done.data == [
+        {
+            "path": "/tmp/gradio/f57/in.txt",
+            "meta": {"_type": "gradio.FileData"},
+            "orig_name": "in.txt",
+            "size": 6,
+        }
+    ]
+    body = {"data": [done.data[0], 3], "fn_index": 2, "session_hash": "s"}
+    assert data_body(body)["data"] == [
+        {"name": "/tmp/gradio/f57/in.txt", "orig_name": "in.txt", "data": None, "is_file": True},
+        3,
+    ]
+
+
+def test_a_direct_calls_error_answer_is_a_failed_completion() -> None:
+    failed = predict_answer(500, {"error": "'Cannot divide by zero!'"}, event_id="e")
+    assert failed is not None and failed.success is False
+    assert failed.text == "Cannot divide by zero!"
+    assert predict_answer(404, {"detail": "Not Found"}, event_id="e") is None
+
+
+def test_a_non_json_frame_is_a_protocol_error() -> None:
+    with pytest.raises(ProtocolError, match="invalid JSON"):
+        parse_ws("<html>", event_id="e")
