@@ -214,7 +214,8 @@ class WsSession:
         generated = False
         async for frame in socket:
             if frame.type is aiohttp.WSMsgType.ERROR:
-                raise _frame_error(socket.exception(), url, self._transport.limits)
+                cause = frame.data if isinstance(frame.data, BaseException) else None
+                raise _frame_error(cause or socket.exception(), url, self._transport.limits)
             if frame.type is not aiohttp.WSMsgType.TEXT:
                 continue
             parsed = parse_ws(frame.data, event_id=event_id, after_first_output=generated)

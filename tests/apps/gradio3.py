@@ -9,8 +9,12 @@ listener and one without an api_name.
 /store(x) -> the words stored so far in this session (State)
 /upper(x) -> x.upper(), queue=False: a direct POST /api/predict
 fn_index 5 (no api_name): x reversed
+/big(size) -> "x" * size
+
+GRADIO3_TIGHT_QUEUE=1 runs one job at a time and queues at most one more.
 """
 
+import os
 import shutil
 import tempfile
 import time
@@ -66,6 +70,11 @@ with gr.Blocks() as demo:
     gr.Button().click(store, [x, words], [stored, words], api_name="store")
     gr.Button().click(lambda s: s.upper(), x, stored, api_name="upper", queue=False)
     gr.Button().click(lambda s: s[::-1], x, stored)
+    size = gr.Number(label="size", precision=0)
+    gr.Button().click(lambda k: "x" * int(k), size, stored, api_name="big")
 
 if __name__ == "__main__":
-    demo.queue(concurrency_count=4).launch()
+    if os.environ.get("GRADIO3_TIGHT_QUEUE"):
+        demo.queue(concurrency_count=1, max_size=1).launch()
+    else:
+        demo.queue(concurrency_count=4).launch()

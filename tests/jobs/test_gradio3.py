@@ -19,7 +19,18 @@ from support.apps import RunningApp, start_app
 from support.cli import spacerun
 from support.old_gradio import venv_python
 
-from jobs import AppError, AsyncClient, Client, JobCancelled, UnsupportedVersion
+from jobs import (
+    AppError,
+    AsyncClient,
+    Client,
+    JobCancelled,
+    LimitExceeded,
+    Limits,
+    QueueFull,
+    Status,
+    StreamLost,
+    UnsupportedVersion,
+)
 from jobs._protocol.schema import AppSchema
 
 SUPPORT = Path(__file__).resolve().parents[1] / "support"
@@ -193,3 +204,47 @@ def test_a_spacerun_batch_on_3x_resumes(app3: RunningApp, tmp_path: Path) -> Non
     assert "0 ok, 1 failed" in again.stderr and "3 already done" in again.stderr
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["exit_status"] == 1
+
+
+def test_a_message_over_the_limit_is_refused(app3: RunningApp) -> None:
+    """A 3.x result travels in one websocket message: one over `max_message_bytes`
+    fails the job with `LimitExceeded` (the rest is not read), and the next job runs."""
+    with Client(app3.url, limits=Limits(max_message_bytes=100_000)) as client:
+        with pytest.raises(LimitExceeded, match="max_message_bytes"):
+            client.predict(200_000, api_name="/big")
+        assert client.predict(10, api_name="/big") == "x" * 10
+
+
+@pytest.fixture
+def tight_app3() -> Iterator[RunningApp]:
+    app = start_app(
+        "gradio3",
+        python=venv_python("3.50.2"),
+        env={"GRADIO3_TIGHT_QUEUE": "1"},
+        ready_timeout=180,
+    )
+    yield app
+    app.stop()
+
+
+def test_a_full_queue_and_a_server_that_dies_mid_job(tight_app3: RunningApp) -> None:
+    """One job runs, one waits, the third finds the queue full (`QueueFull`, which a
+    batch retries); the app then stops and the running job fails with `StreamLost`."""
+
+    async def main() -> None:
+        async with AsyncClient(tight_app3.url) as client:
+            started, queued = anyio.Event(), anyio.Event()
+            running = client.submit(100, api_name="/count")
+            running.add_status_listener(lambda u: u.code is Status.ITERATING and started.set())
+            await started.wait()
+            waiting = client.submit(2, api_name="/count")
+            # Its estimation: the app has put it in its queue.
+            waiting.add_status_listener(lambda u: u.queue_size is not None and queued.set())
+            await queued.wait()
+            with pytest.raises(QueueFull):
+                await client.predict(2, api_name="/count")
+            tight_app3.stop()
+            with pytest.raises(StreamLost):
+                await running.result(timeout=30)
+
+    anyio.run(main)
