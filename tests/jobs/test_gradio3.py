@@ -9,7 +9,7 @@ import hashlib
 import json
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from jobs import (
     Limits,
     QueueFull,
     Status,
+    StatusUpdate,
     StreamLost,
     UnsupportedVersion,
 )
@@ -215,6 +216,16 @@ def test_a_message_over_the_limit_is_refused(app3: RunningApp) -> None:
         assert client.predict(10, api_name="/big") == "x" * 10
 
 
+def _set_when(
+    event: anyio.Event, condition: Callable[[StatusUpdate], bool]
+) -> Callable[[StatusUpdate], None]:
+    def listener(update: StatusUpdate) -> None:
+        if condition(update):
+            event.set()
+
+    return listener
+
+
 @pytest.fixture
 def tight_app3() -> Iterator[RunningApp]:
     app = start_app(
@@ -235,11 +246,11 @@ def test_a_full_queue_and_a_server_that_dies_mid_job(tight_app3: RunningApp) -> 
         async with AsyncClient(tight_app3.url) as client:
             started, queued = anyio.Event(), anyio.Event()
             running = client.submit(100, api_name="/count")
-            running.add_status_listener(lambda u: u.code is Status.ITERATING and started.set())
+            running.add_status_listener(_set_when(started, lambda u: u.code is Status.ITERATING))
             await started.wait()
             waiting = client.submit(2, api_name="/count")
             # Its estimation: the app has put it in its queue.
-            waiting.add_status_listener(lambda u: u.queue_size is not None and queued.set())
+            waiting.add_status_listener(_set_when(queued, lambda u: u.queue_size is not None))
             await queued.wait()
             with pytest.raises(QueueFull):
                 await client.predict(2, api_name="/count")
