@@ -212,13 +212,19 @@ class WsSession:
         url: str,
     ) -> None:
         generated = False
+        inline = _inline_outputs(job)
         async for frame in socket:
             if frame.type is aiohttp.WSMsgType.ERROR:
                 cause = frame.data if isinstance(frame.data, BaseException) else None
                 raise _frame_error(cause or socket.exception(), url, self._transport.limits)
             if frame.type is not aiohttp.WSMsgType.TEXT:
                 continue
-            parsed = parse_ws(frame.data, event_id=event_id, after_first_output=generated)
+            parsed = parse_ws(
+                frame.data,
+                event_id=event_id,
+                after_first_output=generated,
+                inline_outputs=inline,
+            )
             if parsed is WsControl.SEND_HASH:
                 await socket.send_str(hash_body(body["fn_index"], body["session_hash"]))
             elif parsed is WsControl.SEND_DATA:
@@ -257,11 +263,28 @@ class WsSession:
             answer_body = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
             answer_body = None
-        answer = predict_answer(response.status_code, answer_body, event_id=event_id)
+        answer = predict_answer(
+            response.status_code,
+            answer_body,
+            event_id=event_id,
+            inline_outputs=_inline_outputs(job),
+        )
         if answer is None:
             check_status(response, raw)
             raise ProtocolError(f"{url} answered {raw[:200]!r}, not a job's output", url=url)
         job.deliver(answer)
+
+
+def _inline_outputs(job: AsyncJob) -> frozenset[int]:
+    """The output positions of the job's 3.x Images (sent as base64 data URLs)."""
+    endpoint, positions, visible_index = job.endpoint, set(), 0
+    for position, visible in enumerate(endpoint.output_visible):
+        if visible:
+            returns = endpoint.returns
+            if visible_index < len(returns) and returns[visible_index].component == "Image":
+                positions.add(position)
+            visible_index += 1
+    return frozenset(positions)
 
 
 def _ws_url(url: str) -> str:

@@ -36,6 +36,8 @@ class Parameter:
     default: Any = None
     #: "single" for a file parameter, "list" for a list of files, None otherwise.
     file_kind: str | None = None
+    #: The file is sent as a base64 data URL, not uploaded (a gradio 3.x Image).
+    inline: bool = False
     choices: tuple[Any, ...] | None = None
     multiselect: bool = False
     example: Any = None
@@ -398,6 +400,7 @@ def _parameter(raw: Mapping[str, Any], index: int) -> Parameter:
         required=not has_default,
         default=raw.get("parameter_default") if has_default else None,
         file_kind=_file_kind(python_type, json_type),
+        inline=bool(raw.get("inline_file")),
         choices=choices,
         multiselect=multiselect,
         example=raw.get("example_input"),

@@ -5,7 +5,9 @@ without parameter names or defaults; older ones have no such route, and gradio_c
 then posts the config to a helper Space on the Hub. Here both come from the config
 itself: each input's name is its label (as an identifier), its default the component's
 initial value (when it has one), and file components (`file`, `uploadbutton`, `audio`,
-`video`, `model3d`: the ones 3.x takes as `{name, is_file}` dicts) say `filepath`.
+`video`, `model3d`: the ones 3.x takes as `{name, is_file}` dicts) say `filepath`, and
+so do `image` inputs, marked `inline_file`: 3.x takes and returns images as base64 data
+URLs (`data:image/png;base64,...`), not as uploaded files.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ __all__ = ["has_info_route", "is_v3", "queued_fns", "v3_info", "version_of"]
 #: Where 3.x queues through the websocket at all (older releases poll over HTTP).
 _WS_SINCE = (3, 2)
 _FILE_COMPONENTS = frozenset({"file", "uploadbutton", "audio", "video", "model3d"})
+_INLINE_COMPONENTS = frozenset({"image"})
 _SKIPPED = frozenset({"state"})
 
 
@@ -119,6 +122,9 @@ def _described(component: Mapping[str, Any], given: Mapping[str, Any]) -> dict[s
     if kind in _FILE_COMPONENTS:
         many = props.get("file_count") in ("multiple", "directory")
         entry["python_type"] = {"type": "List[filepath]" if many else "filepath", "description": ""}
+    elif kind in _INLINE_COMPONENTS and props.get("tool") != "sketch":
+        entry["python_type"] = {"type": "filepath", "description": ""}
+        entry["inline_file"] = True
     return entry
 
 

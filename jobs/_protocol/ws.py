@@ -49,11 +49,18 @@ class WsControl(str, Enum):
 _CONTROLS = {c.value: c for c in WsControl}
 
 
-def parse_ws(text: str, *, event_id: str, after_first_output: bool = False) -> WsControl | Message:
+def parse_ws(
+    text: str,
+    *,
+    event_id: str,
+    after_first_output: bool = False,
+    inline_outputs: frozenset[int] = frozenset(),
+) -> WsControl | Message:
     """One websocket text frame: a request of the server, or a job message tagged with
     `event_id` (3.x has none: the client names its socket). A generator's whole values
     after its first output become one `replace` op per output, as the job applies the
-    diffs of sse_v3."""
+    diffs of sse_v3. Outputs at `inline_outputs` (3.x Images) that are data URLs
+    become FileData, downloaded (decoded) like any output file."""
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -65,17 +72,31 @@ def parse_ws(text: str, *, event_id: str, after_first_output: bool = False) -> W
         return control
     obj["event_id"] = event_id
     message = parse_message(json.dumps(obj))
-    if message.kind is MsgKind.PROCESS_GENERATING and message.data is not None:
-        if not after_first_output:
-            return _replace(message, data=[from_v3_files(v) for v in message.data])
-        ops = [[["replace", [], from_v3_files(v)]] for v in message.data]
-        return _replace(message, data=ops)
-    if message.kind is MsgKind.PROCESS_COMPLETED and message.data is not None:
-        return _replace(message, data=[from_v3_files(v) for v in message.data])
-    return message
+    if message.data is None or message.kind not in _OUTPUTS:
+        return message
+    values = [
+        _inline(v) if i in inline_outputs else from_v3_files(v) for i, v in enumerate(message.data)
+    ]
+    if message.kind is MsgKind.PROCESS_GENERATING and after_first_output:
+        return _replace(message, data=[[["replace", [], v]] for v in values])
+    return _replace(message, data=values)
 
 
-def predict_answer(status: int, body: Any, *, event_id: str) -> Message | None:
+_OUTPUTS = frozenset({MsgKind.PROCESS_GENERATING, MsgKind.PROCESS_COMPLETED})
+
+
+def _inline(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith("data:") and ";base64," in value:
+        mime = value[5 : value.index(";")]
+        extension = {"image/jpeg": "jpg", "image/svg+xml": "svg"}.get(mime, mime.rpartition("/")[2])
+        name = f"image.{extension or 'bin'}"
+        return {"path": value, "orig_name": name, "meta": dict(_FILE_META)}
+    return value
+
+
+def predict_answer(
+    status: int, body: Any, *, event_id: str, inline_outputs: frozenset[int] = frozenset()
+) -> Message | None:
     """The completion a direct call's answer (`POST /api/predict`) stands for, or None
     when its status is not one the app gives for a job (left to the HTTP error checks).
     A failed function answers 500 `{"error": text or None}`."""
@@ -85,7 +106,7 @@ def predict_answer(status: int, body: Any, *, event_id: str) -> Message | None:
         obj = {"msg": "process_completed", "output": dict(body), "success": False}
     else:
         return None
-    parsed = parse_ws(json.dumps(obj), event_id=event_id)
+    parsed = parse_ws(json.dumps(obj), event_id=event_id, inline_outputs=inline_outputs)
     assert isinstance(parsed, Message)
     return parsed
 

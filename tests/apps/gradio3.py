@@ -10,6 +10,7 @@ listener and one without an api_name.
 /upper(x) -> x.upper(), queue=False: a direct POST /api/predict
 fn_index 5 (no api_name): x reversed
 /big(size) -> "x" * size
+/mirror(image) -> the image flipped left to right (3.x sends images as base64)
 
 GRADIO3_TIGHT_QUEUE=1 runs one job at a time and queues at most one more.
 """
@@ -70,6 +71,9 @@ with gr.Blocks() as demo:
     gr.Button().click(store, [x, words], [stored, words], api_name="store")
     gr.Button().click(lambda s: s.upper(), x, stored, api_name="upper", queue=False)
     gr.Button().click(lambda s: s[::-1], x, stored)
+    image_in = gr.Image(label="image", type="pil")
+    image_out = gr.Image(label="mirrored")
+    gr.Button().click(lambda im: im.transpose(0), image_in, image_out, api_name="mirror")
     size = gr.Number(label="size", precision=0)
     gr.Button().click(lambda k: "x" * int(k), size, stored, api_name="big")
 

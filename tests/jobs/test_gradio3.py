@@ -95,6 +95,27 @@ def test_a_file_goes_up_and_its_copy_comes_back(client3: Client, tmp_path: Path)
     assert Path(out).read_bytes() == source.read_bytes()
 
 
+def _png(path: Path) -> Path:
+    from PIL import Image
+
+    image = Image.new("RGB", (4, 2), (0, 0, 0))
+    image.putpixel((0, 0), (255, 0, 0))
+    image.save(path)
+    return path
+
+
+def test_an_image_goes_as_base64_and_comes_back_as_a_file(client3: Client, tmp_path: Path) -> None:
+    """3.x Images travel as base64 data URLs both ways: a path goes in, a file comes out."""
+    from PIL import Image
+
+    assert client3.endpoint("/mirror").parameters[0].inline
+    out = client3.predict(str(_png(tmp_path / "red_corner.png")), api_name="/mirror")
+    assert Path(out).suffix == ".png"
+    with Image.open(out) as mirrored:
+        assert mirrored.size == (4, 2)
+        assert mirrored.convert("RGB").getpixel((3, 0)) == (255, 0, 0)
+
+
 def test_state_is_kept_per_session(client3: Client) -> None:
     client3.reset_session()
     assert client3.predict("a", api_name="/store") == "a"
@@ -170,6 +191,7 @@ def test_differential_against_gradio_client_1_13_3(
         {"args": ["a"], "api_name": "/store"},
         {"args": ["b"], "api_name": "/store"},
         {"args": ["abc"], "fn_index": 5},
+        {"args": [str(_png(tmp_path / "in.png"))], "api_name": "/mirror"},
         {"args": ["abc"], "api_name": "/upper"},
     ]
     done = subprocess.run(
@@ -187,7 +209,7 @@ def test_differential_against_gradio_client_1_13_3(
     record_property("agree", f"{sum(agree)}/{len(calls)}")
     # The one difference: a queue=False listener, which gradio_client 1.13.3 sends as a
     # JSON string (the app answers 422, and it raises); jobs calls it.
-    assert agree == [True] * 9 + [False]
+    assert agree == [True] * 10 + [False]
     assert theirs[-1] == {"error": "KeyError"} and ours[-1] == {"value": "ABC"}
 
 
