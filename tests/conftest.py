@@ -22,6 +22,7 @@ import pluggy
 import pytest
 from support import servers
 from support.apps import RunningApp, start_app, start_apps
+from support.old_gradio import OldApps
 
 # fixture name -> app name, for the apps shared by the whole session.
 SESSION_APPS = {
@@ -55,6 +56,7 @@ SERVER_FIXTURES = {
     "hostile",
     "clients",  # test_compat_gradio_client: the app fixture named by its parameter
     "cluster",  # a Ray cluster on this machine (tests/runner/test_ray.py)
+    "old_apps",  # tests/old_gradio/apps/ on older gradio releases (support/old_gradio.py)
 }
 # Names that start a server when a test calls them in its body.
 SERVER_NAMES = (
@@ -227,6 +229,15 @@ def slow_app(_session_apps: _SessionApps) -> RunningApp:
     else:
         app.restart()
     return app
+
+
+@pytest.fixture(scope="session")
+def old_apps() -> Iterator[OldApps]:
+    """`old_apps.get("4.16.0")`: the seed app on that gradio release, started once per
+    session (with every other version the session's tests ask for, in parallel)."""
+    apps = OldApps()
+    yield apps
+    apps.stop_all()
 
 
 class AppFactory:
