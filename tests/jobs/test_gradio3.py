@@ -1,5 +1,5 @@
 """gradio 3.x apps (the `ws` protocol) through the same `jobs` API, against a real
-gradio 3.50.2 server (tests/apps/gradio3.py in the pinned venv that
+gradio 3.50.2 server (tests/old_gradio/apps/gradio3.py in the pinned venv that
 tests/support/old_gradio.py builds), and side by side with gradio_client 1.13.3, the
 last client that speaks `ws`."""
 
@@ -17,7 +17,7 @@ import anyio
 import pytest
 from support.apps import RunningApp, start_app
 from support.cli import spacerun
-from support.old_gradio import venv_python
+from support.old_gradio import OLD_APPS_DIR, OldApps, venv_python
 
 from jobs import (
     AppError,
@@ -38,10 +38,8 @@ SUPPORT = Path(__file__).resolve().parents[1] / "support"
 
 
 @pytest.fixture(scope="module")
-def app3() -> Iterator[RunningApp]:
-    app = start_app("gradio3", python=venv_python("3.50.2"), ready_timeout=180)
-    yield app
-    app.stop()
+def app3(old_apps: OldApps) -> RunningApp:
+    return old_apps.get("3.50.2", "gradio3")
 
 
 @pytest.fixture(scope="module")
@@ -251,7 +249,7 @@ def _set_when(
 @pytest.fixture
 def tight_app3() -> Iterator[RunningApp]:
     app = start_app(
-        "gradio3",
+        str(OLD_APPS_DIR / "gradio3.py"),
         python=venv_python("3.50.2"),
         env={"GRADIO3_TIGHT_QUEUE": "1"},
         ready_timeout=180,
