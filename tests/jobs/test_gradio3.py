@@ -22,6 +22,7 @@ from support.old_gradio import OLD_APPS_DIR, OldApps, venv_python
 from jobs import (
     AppError,
     AsyncClient,
+    AuthError,
     Client,
     JobCancelled,
     LimitExceeded,
@@ -251,19 +252,23 @@ def tight_app3() -> Iterator[RunningApp]:
     app = start_app(
         str(OLD_APPS_DIR / "gradio3.py"),
         python=venv_python("3.50.2"),
-        env={"GRADIO3_TIGHT_QUEUE": "1"},
+        env={"GRADIO3_TIGHT_QUEUE": "1", "GRADIO3_AUTH": "ada:lovelace"},
         ready_timeout=180,
     )
     yield app
     app.stop()
 
 
-def test_a_full_queue_and_a_server_that_dies_mid_job(tight_app3: RunningApp) -> None:
-    """One job runs, one waits, the third finds the queue full (`QueueFull`, which a
-    batch retries); the app then stops and the running job fails with `StreamLost`."""
+def test_a_login_a_full_queue_and_a_server_that_dies_mid_job(tight_app3: RunningApp) -> None:
+    """A password-protected 3.x app: a wrong login is an `AuthError`; with the right one
+    the websocket carries the login cookie. One job runs, one waits, the third finds
+    the queue full (`QueueFull`, which a batch retries); the app then stops and the
+    running job fails with `StreamLost`."""
+    with pytest.raises(AuthError):
+        Client(tight_app3.url, auth=("ada", "babbage")).close()
 
     async def main() -> None:
-        async with AsyncClient(tight_app3.url) as client:
+        async with AsyncClient(tight_app3.url, auth=("ada", "lovelace")) as client:
             started, queued = anyio.Event(), anyio.Event()
             running = client.submit(100, api_name="/count")
             running.add_status_listener(_set_when(started, lambda u: u.code is Status.ITERATING))

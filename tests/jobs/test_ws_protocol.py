@@ -3,10 +3,15 @@ frames recorded from a gradio 3.50.2 server."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from jobs import ProtocolError
 from jobs._protocol.messages import MsgKind
+from jobs._protocol.schema import AppSchema
 from jobs._protocol.ws import WsControl, data_body, parse_ws, predict_answer
 
 # Recorded from gradio 3.50.2 (tests/apps/gradio3.py), in order, for one generator job.
@@ -78,3 +83,40 @@ def test_a_direct_calls_error_answer_is_a_failed_completion() -> None:
 def test_a_non_json_frame_is_a_protocol_error() -> None:
     with pytest.raises(ProtocolError, match="invalid JSON"):
         parse_ws("<html>", event_id="e")
+
+
+RECORDED = json.loads(
+    (Path(__file__).resolve().parents[1] / "transcripts" / "gradio3_app.json").read_text()
+)
+
+
+def _signature(schema: AppSchema) -> list[Any]:
+    return [
+        (
+            e.api_name,
+            e.fn_index,
+            e.queued,
+            [(p.name, p.required, p.default, p.file_kind, p.inline) for p in e.parameters],
+        )
+        for e in schema.endpoints
+    ]
+
+
+def test_an_app_before_3_37_is_read_from_its_config_alone() -> None:
+    """Without `/info?serialize=False` (gradio before 3.37) the config says the same:
+    names, defaults, file and image parameters, and which listener skips the queue."""
+    config, info = RECORDED["config"], RECORDED["info"]
+    with_info = AppSchema.parse(config, info, url="http://a")
+    older = AppSchema.parse({**config, "version": "3.20.0"}, {}, url="http://a")
+    assert _signature(older) == _signature(with_info)
+    upper = with_info.endpoint("/upper")
+    assert upper.queued is False and with_info.endpoint("/count").queued is True
+    assert with_info.endpoint("/mirror").parameters[0].inline
+
+
+def test_no_queue_before_3_2_or_when_it_is_off() -> None:
+    """gradio before 3.2 (or with the queue off) runs every listener by direct call."""
+    config = RECORDED["config"]
+    for changed in ({"version": "3.1.7"}, {"enable_queue": False}):
+        schema = AppSchema.parse({**config, **changed}, {}, url="http://a")
+        assert not any(e.queued for e in schema.endpoints)

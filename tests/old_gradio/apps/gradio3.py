@@ -12,7 +12,8 @@ fn_index 5 (no api_name): x reversed
 /big(size) -> "x" * size
 /mirror(image) -> the image flipped left to right (3.x sends images as base64)
 
-GRADIO3_TIGHT_QUEUE=1 runs one job at a time and queues at most one more.
+GRADIO3_TIGHT_QUEUE=1 runs one job at a time and queues at most one more;
+GRADIO3_AUTH=user:password asks for a login.
 """
 
 import os
@@ -78,7 +79,9 @@ with gr.Blocks() as demo:
     gr.Button().click(lambda k: "x" * int(k), size, stored, api_name="big")
 
 if __name__ == "__main__":
+    auth = os.environ.get("GRADIO3_AUTH")
+    login = tuple(auth.split(":", 1)) if auth else None
     if os.environ.get("GRADIO3_TIGHT_QUEUE"):
-        demo.queue(concurrency_count=1, max_size=1).launch()
+        demo.queue(concurrency_count=1, max_size=1).launch(auth=login)
     else:
         demo.queue(concurrency_count=4).launch()
