@@ -23,7 +23,7 @@ from enum import Enum
 from typing import Any
 
 from ..errors import ProtocolError
-from .messages import Message, MsgKind, parse_message
+from .messages import Message, MsgKind, message_of
 
 __all__ = [
     "WsControl",
@@ -70,8 +70,14 @@ def parse_ws(
     control = _CONTROLS.get(str(obj.get("msg", "")))
     if control is not None:
         return control
+    return _job_message(obj, event_id, after_first_output, inline_outputs)
+
+
+def _job_message(
+    obj: dict[str, Any], event_id: str, after_first_output: bool, inline_outputs: frozenset[int]
+) -> Message:
     obj["event_id"] = event_id
-    message = parse_message(json.dumps(obj))
+    message = message_of(obj)
     if message.data is None or message.kind not in _OUTPUTS:
         return message
     values = [
@@ -106,9 +112,7 @@ def predict_answer(
         obj = {"msg": "process_completed", "output": dict(body), "success": False}
     else:
         return None
-    parsed = parse_ws(json.dumps(obj), event_id=event_id, inline_outputs=inline_outputs)
-    assert isinstance(parsed, Message)
-    return parsed
+    return _job_message(obj, event_id, False, inline_outputs)
 
 
 def hash_body(fn_index: int, session_hash: str) -> str:
