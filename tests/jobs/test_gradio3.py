@@ -284,3 +284,58 @@ def test_a_login_a_full_queue_and_a_server_that_dies_mid_job(tight_app3: Running
                 await running.result(timeout=30)
 
     anyio.run(main)
+
+
+def _queue_size(url: str) -> int:
+    import httpx
+
+    return int(httpx.get(f"{url}/queue/status", timeout=5).json()["queue_size"])
+
+
+def test_ctrl_c_twice_stops_a_3x_batch_at_once_and_frees_the_app(
+    app3: RunningApp, tmp_path: Path
+) -> None:
+    """A `spacerun run` on a 3.x app, interrupted twice while jobs run and wait: it stops
+    at once (exit 130), and the app is left with nothing queued (closing the sockets
+    removed the waiting jobs, `/reset` ended the generators), so it serves the next call."""
+    import signal
+    import sys
+
+    rows = tmp_path / "rows.csv"
+    rows.write_text("n\n" + "".join(f"{100 + i}\n" for i in range(8)))
+    args = ["run", str(rows), "--app", app3.url, "--endpoint", "/count"]
+    args += ["--set", f"output.dir={tmp_path / 'run'}", "--set", "run.concurrency=8"]
+    args += ["--progress", "plain"]
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runner.cli", *args],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        # Four run (the app's concurrency), the rest wait in its queue: asking is the
+        # only way to know, from another process.
+        while _queue_size(app3.url) == 0:
+            assert time.monotonic() < deadline, "the batch never filled the app's queue"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.5)  # the first interrupt is handled before the second arrives
+        second = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=30)
+        stopped_after = time.monotonic() - second
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, output
+    assert stopped_after < 5  # not the 20 s the generators take
+    deadline = time.monotonic() + 10
+    while _queue_size(app3.url) != 0:
+        assert time.monotonic() < deadline, "jobs of the stopped batch stayed in the queue"
+        time.sleep(0.05)
+    with Client(app3.url) as client:
+        assert client.predict(2, api_name="/count") == "1"
