@@ -29,6 +29,7 @@ from ._submit import callbacks_of, make_join, make_postprocess, resolve_duplicat
 from ._view import render_api
 
 if TYPE_CHECKING:
+    from ._jobsession import JobSession
     from ._wssession import WsDialer
 
 __all__ = ["AsyncClient"]
@@ -143,7 +144,7 @@ class AsyncClient:
         self._stack: contextlib.AsyncExitStack | None = None
         self._app: AppConnection | None = None
         self._task_group: TaskGroup | None = None
-        self._session: Session | None = None
+        self._session: JobSession | None = None
         self._uploader: Uploader | None = None
         self._downloader: Downloader | None = None
         self._parent: AsyncClient | None = None
@@ -306,7 +307,7 @@ class AsyncClient:
         *,
         result_callbacks: Callable[..., Any] | Sequence[Callable[..., Any]] | None = None,
         download_to: Path | None = None,
-        session: Session | None = None,
+        session: JobSession | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> AsyncJob:
         """Submit already bound values (parameter name -> value). For batch drivers:
@@ -334,7 +335,7 @@ class AsyncClient:
         self._uploader.check(wrapped)
         return wrapped
 
-    def _session_for(self, endpoint: Endpoint) -> Session:
+    def _session_for(self, endpoint: Endpoint) -> JobSession:
         # Stateful endpoints share the client's session; the rest get their own, so a
         # cancel or a lost stream touches only that job.
         if endpoint.uses_state:
@@ -446,7 +447,7 @@ class AsyncClient:
             )
         return self._app
 
-    def _new_session(self, *, heartbeat: bool = True, exclusive: bool = False) -> Session:
+    def _new_session(self, *, heartbeat: bool = True, exclusive: bool = False) -> JobSession:
         app = self._require()
         assert self._task_group is not None
         if app.schema.protocol == "ws":
@@ -455,9 +456,7 @@ class AsyncClient:
             if self._dialer is None:  # an app that became 3.x on reload
                 self._dialer = WsDialer(verify=self._ssl_verify)
             # Same methods, another wire (gradio 3.x): see `_wssession`.
-            return WsSession(  # type: ignore[return-value]
-                app.app_http, self._task_group, self._dialer, exclusive=exclusive
-            )
+            return WsSession(app.app_http, self._task_group, self._dialer, exclusive=exclusive)
         return Session(
             app.app_http,
             self._task_group,
