@@ -462,6 +462,7 @@ class AsyncClient:
             self._task_group,
             heartbeat=heartbeat and app.schema.connect_heartbeat,
             exclusive=exclusive,
+            dialect=app.schema.dialect,
         )
 
     def _make_downloader(self, target: DownloadFiles | Path) -> Downloader | None:

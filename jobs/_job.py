@@ -355,7 +355,7 @@ class AsyncJob:
             return True
         if kind is not MsgKind.PROCESS_COMPLETED:
             data = message.data or []
-            if self._raw is None:
+            if self._raw is None or not self.session.dialect.diffs:
                 self._raw = list(data)
             else:
                 self._raw = [

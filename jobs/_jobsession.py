@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from ._job import AsyncJob
+    from ._protocol.dialects import Dialect
     from .errors import JobsError
 
 __all__ = ["JobSession"]
@@ -22,6 +23,8 @@ class JobSession(Protocol):
     hash: str
     #: The session belongs to one job: cancelling or dropping it touches nothing else.
     exclusive: bool
+    #: The app's queue protocol (whether generator outputs come as diffs, ...).
+    dialect: Dialect
 
     @property
     def pending(self) -> int:

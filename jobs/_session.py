@@ -26,9 +26,11 @@ import httpx
 from anyio.abc import TaskGroup
 
 from ._http.bodies import iter_decoded
+from ._own_stream import OwnStream
+from ._protocol.dialects import DIALECTS, Dialect
 from ._protocol.messages import Message, MsgKind, parse_message
 from ._protocol.sse import SSEDecoder
-from .errors import ConnectionFailed, JobsError, ProtocolError, StreamLost
+from .errors import ConnectionFailed, JobCancelled, JobsError, ProtocolError, StreamLost
 
 if TYPE_CHECKING:
     from ._http.app import AppHttp
@@ -61,10 +63,12 @@ class Session:
         "_held",
         "_joining",
         "_locks",
+        "_own",
         "_pending",
         "_reader_running",
         "_reader_scope",
         "_task_group",
+        "dialect",
         "exclusive",
         "hash",
     )
@@ -77,8 +81,11 @@ class Session:
         *,
         heartbeat: bool = False,
         exclusive: bool = False,
+        dialect: Dialect = DIALECTS["sse_v3"],
     ) -> None:
         self.hash = session_hash or new_session_hash()
+        #: The app's queue protocol (how jobs join, end, and are cancelled).
+        self.dialect = dialect
         #: The session belongs to one job, so dropping its stream touches nothing else.
         self.exclusive = exclusive
         self._reader_scope: anyio.CancelScope | None = None
@@ -96,6 +103,8 @@ class Session:
         self._joining = 0
         self._locks: dict[int, anyio.Lock] = {}
         self._reader_running = False
+        #: Jobs on their own streams (protocol `sse`), by their local id.
+        self._own: dict[str, OwnStream] = {}
 
     def __repr__(self) -> str:
         return (
@@ -123,6 +132,8 @@ class Session:
         self, job: AsyncJob, body: dict[str, Any], headers: dict[str, str] | None = None
     ) -> str:
         """Send `queue/join` for `job` and route its messages to it. Returns the event id."""
+        if self.dialect.stream_per_job:
+            return self._join_own_stream(job, body)
         self._joining += 1
         try:
             reply = await self._app_http.post_json("queue/join", body, headers=headers)
@@ -140,6 +151,19 @@ class Session:
         self._ensure_reader()
         self._ensure_heartbeat()
         return event_id
+
+    def _join_own_stream(self, job: AsyncJob, body: dict[str, Any]) -> str:
+        own = OwnStream(self._app_http, job, body)
+        self._own[own.local_id] = own
+
+        async def run() -> None:
+            try:
+                await own.run()
+            finally:
+                self._own.pop(own.local_id, None)
+
+        self._task_group.start_soon(run)
+        return own.local_id
 
     def close(self) -> None:
         """Stop holding the heartbeat (the app may then forget this session's State)."""
@@ -166,14 +190,41 @@ class Session:
 
     async def cancel_event(self, fn_index: int, event_id: str) -> None:
         """Ask the app to drop `event_id` (a queued one is removed, a running one stopped)."""
-        body = {"session_hash": self.hash, "fn_index": fn_index, "event_id": event_id}
+        own = self._own.get(event_id)
+        if own is not None:
+            # Protocol `sse`: a running event (named by the server) is reset; leaving its
+            # stream removes a queued one.
+            if own.server_id is not None:
+                await self._post_cancel("reset", {"event_id": own.server_id})
+            own.job.fail(JobCancelled(f"{own.job.endpoint.display_name} was cancelled"))
+            own.close()
+            return
+        if self.dialect.cancel_route == "cancel":
+            body = {"session_hash": self.hash, "fn_index": fn_index, "event_id": event_id}
+            await self._post_cancel("cancel", body)
+            return
+        answer = await self._post_cancel("reset", {"event_id": event_id})
+        if isinstance(answer, dict) and answer.get("success"):
+            # A reset event gets no further message (not even its completion): stop
+            # waiting for it, and let go of a stream that now carries nothing of ours.
+            self._forget(event_id)
+
+    async def _post_cancel(self, route: str, body: dict[str, Any]) -> Any:
         with anyio.move_on_after(10, shield=True):
             try:
-                await self._app_http.post_json("cancel", body)
+                return await self._app_http.post_json(route, body)
             except JobsError as exc:
                 # Nothing more can be done: the job ends when the stream says so, or fails
                 # with it.
-                log.warning("cancel of event %s failed: %s", event_id, exc)
+                log.warning("cancel of event %s failed: %s", body["event_id"], exc)
+        return None
+
+    def _forget(self, event_id: str) -> None:
+        job = self._pending.pop(event_id, None)
+        if job is not None:
+            job.fail(JobCancelled(f"{job.endpoint.display_name} was cancelled"))
+        if not self._pending and not self._joining and self._reader_scope is not None:
+            self._reader_scope.cancel()
 
     def spawn(self, coro: Awaitable[Any]) -> None:
         async def run() -> None:
@@ -194,6 +245,9 @@ class Session:
         exclusive session's queued job is really cancelled."""
         if self._reader_scope is not None:
             self._reader_scope.cancel()
+        for own in list(self._own.values()):
+            own.job.fail(error)
+            own.close()
         self._fail_pending(error)
 
     async def _read_stream(self) -> None:
@@ -262,7 +316,9 @@ class Session:
                 url=self._app_http.base_url,
             ) from exc
         # A stream that overran its tail deadline had delivered every result already.
-        return tail.cancelled_caught
+        # Before sse_v3 the server ends the stream, without a word, once nothing of the
+        # session is pending: a job joined just then is read on a new stream.
+        return tail.cancelled_caught or not self.dialect.says_close
 
     def _handle(self, message: Message) -> bool:
         """Route one message; True once the server says the stream ends."""

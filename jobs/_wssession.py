@@ -34,6 +34,7 @@ import httpx
 from anyio.abc import TaskGroup
 
 from ._http.app import check_status
+from ._protocol.dialects import DIALECTS
 from ._protocol.limits import over_limit
 from ._protocol.messages import Message, MsgKind
 from ._protocol.ws import WsControl, data_body, hash_body, parse_ws, predict_answer
@@ -82,7 +83,16 @@ class WsDialer:
 class WsSession:
     """One session_hash on one 3.x app. Cheap: no I/O until a job joins."""
 
-    __slots__ = ("_dialer", "_events", "_locks", "_task_group", "_transport", "exclusive", "hash")
+    __slots__ = (
+        "_dialer",
+        "_events",
+        "_locks",
+        "_task_group",
+        "_transport",
+        "dialect",
+        "exclusive",
+        "hash",
+    )
 
     def __init__(
         self,
@@ -95,6 +105,7 @@ class WsSession:
     ) -> None:
         self.hash = session_hash or uuid.uuid4().hex[:16]
         self.exclusive = exclusive
+        self.dialect = DIALECTS["ws"]
         self._transport = app_http
         self._task_group = task_group
         self._dialer = dialer
@@ -211,7 +222,6 @@ class WsSession:
         event_id: str,
         url: str,
     ) -> None:
-        generated = False
         inline = _inline_outputs(job)
         async for frame in socket:
             if frame.type is aiohttp.WSMsgType.ERROR:
@@ -219,12 +229,7 @@ class WsSession:
                 raise _frame_error(cause or socket.exception(), url, self._transport.limits)
             if frame.type is not aiohttp.WSMsgType.TEXT:
                 continue
-            parsed = parse_ws(
-                frame.data,
-                event_id=event_id,
-                after_first_output=generated,
-                inline_outputs=inline,
-            )
+            parsed = parse_ws(frame.data, event_id=event_id, inline_outputs=inline)
             if parsed is WsControl.SEND_HASH:
                 await socket.send_str(hash_body(body["fn_index"], body["session_hash"]))
             elif parsed is WsControl.SEND_DATA:
@@ -236,7 +241,6 @@ class WsSession:
                     url=url,
                 )
             elif isinstance(parsed, Message):
-                generated = generated or parsed.kind is MsgKind.PROCESS_GENERATING
                 job.deliver(parsed)
                 if parsed.kind is MsgKind.PROCESS_COMPLETED:
                     return

@@ -5,7 +5,7 @@ JobsError
 ├── ConnectionFailed          the app could not be reached (refused, DNS, TLS, timeout)
 │   └── StreamLost            the event stream ended mid-job (server died or restarted)
 ├── ProtocolError             the server answered something this client does not understand
-│   ├── UnsupportedVersion    the app speaks a protocol older than sse_v3 (gradio < 4.22)
+│   ├── UnsupportedVersion    the app's gradio is older than any protocol spoken here
 │   └── LimitExceeded         an answer is over one of the client's `Limits` (names it)
 ├── ServerError               an HTTP 5xx from the app or its proxy
 │   └── QueueFull             503: the app's queue is at its max_size

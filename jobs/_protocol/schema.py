@@ -15,12 +15,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ArgumentError, EndpointNotFound, ProtocolError, UnsupportedVersion
-from .v3schema import is_v3, queued_fns, v3_info, version_of
+from ..errors import ArgumentError, EndpointNotFound, ProtocolError
+from .dialects import DIALECTS, Dialect, dialect_of
+from .v3schema import is_v3, queued_fns, v3_info
 
 __all__ = ["AppSchema", "Endpoint", "Parameter", "Return"]
-
-_SUPPORTED_PROTOCOLS = {"sse_v3", "ws"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -155,28 +154,10 @@ class AppSchema:
     api_info: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def check_protocol(cls, config: Mapping[str, Any], url: str) -> None:
-        """Refuse the protocols not spoken, and gradio before 3.0, with a message naming
-        the version."""
-        protocol = config.get("protocol", "ws")
-        version = str(config.get("version", "unknown"))
-        numbers = version_of(config)
-        if protocol == "ws" and numbers is not None and numbers < (3,):
-            raise UnsupportedVersion(
-                f"the app at {url} runs gradio {version}, older than 3.0, which spacerun does "
-                "not support (its API predates /config's dependencies). Upgrade the app to "
-                "gradio 3.0 or later (a Space: set sdk_version in its README).",
-                url=url,
-                version=version,
-            )
-        if protocol not in _SUPPORTED_PROTOCOLS:
-            raise UnsupportedVersion(
-                f"the app at {url} runs gradio {version} (protocol {protocol!r}), which spacerun "
-                "does not support: it speaks the sse_v3 protocol of gradio 4.22 and later. "
-                "Upgrade the app's gradio, or use gradio_client for this app.",
-                url=url,
-                version=version,
-            )
+    def check_protocol(cls, config: Mapping[str, Any], url: str) -> Dialect:
+        """The app's queue protocol; UnsupportedVersion, naming its version, for one this
+        client does not speak."""
+        return dialect_of(config, url)
 
     @classmethod
     def parse(
@@ -195,17 +176,15 @@ class AppSchema:
         if is_v3(config):
             info = public_info = v3_info(config, info)
             queued = queued_fns(config)
-            # 3.x dependencies have no `id`: a listener's fn_index is its position.
-            config = {
-                **config,
-                "dependencies": [
-                    {**dep, "id": i} for i, dep in enumerate(config.get("dependencies", ()))
-                ],
-            }
         components = {c["id"]: c for c in config.get("components", ()) if "id" in c}
         public = _public_view(public_info if public_info is not None else info)
         named = {**(info.get("named_endpoints") or {}), **public["named_endpoints"]}
-        deps = [dep for dep in config.get("dependencies", ()) if dep.get("backend_fn", True)]
+        # Before gradio 4.32 a dependency has no `id`: its fn_index is its place in the list.
+        deps = [
+            {"id": index, **dep}
+            for index, dep in enumerate(config.get("dependencies", ()))
+            if dep.get("backend_fn", True)
+        ]
         owners = _info_owners(deps)
         endpoints = tuple(
             _endpoint(dep, components, named if owners.get(id(dep), True) else {}) for dep in deps
@@ -225,6 +204,11 @@ class AppSchema:
             endpoints=endpoints,
             api_info=public,
         )
+
+    @property
+    def dialect(self) -> Dialect:
+        """The app's queue protocol, as this client speaks it."""
+        return DIALECTS[self.protocol]
 
     @property
     def public_endpoints(self) -> list[Endpoint]:
@@ -358,8 +342,12 @@ def _described(
     """Parameters and returns from the info entry when it fits the listener's visible
     inputs, else (an undocumented or a duplicate-named listener) from its components."""
     if info is not None and len(info.get("parameters", ())) == sum(in_visible):
+        shown = [c for c, vis in zip(inputs, in_visible, strict=True) if vis]
         return (
-            tuple(_parameter(p, i) for i, p in enumerate(info.get("parameters", ()))),
+            tuple(
+                _parameter(_with_default(p, c), i)
+                for i, (p, c) in enumerate(zip(info.get("parameters", ()), shown, strict=True))
+            ),
             tuple(_return(r) for r in info.get("returns", ())),
         )
     parameters = tuple(
@@ -384,6 +372,15 @@ def _visibility(dep: Mapping[str, Any], api_name: str | None) -> str:
     if visibility:
         return str(visibility)
     return "public" if dep.get("show_api", True) else "undocumented"
+
+
+def _with_default(raw: Mapping[str, Any], component: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Before gradio 4.22 the info route says nothing of defaults: the rule later servers
+    apply (a component's initial value is its parameter's default) is applied here."""
+    if "parameter_has_default" in raw:
+        return raw
+    value = (component.get("props") or {}).get("value")
+    return {**raw, "parameter_has_default": value is not None, "parameter_default": value}
 
 
 def _parameter(raw: Mapping[str, Any], index: int) -> Parameter:

@@ -53,14 +53,13 @@ def parse_ws(
     text: str,
     *,
     event_id: str,
-    after_first_output: bool = False,
     inline_outputs: frozenset[int] = frozenset(),
 ) -> WsControl | Message:
     """One websocket text frame: a request of the server, or a job message tagged with
-    `event_id` (3.x has none: the client names its socket). A generator's whole values
-    after its first output become one `replace` op per output, as the job applies the
-    diffs of sse_v3. Outputs at `inline_outputs` (3.x Images) that are data URLs
-    become FileData, downloaded (decoded) like any output file."""
+    `event_id` (3.x has none: the client names its socket). A generator's outputs are
+    whole values each time (the `ws` dialect has no diffs). Outputs at `inline_outputs`
+    (3.x Images) that are data URLs become FileData, downloaded (decoded) like any output
+    file."""
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -70,12 +69,10 @@ def parse_ws(
     control = _CONTROLS.get(str(obj.get("msg", "")))
     if control is not None:
         return control
-    return _job_message(obj, event_id, after_first_output, inline_outputs)
+    return _job_message(obj, event_id, inline_outputs)
 
 
-def _job_message(
-    obj: dict[str, Any], event_id: str, after_first_output: bool, inline_outputs: frozenset[int]
-) -> Message:
+def _job_message(obj: dict[str, Any], event_id: str, inline_outputs: frozenset[int]) -> Message:
     obj["event_id"] = event_id
     message = message_of(obj)
     if message.data is None or message.kind not in _OUTPUTS:
@@ -83,8 +80,6 @@ def _job_message(
     values = [
         _inline(v) if i in inline_outputs else from_v3_files(v) for i, v in enumerate(message.data)
     ]
-    if message.kind is MsgKind.PROCESS_GENERATING and after_first_output:
-        return _replace(message, data=[[["replace", [], v]] for v in values])
     return _replace(message, data=values)
 
 
@@ -112,7 +107,7 @@ def predict_answer(
         obj = {"msg": "process_completed", "output": dict(body), "success": False}
     else:
         return None
-    return _job_message(obj, event_id, False, inline_outputs)
+    return _job_message(obj, event_id, inline_outputs)
 
 
 def hash_body(fn_index: int, session_hash: str) -> str:

@@ -56,6 +56,10 @@ class ReplicaSummary:
     cost_usd: float | None = None
     #: What became of a copy of ours at the end ("paused", "left running", ...).
     after: str | None = None
+    #: The gradio release the replica runs and the queue protocol spoken with it
+    #: ("sse_v1" ... "sse_v3"); None for a replica never reached.
+    gradio: str | None = None
+    protocol: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -229,6 +233,7 @@ class SummaryBuilder:
     def _replica(self, replica: Replica, cost: ReplicaCost | None) -> ReplicaSummary:
         times = self.run_times.get(replica.name)
         stats = replica.stats
+        schema = replica.client.schema if replica.connected else None
         return ReplicaSummary(
             name=replica.name,
             submitted=stats.submitted,
@@ -243,6 +248,8 @@ class SummaryBuilder:
             up_seconds=round(cost.up_seconds, 1) if cost and cost.up_seconds is not None else None,
             cost_usd=cost.cost_usd if cost else None,
             after=cost.after if cost else None,
+            gradio=schema.version if schema else None,
+            protocol=schema.protocol if schema else None,
         )
 
 
@@ -303,6 +310,8 @@ def _replica_line(replica: ReplicaSummary) -> str:
         f"  {replica.name}{gpu}: {replica.ok} ok, {replica.failed} failed, "
         f"{replica.overloads} overloads, {replica.ejections} ejections"
     )
+    if replica.protocol is not None:
+        line += f"; gradio {replica.gradio} ({replica.protocol})"
     if replica.hardware is not None:
         line += f"; {replica.hardware}"
     if replica.up_seconds is not None:

@@ -325,14 +325,16 @@ def test_validator_rejection_names_the_parameter(multi_app: RunningApp) -> None:
     assert "name: too short" in str(caught.value)
 
 
-def test_old_protocols_are_refused_by_name() -> None:
-    """Apps older than gradio 4.22 get an error naming their version."""
+def test_only_apps_without_a_known_protocol_are_refused() -> None:
+    """gradio 4.0 and later is spoken; older apps get an error naming their version and
+    saying what to do (no longer "use gradio_client", which cannot call 3.x either)."""
     from jobs._protocol.schema import AppSchema
 
-    for version, protocol in (("3.50.2", None), ("4.15.0", "sse_v1"), ("4.21.0", "sse_v2.1")):
-        config: dict[str, Any] = {"version": version}
-        if protocol:
-            config["protocol"] = protocol
+    for version, protocol in (("4.8.0", "sse"), ("4.15.0", "sse_v1"), ("4.21.0", "sse_v2.1")):
+        dialect = AppSchema.check_protocol({"version": version, "protocol": protocol}, "x")
+        assert dialect.name == protocol
+    for version, advice in (("2.9.4", "upgrade the app's gradio"), ("3.50.2", "1.13.3")):
         with pytest.raises(jobs.UnsupportedVersion, match=f"gradio {version}") as caught:
-            AppSchema.check_protocol(config, "http://app.test")
-        assert "not support" in str(caught.value) and caught.value.version == version
+            AppSchema.check_protocol({"version": version}, "http://app.test")
+        assert advice in str(caught.value) and caught.value.version == version
+        assert "use gradio_client for this app" not in str(caught.value)

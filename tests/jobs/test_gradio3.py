@@ -158,7 +158,7 @@ def test_a_queued_job_is_cancelled_before_it_runs(app3: RunningApp) -> None:
 
 
 def test_gradio_before_3_is_refused_with_what_to_do() -> None:
-    with pytest.raises(UnsupportedVersion, match=r"gradio 3\.0 or later"):
+    with pytest.raises(UnsupportedVersion, match=r"upgrade the app's gradio \(3\.x or later\)"):
         AppSchema.check_protocol({"version": "2.9.4"}, "http://127.0.0.1:1")
 
 

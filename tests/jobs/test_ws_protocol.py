@@ -47,12 +47,11 @@ def test_estimation_is_tagged_with_the_sockets_name() -> None:
     )
 
 
-def test_whole_generator_values_after_the_first_become_replace_ops() -> None:
+def test_every_generator_value_arrives_whole() -> None:
     first = parse_ws(GENERATING % "0", event_id="e")
-    later = parse_ws(GENERATING % "1", event_id="e", after_first_output=True)
+    later = parse_ws(GENERATING % "1", event_id="e")
     assert not isinstance(first, WsControl) and not isinstance(later, WsControl)
-    assert first.data == ["0"]
-    assert later.data == [[["replace", [], "1"]]]
+    assert (first.data, later.data) == (["0"], ["1"])
 
 
 def test_a_file_output_becomes_file_data_and_inputs_go_back_as_3x_dicts() -> None:

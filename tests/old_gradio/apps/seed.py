@@ -4,7 +4,7 @@ same app runs unchanged on every release the tests start (4.8 to 5.50).
     /predict(num1, operation, num2)     the calculator; divide by zero -> gr.Error
     /translate(text)                    a one-string function, like abidlabs/en2fr
     /describe(name, greeting, times)    defaults: greeting "Hello", times 2
-    /echo_file(file) -> file            a file in, the same bytes out
+    /echo_file(path) -> file            a file in, the same bytes out
     /count(n)                           a generator: "0", "0 1", ... one step per 0.3 s
     /count_word(word) -> count          session state: how often this session sent it
     /sleep(seconds)                     holds the app's one worker (for cancel)
@@ -73,7 +73,7 @@ with gr.Blocks() as demo:
     description = gr.Textbox(label="description")
     gr.Button("describe").click(describe, [name, greeting, times], description, api_name="describe")
 
-    file_in, file_out = gr.File(label="file", type="filepath"), gr.File(label="copy")
+    file_in, file_out = gr.File(label="path", type="filepath"), gr.File(label="copy")
     gr.Button("echo").click(echo_file, file_in, file_out, api_name="echo_file")
 
     n, counted = gr.Number(value=3, label="n"), gr.Textbox(label="counted")
