@@ -213,8 +213,9 @@ def test_differential_against_gradio_client_1_13_3(
 
 
 def test_a_spacerun_batch_on_3x_resumes(app3: RunningApp, tmp_path: Path) -> None:
-    """`spacerun run` on a 3.x app: a row the app fails is reported, and running the
-    same command again resumes: done rows are not sent again."""
+    """`spacerun run` on a 3.x app: a row the app fails is reported, the summary names the
+    replica's gradio and protocol, and running the same command again resumes: done rows
+    are not sent again."""
     rows = tmp_path / "rows.csv"
     rows.write_text("num1,operation,num2\n1,add,2\n6,multiply,7\n1,divide,0\n3,subtract,1\n")
     args = ["run", str(rows), "--app", app3.url, "--endpoint", "/predict"]
@@ -222,6 +223,9 @@ def test_a_spacerun_batch_on_3x_resumes(app3: RunningApp, tmp_path: Path) -> Non
     first = spacerun(*args)
     assert first.returncode == 1, first.stderr
     assert "3 ok, 1 failed" in first.stderr and "Cannot divide by zero!" in first.stderr
+    assert "gradio 3.50.2 (ws)" in first.stderr
+    (replica,) = json.loads((tmp_path / "run" / "summary.json").read_text())["replicas"]
+    assert (replica["gradio"], replica["protocol"]) == ("3.50.2", "ws")
     again = spacerun(*args)
     assert "0 ok, 1 failed" in again.stderr and "3 already done" in again.stderr
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
