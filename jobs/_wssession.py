@@ -69,7 +69,11 @@ class WsDialer:
                     "gradio 3.x apps are reached over a websocket, which needs asyncio: run "
                     "this client under asyncio (not trio)"
                 )
-            connector = aiohttp.TCPConnector(ssl=httpx.create_ssl_context(verify=self._verify))
+            # No cap on connections (aiohttp's default is 100): each job in flight holds
+            # its own websocket, and the jobs in flight are bounded by the caller.
+            connector = aiohttp.TCPConnector(
+                limit=0, ssl=httpx.create_ssl_context(verify=self._verify)
+            )
             self._session = aiohttp.ClientSession(
                 connector=connector, cookie_jar=aiohttp.DummyCookieJar(), trust_env=False
             )
