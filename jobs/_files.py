@@ -75,15 +75,15 @@ def wrap_files(param: Parameter, value: Any) -> Any:
 
 async def inline_files(parameters: tuple[Parameter, ...], values: dict[str, Any]) -> dict[str, Any]:
     """`values` with each local file of an `inline` parameter (a gradio 3.x Image) as a
-    base64 data URL, read off the event loop; a URL is passed on as it is."""
+    base64 data URL, read off the event loop; a URL stays a marker (the 3.x session
+    fetches it: `_wsfiles`)."""
     out = dict(values)
     for param in parameters:
         value = out.get(param.name)
         if param.inline and isinstance(value, dict) and is_file_data(value):
             path = value["path"]
-            out[param.name] = (
-                path if _is_url(path) else await anyio.to_thread.run_sync(_data_url, path)
-            )
+            if not _is_url(path):
+                out[param.name] = await anyio.to_thread.run_sync(_data_url, path)
     return out
 
 

@@ -38,6 +38,7 @@ from ._protocol.dialects import DIALECTS
 from ._protocol.limits import over_limit
 from ._protocol.messages import Message, MsgKind
 from ._protocol.ws import WsControl, data_body, hash_body, parse_ws, predict_answer
+from ._wsfiles import fetch_url_inputs
 from .errors import ConnectionFailed, JobsError, ProtocolError, QueueFull, StreamLost
 
 if TYPE_CHECKING:
@@ -186,6 +187,12 @@ class WsSession:
     ) -> None:
         try:
             with scope:
+                body = {
+                    **body,
+                    "data": await fetch_url_inputs(
+                        self._transport, body["data"], _inline_inputs(job)
+                    ),
+                }
                 if job.endpoint.queued:
                     await self._queued(job, body, headers, event_id)
                 else:
@@ -281,6 +288,16 @@ class WsSession:
             check_status(response, raw)
             raise ProtocolError(f"{url} answered {raw[:200]!r}, not a job's output", url=url)
         job.deliver(answer)
+
+
+def _inline_inputs(job: AsyncJob) -> frozenset[int]:
+    """The input positions of the job's 3.x Images (sent as base64 data URLs)."""
+    endpoint = job.endpoint
+    return frozenset(
+        position
+        for position, index in enumerate(endpoint.input_slots)
+        if index is not None and endpoint.parameters[index].inline
+    )
 
 
 def _inline_outputs(job: AsyncJob) -> frozenset[int]:

@@ -32,6 +32,7 @@ from jobs import (
     StatusUpdate,
     StreamLost,
     UnsupportedVersion,
+    handle_file,
 )
 from jobs._protocol.schema import AppSchema
 
@@ -343,3 +344,37 @@ def test_ctrl_c_twice_stops_a_3x_batch_at_once_and_frees_the_app(
         time.sleep(0.05)
     with Client(app3.url) as client:
         assert client.predict(2, api_name="/count") == "1"
+
+
+@pytest.fixture
+def file_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A plain static file server on 127.0.0.1 (where a URL input points), serving
+    `tmp_path / "www"`."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(root))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", root
+    server.shutdown()
+    server.server_close()
+
+
+def test_url_inputs_are_fetched_for_the_app(client3: Client, file_server: tuple[str, Path]) -> None:
+    """A 3.x app cannot fetch a URL input itself: the client fetches it and sends it
+    inline (a file as base64 data, an image as a data URL), as gradio_client 1.x did."""
+    from PIL import Image
+
+    base, root = file_server
+    (root / "notes.txt").write_bytes(b"from a url\n")
+    copied = client3.predict(handle_file(f"{base}/notes.txt"), api_name="/file")
+    assert Path(copied).read_bytes() == b"from a url\n"
+    _png(root / "corner.png")
+    mirrored = client3.predict(handle_file(f"{base}/corner.png"), api_name="/mirror")
+    with Image.open(mirrored) as image:
+        assert image.convert("RGB").getpixel((3, 0)) == (255, 0, 0)
