@@ -216,7 +216,7 @@ def test_differential_against_gradio_client_1_13_3(
 def test_a_spacerun_batch_on_3x_resumes(app3: RunningApp, tmp_path: Path) -> None:
     """`spacerun run` on a 3.x app: a row the app fails is reported, the summary names the
     replica's gradio and protocol, and running the same command again resumes: done rows
-    are not sent again."""
+    are not sent again. `spacerun validate` checks rows against the 3.x app's API."""
     rows = tmp_path / "rows.csv"
     rows.write_text("num1,operation,num2\n1,add,2\n6,multiply,7\n1,divide,0\n3,subtract,1\n")
     args = ["run", str(rows), "--app", app3.url, "--endpoint", "/predict"]
@@ -231,6 +231,12 @@ def test_a_spacerun_batch_on_3x_resumes(app3: RunningApp, tmp_path: Path) -> Non
     assert "0 ok, 1 failed" in again.stderr and "3 already done" in again.stderr
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["exit_status"] == 1
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("num1,operation,num2\n1,add,2\nx,add,3\n")
+    checked = spacerun("validate", str(bad), "--app", app3.url, "--endpoint", "/predict")
+    assert checked.returncode != 0
+    assert "num1 (Number): expected a number" in checked.stdout + checked.stderr
 
 
 def test_a_message_over_the_limit_is_refused(app3: RunningApp) -> None:
