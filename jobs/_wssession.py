@@ -27,6 +27,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import anyio
@@ -316,10 +317,21 @@ def _ws_url(url: str) -> str:
     return "ws" + url[4:] if url.startswith("http") else url
 
 
-def _cookie_header(transport: AppHttp) -> dict[str, str]:
-    # A password-protected 3.x app reads its login cookie from the websocket's request.
-    cookies = "; ".join(f"{c.name}={c.value}" for c in transport.http.cookies.jar)
+def _cookie_header(app_http: AppHttp) -> dict[str, str]:
+    # A password-protected 3.x app reads its login cookie from the websocket's request;
+    # only cookies for the app's host go with it.
+    host = (urlsplit(app_http.base_url).hostname or "").lower()
+    cookies = "; ".join(
+        f"{c.name}={c.value}"
+        for c in app_http.http.cookies.jar
+        if _domain_matches(host, c.domain.lower().lstrip("."))
+    )
     return {"Cookie": cookies} if cookies else {}
+
+
+def _domain_matches(host: str, domain: str) -> bool:
+    # http.cookiejar names a host-only cookie of an IP address "x.x.x.x.local".
+    return domain in ("", host, f"{host}.local") or host.endswith(f".{domain}")
 
 
 def _refused(url: str, exc: aiohttp.WSServerHandshakeError) -> JobsError:
