@@ -78,6 +78,13 @@ class AsyncClient:
     `download_files` / `output_dir`, `ssl_verify`, `analytics_enabled` (nothing is ever
     sent but to the app) and `oauth_token` (sent to endpoints taking a `gr.OAuthToken`).
 
+    Every gradio from 3.0 on is spoken (`schema.protocol` says how). On gradio 3.x (`ws`)
+    a job has a websocket of its own, and what the protocol cannot do is done the nearest
+    way: `cancel()` closes the job's socket and resets its function in its session (a
+    queued job leaves the queue, a generator stops after its step; a running plain
+    function finishes on the app, `cancel(force=True)` drops its result here), and URL
+    file inputs are fetched here and sent inline (README, "Gradio versions").
+
     The constructor does no I/O; `await AsyncClient.connect(src)` or `async with` opens
     the connection, reads the app's API and keeps jobs running until `aclose()`. Close it
     from the task that opened it (or use `async with`).
