@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import httpx
@@ -27,6 +27,10 @@ from ._protocol.schema import AppSchema, Endpoint
 from ._session import Session
 from ._submit import callbacks_of, make_join, make_postprocess, resolve_duplicate
 from ._view import render_api
+
+if TYPE_CHECKING:
+    from ._jobsession import JobSession
+    from ._wssession import WsDialer
 
 __all__ = ["AsyncClient"]
 
@@ -73,6 +77,13 @@ class AsyncClient:
     HTTP client; its `timeout` applies to ordinary requests, not the event stream),
     `download_files` / `output_dir`, `ssl_verify`, `analytics_enabled` (nothing is ever
     sent but to the app) and `oauth_token` (sent to endpoints taking a `gr.OAuthToken`).
+
+    Every gradio from 3.0 on is spoken (`schema.protocol` says how). On gradio 3.x (`ws`)
+    a job has a websocket of its own, and what the protocol cannot do is done the nearest
+    way: `cancel()` closes the job's socket and resets its function in its session (a
+    queued job leaves the queue, a generator stops after its step; a running plain
+    function finishes on the app, `cancel(force=True)` drops its result here), and URL
+    file inputs are fetched here and sent inline (README, "Gradio versions").
 
     The constructor does no I/O; `await AsyncClient.connect(src)` or `async with` opens
     the connection, reads the app's API and keeps jobs running until `aclose()`. Close it
@@ -140,10 +151,11 @@ class AsyncClient:
         self._stack: contextlib.AsyncExitStack | None = None
         self._app: AppConnection | None = None
         self._task_group: TaskGroup | None = None
-        self._session: Session | None = None
+        self._session: JobSession | None = None
         self._uploader: Uploader | None = None
         self._downloader: Downloader | None = None
         self._parent: AsyncClient | None = None
+        self._dialer: WsDialer | None = None
 
     def __repr__(self) -> str:
         state = "open" if self._app is not None else "not connected"
@@ -224,6 +236,13 @@ class AsyncClient:
             self._app = await open_app(http, self.src, self._options)
             if self.verbose:
                 print(f"Loaded as API: {self._app.app_http.base_url}/ ✔")
+            if self._app.schema.protocol == "ws":
+                from ._wssession import WsDialer
+
+                # Websockets for a gradio 3.x app, closed after the jobs that use them
+                # (the exit stack unwinds in reverse).
+                self._dialer = WsDialer(verify=self._ssl_verify)
+                stack.push_async_callback(self._dialer.aclose)
             self._task_group = await stack.enter_async_context(BackgroundTaskGroup())
         except BaseException:
             await stack.aclose()
@@ -295,7 +314,7 @@ class AsyncClient:
         *,
         result_callbacks: Callable[..., Any] | Sequence[Callable[..., Any]] | None = None,
         download_to: Path | None = None,
-        session: Session | None = None,
+        session: JobSession | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> AsyncJob:
         """Submit already bound values (parameter name -> value). For batch drivers:
@@ -323,7 +342,7 @@ class AsyncClient:
         self._uploader.check(wrapped)
         return wrapped
 
-    def _session_for(self, endpoint: Endpoint) -> Session:
+    def _session_for(self, endpoint: Endpoint) -> JobSession:
         # Stateful endpoints share the client's session; the rest get their own, so a
         # cancel or a lost stream touches only that job.
         if endpoint.uses_state:
@@ -435,9 +454,16 @@ class AsyncClient:
             )
         return self._app
 
-    def _new_session(self, *, heartbeat: bool = True, exclusive: bool = False) -> Session:
+    def _new_session(self, *, heartbeat: bool = True, exclusive: bool = False) -> JobSession:
         app = self._require()
         assert self._task_group is not None
+        if app.schema.protocol == "ws":
+            from ._wssession import WsDialer, WsSession
+
+            if self._dialer is None:  # an app that became 3.x on reload
+                self._dialer = WsDialer(verify=self._ssl_verify)
+            # Same methods, another wire (gradio 3.x): see `_wssession`.
+            return WsSession(app.app_http, self._task_group, self._dialer, exclusive=exclusive)
         return Session(
             app.app_http,
             self._task_group,

@@ -15,6 +15,7 @@ import httpx
 from ._http.app import AppHttp, check_status
 from ._protocol.limits import Limits
 from ._protocol.schema import AppSchema
+from ._protocol.v3schema import has_info_route, is_v3
 from .errors import AuthError, JobsError, ProtocolError
 
 __all__ = ["AppConnection", "ConnectOptions", "open_app", "read_schema"]
@@ -106,6 +107,14 @@ async def read_schema(app_http: AppHttp, *, auth: tuple[str, str] | None = None)
     config = await _read_config(app_http)
     AppSchema.check_protocol(config, app_http.base_url)
     app_http.prefix = str(config.get("api_prefix") or "")
+    if is_v3(config):
+        # 3.x: one info route, from 3.37 on (older apps are read from their config).
+        info = public_info = (
+            await app_http.get_json("info", params={"serialize": "False"})
+            if has_info_route(config)
+            else None
+        )
+        return AppSchema.parse(config, info or {}, url=app_http.base_url, public_info=public_info)
     info, public_info = await _read_info(app_http)
     return AppSchema.parse(config, info, url=app_http.base_url, public_info=public_info)
 

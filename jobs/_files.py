@@ -3,8 +3,11 @@ output files into a chosen folder under names that cannot escape it."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import hashlib
+import mimetypes
 import os
 import re
 import tempfile
@@ -22,7 +25,7 @@ from ._protocol.limits import human_bytes, over_limit
 from ._protocol.schema import Parameter
 from .errors import FileError, ProtocolError
 
-__all__ = ["Downloader", "Uploader", "file", "handle_file", "is_file_data"]
+__all__ = ["Downloader", "Uploader", "file", "handle_file", "inline_files", "is_file_data"]
 
 _META = {"_type": "gradio.FileData"}
 _CHUNK = 1 << 20
@@ -68,6 +71,30 @@ def wrap_files(param: Parameter, value: Any) -> Any:
     if param.file_kind == "list" and isinstance(value, (list, tuple)):
         return [handle_file(v) if isinstance(v, (str, os.PathLike)) else v for v in value]
     return value
+
+
+async def inline_files(parameters: tuple[Parameter, ...], values: dict[str, Any]) -> dict[str, Any]:
+    """`values` with each local file of an `inline` parameter (a gradio 3.x Image) as a
+    base64 data URL, read off the event loop; a URL stays a marker (the 3.x session
+    fetches it: `_wsfiles`)."""
+    out = dict(values)
+    for param in parameters:
+        value = out.get(param.name)
+        if param.inline and isinstance(value, dict) and is_file_data(value):
+            path = value["path"]
+            if not _is_url(path):
+                out[param.name] = await anyio.to_thread.run_sync(_data_url, path)
+    return out
+
+
+def _data_url(path: str) -> str:
+    mime = mimetypes.guess_type(path)[0] or "application/octet-stream"
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        raise FileError(f"cannot read {path!r}: {exc.strerror or exc}", path=path) from exc
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
 
 class Uploader:
@@ -177,7 +204,10 @@ class Downloader:
             raise _save_failed(exc, folder) from exc
         try:
             with os.fdopen(fd, "wb") as out:
-                digest = await self._fetch(url, out, declared)
+                if url.startswith("data:"):
+                    digest = self._write_data_url(url, out)
+                else:
+                    digest = await self._fetch(url, out, declared)
             target_dir = folder / digest[:16]
             target_dir.mkdir(exist_ok=True)
             target = target_dir / name
@@ -190,8 +220,25 @@ class Downloader:
             raise
         return str(target)
 
+    def _write_data_url(self, url: str, out: BinaryIO) -> str:
+        """A file sent inline (a gradio 3.x Image): already read, within the message
+        limit; decoded here under the download limit."""
+        _, _, encoded = url.partition(";base64,")
+        if self._max is not None and len(encoded) * 3 // 4 > self._max:
+            raise over_limit(
+                "the output file (inline)", limit="max_download_bytes", value=self._max, url=None
+            )
+        try:
+            data = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ProtocolError(f"the app sent a malformed base64 file: {url[:80]!r}") from exc
+        out.write(data)
+        return hashlib.sha256(data).hexdigest()
+
     def _source_url(self, data: dict[str, Any]) -> str:
         path = str(data["path"])
+        if path.startswith("data:"):
+            return path
         if data.get("is_stream") and data.get("url"):
             return str(data["url"])
         if _is_url(path):

@@ -18,8 +18,8 @@ from ._protocol.zerogpu import zerogpu_error
 from .errors import AppError, JobCancelled, JobsError, JobTimeout, ProtocolError
 
 if TYPE_CHECKING:
+    from ._jobsession import JobSession
     from ._protocol.schema import Endpoint
-    from ._session import Session
 
 __all__ = ["AsyncJob", "JobTimings"]
 
@@ -75,7 +75,7 @@ class AsyncJob:
         self,
         *,
         endpoint: Endpoint,
-        session: Session,
+        session: JobSession,
         postprocess: Postprocess,
         callbacks: Sequence[Callable[..., Any]] = (),
         limiter: anyio.CapacityLimiter | None = None,

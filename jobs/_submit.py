@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._files import inline_files
+
 if TYPE_CHECKING:
     from ._files import Downloader, Uploader
     from ._job import AsyncJob, Postprocess
@@ -51,7 +53,10 @@ def make_join(
     extra = {"oauth_token": oauth_token} if oauth_token else {}
 
     async def join() -> str:
-        uploaded = await uploader.upload_all(wrapped)
+        values = dict(wrapped)
+        if any(p.inline for p in endpoint.parameters):
+            values = await inline_files(endpoint.parameters, values)
+        uploaded = await uploader.upload_all(values)
         body = {
             "data": endpoint.payload(uploaded),
             "fn_index": endpoint.fn_index,

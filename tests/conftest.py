@@ -72,6 +72,7 @@ SERVER_NAMES = (
 SERVER_MODULES = {
     "test_api_change",
     "test_demo_apps",
+    "test_gradio3",  # a gradio 3.50.2 app in its pinned venv, and gradio_client 1.13.3
     "test_local_replicas",
     "test_readme",
     "test_seed_guide",

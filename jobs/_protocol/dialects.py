@@ -1,9 +1,11 @@
-"""The queue protocols of Gradio 4.0 and later, as the few facts a client acts on (sans-IO).
+"""The queue protocols of Gradio 3.x and later, as the few facts a client acts on (sans-IO).
 
 An app names its protocol in `/config` (`protocol`); gradio's own client and servers
 at each release are the reference (tags `gradio@4.8.0`, `gradio@4.16.0`, `gradio@4.20.0`,
 `gradio@4.21.0`, `gradio@4.44.1`):
 
+* `ws` (3.x: no `protocol` key): a websocket per job at `/queue/join`, decoded by
+  `ws` and driven by `jobs._wssession` (whole values, no event ids, cancel by `reset`).
 * `sse` (4.0-4.8): `GET queue/join?fn_index&session_hash` opens the job's own stream;
   its `send_data {event_id}` asks for `POST queue/data {event_id, data, fn_index,
   session_hash}`.
@@ -55,6 +57,11 @@ DIALECTS = {
     "sse_v2": Dialect(name="sse_v2", says_close=False, cancel_route="reset"),
     "sse_v2.1": Dialect(name="sse_v2.1", says_close=False, cancel_route="reset"),
     "sse_v3": Dialect(name="sse_v3"),
+    # gradio 3.x: a websocket per job (`_wssession`); its messages carry whole values and
+    # a job is stopped with `reset {session_hash, fn_index}` and closing its socket.
+    "ws": Dialect(
+        name="ws", stream_per_job=True, diffs=False, says_close=False, cancel_route="reset"
+    ),
 }
 
 
@@ -66,20 +73,15 @@ def dialect_of(config: dict[str, Any] | Any, url: str) -> Dialect:
     dialect = DIALECTS.get(str(protocol))
     if dialect is not None:
         return dialect
-    if protocol is None or protocol == "ws":
+    if protocol is None:
         major = version.split(".", 1)[0]
-        if major.isdigit() and int(major) < 3:
-            advice = (
-                "gradio before 3.0 is not supported by any client: upgrade the app's gradio "
-                "(3.x or later) to call it from here"
-            )
-        else:
-            advice = (
-                "this spacerun does not speak gradio 3.x's websocket protocol yet; "
-                "gradio_client 1.13.3 with websockets 13.1 is the last gradio_client that "
-                "does (gradio_client 2.x cannot), or upgrade the app's gradio to 4.0 or later"
-            )
-        what = f"gradio {version} (the websocket queue protocol, `ws`)"
+        if not (major.isdigit() and int(major) < 3):
+            return DIALECTS["ws"]  # gradio 3.x: no `protocol` key
+        advice = (
+            "gradio before 3.0 is not supported by any client: upgrade the app's gradio "
+            "(3.x or later) to call it from here"
+        )
+        what = f"gradio {version} (before the websocket queue protocol of 3.x)"
     else:
         advice = "upgrade spacerun, or tell its maintainers about this protocol"
         what = f"gradio {version}, whose protocol {protocol!r} spacerun does not know"

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import ProtocolError
 
-__all__ = ["Message", "MsgKind", "ProgressUnit", "apply_diff", "parse_message"]
+__all__ = ["Message", "MsgKind", "ProgressUnit", "apply_diff", "message_of", "parse_message"]
 
 
 class MsgKind(str, Enum):
@@ -81,6 +81,12 @@ def parse_message(payload: str, *, after_first_output: bool = False) -> Message:
         raise ProtocolError(f"the event stream sent invalid JSON: {payload[:200]!r}") from exc
     if not isinstance(obj, dict):
         raise ProtocolError(f"the event stream sent a non-object message: {payload[:200]!r}")
+    return message_of(obj, after_first_output=after_first_output)
+
+
+def message_of(obj: dict[str, Any], *, after_first_output: bool = False) -> Message:
+    """The `Message` of one decoded message object (as `parse_message`, for a transport
+    that frames messages itself: gradio 3.x's websocket)."""
     raw_kind = str(obj.get("msg", ""))
     kind = _KINDS.get(raw_kind, MsgKind.UNKNOWN)
     event_id = obj.get("event_id")

@@ -8,6 +8,7 @@ positional `data` list the queue expects, raising before anything is sent.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -16,6 +17,7 @@ from typing import Any
 
 from ..errors import ArgumentError, EndpointNotFound, ProtocolError
 from .dialects import DIALECTS, Dialect, dialect_of
+from .v3schema import is_v3, queued_fns, v3_info
 
 __all__ = ["AppSchema", "Endpoint", "Parameter", "Return"]
 
@@ -33,6 +35,8 @@ class Parameter:
     default: Any = None
     #: "single" for a file parameter, "list" for a list of files, None otherwise.
     file_kind: str | None = None
+    #: The file is sent as a base64 data URL, not uploaded (a gradio 3.x Image).
+    inline: bool = False
     choices: tuple[Any, ...] | None = None
     multiselect: bool = False
     example: Any = None
@@ -71,6 +75,8 @@ class Endpoint:
     problem: str | None = None
     #: "required" / "optional" when the function takes a `gr.OAuthToken` (gradio 6).
     oauth_token: str | None = None
+    #: False where a gradio 3.x app runs it outside its queue (a direct HTTP call).
+    queued: bool = True
 
     @property
     def display_name(self) -> str:
@@ -166,6 +172,10 @@ class AppSchema:
         same route without it (what gradio_client reads: file defaults there point at
         public URLs). Where both describe an endpoint, `public_info` is used."""
         cls.check_protocol(config, url)
+        queued: frozenset[int] | None = None
+        if is_v3(config):
+            info = public_info = v3_info(config, info)
+            queued = queued_fns(config)
         components = {c["id"]: c for c in config.get("components", ()) if "id" in c}
         public = _public_view(public_info if public_info is not None else info)
         named = {**(info.get("named_endpoints") or {}), **public["named_endpoints"]}
@@ -179,9 +189,13 @@ class AppSchema:
         endpoints = tuple(
             _endpoint(dep, components, named if owners.get(id(dep), True) else {}) for dep in deps
         )
+        if queued is not None:
+            endpoints = tuple(
+                dataclasses.replace(e, queued=e.fn_index in queued) for e in endpoints
+            )
         return cls(
             version=str(config.get("version", "unknown")),
-            protocol=str(config.get("protocol")),
+            protocol=str(config.get("protocol", "ws")),
             api_prefix=str(config.get("api_prefix") or ""),
             root=str(config.get("root") or url),
             connect_heartbeat=bool(config.get("connect_heartbeat")),
@@ -383,6 +397,7 @@ def _parameter(raw: Mapping[str, Any], index: int) -> Parameter:
         required=not has_default,
         default=raw.get("parameter_default") if has_default else None,
         file_kind=_file_kind(python_type, json_type),
+        inline=bool(raw.get("inline_file")),
         choices=choices,
         multiselect=multiselect,
         example=raw.get("example_input"),

@@ -326,15 +326,20 @@ def test_validator_rejection_names_the_parameter(multi_app: RunningApp) -> None:
 
 
 def test_only_apps_without_a_known_protocol_are_refused() -> None:
-    """gradio 4.0 and later is spoken; older apps get an error naming their version and
-    saying what to do (no longer "use gradio_client", which cannot call 3.x either)."""
+    """gradio 3.0 and later is spoken (3.x has no `protocol` key: `ws`); older apps, and
+    protocols not known, get an error naming the version and saying what to do."""
     from jobs._protocol.schema import AppSchema
 
     for version, protocol in (("4.8.0", "sse"), ("4.15.0", "sse_v1"), ("4.21.0", "sse_v2.1")):
         dialect = AppSchema.check_protocol({"version": version, "protocol": protocol}, "x")
         assert dialect.name == protocol
-    for version, advice in (("2.9.4", "upgrade the app's gradio"), ("3.50.2", "1.13.3")):
-        with pytest.raises(jobs.UnsupportedVersion, match=f"gradio {version}") as caught:
-            AppSchema.check_protocol({"version": version}, "http://app.test")
-        assert advice in str(caught.value) and caught.value.version == version
+    assert AppSchema.check_protocol({"version": "3.50.2"}, "x").name == "ws"
+    refused = (
+        ({"version": "2.9.4"}, "upgrade the app's gradio"),
+        ({"version": "9.0.0", "protocol": "sse_v9"}, "upgrade spacerun"),
+    )
+    for config, advice in refused:
+        with pytest.raises(jobs.UnsupportedVersion, match=f"gradio {config['version']}") as caught:
+            AppSchema.check_protocol(config, "http://app.test")
+        assert advice in str(caught.value) and caught.value.version == config["version"]
         assert "use gradio_client for this app" not in str(caught.value)
