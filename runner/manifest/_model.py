@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 from jobs import Limits
 
+from ._datasets import DatasetSpec, PushSpec
 from ._durations import Rate, format_duration
 from ._ray_spec import RayReplica, RaySpec, dump_ray, dump_ray_replica
 from ._secrets import Redactor, variables_in
@@ -188,6 +189,7 @@ class SourceKind(str, Enum):
     JSONL = "jsonl"
     PARQUET = "parquet"
     FILES = "files"  # one row per file matching a glob, column `path`
+    DATASET = "dataset"  # a Hugging Face dataset: on the Hub, hf:// files or a local folder
     NONE = "none"  # one empty row: everything comes from `map` and `matrix`
 
 
@@ -201,6 +203,7 @@ class InputsSpec:
     path: Path | None = None
     #: The `files:` glob as written (relative to the manifest's folder unless absolute).
     pattern: str | None = None
+    dataset: DatasetSpec | None = None
     map: Mapping[str, Any] | None = None
     matrix: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     limit: int | None = None
@@ -246,6 +249,7 @@ class OutputSpec:
     dir: Path
     export: tuple[str, ...] = ()
     download_files: bool = True
+    push_to_hub: PushSpec | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -369,6 +373,11 @@ def _dump(manifest: Manifest, *, redact: bool) -> dict[str, Any]:
             "dir": str(manifest.output.dir),
             "export": list(manifest.output.export),
             "download_files": manifest.output.download_files,
+            **(
+                {"push_to_hub": manifest.output.push_to_hub.to_dict()}
+                if manifest.output.push_to_hub is not None
+                else {}
+            ),
         },
     }
 
@@ -426,6 +435,8 @@ def _dump_inputs(inputs: InputsSpec) -> dict[str, Any]:
         out["rows"] = [dict(row) for row in inputs.rows]
     elif inputs.source is SourceKind.FILES:
         out["files"] = inputs.pattern
+    elif inputs.dataset is not None:
+        out["dataset"] = inputs.dataset.to_dict()
     elif inputs.path is not None:
         out[inputs.source.value] = str(inputs.path)
     if inputs.source is SourceKind.CSV:

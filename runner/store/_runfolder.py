@@ -7,6 +7,9 @@ runs/<name>/
   results.jsonl.torn   bytes of torn last lines cut away on resume, kept for the user
   files/<key>/...      output files downloaded for that submission
   summary.json         counts, throughput, failures by cause
+  dataset.json         the input dataset's revision as read (pinned for resumes)
+  media/<sha256>.<ext> Audio/Image/Video cells of the input dataset, one file per content
+  push.json            what was pushed to `output.push_to_hub`, and a push under way
 ```
 
 Small files (manifest, summary) are replaced atomically: written to a temporary
@@ -48,6 +51,9 @@ TORN_NAME = "results.jsonl.torn"
 MANIFEST_NAME = "manifest.yaml"
 SUMMARY_NAME = "summary.json"
 FILES_NAME = "files"
+DATASET_PIN_NAME = "dataset.json"
+MEDIA_NAME = "media"
+PUSH_STATE_NAME = "push.json"
 
 # A key is used as a folder name as-is when it is plainly safe; anything else is
 # mapped to a readable stem plus a hash so that two keys never share a folder.
@@ -93,6 +99,21 @@ class RunFolder:
     @property
     def files_root(self) -> Path:
         return self.root / FILES_NAME
+
+    @property
+    def dataset_pin_path(self) -> Path:
+        """The input dataset's pinned revision (`runner.inputs._dataset`)."""
+        return self.root / DATASET_PIN_NAME
+
+    @property
+    def media_root(self) -> Path:
+        """Files of the input dataset's Audio/Image/Video cells, named by content hash."""
+        return self.root / MEDIA_NAME
+
+    @property
+    def push_state_path(self) -> Path:
+        """The state of `output.push_to_hub` (`runner.store._push`)."""
+        return self.root / PUSH_STATE_NAME
 
     def files_dir(self, key: str) -> Path:
         """The folder for the output files of submission `key` (not created).
