@@ -74,7 +74,7 @@ def dataset_rows(manifest: Manifest, skip: int) -> Iterator[SourceRow]:
     for index, example in enumerate(_hub_errors(spec, rows), skip):
         for name, kind in media.items():
             cell = example.get(name)
-            if is_media_cell(cell):
+            if cell is not None and is_media_cell(cell):
                 example[name] = cache.file_for(cell, kind)
         yield SourceRow(index, label, None, example)
 
@@ -114,7 +114,8 @@ def _pinned_revision(spec: DatasetSpec, pin: Path, token: str | None, run: Path)
                 "--restart to read it anew"
             )
         return current
-    if stored is None and (run / "results.jsonl").exists():
+    results = run / "results.jsonl"
+    if stored is None and results.exists() and results.stat().st_size > 0:
         logger.warning(
             "%s has results but no pinned dataset revision: reading the newest, which may "
             "differ from what the earlier rows were read from",
@@ -196,7 +197,7 @@ def _open(spec: DatasetSpec, revision: str, token: str | None) -> IterableDatase
             if spec.kind == "hub":
                 options["revision"] = revision
             data = _split(spec, datasets.load_dataset(name, spec.config, **options))
-    return data  # type: ignore[no-any-return]
+    return data
 
 
 def _saved_to_disk(folder: Path) -> bool:

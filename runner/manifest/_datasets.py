@@ -45,7 +45,7 @@ class DatasetSpec:
 
     @property
     def kind(self) -> str:
-        """"hub", "hf_path" or "local"."""
+        """ "hub", "hf_path" or "local"."""
         if self.name.startswith("hf://"):
             return "hf_path"
         return "local" if Path(self.name).is_absolute() else "hub"
@@ -60,7 +60,7 @@ class DatasetSpec:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PushSpec:
-    """`output.push_to_hub`: the results pushed as a dataset repo (`runner.store._push`)."""
+    """`output.push_to_hub`: the results pushed as a dataset repo (`runner.push`)."""
 
     repo: str
     private: bool = True
@@ -93,7 +93,9 @@ class DatasetFields(Fields):
             self.move_template(path, (*path, "name"))
         spec = self.section(path, value, DATASET_KEYS)
         if spec.get("name") is None:
-            self.fail(path, "expected the dataset's name: owner/name, hf://datasets/... or a folder")
+            self.fail(
+                path, "expected the dataset's name: owner/name, hf://datasets/... or a folder"
+            )
         name = self.text((*path, "name"), spec["name"]).strip()
         options = {
             k: self.text((*path, k), spec[k]) for k in DATASET_KEYS[1:] if spec.get(k) is not None
@@ -122,7 +124,9 @@ class DatasetFields(Fields):
         spec = self.section(path, value, PUSH_KEYS)
         repo = self.text((*path, "repo"), spec.get("repo"))
         if not _REPO_ID.fullmatch(repo):
-            self.fail((*path, "repo"), f"expected a dataset id like your-name/results, got {repo!r}")
+            self.fail(
+                (*path, "repo"), f"expected a dataset id like your-name/results, got {repo!r}"
+            )
         rows, seconds = self._every((*path, "every"), spec.get("every"))
         columns = spec.get("columns")
         if columns is not None:

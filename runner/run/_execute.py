@@ -50,6 +50,7 @@ from ._notify import Notifier
 from ._options import RunHandle, RunOptions
 from ._outcome_record import record_of
 from ._progress import Progress
+from ._push_watch import PushWatch
 from ._redact import masked_record, masking_logs, scrub_logs
 from ._resume import (
     ValidationStamp,
@@ -106,6 +107,16 @@ class _Run(Todo):
             endpoint=options.hub_endpoint,
             on_message=self.progress.message,
         )
+        self.pusher: PushWatch | None = None
+        if manifest.output.push_to_hub is not None:
+            self.pusher = PushWatch(
+                manifest,
+                token=hf_token_from_env(token),
+                endpoint=options.hub_endpoint,
+                done=lambda: sum(self.summary.counts.values()),
+                on_message=self.progress.message,
+                secret_values=list(self.redactor.secrets.values()),
+            )
 
     async def execute(self) -> RunSummary:
         if self.options.restart and (aside := self.folder.set_aside()) is not None:
@@ -127,6 +138,8 @@ class _Run(Todo):
             if opened:  # not over the folder of another run that holds its lock
                 scrub_logs(self.folder.root / "logs", self.redactor)  # local copies stopped
                 self._report()
+                if self.pusher is not None:
+                    await self.pusher.push()  # however the run ended: what is done is kept
             if self.notifier is not None:
                 await self.notifier.finish(self.ended)
 
@@ -379,6 +392,8 @@ class _Run(Todo):
                 self.folder.root, lambda refresh: live_state(sources, refresh=refresh), every=every
             )
             group.start_soon(live.run)
+        if self.pusher is not None:
+            group.start_soon(self.pusher.run)
         if self.notifier is not None:
             group.start_soon(
                 self.notifier.watch, lambda: _paused(scheduler, pool), lambda: scheduler.halted_by

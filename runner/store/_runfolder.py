@@ -9,7 +9,8 @@ runs/<name>/
   summary.json         counts, throughput, failures by cause
   dataset.json         the input dataset's revision as read (pinned for resumes)
   media/<sha256>.<ext> Audio/Image/Video cells of the input dataset, one file per content
-  push.json            what was pushed to `output.push_to_hub`, and a push under way
+  push/state.json      what was pushed to `output.push_to_hub`, and a push under way
+  push/staging/        Parquet shards of a push being made
 ```
 
 Small files (manifest, summary) are replaced atomically: written to a temporary
@@ -53,7 +54,7 @@ SUMMARY_NAME = "summary.json"
 FILES_NAME = "files"
 DATASET_PIN_NAME = "dataset.json"
 MEDIA_NAME = "media"
-PUSH_STATE_NAME = "push.json"
+PUSH_NAME = "push"
 
 # A key is used as a folder name as-is when it is plainly safe; anything else is
 # mapped to a readable stem plus a hash so that two keys never share a folder.
@@ -112,8 +113,13 @@ class RunFolder:
 
     @property
     def push_state_path(self) -> Path:
-        """The state of `output.push_to_hub` (`runner.store._push`)."""
-        return self.root / PUSH_STATE_NAME
+        """What was pushed to `output.push_to_hub` (`runner.push`), and a push under way."""
+        return self.root / PUSH_NAME / "state.json"
+
+    @property
+    def push_staging(self) -> Path:
+        """Parquet shards of the push being made (`runner.push`)."""
+        return self.root / PUSH_NAME / "staging"
 
     def files_dir(self, key: str) -> Path:
         """The folder for the output files of submission `key` (not created).

@@ -96,8 +96,8 @@ from .servers import starting
 __all__ = [
     "CONVERT_REF",
     "FREE_SLEEP_SECONDS",
-    "DatasetRepo",
     "HARDWARE",
+    "DatasetRepo",
     "HubServer",
     "RecordedRequest",
     "Space",
@@ -425,7 +425,11 @@ class HubServer:
         self._requests_left = max(0, self._requests_left - 1)
         user = self._authenticate(authorization)
         parts = path.strip("/").split("/")
-        if parts[:2] == ["api", "datasets"] or parts[:3] == ["api", "repos", "create"]:
+        if parts[:2] in (["api", "datasets"], ["api", "validate-yaml"]) or parts[:3] == [
+            "api",
+            "repos",
+            "create",
+        ]:
             return self.dataset_routes.api(method, parts, user, body)
         if parts == ["api", "whoami-v2"] and method == "GET":
             return self._whoami(user)

@@ -7,12 +7,14 @@ huggingface_hub 2.4 and `datasets` 5 call to read a dataset and to push one.
 | `list_repo_tree`, `HfFileSystem.ls/glob`| `GET  /api/datasets/{id}/tree/{rev}[/{path}]`       |
 | `get_paths_info`, `HfFileSystem.info`   | `POST /api/datasets/{id}/paths-info/{rev}` (a form) |
 | `list_repo_refs`                        | `GET  /api/datasets/{id}/refs`                      |
-| `hf_hub_download`, `HfFileSystem.open`  | `HEAD`/`GET /datasets/{id}/resolve/{rev}/{path}` (`Range` honoured: 206) |
+| `hf_hub_download`, `HfFileSystem.open`  | `HEAD`/`GET /datasets/{id}/resolve/{rev}/{path}` |
 | `create_repo(repo_type="dataset")`      | `POST /api/repos/create`                            |
 | `create_commit` (1: upload modes)       | `POST /api/datasets/{id}/preupload/{rev}`           |
 | `create_commit` (2: the commit, NDJSON) | `POST /api/datasets/{id}/commit/{rev}`              |
+| `create_commit` with a README.md        | `POST /api/validate-yaml` (its metadata checked)    |
 
-Shapes as huggingface_hub 2.4 reads them (`hf_api.py`: `DatasetInfo`, `RepoFile`,
+A download honours `Range` (206 with `Content-Range`), as `HfFileSystem` reads Parquet
+footers and row groups that way. Shapes as huggingface_hub 2.4 reads them (`hf_api.py`: `DatasetInfo`, `RepoFile`,
 `RepoFolder`, `GitRefs`, `create_repo`; `_commit_api.py`: `_fetch_upload_modes`,
 `_prepare_commit_payload`, `_send_commit`; `utils/_http.py`: `hf_raise_for_status`).
 A revision is a branch (`main`), the parquet conversion (`refs/convert/parquet`, as the
@@ -83,7 +85,7 @@ class DatasetRepo:
     def files_at(self, revision: str) -> tuple[str, dict[str, bytes]]:
         from .hub import _Reply
 
-        if revision in self.branches and self.branches[revision]:
+        if self.branches.get(revision):
             return self.branches[revision][-1]
         for history in self.branches.values():
             for commit in history:
@@ -165,6 +167,8 @@ class DatasetRoutes:
 
         if parts[:3] == ["api", "repos", "create"] and method == "POST":
             return self.create(user, body)
+        if parts[:2] == ["api", "validate-yaml"] and method == "POST":
+            return _validate_yaml(body)
         if len(parts) < 4:
             raise _Reply(404, _NOT_FOUND)
         repo_id, action = "/".join(parts[2:4]), parts[4] if len(parts) > 4 else ""
@@ -181,7 +185,9 @@ class DatasetRoutes:
         if method == "GET" and action in ("", "revision"):
             return repo.info(revision)
         if method == "GET" and action == "tree":
-            return repo.entries(revision, rest, recursive=options.get("recursive") in ("true", "True", "1"))
+            return repo.entries(
+                revision, rest, recursive=options.get("recursive") in ("true", "True", "1")
+            )
         if method == "POST" and action == "paths-info":
             _, files = repo.files_at(revision)
             folders = {f for p in files for f in _parents_of(p)}
@@ -311,3 +317,21 @@ def _upload_modes(body: dict[str, Any]) -> dict[str, Any]:
         ],
         "commitOid": None,
     }
+
+
+def _validate_yaml(body: dict[str, Any]) -> dict[str, Any]:
+    """The card's front matter must be YAML mapping; the Hub answers 400 with `errors`
+    otherwise (huggingface_hub raises "Invalid metadata in README.md")."""
+    import yaml
+
+    from .hub import _Reply
+
+    text = body.get("content", "")
+    front = text.split("---", 2)[1] if text.startswith("---") and text.count("---") >= 2 else ""
+    try:
+        meta = yaml.safe_load(front) if front else {}
+    except yaml.YAMLError as exc:
+        raise _Reply(400, "Invalid YAML", errors=[{"message": str(exc)}]) from None
+    if not isinstance(meta, dict):
+        raise _Reply(400, "Invalid YAML", errors=[{"message": "metadata must be a mapping"}])
+    return {"errors": [], "warnings": []}
