@@ -14,8 +14,9 @@ huggingface_hub 2.4 and `datasets` 5 call to read a dataset and to push one.
 | `create_commit` with a README.md        | `POST /api/validate-yaml` (its metadata checked)    |
 
 A download honours `Range` (206 with `Content-Range`), as `HfFileSystem` reads Parquet
-footers and row groups that way. Shapes as huggingface_hub 2.4 reads them (`hf_api.py`: `DatasetInfo`, `RepoFile`,
-`RepoFolder`, `GitRefs`, `create_repo`; `_commit_api.py`: `_fetch_upload_modes`,
+footers and row groups that way. Shapes as huggingface_hub 2.4 reads them (`hf_api.py`:
+`DatasetInfo`, `RepoFile`, `RepoFolder`, `GitRefs`, `create_repo`, `validate_yaml`;
+`_commit_api.py`: `_fetch_upload_modes`,
 `_prepare_commit_payload`, `_send_commit`; `utils/_http.py`: `hf_raise_for_status`).
 A revision is a branch (`main`), the parquet conversion (`refs/convert/parquet`, as the
 Hub's dataset viewer keeps it, listed under `converts` by `/refs`) or a commit id.
@@ -142,6 +143,9 @@ class DatasetRoutes:
     def __init__(self, url: str) -> None:
         self.url = url
         self.repos: dict[str, DatasetRepo] = {}
+        #: Faults for the next commits, one each: "refused" (a 500, nothing committed) or
+        #: "reply_lost" (committed, then a 500, as when the answer never reaches the client).
+        self.commit_faults: list[str] = []
 
     def readable(self, repo_id: str, user: User | None) -> DatasetRepo:
         from .hub import _Reply
@@ -230,6 +234,9 @@ class DatasetRoutes:
     ) -> dict[str, Any]:
         from .hub import _Reply
 
+        fault = self.commit_faults.pop(0) if self.commit_faults else None
+        if fault == "refused":
+            raise _Reply(500, "Internal Error")
         header = next((line["value"] for line in lines if line.get("key") == "header"), None)
         if header is None or not header.get("summary"):
             raise _Reply(400, "A commit needs a header with a summary")
@@ -252,6 +259,8 @@ class DatasetRoutes:
                 raise _Reply(400, "the stand-in stores no LFS files (preupload said regular)")
         branch = revision if revision in repo.branches or revision == "main" else "main"
         sha = repo.commit(new, branch)
+        if fault == "reply_lost":
+            raise _Reply(500, "Internal Error")
         return {
             "success": True,
             "commitOid": sha,
