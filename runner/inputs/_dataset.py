@@ -242,7 +242,10 @@ def _hub_problem(spec: DatasetSpec, exc: BaseException) -> str | None:
     from huggingface_hub import errors
 
     name = spec.name
-    if isinstance(exc, errors.GatedRepoError):
+    chain = [exc]
+    while (cause := chain[-1].__cause__ or chain[-1].__context__) is not None and len(chain) < 8:
+        chain.append(cause)  # `datasets` wraps the Hub's error in its own
+    if any(isinstance(e, errors.GatedRepoError) for e in chain) or "gated dataset" in str(exc):
         return (
             f"inputs.dataset: {name} is gated: ask for access on its page on the Hub, then "
             "give a token of the account that has it (app.hf_token or HF_TOKEN)"
