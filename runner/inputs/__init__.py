@@ -3,6 +3,7 @@
 Lazy: rows are read and expanded as they are consumed; a million never sit in memory.
 """
 
+from ._dataset import media_columns
 from ._expand import Expander, Submission, batched, iter_submissions
 from ._keys import FileHasher, submission_key
 from ._problems import Problem, ProblemKind
@@ -22,6 +23,7 @@ __all__ = [
     "batched",
     "iter_rows",
     "iter_submissions",
+    "media_columns",
     "submission_key",
     "validate_submissions",
 ]

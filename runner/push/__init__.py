@@ -8,5 +8,6 @@ columns.
 
 from ._card import AppFacts, dataset_card
 from ._push import PushReport, push_results
+from ._table import file_kind, media_cell
 
-__all__ = ["AppFacts", "PushReport", "dataset_card", "push_results"]
+__all__ = ["AppFacts", "PushReport", "dataset_card", "file_kind", "media_cell", "push_results"]

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["COLUMN_KINDS", "ShardWriter", "pushed_columns"]
+__all__ = ["COLUMN_KINDS", "ShardWriter", "file_kind", "media_cell", "pushed_columns"]
 
 AUDIO = frozenset({".wav", ".mp3", ".flac", ".ogg", ".opus", ".m4a", ".aac"})
 IMAGE = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff"})
@@ -52,7 +52,7 @@ def _file_of(value: Any, root: Path) -> Path | None:
     return path if path.suffix.lower() in AUDIO | IMAGE | VIDEO and path.is_file() else None
 
 
-def _kind(values: Sequence[Any], root: Path) -> str | None:
+def file_kind(values: Sequence[Any], root: Path) -> str | None:
     """The media kind of a column whose every value is a file of that kind, else None."""
     kinds = set()
     for value in values:
@@ -83,7 +83,7 @@ class ShardWriter:
         columns = pushed_columns([str(c) for c in table.columns], picked)
         kinds = {}
         for column, name in columns:
-            kind = _kind(table[column].tolist(), root)
+            kind = file_kind(table[column].tolist(), root)
             if kind is not None:
                 kinds[name] = kind
         return cls(root, columns, kinds)
@@ -132,10 +132,16 @@ class ShardWriter:
         pq.write_table(table, target)
 
     def _media(self, value: Any) -> dict[str, Any] | None:
-        file = _file_of(value, self.root)
-        if file is None:
-            return None
-        return {"bytes": file.read_bytes(), "path": file.name}
+        return media_cell(value, self.root)
+
+
+def media_cell(value: Any, root: Path) -> dict[str, Any] | None:
+    """A file (absolute, or relative to the run folder `root`) as `datasets` stores a media
+    cell: its bytes and its name."""
+    file = _file_of(value, root)
+    if file is None:
+        return None
+    return {"bytes": file.read_bytes(), "path": file.name}
 
 
 def _error(row: Mapping[str, Any]) -> str | None:

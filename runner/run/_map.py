@@ -25,11 +25,12 @@ from typing import Any, Union
 
 from ..manifest import Manifest, manifest_from_data
 from ..store import RecordStatus, ResultRecord, RunFolder, write_bytes_atomic
+from ._map_dataset import is_dataset, write_dataset
 
 __all__ = ["MapRequest", "MapResult", "build_manifest", "local_outputs", "result_of"]
 
 INPUTS_NAME = "inputs.jsonl"
-Rows = Any  # a pandas DataFrame, or an iterable of mappings (one per row)
+Rows = Any  # a DataFrame, a datasets.Dataset / IterableDataset, or mappings (one per row)
 AppArg = Union[str, Mapping[str, Any], Sequence[Mapping[str, Any]]]  # noqa: UP007
 
 
@@ -79,9 +80,13 @@ def build_manifest(rows: Rows, request: MapRequest) -> Manifest:
     """Write `rows` to the run folder and return the manifest that runs them. Blocking."""
     root = request.folder()
     RunFolder.at(root).ensure()
-    inputs_path = root / INPUTS_NAME
-    _write_if_changed(inputs_path, _jsonl(rows))
-    inputs: dict[str, Any] = {"jsonl": str(inputs_path)}
+    inputs: dict[str, Any]
+    if is_dataset(rows):
+        inputs = {"dataset": str(write_dataset(rows, root))}
+    else:
+        inputs_path = root / INPUTS_NAME
+        _write_if_changed(inputs_path, _jsonl(rows))
+        inputs = {"jsonl": str(inputs_path)}
     if request.map is not None:
         inputs["map"] = dict(request.map)
     if request.matrix:

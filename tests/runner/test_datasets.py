@@ -237,3 +237,35 @@ def test_media_cells_become_files_named_by_content(tmp_path: Path) -> None:
         assert file.parent == tmp_path / "run" / "media" and file.suffix == ".wav"
         assert file.read_bytes() == source.read_bytes()
     assert [r.values["text"] for r in rows[:2]] == [t for _, t in sentences()[:2]]
+
+
+def test_runner_map_takes_a_dataset_and_returns_one(speech_app: RunningApp, tmp_path: Path) -> None:
+    import datasets
+
+    import runner
+
+    source = tmp_path / "speech.parquet"
+    source.write_bytes(audio_parquet(sentences()[:4]))
+    rows = datasets.Dataset.from_parquet(str(source))
+    options: dict[str, Any] = {
+        "app": speech_app.url,
+        "endpoint": "/transcribe",
+        "map": {"audio": "{audio}"},
+        "run_dir": tmp_path / "map",
+        "progress": "quiet",
+    }
+    out = runner.map(rows, as_dataset=True, **options)
+    assert isinstance(out, datasets.Dataset)
+    assert type(out.features["audio"]).__name__ == "Audio"
+    assert out.features["outputs.Transcript"] == datasets.Value("string")
+    assert out["status"] == ["ok"] * 4 and out["text"] == [t for _, t in sentences()[:4]]
+    pairs = zip(out["text"], out["outputs.Transcript"], strict=True)
+    scores = [word_match(text, got) for text, got in pairs]
+    assert sum(scores) / 4 >= 0.75, scores
+    first = out.cast_column("audio", datasets.Audio(decode=False))[0]["audio"]
+    assert first["bytes"] == sentences()[0][0].read_bytes()
+
+    streamed = runner.map(rows.to_iterable_dataset(), **options)  # resumed: nothing resent
+    assert list(streamed["status"]) == ["ok"] * 4
+    assert list(streamed["outputs.Transcript"]) == out["outputs.Transcript"]
+    assert len((tmp_path / "map" / "results.jsonl").read_text().splitlines()) == 4
