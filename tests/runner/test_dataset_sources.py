@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from support.cli import ROOT
+from support.cli import ROOT, spacerun
 from support.hub import CONVERT_REF, HubServer
 from support.speech_dataset import audio_parquet, hub_python, sentences
 
@@ -163,15 +163,19 @@ def test_map_reads_nested_fields(tmp_path: Path) -> None:
         render_template(compile_template("{translation.de}"), read_rows[0])
 
 
-def test_the_sample_manifest_reads_its_dataset_from_the_stand_in(
+def test_the_sample_manifest_validates_against_the_stand_in(
     hub: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """`spacerun validate` of the sample reads its dataset (config and split as the real
+    repo names them) from the stand-in and checks every row against the bundled app."""
     monkeypatch.setenv("HF_USER", "alice")
     sample = ROOT / "sample_manifests" / "dataset_transcribe.yaml"
-    manifest = load_manifest(sample, overrides=[f"output.dir={tmp_path / 'run'}"])
-    assert manifest.inputs.dataset is not None and manifest.output.push_to_hub is not None
+    assert sample.read_text().startswith("#"), "each sample says in a comment what it shows"
+    manifest = load_manifest(sample)
+    assert manifest.output.push_to_hub is not None
     assert manifest.output.push_to_hub.repo == "alice/librispeech-dummy-transcripts"
     spec = manifest.inputs.dataset
+    assert spec is not None and spec.config is not None
     card = {
         "configs": [
             {
@@ -181,9 +185,11 @@ def test_the_sample_manifest_reads_its_dataset_from_the_stand_in(
         ]
     }
     readme = f"---\n{yaml.safe_dump(card)}---\n".encode()
-    hub.add_dataset(
-        spec.name, {"README.md": readme, f"{spec.config}/0000.parquet": audio_parquet()}
-    )
-    inputs = manifest.to_dict()["inputs"]
-    got = read(hub, tmp_path, inputs)
-    assert len(got["rows"]) == 10 and all(Path(r["audio"]).is_file() for r in got["rows"])
+    files = {"README.md": readme, f"{spec.config}/0000.parquet": audio_parquet()}
+    hub.add_dataset(spec.name, files)
+    env = {"HF_ENDPOINT": hub.url, "HF_TOKEN": TOKEN, "HF_HOME": str(tmp_path / "home")}
+    run_dir = f"output.dir={tmp_path / 'run'}"
+    done = spacerun("validate", str(sample), "--set", run_dir, env=env, timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "10 rows" in done.stdout, done.stdout
+    assert len(list((tmp_path / "run" / "media").glob("*.wav"))) == 10
