@@ -78,7 +78,9 @@ def dataset_parquet(rows: int) -> bytes:
         for start in range(0, rows, 10_000):
             count = min(10_000, rows - start)
             batch = {
-                "audio": [{"bytes": wav(i), "path": f"{i}.wav"} for i in range(start, start + count)],
+                "audio": [
+                    {"bytes": wav(i), "path": f"{i}.wav"} for i in range(start, start + count)
+                ],
                 "text": [f"sentence number {i}" for i in range(start, start + count)],
             }
             writer.write_table(pa.Table.from_pydict(batch, schema=features.arrow_schema))
@@ -138,7 +140,8 @@ def main() -> None:
         local = work / "speech.parquet"
         local.write_bytes(data)
         hub.add_dataset("bench/speech", {"data/train-00000-of-00001.parquet": data})
-        print(f"{args.rows:,} rows, {len(data) / 1e6:.1f} MB of Parquet; load {os.getloadavg()[0]:.2f}")
+        load = os.getloadavg()[0]
+        print(f"{args.rows:,} rows, {len(data) / 1e6:.1f} MB of Parquet; load {load:.2f}")
         cases = {
             "parquet": {"parquet": str(local)},
             "dataset": {"dataset": "bench/speech"},

@@ -151,7 +151,5 @@ class DatasetFields(Fields):
             elif isinstance(item, str) and (match := _ROWS.fullmatch(item.strip())):
                 rows = self.integer(path, int(match.group(1)), 1)
             else:
-                seconds = self.duration(path, item)
-                if seconds <= 0:
-                    self.fail(path, f"expected a duration over 0, got {item!r}")
+                seconds = self.duration(path, item)  # refuses 0 and less
         return rows, seconds

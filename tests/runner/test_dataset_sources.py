@@ -193,3 +193,56 @@ def test_the_sample_manifest_validates_against_the_stand_in(
     assert done.returncode == 0, done.stdout + done.stderr
     assert "10 rows" in done.stdout, done.stdout
     assert len(list((tmp_path / "run" / "media").glob("*.wav"))) == 10
+
+
+def test_the_manifest_keys_and_their_mistakes(tmp_path: Path) -> None:
+    def load(inputs: Any, output: Any = None) -> Any:
+        data = {"app": {"url": "http://127.0.0.1:9"}, "inputs": inputs}
+        if output is not None:
+            data["output"] = output
+        return manifest_from_data(data, path=tmp_path / "m.yaml", label="m")
+
+    every = {"push_to_hub": {"repo": "me/out", "every": ["5 rows", "2m"], "private": False}}
+    manifest = load({"dataset": {"name": "bob/x", "split": "test"}}, every)
+    push = manifest.output.push_to_hub
+    assert (push.repo, push.private, push.every_rows, push.every_seconds) == (
+        "me/out",
+        False,
+        5,
+        120.0,
+    )
+    assert manifest.to_dict()["output"]["push_to_hub"]["every"] == ["5 rows", "2m"]
+    assert manifest.inputs.dataset == load(manifest.to_dict()["inputs"]).inputs.dataset
+    mistakes = [
+        ({"dataset": "not a repo"}, None, "neither a folder"),
+        ({"dataset": "hf://models/bob/x/a.csv"}, None, "expected hf://datasets/owner/name/"),
+        ({"dataset": {"name": "bob/x", "splt": "a"}}, None, "did you mean 'split'"),
+        ({"rows": [{"a": 1}], "dataset": "bob/x"}, None, "give one source of rows"),
+        ({"dataset": "bob/x"}, {"push_to_hub": "nope"}, "expected a dataset id"),
+        ({"dataset": "bob/x"}, {"push_to_hub": {"repo": "a/b", "every": "0s"}}, "more than zero"),
+    ]
+    for inputs, output, message in mistakes:
+        with pytest.raises(ManifestError, match=message):
+            load(inputs, output)
+
+
+def test_without_the_extra_the_error_names_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "local").mkdir()
+    manifest = local_manifest(tmp_path, "local")
+    monkeypatch.setitem(__import__("sys").modules, "datasets", None)
+    with pytest.raises(ManifestError, match=r"pip install 'spacerun\[datasets\]'"):
+        list(iter_rows(manifest))
+
+
+def test_results_without_a_pin_are_said(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    (folder / "train.jsonl").write_text('{"text": "a"}\n')
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "results.jsonl").write_text('{"key":"k","status":"ok"}\n')
+    rows = list(iter_rows(local_manifest(tmp_path, "texts")))
+    assert [r.values for r in rows] == [{"text": "a"}]
+    assert "has results but no pinned dataset revision" in caplog.text
+    assert (tmp_path / "run" / "dataset.json").exists()  # pinned from now on
