@@ -340,8 +340,9 @@ def _push(args: argparse.Namespace) -> int:
     from huggingface_hub.errors import HfHubHTTPError
 
     from .push import push_results
+    from .store import RunFolder
 
-    if not args.run_dir.joinpath("results.jsonl").is_file():
+    if not RunFolder(root=args.run_dir).results_path.is_file():
         print(f"spacerun: {args.run_dir} holds no results.jsonl: not a run folder", file=sys.stderr)
         return ExitStatus.USAGE
     try:

@@ -3,9 +3,9 @@
 Lazy: rows are read and expanded as they are consumed; a million never sit in memory.
 """
 
-from ._dataset import media_columns
 from ._expand import Expander, Submission, batched, iter_submissions
 from ._keys import FileHasher, submission_key
+from ._media import media_columns
 from ._problems import Problem, ProblemKind
 from ._report import ProblemGroup, ValidationReport
 from ._sources import SourceRow, iter_rows

@@ -13,8 +13,7 @@ What is written here is what it does not do for a batch that resumes:
 * Audio, Image and Video cells are read undecoded (`decode=False`: the bytes as stored)
   and become files in the run folder's `media/` (`runner.inputs._media`).
 
-The paths are those `RunFolder.dataset_pin_path` and `RunFolder.media_root` name
-(`runner.store` sits above this layer, so they are spelled here too; a test checks both).
+The paths are `RunFolder.dataset_pin_path` and `RunFolder.media_root`.
 """
 
 from __future__ import annotations
@@ -29,16 +28,15 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ManifestError
 from ..manifest import DatasetSpec, Manifest
-from ._media import MEDIA_KINDS, MediaCache, is_media_cell
+from ..store import RunFolder
+from ._media import MediaCache, is_media_cell, media_columns
 from ._sources import SourceRow
 
 if TYPE_CHECKING:
     from datasets import IterableDataset
 
-__all__ = ["MEDIA_FOLDER", "PIN_FILE", "dataset_rows", "media_columns", "require_datasets"]
+__all__ = ["dataset_rows", "require_datasets"]
 
-PIN_FILE = "dataset.json"
-MEDIA_FOLDER = "media"
 _BATCH_ROWS = 1000
 _FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "json", ".json": "json"}
 
@@ -63,13 +61,13 @@ def dataset_rows(manifest: Manifest, skip: int) -> Iterator[SourceRow]:
     assert spec is not None
     require_datasets("inputs.dataset")
     token = manifest.app.hf_token.reveal() if manifest.app.hf_token is not None else None
-    folder = manifest.output.dir
-    revision = _pinned_revision(spec, folder / PIN_FILE, token, folder)
+    folder = RunFolder(root=manifest.output.dir)
+    revision = _pinned_revision(spec, folder, token)
     stream = _open(spec, revision, token)
     media = media_columns(stream)
     for name, kind in media.items():
         stream = stream.cast_column(name, _undecoded(kind))
-    cache = MediaCache(folder / MEDIA_FOLDER)
+    cache = MediaCache(folder.media_root)
     label = spec.name if spec.kind != "local" else Path(spec.name).name
     rows = stream.skip(skip) if skip else stream
     for index, example in enumerate(_hub_errors(spec, _examples(rows)), skip):
@@ -89,16 +87,6 @@ def _examples(stream: Any) -> Iterator[dict[str, Any]]:
             yield dict(zip(names, values, strict=True))
 
 
-def media_columns(stream: Any) -> dict[str, str]:
-    """The dataset's top-level Audio/Image/Video columns, with their feature type."""
-    features = getattr(stream, "features", None) or {}
-    return {
-        name: type(feature).__name__
-        for name, feature in features.items()
-        if type(feature).__name__ in MEDIA_KINDS
-    }
-
-
 def _undecoded(kind: str) -> Any:
     import datasets
 
@@ -109,8 +97,9 @@ def _undecoded(kind: str) -> Any:
 # -- the revision ---------------------------------------------------------------------
 
 
-def _pinned_revision(spec: DatasetSpec, pin: Path, token: str | None, run: Path) -> str:
+def _pinned_revision(spec: DatasetSpec, folder: RunFolder, token: str | None) -> str:
     """The revision to read: the one pinned for this run folder, else the newest (pinned)."""
+    pin = folder.dataset_pin_path
     stored = _read_pin(pin)
     current = None
     if stored is not None and stored.get("dataset") == spec.to_dict():
@@ -124,12 +113,12 @@ def _pinned_revision(spec: DatasetSpec, pin: Path, token: str | None, run: Path)
                 "--restart to read it anew"
             )
         return current
-    results = run / "results.jsonl"
+    results = folder.results_path
     if stored is None and results.exists() and results.stat().st_size > 0:
         logger.warning(
             "%s has results but no pinned dataset revision: reading the newest, which may "
             "differ from what the earlier rows were read from",
-            run,
+            folder.root,
         )
     revision = current or _resolve(spec, token)
     record = {"dataset": spec.to_dict(), "revision": revision}

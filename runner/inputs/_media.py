@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MEDIA_KINDS", "MediaCache", "is_media_cell"]
+__all__ = ["MEDIA_KINDS", "MediaCache", "is_media_cell", "media_columns"]
 
 #: The `datasets` feature types whose cells become files, with the extension used when
 #: neither the cell's `path` nor its bytes tell one.
@@ -32,6 +32,16 @@ _MAGIC = (
     (b"\xff\xd8\xff", ".jpg"),
     (b"GIF8", ".gif"),
 )
+
+
+def media_columns(stream: Any) -> dict[str, str]:
+    """A dataset's top-level Audio/Image/Video columns, with their feature type."""
+    features = getattr(stream, "features", None) or {}
+    return {
+        name: type(feature).__name__
+        for name, feature in features.items()
+        if type(feature).__name__ in MEDIA_KINDS
+    }
 
 
 def is_media_cell(value: Any) -> bool:

@@ -29,7 +29,6 @@ from ._map_dataset import is_dataset, write_dataset
 
 __all__ = ["MapRequest", "MapResult", "build_manifest", "local_outputs", "result_of"]
 
-INPUTS_NAME = "inputs.jsonl"
 Rows = Any  # a DataFrame, a datasets.Dataset / IterableDataset, or mappings (one per row)
 AppArg = Union[str, Mapping[str, Any], Sequence[Mapping[str, Any]]]  # noqa: UP007
 
@@ -79,14 +78,14 @@ class MapRequest:
 def build_manifest(rows: Rows, request: MapRequest) -> Manifest:
     """Write `rows` to the run folder and return the manifest that runs them. Blocking."""
     root = request.folder()
-    RunFolder.at(root).ensure()
+    folder = RunFolder.at(root)
+    folder.ensure()
     inputs: dict[str, Any]
     if is_dataset(rows):
-        inputs = {"dataset": str(write_dataset(rows, root))}
+        inputs = {"dataset": str(write_dataset(rows, folder))}
     else:
-        inputs_path = root / INPUTS_NAME
-        _write_if_changed(inputs_path, _jsonl(rows))
-        inputs = {"jsonl": str(inputs_path)}
+        _write_if_changed(folder.inputs_path, _jsonl(rows))
+        inputs = {"jsonl": str(folder.inputs_path)}
     if request.map is not None:
         inputs["map"] = dict(request.map)
     if request.matrix:
@@ -103,7 +102,7 @@ def build_manifest(rows: Rows, request: MapRequest) -> Manifest:
         "run": dict(request.run or {}),
         "output": {**dict(request.output or {}), "dir": str(root)},
     }
-    return manifest_from_data(data, path=root / "manifest.yaml", label="runner.map(...)")
+    return manifest_from_data(data, path=folder.manifest_path, label="runner.map(...)")
 
 
 def _replicas(app: AppArg) -> list[dict[str, Any]]:

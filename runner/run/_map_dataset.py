@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
 __all__ = ["dataset_result", "is_dataset", "write_dataset"]
 
-INPUTS_FOLDER = "inputs-dataset"
 _SHARD = "data/train-00000-of-00001.parquet"
 _BATCH = 1000
 
@@ -33,13 +32,13 @@ def is_dataset(rows: Any) -> bool:
     return type(rows).__module__.split(".")[0] == "datasets" and hasattr(rows, "features")
 
 
-def write_dataset(rows: Any, root: Path) -> Path:
-    """Write `rows` under `root` as a dataset folder; its path."""
+def write_dataset(rows: Any, run: RunFolder) -> Path:
+    """Write `rows` into the run folder as a dataset folder; its path."""
     import datasets
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    folder = root / INPUTS_FOLDER
+    folder = run.inputs_dataset_dir
     target = folder / _SHARD
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
@@ -65,14 +64,16 @@ def write_dataset(rows: Any, root: Path) -> Path:
         tmp.unlink()
     else:
         os.replace(tmp, target)
-        RunFolder(root=root).dataset_pin_path.unlink(missing_ok=True)  # new rows: pinned anew
+        run.dataset_pin_path.unlink(missing_ok=True)  # new rows: pinned anew
     return folder
 
 
 def input_frame(root: Path) -> pd.DataFrame:
     import pyarrow.parquet as pq
 
-    frame: pd.DataFrame = pq.read_table(root / INPUTS_FOLDER / _SHARD).to_pandas()
+    frame: pd.DataFrame = pq.read_table(
+        RunFolder(root=root).inputs_dataset_dir / _SHARD
+    ).to_pandas()
     return frame
 
 
@@ -84,7 +85,7 @@ def dataset_result(frame: pd.DataFrame, root: Path) -> Any:
 
     from ..push import file_kind, media_cell
 
-    shard = root / INPUTS_FOLDER / _SHARD
+    shard = RunFolder(root=root).inputs_dataset_dir / _SHARD
     source = datasets.Features.from_arrow_schema(pq.read_schema(shard)) if shard.exists() else {}
     columns: dict[str, list[Any]] = {}
     features: dict[str, Any] = {}
