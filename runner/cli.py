@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_view_api,
         _add_status,
         _add_export,
+        _add_push,
         _add_report,
         _add_watch,
     ):
@@ -150,6 +151,21 @@ def _add_export(commands: _Commands) -> None:
     ex_p.add_argument("run_dir", type=Path)
     ex_p.add_argument("--format", choices=["csv", "parquet", "jsonl"], default="csv")
     ex_p.add_argument("--out", type=Path, default=None, help="default: RUN_DIR/export.FORMAT")
+
+
+def _add_push(commands: _Commands) -> None:
+    push_p = commands.add_parser(
+        "push",
+        help="push a run's results to the Hugging Face Hub as a dataset",
+        description="Push what RUN_DIR holds and the repo lacks (new shards, a key at most "
+        "once, its latest record) with a dataset card; the token is HF_TOKEN or your login. "
+        "Needs spacerun[datasets].",
+    )
+    push_p.add_argument("run_dir", type=Path)
+    push_p.add_argument("repo", help="the dataset repo, owner/name (made if missing)")
+    push_p.add_argument(
+        "--public", action="store_true", help="make the repo public (default: private)"
+    )
 
 
 def _add_report(commands: _Commands) -> None:
@@ -320,6 +336,30 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _push(args: argparse.Namespace) -> int:
+    from huggingface_hub.errors import HfHubHTTPError
+
+    from .push import push_results
+    from .store import RunFolder
+
+    if not RunFolder(root=args.run_dir).results_path.is_file():
+        print(f"spacerun: {args.run_dir} holds no results.jsonl: not a run folder", file=sys.stderr)
+        return ExitStatus.USAGE
+    try:
+        report = push_results(args.run_dir, args.repo, private=not args.public)
+    except HfHubHTTPError as exc:
+        print(f"spacerun: the push to {args.repo} failed: {exc}", file=sys.stderr)
+        return ExitStatus.FAILED
+    if report.commit is None:
+        print(f"{args.repo} already holds every result of {args.run_dir}")
+    else:
+        print(
+            f"pushed {report.rows_added} new and {report.rows_replaced} updated results to "
+            f"{args.repo} ({report.bytes:,} bytes, commit {report.commit[:12]})"
+        )
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from .store import build_report  # jinja2 and numpy: loaded only for this command
 
@@ -352,6 +392,7 @@ _COMMANDS = {
     "view-api": _view_api,
     "status": _status,
     "export": _export,
+    "push": _push,
     "report": _report,
     "watch": _watch,
 }

@@ -52,6 +52,8 @@ SERVER_FIXTURES = {
     "translator",
     "imagegen",
     "transcribe_url",
+    "speech_app",  # test_datasets: the bundled transcription app
+    "dataset_hub",  # test_datasets: the Hub stand-in with an audio dataset
     "spaces",
     "hostile",
     "clients",  # test_compat_gradio_client: the app fixture named by its parameter

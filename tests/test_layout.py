@@ -113,13 +113,17 @@ def test_console_script_prints_version_and_help() -> None:
 
 
 # Lowest first: a layer may import the layers before it, never one after it.
+# `store` (the run folder: its map, records, files; no network) sits below `inputs`, whose
+# dataset source keeps its pinned revision and media files in the run folder.
+# `push` (results to a Hub dataset) reads the run folder and talks to the Hub only.
 # `ray` (Ray's connection and Ray Data's GradioCall) builds on scheduling's engine and
 # retry rules, and nothing above; `launch` builds its `ray:` replicas on it.
 RUNNER_LAYERS = (
     "errors",
     "manifest",
-    "inputs",
     "store",
+    "inputs",
+    "push",
     "scheduling",
     "ray",
     "launch",
@@ -134,8 +138,10 @@ LAZY_IMPORTS |= {"build_report", "_report", "plotly", "load_table", "tqdm"}
 LAZY_IMPORTS |= {"LivePage", "_report_live"}
 # The run folder's manifest.yaml, which `spacerun status` does not read.
 LAZY_IMPORTS |= {"yaml"}
+# `datasets` (the `spacerun[datasets]` extra) and the dataset reader that needs it.
+LAZY_IMPORTS |= {"datasets", "_dataset", "push_results", "push"}
 # The command line imports each layer (and the client) in the command that uses it.
-CLI_LAZY_IMPORTS = {"anyio", "jobs", "manifest", "run", "store"}
+CLI_LAZY_IMPORTS = {"anyio", "jobs", "manifest", "run", "store", "push", "huggingface_hub"}
 
 
 def _runtime_imports(tree: ast.Module) -> list[ast.ImportFrom | ast.Import]:

@@ -5,6 +5,7 @@ Lazy: rows are read and expanded as they are consumed; a million never sit in me
 
 from ._expand import Expander, Submission, batched, iter_submissions
 from ._keys import FileHasher, submission_key
+from ._media import media_columns
 from ._problems import Problem, ProblemKind
 from ._report import ProblemGroup, ValidationReport
 from ._sources import SourceRow, iter_rows
@@ -22,6 +23,7 @@ __all__ = [
     "batched",
     "iter_rows",
     "iter_submissions",
+    "media_columns",
     "submission_key",
     "validate_submissions",
 ]

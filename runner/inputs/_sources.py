@@ -1,4 +1,5 @@
-"""Input rows from inline rows, CSV, JSONL, Parquet or a glob of files, as a stream.
+"""Input rows from inline rows, CSV, JSONL, Parquet, a glob of files or a Hugging Face
+dataset (`runner.inputs._dataset`), as a stream.
 
 Each reader is a generator holding one chunk at most: CSV and JSONL are read line by
 line through the `csv` / `json` modules (which also gives the exact line of each row,
@@ -71,6 +72,7 @@ def iter_rows(manifest: Manifest, *, skip: int = 0) -> Iterator[SourceRow]:
         SourceKind.JSONL: _jsonl_rows,
         SourceKind.PARQUET: _parquet_rows,
         SourceKind.FILES: _glob_rows,
+        SourceKind.DATASET: _dataset_rows,
         SourceKind.NONE: _no_rows,
     }
     if inputs.limit is not None:
@@ -84,6 +86,12 @@ def _inline_rows(manifest: Manifest, skip: int) -> Iterator[SourceRow]:
     for index, row in enumerate(manifest.inputs.rows[skip:], skip):
         line = lines[index] if index < len(lines) else None
         yield SourceRow(index, manifest.display_path, line, dict(row))
+
+
+def _dataset_rows(manifest: Manifest, skip: int) -> Iterator[SourceRow]:
+    from ._dataset import dataset_rows  # `datasets` is an extra, imported when used
+
+    return dataset_rows(manifest, skip)
 
 
 def _no_rows(manifest: Manifest, skip: int) -> Iterator[SourceRow]:

@@ -1,5 +1,8 @@
 """Map templates: "{column}" keeps the cell's type, "text {a} {b}" builds text;
-"{{" and "}}" stand for literal braces."""
+"{{" and "}}" stand for literal braces. "{a.b}" reads field `b` of a struct column `a`
+(`{translation.fr}`), or item `b` of a list when `b` is a number; a dataset's Audio,
+Image or Video cell is already its file, so `{audio.path}` is that file too (the field
+`datasets` users write)."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["compile_template", "render_template", "template_reads"]
+__all__ = ["cell", "compile_template", "render_template", "template_reads"]
 
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]+)\}")
 
@@ -47,16 +50,34 @@ def compile_template(value: Any) -> Any:
     return _Text(tuple(parts))
 
 
+def cell(row: Mapping[str, Any], column: str) -> Any:
+    """The value `column` names in `row`: a column, or a dotted path into one."""
+    if column in row or "." not in column:
+        return row[column]
+    head, *fields = column.split(".")
+    value = row[head]
+    for field in fields:
+        if isinstance(value, Mapping) and field in value:
+            value = value[field]
+        elif isinstance(value, list) and field.isdigit() and int(field) < len(value):
+            value = value[int(field)]
+        elif isinstance(value, str) and field == "path":
+            continue  # a media cell, already made a file
+        else:
+            raise KeyError(column)
+    return value
+
+
 def render_template(template: Any, row: Mapping[str, Any]) -> Any:
     if isinstance(template, _Whole):
-        return row[template.column]
+        return cell(row, template.column)
     if isinstance(template, _Text):
         out = []
         for literal, column in template.parts:
             out.append(literal)
             if column is not None:
-                cell = row[column]
-                out.append("" if cell is None else str(cell))
+                value = cell(row, column)
+                out.append("" if value is None else str(value))
         return "".join(out)
     if isinstance(template, list):
         return [render_template(t, row) for t in template]

@@ -3,6 +3,7 @@
 Uses nothing else of `runner` but its errors.
 """
 
+from ._datasets import DatasetSpec, PushSpec
 from ._durations import Rate, format_duration, parse_duration, parse_rate
 from ._load import load_manifest, manifest_from_data
 from ._model import AppSpec, InputsSpec, Manifest, OutputSpec, RunSpec, Secret, SourceKind
@@ -25,6 +26,7 @@ __all__ = [
     "LOCAL_READY_TIMEOUT",
     "MIN_MASKED_LENGTH",
     "AppSpec",
+    "DatasetSpec",
     "DuplicateReplica",
     "InputsSpec",
     "LocalReplica",
@@ -32,6 +34,7 @@ __all__ = [
     "NotifySpec",
     "OutputSpec",
     "Placement",
+    "PushSpec",
     "Rate",
     "RayReplica",
     "RaySpec",

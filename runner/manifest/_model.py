@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from jobs import Limits
 
+from ._datasets import DatasetSpec, PushSpec
 from ._durations import Rate, format_duration
 from ._ray_spec import RaySpec, dump_ray
 from ._replica_specs import ReplicaSpec
@@ -81,6 +82,7 @@ class SourceKind(str, Enum):
     JSONL = "jsonl"
     PARQUET = "parquet"
     FILES = "files"  # one row per file matching a glob, column `path`
+    DATASET = "dataset"  # a Hugging Face dataset: on the Hub, hf:// files or a local folder
     NONE = "none"  # one empty row: everything comes from `map` and `matrix`
 
 
@@ -94,6 +96,7 @@ class InputsSpec:
     path: Path | None = None
     #: The `files:` glob as written (relative to the manifest's folder unless absolute).
     pattern: str | None = None
+    dataset: DatasetSpec | None = None
     map: Mapping[str, Any] | None = None
     matrix: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     limit: int | None = None
@@ -139,6 +142,7 @@ class OutputSpec:
     dir: Path
     export: tuple[str, ...] = ()
     download_files: bool = True
+    push_to_hub: PushSpec | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -262,6 +266,11 @@ def _dump(manifest: Manifest, *, redact: bool) -> dict[str, Any]:
             "dir": str(manifest.output.dir),
             "export": list(manifest.output.export),
             "download_files": manifest.output.download_files,
+            **(
+                {"push_to_hub": manifest.output.push_to_hub.to_dict()}
+                if manifest.output.push_to_hub is not None
+                else {}
+            ),
         },
     }
 
@@ -279,6 +288,8 @@ def _dump_inputs(inputs: InputsSpec) -> dict[str, Any]:
         out["rows"] = [dict(row) for row in inputs.rows]
     elif inputs.source is SourceKind.FILES:
         out["files"] = inputs.pattern
+    elif inputs.dataset is not None:
+        out["dataset"] = inputs.dataset.to_dict()
     elif inputs.path is not None:
         out[inputs.source.value] = str(inputs.path)
     if inputs.source is SourceKind.CSV:

@@ -15,6 +15,7 @@ from typing import Any
 
 from jobs import Limits
 
+from ._datasets import DatasetFields
 from ._fields import did_you_mean
 from ._model import (
     AppSpec,
@@ -37,7 +38,7 @@ TOP_KEYS = ("name", "app", "inputs", "run", "output", "secrets", "not_secret")
 APP_KEYS = ("endpoint", "replicas", "hf_token", "url", "space", "limits")
 LIMIT_SIZES = ("max_message_bytes", "max_json_bytes", "max_download_bytes")
 LIMIT_TIMES = ("connect_timeout", "read_timeout")
-SOURCES = ("rows", "csv", "jsonl", "parquet", "files")
+SOURCES = ("rows", "csv", "jsonl", "parquet", "files", "dataset")
 INPUT_KEYS = (*SOURCES, "map", "matrix", "limit", "delimiter", "encoding")
 RUN_KEYS = (
     "concurrency",
@@ -56,7 +57,7 @@ RUN_KEYS = (
     "ray",
 )
 RAY_KEYS = ("address", "placement_timeout")
-OUTPUT_KEYS = ("dir", "export", "download_files")
+OUTPUT_KEYS = ("dir", "export", "download_files", "push_to_hub")
 EXPORT_FORMATS = ("csv", "parquet", "jsonl")
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -76,7 +77,7 @@ def parse_document(
     return _Parser(doc, manifest_path, templates).manifest(variables or {})
 
 
-class _Parser(ReplicaFields, NotifyFields):
+class _Parser(ReplicaFields, NotifyFields, DatasetFields):
     """One section a method: checks its keys, reads each value, builds its spec."""
 
     # -- sections ------------------------------------------------------------------------
@@ -214,6 +215,8 @@ class _Parser(ReplicaFields, NotifyFields):
             options["rows"], options["row_lines"] = self.rows((*path, "rows"), spec["rows"])
         elif source is SourceKind.FILES:
             options["pattern"] = self.pattern((*path, "files"), spec["files"])
+        elif source is SourceKind.DATASET:
+            options["dataset"] = self.dataset((*path, "dataset"), spec["dataset"])
         elif source is not SourceKind.NONE:
             options["path"] = self.existing_file(
                 (*path, source.value), spec[source.value], f"a {source.value} file"
@@ -345,6 +348,9 @@ class _Parser(ReplicaFields, NotifyFields):
             download_files=self.boolean(
                 (*path, "download_files"), spec.get("download_files", True)
             ),
+            push_to_hub=None
+            if spec.get("push_to_hub") is None
+            else self.push_to_hub((*path, "push_to_hub"), spec["push_to_hub"]),
         )
 
 

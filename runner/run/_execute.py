@@ -31,6 +31,7 @@ from ._live import LiveReport, LiveSources, live_state
 from ._notify import Notifier
 from ._options import RunHandle, RunOptions
 from ._progress import Progress
+from ._push_watch import PushWatch
 from ._redact import masking_logs, scrub_logs
 from ._resume import ValidationStamp, all_done, inputs_digest, plan, read_stamp, write_stamp
 from ._sink import OutcomeSink, run_scheduler
@@ -98,6 +99,16 @@ class _Run:
             manifest.app.token, endpoint=options.hub_endpoint, on_message=self.progress.message
         )
         self.end: Ending | None = None
+        self.pusher: PushWatch | None = None
+        if manifest.output.push_to_hub is not None:
+            self.pusher = PushWatch(
+                manifest,
+                token=self.fleet.token,
+                endpoint=options.hub_endpoint,
+                done=lambda: sum(self.outcomes.counts.values()),
+                on_message=self.progress.message,
+                secret_values=list(self.redactor.secrets.values()),
+            )
 
     async def run(self) -> RunSummary:
         if self.options.restart and (aside := self.folder.set_aside()) is not None:
@@ -124,6 +135,8 @@ class _Run:
             if opened:  # not over the folder of another run that holds its lock
                 scrub_logs(self.folder.logs_dir, self.redactor)  # local copies stopped
                 end.report()
+                if self.pusher is not None:
+                    await self.pusher.push()  # however the run ended: what is done is kept
             if self.notifier is not None:
                 await self.notifier.finish(end.summary)
 
@@ -334,6 +347,8 @@ class _Run:
                 self.folder.root, lambda refresh: live_state(sources, refresh=refresh), every=every
             )
             group.start_soon(live.run)
+        if self.pusher is not None:
+            group.start_soon(self.pusher.run)
         if self.notifier is not None:
             group.start_soon(
                 self.notifier.watch, lambda: _paused(scheduler, pool), lambda: scheduler.halted_by

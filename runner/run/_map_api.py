@@ -21,7 +21,7 @@ import warnings
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import anyio
 from anyio.from_thread import start_blocking_portal
@@ -33,6 +33,7 @@ from ..manifest import Manifest
 from ..store import ResultRecord, RunFolder
 from ._api import run_async
 from ._loop import backend_options
+from ._map_dataset import dataset_result, input_frame, is_dataset
 from ._map_request import (
     AppArg,
     MapRequest,
@@ -52,11 +53,36 @@ if sys.version_info < (3, 11):
 
 if TYPE_CHECKING:
     import pandas as pd
+    from datasets import Dataset
 
 __all__ = ["map", "map_async", "map_iter"]
 
 #: Shortcuts for the manifest's `run:` keys most calls set.
 _RUN_SHORTCUTS = ("concurrency", "rate", "retries", "timeout")
+
+
+@overload
+def map(
+    rows: Rows,
+    *,
+    app: AppArg,
+    endpoint: str | None = None,
+    handle: RunHandle | None = None,
+    as_dataset: Literal[False] = False,
+    **options: Any,
+) -> pd.DataFrame: ...
+
+
+@overload
+def map(
+    rows: Rows,
+    *,
+    app: AppArg,
+    endpoint: str | None = None,
+    handle: RunHandle | None = None,
+    as_dataset: Literal[True],
+    **options: Any,
+) -> Dataset: ...
 
 
 def map(
@@ -65,11 +91,16 @@ def map(
     app: AppArg,
     endpoint: str | None = None,
     handle: RunHandle | None = None,
+    as_dataset: bool = False,
     **options: Any,
-) -> pd.DataFrame:
-    """Send every row (a DataFrame, or an iterable of mappings) to `app` and return a
-    DataFrame with one row per input row and matrix combination, in input order: the
-    input columns, `outputs.<name>` (files as local paths), `status`, `error`, `key`.
+) -> pd.DataFrame | Dataset:
+    """Send every row (a DataFrame, a `datasets.Dataset` or `IterableDataset`, or an
+    iterable of mappings) to `app` and return a DataFrame with one row per input row and
+    matrix combination, in input order: the input columns, `outputs.<name>` (files as
+    local paths), `status`, `error`, `key`. With `as_dataset=True` (needs
+    spacerun[datasets]), a `datasets.Dataset` of the same columns, typed: a dataset's
+    Audio/Image/Video inputs keep their feature, and audio, image and video outputs
+    become such columns holding the files' bytes.
 
     `app`: a URL, a Space id, an app script (`.py`), one manifest replica mapping or a
     list of them. Options: `map`, `matrix`, `run` (the manifest's `run:` keys), `output`,
@@ -82,7 +113,7 @@ def map(
     handle = handle or RunHandle()
     with start_blocking_portal(backend_options=backend_options()) as portal:
         future = portal.start_task_soon(
-            lambda: map_async(rows, app=app, endpoint=endpoint, handle=handle, **options)
+            lambda: _map_async(rows, app, endpoint, handle, as_dataset, options)
         )
         interrupts = 0
         while True:
@@ -94,15 +125,51 @@ def map(
                 portal.call(handle.abort if interrupts > 1 else handle.stop)
 
 
+@overload
 async def map_async(
     rows: Rows,
     *,
     app: AppArg,
     endpoint: str | None = None,
     handle: RunHandle | None = None,
+    as_dataset: Literal[False] = False,
     **options: Any,
-) -> pd.DataFrame:
+) -> pd.DataFrame: ...
+
+
+@overload
+async def map_async(
+    rows: Rows,
+    *,
+    app: AppArg,
+    endpoint: str | None = None,
+    handle: RunHandle | None = None,
+    as_dataset: Literal[True],
+    **options: Any,
+) -> Dataset: ...
+
+
+async def map_async(
+    rows: Rows,
+    *,
+    app: AppArg,
+    endpoint: str | None = None,
+    handle: RunHandle | None = None,
+    as_dataset: bool = False,
+    **options: Any,
+) -> pd.DataFrame | Dataset:
     """`runner.map` for code that already runs an event loop (a notebook does)."""
+    return await _map_async(rows, app, endpoint, handle, as_dataset, options)
+
+
+async def _map_async(
+    rows: Rows,
+    app: AppArg,
+    endpoint: str | None,
+    handle: RunHandle | None,
+    as_dataset: bool,
+    options: Mapping[str, Any],
+) -> pd.DataFrame | Dataset:
     request, run_options = _split(app, endpoint, options)
     manifest = await anyio.to_thread.run_sync(_prepare, rows, request, run_options)
     summary = await _run(manifest, run_options, handle or RunHandle())
@@ -115,6 +182,9 @@ async def map_async(
             RuntimeWarning,
             stacklevel=2,
         )
+    if as_dataset:
+        root = Path(manifest.output.dir)
+        return await anyio.to_thread.run_sync(dataset_result, table, root)
     return table
 
 
@@ -235,6 +305,8 @@ def _input_frame(rows: Rows, manifest: Manifest) -> pd.DataFrame:
     if isinstance(rows, pd.DataFrame):
         given: pd.DataFrame = rows
         return given
+    if is_dataset(rows):
+        return input_frame(Path(manifest.output.dir))
     assert manifest.inputs.path is not None
     if manifest.inputs.path.stat().st_size == 0:
         empty: pd.DataFrame = pd.DataFrame()

@@ -25,10 +25,11 @@ from typing import Any, Union
 
 from ..manifest import Manifest, manifest_from_data
 from ..store import RecordStatus, ResultRecord, RunFolder, write_bytes_atomic
+from ._map_dataset import is_dataset, write_dataset
 
 __all__ = ["MapRequest", "MapResult", "build_manifest", "local_outputs", "result_of"]
 
-Rows = Any  # a pandas DataFrame, or an iterable of mappings (one per row)
+Rows = Any  # a DataFrame, a datasets.Dataset / IterableDataset, or mappings (one per row)
 AppArg = Union[str, Mapping[str, Any], Sequence[Mapping[str, Any]]]  # noqa: UP007
 
 
@@ -79,9 +80,12 @@ def build_manifest(rows: Rows, request: MapRequest) -> Manifest:
     root = request.folder()
     folder = RunFolder.at(root)
     folder.ensure()
-    inputs_path = folder.inputs_path
-    _write_if_changed(inputs_path, _jsonl(rows))
-    inputs: dict[str, Any] = {"jsonl": str(inputs_path)}
+    inputs: dict[str, Any]
+    if is_dataset(rows):
+        inputs = {"dataset": str(write_dataset(rows, folder))}
+    else:
+        _write_if_changed(folder.inputs_path, _jsonl(rows))
+        inputs = {"jsonl": str(folder.inputs_path)}
     if request.map is not None:
         inputs["map"] = dict(request.map)
     if request.matrix:

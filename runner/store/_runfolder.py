@@ -13,6 +13,11 @@ runs/<name>/
   logs/                the logs of local replicas (and of a local Space's pip install)
   spaces.json          the commit of each Space run locally, so a resume runs the same code
   inputs.jsonl         the rows `runner.map` was given (a map's folder only)
+  inputs-dataset/      the dataset `runner.map` was given, as Parquet (a map's folder only)
+  dataset.json         the revision of inputs.dataset as read, so a resume reads the same rows
+  media/<sha256>.<ext> the input dataset's Audio/Image/Video cells as files, one per content
+  push/state.json      what output.push_to_hub pushed (keys per shard), and a push under way
+  push/staging/        the Parquet shards of a push being made
   cache/               validation stamp, keys and results index for fast resume (safe to delete)
 ```
 
@@ -123,6 +128,34 @@ class RunFolder:
     def inputs_path(self) -> Path:
         """`inputs.jsonl`: the rows `runner.map` was given (only in a map's folder)."""
         return self.root / "inputs.jsonl"
+
+    @property
+    def inputs_dataset_dir(self) -> Path:
+        """`inputs-dataset/`: the `datasets.Dataset` `runner.map` was given, as Parquet in
+        the Hub's layout (only in a map's folder)."""
+        return self.root / "inputs-dataset"
+
+    @property
+    def dataset_pin_path(self) -> Path:
+        """`dataset.json`: the revision of `inputs.dataset` as read (a commit id, or a local
+        folder's listing), so a resume reads the same rows (`runner.inputs._dataset`)."""
+        return self.root / "dataset.json"
+
+    @property
+    def media_root(self) -> Path:
+        """`media/`: the input dataset's Audio/Image/Video cells, a file per content named
+        by its SHA-256 (`runner.inputs._media`)."""
+        return self.root / "media"
+
+    @property
+    def push_state_path(self) -> Path:
+        """`push/state.json`: what `output.push_to_hub` pushed, and a push under way."""
+        return self.root / "push" / "state.json"
+
+    @property
+    def push_staging(self) -> Path:
+        """`push/staging/`: the Parquet shards of the push being made (`runner.push`)."""
+        return self.root / "push" / "staging"
 
     @property
     def cache_dir(self) -> Path:

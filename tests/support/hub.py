@@ -87,14 +87,17 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from .hub_data import HARDWARE_LIST, ZeroGpuQuota
+from .hub_datasets import CONVERT_REF, DatasetRepo, DatasetRoutes
 from .servers import starting
 
 __all__ = [
+    "CONVERT_REF",
     "FREE_SLEEP_SECONDS",
     "HARDWARE",
+    "DatasetRepo",
     "HubServer",
     "RecordedRequest",
     "Space",
@@ -297,6 +300,8 @@ class HubServer:
         self._connections: set[socket.socket] = set()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        #: Dataset repositories (`hub_datasets.py`); their URLs are known once started.
+        self.dataset_routes = DatasetRoutes("")
 
     # -- configuration --------------------------------------------------------
 
@@ -324,6 +329,20 @@ class HubServer:
         commit = digest.hexdigest()
         space.commits.append((commit, content))
         return commit
+
+    def add_dataset(
+        self, repo_id: str, files: dict[str, bytes] | None = None, **options: Any
+    ) -> DatasetRepo:
+        """A dataset repo (private, gated: see `DatasetRepo`), with a first commit of `files`."""
+        repo = DatasetRepo(id=repo_id, **options)
+        self.dataset_routes.repos[repo_id] = repo
+        if files is not None:
+            repo.commit(files)
+        return repo
+
+    @property
+    def datasets(self) -> dict[str, DatasetRepo]:
+        return self.dataset_routes.repos
 
     def set_stage(self, space_id: str, stage: str) -> None:
         """From now on the Space is in `stage` (thread-safe, for a batch under way)."""
@@ -360,6 +379,7 @@ class HubServer:
         starting("the Hub stand-in")
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
+        self.dataset_routes.url = self.url
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -405,6 +425,12 @@ class HubServer:
         self._requests_left = max(0, self._requests_left - 1)
         user = self._authenticate(authorization)
         parts = path.strip("/").split("/")
+        if parts[:2] in (["api", "datasets"], ["api", "validate-yaml"]) or parts[:3] == [
+            "api",
+            "repos",
+            "create",
+        ]:
+            return self.dataset_routes.api(method, parts, user, body)
         if parts == ["api", "whoami-v2"] and method == "GET":
             return self._whoami(user)
         if len(parts) >= 6 and parts[:2] == ["api", "spaces"] and parts[4] in ("revision", "tree"):
@@ -574,6 +600,18 @@ class HubServer:
         return space.runtime(advance=False)
 
 
+def _body(raw: bytes, content_type: str, query: str) -> Any:
+    """A request's body as the route reads it: JSON, NDJSON lines (a commit), or a form
+    (`paths-info`), merged with the query string for GETs that carry their options there."""
+    if content_type.startswith("application/x-ndjson"):
+        return [json.loads(line) for line in raw.splitlines() if line.strip()]
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        return {k: v if k == "paths" else v[-1] for k, v in parse_qs(raw.decode()).items()}
+    if raw:
+        return json.loads(raw)
+    return {k: v[-1] for k, v in parse_qs(query).items()} if query else None
+
+
 def _handler_for(hub: HubServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # huggingface_hub keeps connections alive
@@ -598,10 +636,33 @@ def _handler_for(hub: HubServer) -> type[BaseHTTPRequestHandler]:
             self._serve("HEAD")
 
         def _serve(self, method: str) -> None:
-            if urlsplit(self.path).path.startswith("/spaces/") and "/resolve/" in self.path:
+            path = urlsplit(self.path).path
+            if path.startswith("/datasets/") and "/resolve/" in path:
+                self._serve_dataset_file(method, path)
+                return
+            if path.startswith("/spaces/") and "/resolve/" in self.path:
                 self._serve_file(method)
                 return
             self._serve_json(method)
+
+        def _serve_dataset_file(self, method: str, path: str) -> None:
+            authorization = self.headers.get("Authorization")
+            try:
+                with hub._lock:
+                    hub.requests.append(RecordedRequest(method, path, authorization, None))
+                    user = hub._authenticate(authorization)
+                    status, headers, body = hub.dataset_routes.resolve(
+                        method, path.strip("/").split("/"), user, self.headers.get("Range")
+                    )
+            except _Reply as reply:
+                self._send(reply.status, {"error": reply.error}, reply)
+                return
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            if method != "HEAD":
+                self.wfile.write(body)
 
         def _serve_file(self, method: str) -> None:
             try:
@@ -622,8 +683,8 @@ def _handler_for(hub: HubServer) -> type[BaseHTTPRequestHandler]:
         def _serve_json(self, method: str) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
-            body = json.loads(raw) if raw else None
             path, query = urlsplit(self.path).path, urlsplit(self.path).query
+            body = _body(raw, self.headers.get("Content-Type") or "", query)
             try:
                 with hub._lock:
                     payload = hub.handle(
