@@ -54,6 +54,40 @@ def app_facts(folder: RunFolder, api: Any) -> AppFacts:
     )
 
 
+# The Hub's viewer reads the shards through this config (its YAML header).
+_CARD_HEADER = {
+    "configs": [
+        {"config_name": "default", "data_files": [{"split": "train", "path": _DATA_FILES}]}
+    ],
+    "tags": ["spacerun"],
+}
+_REPRODUCE = [
+    "## Reproduce",
+    "",
+    "Save the manifest below as `manifest.yaml` and run:",
+    "",
+    "```",
+    "pip install 'spacerun[datasets]'",
+    "spacerun run manifest.yaml",
+    "```",
+    "",
+    "## Manifest",
+    "",
+]
+
+
+def _app_lines(app: AppFacts) -> list[str]:
+    where = app.space or "a Gradio app"
+    if app.space and app.space_commit:
+        where += f" at commit `{app.space_commit}`"
+    return [
+        f"- App: {where}",
+        f"- Endpoint: `{app.endpoint or '?'}`",
+        f"- Gradio: {app.gradio or 'unknown'}",
+        f"- Pushed: {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
+    ]
+
+
 def dataset_card(
     *,
     repo: str,
@@ -65,48 +99,23 @@ def dataset_card(
 ) -> str:
     import yaml
 
-    header = {
-        "configs": [
-            {
-                "config_name": "default",
-                "data_files": [{"split": "train", "path": _DATA_FILES}],
-            }
-        ],
-        "tags": ["spacerun"],
-    }
-    where = app.space or "a Gradio app"
-    if app.space and app.space_commit:
-        where += f" at commit `{app.space_commit}`"
     counted = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "none"
     name = (manifest or {}).get("name", "run")
     lines = [
         "---",
-        yaml.safe_dump(header, sort_keys=False).rstrip(),
+        yaml.safe_dump(_CARD_HEADER, sort_keys=False).rstrip(),
         "---",
         "",
         f"# {repo.split('/', 1)[1]}",
         "",
         f"Results of the spacerun batch `{name}`: {rows} rows ({counted}).",
         "",
-        f"- App: {where}",
-        f"- Endpoint: `{app.endpoint or '?'}`",
-        f"- Gradio: {app.gradio or 'unknown'}",
-        f"- Pushed: {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
+        *_app_lines(app),
         "",
         "Columns: `spacerun_key` (the submission's key), the app's inputs, one column per "
         "output, `status` (ok, error, timeout, cancelled) and `error`.",
         "",
-        "## Reproduce",
-        "",
-        "Save the manifest below as `manifest.yaml` and run:",
-        "",
-        "```",
-        "pip install 'spacerun[datasets]'",
-        "spacerun run manifest.yaml",
-        "```",
-        "",
-        "## Manifest",
-        "",
+        *_REPRODUCE,
         "```yaml",
         yaml.safe_dump(dict(manifest or {}), sort_keys=False, allow_unicode=True).rstrip(),
         "```",

@@ -115,20 +115,9 @@ def push_results(
     table = load_table(folder, nested="json")
     records: list[dict[str, Any]] = table.to_dict(orient="records")  # type: ignore[assignment]
     changed = [r for r in records if state.pushed.get(str(r["key"])) != str(r["finished_at"])]
-    changed_keys = {str(r["key"]) for r in changed}
     writer = ShardWriter.for_table(folder.root, table, columns)
     staging = folder.push_staging
-    shutil.rmtree(staging, ignore_errors=True)
-    plan: dict[str, Any] = {"shards": {}, "deleted": [], "pushed": {}, "next": state.next}
-    operations: list[Any] = []
-    for chunk in writer.chunks(changed):
-        name = f"data/train-{plan['next']:05d}.parquet"
-        plan["next"] += 1
-        writer.write(chunk, staging / name)
-        plan["shards"][name] = [str(r["key"]) for r in chunk]
-        plan["pushed"].update({str(r["key"]): str(r["finished_at"]) for r in chunk})
-        operations.append(CommitOperationAdd(name, str(staging / name)))
-    replaced = _rewrite_shards(state, changed_keys, records, writer, staging, plan, operations)
+    plan, operations, replaced = _stage(state, changed, records, writer, staging)
     added_bytes = sum((staging / name).stat().st_size for name in plan["shards"])
     if not plan["shards"]:
         return PushReport(
@@ -137,15 +126,7 @@ def push_results(
         )  # fmt: skip
     for name in plan["deleted"]:
         operations.append(CommitOperationDelete(name))
-    counts = table["status"].value_counts().to_dict() if len(table) else {}
-    card = dataset_card(
-        repo=repo,
-        app=app or app_facts(folder, api),
-        manifest=read_manifest(folder),
-        counts={str(k): int(v) for k, v in counts.items()},
-        rows=len(table),
-        secret_values=[*secret_values, *([token] if token else [])],
-    )
+    card = _card(repo, table, folder, app or app_facts(folder, api), [*secret_values, token])
     operations.append(CommitOperationAdd("README.md", card.encode("utf-8")))
     plan["check"] = next(iter(plan["shards"]))
     state.pending = plan
@@ -168,6 +149,47 @@ def push_results(
         bytes=added_bytes,
         finished_earlier=finished,
     )
+
+
+def _card(
+    repo: str, table: Any, folder: RunFolder, app: AppFacts, secrets: list[str | None]
+) -> str:
+    counts = table["status"].value_counts().to_dict() if len(table) else {}
+    return dataset_card(
+        repo=repo,
+        app=app,
+        manifest=read_manifest(folder),
+        counts={str(k): int(v) for k, v in counts.items()},
+        rows=len(table),
+        secret_values=[secret for secret in secrets if secret],
+    )
+
+
+def _stage(
+    state: _State,
+    changed: list[dict[str, Any]],
+    records: list[dict[str, Any]],
+    writer: ShardWriter,
+    staging: Path,
+) -> tuple[dict[str, Any], list[Any], int]:
+    """Write the new shards (and the old ones rewritten without a changed key) into
+    `staging`: the plan the push state keeps until the commit lands, its operations, and
+    how many rows replace ones already pushed."""
+    from huggingface_hub import CommitOperationAdd
+
+    shutil.rmtree(staging, ignore_errors=True)
+    plan: dict[str, Any] = {"shards": {}, "deleted": [], "pushed": {}, "next": state.next}
+    operations: list[Any] = []
+    for chunk in writer.chunks(changed):
+        name = f"data/train-{plan['next']:05d}.parquet"
+        plan["next"] += 1
+        writer.write(chunk, staging / name)
+        plan["shards"][name] = [str(r["key"]) for r in chunk]
+        plan["pushed"].update({str(r["key"]): str(r["finished_at"]) for r in chunk})
+        operations.append(CommitOperationAdd(name, str(staging / name)))
+    changed_keys = {str(r["key"]) for r in changed}
+    replaced = _rewrite_shards(state, changed_keys, records, writer, staging, plan, operations)
+    return plan, operations, replaced
 
 
 def _finish_pending(api: Any, repo: str, state: _State, folder: RunFolder) -> bool:
