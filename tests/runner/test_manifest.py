@@ -130,8 +130,8 @@ def test_override_mistake_names_the_command_line(tmp_path: Path) -> None:
     assert str(info.value) == (
         "--set run.concurency=8: run.concurency: unknown key 'concurency' (did you mean "
         "'concurrency'?); expected one of concurrency, rate, retries, timeout, "
-        "retry_app_errors, retry_timeouts, grace, share_session, max_wait, budget, deadline, "
-        "stuck_after, notify, ray"
+        "retry_app_errors, retry_timeouts, grace, share_session, queue_ahead, hedge, max_wait, "
+        "budget, deadline, stuck_after, notify, ray"
     )
     with pytest.raises(ManifestError, match="expected KEY=VALUE"):
         load_manifest(DATA / "full.yaml", environ=TOKEN_ENV, overrides=["run.concurrency"])
@@ -227,6 +227,15 @@ MALFORMED = {
     "bool_as_text": (
         "app: a/b\nrun:\n  share_session: yes\n",
         "{file}:3:3: run.share_session: expected true or false, got 'yes'",
+    ),
+    "queue_ahead_negative": (
+        "app: a/b\nrun:\n  queue_ahead: -1\n",
+        "{file}:3:3: run.queue_ahead: expected `auto` or a whole number of at least 0 (0 turns "
+        "queueing ahead off), got -1",
+    ),
+    "hedge_as_text": (
+        "app: a/b\nrun:\n  hedge: off\n",
+        "{file}:3:3: run.hedge: expected true or false, got 'off'",
     ),
     "bad_space_id": (
         "app:\n  replicas:\n    - space: just-a-name\n",
