@@ -19,9 +19,17 @@ import anyio
 import httpx
 import pytest
 from support.apps import RunningApp, start_app
+from support.fault_proxy import CutStream, FaultProxy, Respond, Rule
 
 from jobs import AsyncClient
-from runner.scheduling import AdaptiveLimit, Outcome, Replica, ReplicaPool, Scheduler
+from runner.scheduling import (
+    AdaptiveLimit,
+    Outcome,
+    Replica,
+    ReplicaPool,
+    RetryPolicy,
+    Scheduler,
+)
 from runner.store import RecordStatus
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
@@ -115,11 +123,14 @@ async def queue_size(app: RunningApp) -> int:
 
 
 @contextlib.asynccontextmanager
-async def replicas_at(apps: list[RunningApp], concurrency: int) -> AsyncIterator[list[Replica]]:
+async def replicas_at(
+    apps: list[RunningApp] | list[str], concurrency: int
+) -> AsyncIterator[list[Replica]]:
     async with contextlib.AsyncExitStack() as stack:
         replicas = []
         for index, app in enumerate(apps):
-            client = await AsyncClient.connect(app.url, download_files=False)
+            url = app if isinstance(app, str) else app.url
+            client = await AsyncClient.connect(url, download_files=False)
             stack.push_async_callback(client.aclose)
             limit = AdaptiveLimit(maximum=concurrency)
             replicas.append(Replica(name=f"r{index}", client=client, limit=limit))
@@ -267,3 +278,42 @@ async def test_hedge_false_sends_each_row_once(tail_apps: TailApps) -> None:
     assert [o.replica for o in outcomes.values()].count("r1") == 1
     assert replicas[0].stats.hedges == replicas[1].stats.hedges == 0
     assert await calls(tail_apps.fast) + await calls(tail_apps.slow) == 12
+
+
+async def _no_wait(seconds: float) -> None:
+    await anyio.lowlevel.checkpoint()
+
+
+async def test_hedging_with_streams_cut_records_every_row_once_with_its_result(
+    tail_apps: TailApps,
+) -> None:
+    """Copies and originals lose their streams (the fault proxy cuts them): every row
+    still ends in one outcome, ok, with its own result."""
+    outcomes = Outcomes()
+    rows = [Sub(f"f{i}", i, {"x": f"f{i}"}) for i in range(16)]
+    cut = CutStream(after_messages=1)
+    with FaultProxy(tail_apps.fast.url) as fast, FaultProxy(tail_apps.slow.url) as slow:
+        # A quarter of the fast one's streams, copies among them; the slow one's join
+        # fails once (its row is sent again, elsewhere).
+        fast.add_rule(Rule(path=r"queue/data$", method="GET", probability=0.25, seed=7, action=cut))
+        refused = slow.add_rule(
+            Rule(path=r"queue/join$", method="POST", times=1, action=Respond.error(503))
+        )
+        async with replicas_at([fast.url, slow.url], concurrency=1) as replicas:
+            engine = Scheduler(
+                ReplicaPool(replicas, queue_ahead=None),
+                on_outcome=outcomes.on_outcome,
+                listener=outcomes,
+                endpoint="/predict",
+                hedge=True,
+                policy=RetryPolicy(retries=5),
+                sleep=_no_wait,
+            )
+            await engine.run(rows)
+        assert slow.hits(refused) == 1
+    assert {key: o.status for key, o in outcomes.by_key.items()} == {
+        row.key: RecordStatus.OK for row in rows
+    }
+    assert all(o.value == o.submission.inputs["x"] for o in outcomes.by_key.values())
+    assert any(o.hedged for o in outcomes.by_key.values())
+    assert any(o.attempts > 1 for o in outcomes.by_key.values())
