@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,7 +124,7 @@ async def queue_size(app: RunningApp) -> int:
 
 @contextlib.asynccontextmanager
 async def replicas_at(
-    apps: list[RunningApp] | list[str], concurrency: int
+    apps: Sequence[RunningApp | str], concurrency: int
 ) -> AsyncIterator[list[Replica]]:
     async with contextlib.AsyncExitStack() as stack:
         replicas = []
