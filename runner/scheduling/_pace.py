@@ -6,7 +6,7 @@ Between one job's end on the app and the next one's start there is our round tri
 queue hop; a slot sits empty that long if the next job is only sent once a slot is
 free. A job already waiting in the app's own queue starts the moment a slot frees. The
 number worth keeping there is what the replica's slots finish during one such gap,
-`allowed x gap / run time`, rounded up: a fast or distant replica gets more, a slow
+`allowed x gap / run time`, with half as much again for the variation, rounded up: a fast or distant replica gets more, a slow
 one nearby none or one, so a slow replica never hoards rows a faster one would finish
 sooner. It grows one job at a time towards that (as AIMD grows a window), falls to it
 at once, and to zero on overload.
@@ -29,6 +29,9 @@ __all__ = ["Pace"]
 
 #: Weight of the newest sample in the moving averages.
 _ALPHA = 0.2
+#: Headroom over the mean: gaps and run times vary, and a queue that runs dry for one
+#: gap costs a slot that gap.
+_SLACK = 1.5
 #: Ahead jobs seen starting beyond `allowed` before queue-ahead is turned off there.
 _OVERRUNS = 3
 
@@ -76,7 +79,7 @@ class Pace:
         """After a success: size the target from the measurements and move towards it."""
         if not self.cap or self.run is None or self.gap is None:
             return
-        wanted = allowed * self.gap / max(self.run, 1e-3)
+        wanted = _SLACK * allowed * self.gap / max(self.run, 1e-3)
         self.target = min(self.cap, math.ceil(wanted - 0.05)) if wanted > 0.05 else 0
         if self.ahead < 1 <= self.target:
             self.ahead = 1.0
