@@ -87,13 +87,15 @@ def run_spacerun(urls: list[str], n: int, concurrency: int, profile: bool) -> di
                     and outcome.value == outcome.submission.inputs["x"]
                 )
 
-            scheduler = Scheduler(ReplicaPool(replicas), on_outcome=on_outcome, endpoint="/predict")
+            pool = ReplicaPool(replicas)
+            scheduler = Scheduler(pool, on_outcome=on_outcome, endpoint="/predict")
             subs = [_Sub(str(i), i, {"x": str(i)}) for i in range(n)]
             profiler = cProfile.Profile(time.process_time) if profile else None
             cpu0, wall0 = time.process_time(), time.perf_counter()
             if profiler is not None:
                 profiler.enable()
-            await scheduler.run(subs)
+            async with pool.probing():
+                await scheduler.run(subs)
             if profiler is not None:
                 profiler.disable()
                 result["profile"] = _top(profiler)

@@ -81,10 +81,12 @@ def run_spacerun(urls: list[str], n: int, in_flight: int) -> dict[str, Any]:
                     and outcome.value == outcome.submission.inputs["x"]
                 )
 
-            scheduler = Scheduler(ReplicaPool(replicas), on_outcome=on_outcome, endpoint="/predict")
+            pool = ReplicaPool(replicas)
+            scheduler = Scheduler(pool, on_outcome=on_outcome, endpoint="/predict")
             subs = [_Sub(str(i), i, {"x": str(i)}) for i in range(n)]
             cpu0, wall0 = time.process_time(), time.perf_counter()
-            await scheduler.run(subs)
+            async with pool.probing():
+                await scheduler.run(subs)
             wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
             result.update(ok=ok, wall=wall, cpu=cpu, first=first[0] - wall0)
 

@@ -38,6 +38,7 @@ from jobs import (
     JobsError,
     duplicate_space,
     hardware_prices,
+    hf_token_from_env,
     pause_space,
     restart_space,
     space_runtime,
@@ -111,6 +112,13 @@ class Fleet:
     #: How to kill a `local:` copy and start it again (one that is stuck), by replica
     #: name: copies spacerun runs itself are the user's to restart.
     local_restarts: dict[str, Callable[[], Awaitable[AsyncClient]]] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls, token: str | None, *, endpoint: str | None, on_message: Callable[[str], None]
+    ) -> Fleet:
+        """The fleet of a run whose manifest gives `token` (None: the environment's)."""
+        return cls(token=hf_token_from_env(token), endpoint=endpoint, on_message=on_message)
 
     @property
     def account(self) -> str:

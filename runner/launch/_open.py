@@ -16,7 +16,7 @@ from typing import Any
 
 import anyio
 
-from jobs import AsyncClient, ConnectionFailed, hf_token_from_env
+from jobs import AsyncClient, ConnectionFailed
 
 from ..manifest import (
     DuplicateReplica,
@@ -55,9 +55,9 @@ async def open_replicas(
     raises `LocalAppError` if one does not start. `fleet` (made here if not given) opens
     Spaces and duplicates and pauses the paid copies it made when the stack closes;
     `work_dir` (the run folder) keeps the commit of each Space run locally, for a resume."""
-    token = manifest.app.hf_token.reveal() if manifest.app.hf_token is not None else None
+    token = manifest.app.token
     if fleet is None:
-        fleet = Fleet(token=hf_token_from_env(token), endpoint=hub_endpoint, on_message=on_message)
+        fleet = Fleet.of(token, endpoint=hub_endpoint, on_message=on_message)
     stack.push_async_callback(fleet.release)
     options: dict[str, Any] = {
         "hf_token": token,

@@ -172,6 +172,12 @@ class AppSpec:
     limits: Limits = field(default_factory=Limits)
 
     @property
+    def token(self) -> str | None:
+        """The manifest's Hugging Face token in clear (None: not given; the environment's
+        is used then), for the clients and the fleet only."""
+        return self.hf_token.reveal() if self.hf_token is not None else None
+
+    @property
     def probe_target(self) -> ReplicaSpec:
         """The replica to read the API from before the run: a URL or a Space if there is
         one, else the source Space of a duplicate (same API, nothing to create), else a

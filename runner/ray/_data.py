@@ -185,7 +185,8 @@ class GradioCall:
             timeout=self._timeout,
             download_dir=None if folder is None else (lambda key: folder / key),
         )
-        await scheduler.run(todo)
+        async with self._pool.probing():
+            await scheduler.run(todo)
         return outcomes
 
     def _result(self, endpoint: Endpoint, outcome: Outcome) -> dict[str, Any]:

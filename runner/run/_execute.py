@@ -1,12 +1,12 @@
 """The steps of one run, in order: what `runner.run.run_async` does once the manifest
-is loaded (see `runner.run` for the outline)."""
+is loaded (see `runner.run` for the outline). The run holds its parts: what is left to
+send and the counts of what is not (`runner.run._todo`), where outcomes go
+(`runner.run._sink`), how it ends (`runner.run._ending`)."""
 
 from __future__ import annotations
 
 import contextlib
 import itertools
-import logging
-import shlex
 import signal
 import time
 from collections.abc import Generator, Iterator
@@ -15,62 +15,35 @@ from dataclasses import dataclass
 import anyio
 from anyio.abc import TaskGroup
 
-from jobs import AppSchema, Endpoint, JobsError, hf_token_from_env
+from jobs import AppSchema
 
-from ..errors import ApiChanged, ValidationFailed
+from ..errors import ValidationFailed
 from ..inputs import Submission, ValidationReport, validate_submissions
 from ..launch import Fleet, open_replicas
 from ..manifest import Manifest
-from ..scheduling import (
-    AccountPauses,
-    AllReplicasDown,
-    Outcome,
-    RateLimiter,
-    Replica,
-    ReplicaPool,
-    ReplicaState,
-    RetryPolicy,
-    Scheduler,
-    compare_by_name,
-)
-from ..store import (
-    DuplicateResultError,
-    KeyCache,
-    RecordStatus,
-    ResultsStore,
-    RunFolder,
-    schema_digest,
-    write_manifest,
-    write_summary,
-)
+from ..scheduling import AllReplicasDown, ReplicaPool, ReplicaState, Scheduler
+from ..store import KeyCache, ResultsStore, RunFolder, schema_digest, write_manifest
+from ._api_change import say_api_change
 from ._budget import watch_budget
 from ._elastic import ElasticControl
+from ._ending import Ending
 from ._live import LiveReport, LiveSources, live_state
 from ._notify import Notifier
 from ._options import RunHandle, RunOptions
-from ._outcome_record import record_of
 from ._progress import Progress
-from ._redact import masked_record, masking_logs, scrub_logs
-from ._resume import (
-    ValidationStamp,
-    all_done,
-    inputs_digest,
-    plan,
-    read_stamp,
-    write_stamp,
-)
+from ._redact import masking_logs, scrub_logs
+from ._resume import ValidationStamp, all_done, inputs_digest, plan, read_stamp, write_stamp
+from ._sink import OutcomeSink, run_scheduler
 from ._stuck import StuckWatch
-from ._summary import RunSummary, SummaryBuilder, format_summary
+from ._summary import RunSummary, SummaryBuilder
 from ._todo import Todo
 
 __all__ = ["execute"]
 
-log = logging.getLogger("runner")
-
 
 async def execute(manifest: Manifest, options: RunOptions, handle: RunHandle) -> RunSummary:
     """Run `manifest` to the end and return its summary, as `runner.run.run_async` does."""
-    return await _Run(manifest, options, handle).execute()
+    return await _Run(manifest, options, handle).run()
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,82 +57,91 @@ class _Resume:
     finished: RunSummary | None = None
 
 
-class _Run(Todo):
+class _Prefetch:
+    """The first submission left, drawn in a thread while the replicas start (skipping
+    the done rows of a large resume takes a while)."""
+
+    def __init__(self, todo: Iterator[Submission] | None, group: TaskGroup) -> None:
+        self._drawn: list[Submission] = []
+        self._done = anyio.Event()
+        if todo is None:
+            self._done.set()
+        else:
+            group.start_soon(self._draw, todo)
+
+    async def _draw(self, todo: Iterator[Submission]) -> None:
+        try:
+            first = await anyio.to_thread.run_sync(next, todo, None)
+            if first is not None:
+                self._drawn.append(first)
+        finally:
+            self._done.set()
+
+    async def drawn(self) -> list[Submission]:
+        await self._done.wait()
+        return self._drawn
+
+
+class _Run:
     def __init__(self, manifest: Manifest, options: RunOptions, handle: RunHandle) -> None:
-        super().__init__(manifest, options, Progress(mode=options.progress))
+        self.manifest = manifest
+        self.options = options
         self.handle = handle
+        self.progress = Progress(mode=options.progress)
         self.folder = RunFolder.at(manifest.output.dir)
         self.redactor = manifest.redactor
         self.progress.mask = self.redactor.mask
-        self.summary = SummaryBuilder(mask=self.redactor.mask)
-        self.interrupted = False
-        self.pauses: AccountPauses | None = None
-        self.elastic: ElasticControl | None = None
-        self.halted_by: str | None = None
-        self.ended: RunSummary | None = None
+        self.outcomes = SummaryBuilder(mask=self.redactor.mask)
         notify = manifest.run.notify
         self.notifier = Notifier(notify, run=manifest.name) if notify is not None else None
-        self.pool: ReplicaPool | None = None
-        token = manifest.app.hf_token.reveal() if manifest.app.hf_token is not None else None
-        self.fleet = Fleet(
-            token=hf_token_from_env(token),
-            endpoint=options.hub_endpoint,
-            on_message=self.progress.message,
+        self.fleet = Fleet.of(
+            manifest.app.token, endpoint=options.hub_endpoint, on_message=self.progress.message
         )
+        self.end: Ending | None = None
 
-    async def execute(self) -> RunSummary:
+    async def run(self) -> RunSummary:
         if self.options.restart and (aside := self.folder.set_aside()) is not None:
             self.progress.message(f"--restart: the previous run folder is kept as {aside}")
         self.folder.ensure()
-        started = self._started = time.monotonic()
+        end = self.end = Ending(
+            manifest=self.manifest,
+            options=self.options,
+            handle=self.handle,
+            folder=self.folder,
+            progress=self.progress,
+            fleet=self.fleet,
+            outcomes=self.outcomes,
+            started=time.monotonic(),
+        )
         opened = False
         try:
             with masking_logs(self.redactor), ResultsStore.open(self.folder.root) as store:
                 opened = True
                 write_manifest(self.folder.root, self.manifest.to_dict(redact=True))
-                self._cache = None
-                try:
-                    return await self._execute(store, started)
-                finally:
-                    if self._cache is not None:
-                        self._cache.close()
+                with Todo(self.manifest, self.options, self.progress, store) as todo:
+                    return await self._run_with(store, todo, end)
         finally:
             if opened:  # not over the folder of another run that holds its lock
                 scrub_logs(self.folder.root / "logs", self.redactor)  # local copies stopped
-                self._report()
+                end.report()
             if self.notifier is not None:
-                await self.notifier.finish(self.ended)
+                await self.notifier.finish(end.summary)
 
-    def _report(self) -> None:
-        """Write `report.html`, however the run ended (the results file is closed by now).
-        A report that cannot be written is logged, never what the run ends with."""
-        from ..store import build_report  # jinja2 and plotly: loaded once a run is over
-
-        try:
-            path = build_report(self.folder.root)
-        except Exception:
-            log.warning("could not write the report of %s", self.folder.root, exc_info=True)
-            return
-        if self.progress.mode != "quiet":
-            self.progress.message(f"report: {path}")
-
-    async def _execute(self, store: ResultsStore, started: float) -> RunSummary:
-        resume = await self._plan_resume(store)
+    async def _run_with(self, store: ResultsStore, todo: Todo, end: Ending) -> RunSummary:
+        resume = await self._plan_resume(store, todo, end)
         if resume.finished is not None:
             return resume.finished
-        summary: RunSummary | None = None
-        # The pool probes (and connects late replicas) from the start to the end.
-        async with contextlib.AsyncExitStack() as stack, anyio.create_task_group() as probes:
-            try:
-                pool, schema, prefetched = await self._open(stack, probes, store, resume)
-                total, source = await self._source(store, schema, resume, prefetched)
-                summary = await self._schedule(store, started, pool, schema, total, source)
-            finally:
-                probes.cancel_scope.cancel()
-        assert summary is not None
+        async with contextlib.AsyncExitStack() as stack, anyio.create_task_group() as background:
+            first = _Prefetch(resume.todo, background)
+            pool = end.pool = await self._pool(stack)
+            # The pool probes (and connects late replicas) from the start to the end.
+            async with pool.probing():
+                schema = await self._connect(pool, store, todo, end, resume)
+                source = await self._source(todo, schema, resume, await first.drawn())
+                summary = await self._schedule(store, todo, end, pool, schema, *source)
         return summary
 
-    async def _plan_resume(self, store: ResultsStore) -> _Resume:
+    async def _plan_resume(self, store: ResultsStore, todo: Todo, end: Ending) -> _Resume:
         """With a validation stamp for these same rows, plan from the key cache (with the
         schema they were validated against); when nothing is left, finish at once."""
         if not self.options.fast_resume:
@@ -168,9 +150,10 @@ class _Run(Todo):
         previous = read_stamp(self.folder.root)
         if previous is None or previous.inputs != inputs:
             return _Resume(inputs=inputs)
-        cache = self._cache = KeyCache.open(self.folder.root, previous.stamp)
+        cache = KeyCache.open(self.folder.root, previous.stamp)
+        todo.use_cache(cache)
         cached_schema = previous.app_schema()
-        needed = self._needed(store)
+        needed = todo.needed()
         retry_failed = self.options.retry_failed
         the_plan = await anyio.to_thread.run_sync(
             lambda: plan(
@@ -183,108 +166,77 @@ class _Run(Todo):
             # Nothing to send: no replica is started, no app contacted.
             self.progress.start(total=previous.submissions)
             self.progress.close()
-            self._count_done(store, cache)
-            finished = self._finish(store, self._started, total=previous.submissions, replicas=[])
+            todo.count_done()
+            finished = end.finish(store, todo.counts, total=previous.submissions, replicas=[])
             return _Resume(inputs=inputs, stamp=previous, finished=finished)
-        todo = self._todo(store, cached_schema, the_plan)
-        return _Resume(inputs=inputs, stamp=previous, todo=todo)
+        left = todo.submissions(cached_schema, the_plan)
+        return _Resume(inputs=inputs, stamp=previous, todo=left)
 
-    async def _open(
-        self,
-        stack: contextlib.AsyncExitStack,
-        probes: TaskGroup,
-        store: ResultsStore,
-        resume: _Resume,
-    ) -> tuple[ReplicaPool, AppSchema, list[Submission]]:
-        """Start the replicas and connect those that answer (the API is the first one's),
-        skipping the done rows meanwhile. With none answering before the deadline, the
-        run stops as it does when every replica goes down mid-run."""
-        prefetched: list[Submission] = []
-        async with anyio.create_task_group() as group:
-            if resume.todo is not None:
-                group.start_soon(self._prefetch, resume.todo, prefetched)
-            replicas = await open_replicas(
-                self.manifest,
-                stack,
-                download_files=self.manifest.output.download_files,
-                log_dir=self.folder.root / "logs",
-                on_message=self.progress.message,
-                hub_endpoint=self.options.hub_endpoint,
-                work_dir=self.folder.root,
-                fleet=self.fleet,
-            )
-            pool = ReplicaPool(
-                replicas,
-                api_name=self.manifest.app.endpoint,
-                down_deadline=self.options.all_down_deadline,
-                on_message=self.progress.message,
-            )
-            stack.push_async_callback(pool.aclose)
-            self.pool = pool
-            probes.start_soon(pool.probe_forever)
-            try:
-                schema = await pool.open()
-            except AllReplicasDown as down:
-                total = resume.stamp.submissions if resume.stamp is not None else None
-                self._finish(store, self._started, total=total, replicas=pool.replicas,
-                             stopped_by=str(down))  # fmt: skip
-                raise
+    async def _pool(self, stack: contextlib.AsyncExitStack) -> ReplicaPool:
+        """Start the replicas (nothing is contacted but local and Ray copies), in a pool
+        closed with the stack."""
+        replicas = await open_replicas(
+            self.manifest,
+            stack,
+            download_files=self.manifest.output.download_files,
+            log_dir=self.folder.root / "logs",
+            on_message=self.progress.message,
+            hub_endpoint=self.options.hub_endpoint,
+            work_dir=self.folder.root,
+            fleet=self.fleet,
+        )
+        pool = ReplicaPool(
+            replicas,
+            api_name=self.manifest.app.endpoint,
+            down_deadline=self.options.all_down_deadline,
+            on_message=self.progress.message,
+        )
+        stack.push_async_callback(pool.aclose)
+        return pool
+
+    async def _connect(
+        self, pool: ReplicaPool, store: ResultsStore, todo: Todo, end: Ending, resume: _Resume
+    ) -> AppSchema:
+        """Connect the replicas that answer (the API is the first one's). With none
+        answering before the deadline, the run stops as it does when every replica goes
+        down mid-run."""
+        try:
+            schema = await pool.open()
+        except AllReplicasDown as down:
+            total = resume.stamp.submissions if resume.stamp is not None else None
+            end.finish(store, todo.counts, total=total, replicas=pool.replicas,
+                       stopped_by=str(down))  # fmt: skip
+            raise
         await self.fleet.load_prices()
         await self.fleet.report_quota(zerogpu=self.fleet.uses_zerogpu())
-        return pool, schema, prefetched
+        return schema
 
     async def _source(
-        self,
-        store: ResultsStore,
-        schema: AppSchema,
-        resume: _Resume,
-        prefetched: list[Submission],
+        self, todo: Todo, schema: AppSchema, resume: _Resume, prefetched: list[Submission]
     ) -> tuple[int, Iterator[Submission]]:
         """What to send, and how many submissions the manifest has: from the plan when the
         app's API is the one validated before, else validated again from scratch."""
-        stamp, todo = resume.stamp, resume.todo
-        if stamp is not None and todo is not None and stamp.schema_digest == schema_digest(schema):
-            return stamp.submissions, itertools.chain(prefetched, todo)
+        stamp, left = resume.stamp, resume.todo
+        if stamp is not None and left is not None and stamp.schema_digest == schema_digest(schema):
+            return stamp.submissions, itertools.chain(prefetched, left)
         previous = stamp or read_stamp(self.folder.root)
         if previous is not None:
-            self._say_api_change(previous, schema)
-        if todo is not None:
-            todo.close()
-            self._reset_counts()
+            say_api_change(previous, schema, self.manifest.app.endpoint, self.progress.message)
+        if left is not None:
+            left.close()
+            todo.reset()
         report = await anyio.to_thread.run_sync(validate_submissions, self.manifest, schema)
         if not report.ok:
             raise ValidationFailed(report)
         for line in report.secrets_note():
             self.progress.message(line)
         if self.options.fast_resume:
-            self._stamp(schema, report, resume.inputs)
-        return report.submissions, self._todo(store, schema, None)
+            self._stamp(todo, schema, report, resume.inputs)
+        return report.submissions, todo.submissions(schema, None)
 
-    def _say_api_change(self, stamp: ValidationStamp, schema: AppSchema) -> None:
-        """A resume against an app whose API is not the one validated before: say what
-        changed before anything is sent. Rows that still fit by name are validated
-        against it again; a change they do not fit stops the run (`ApiChanged`): the
-        folder's results came from the other API."""
-        try:
-            before = stamp.app_schema().endpoint(self.manifest.app.endpoint)
-        except (JobsError, ValueError, KeyError):
-            return  # a stamp of another endpoint (or unreadable): validation decides
-        change = compare_by_name(before, schema, self.manifest.app.endpoint)
-        if change is None:
-            return  # the endpoint is the same; something else of the app changed
-        if not change.fits:
-            raise ApiChanged(
-                f"the app's API changed since this run folder's results were computed, in a "
-                f"way its rows do not fit: {change.description}. Point the manifest at the "
-                "app the run was validated against to resume, or give the new app a new "
-                "run folder (output.dir, or --restart to set this one aside)"
-            )
-        self.progress.message(
-            f"the app's API changed since the last run: {change.description}; the rows "
-            "still fit it by name, and are validated against it again before anything is sent"
-        )
-
-    def _stamp(self, schema: AppSchema, report: ValidationReport, inputs: str | None) -> None:
+    def _stamp(
+        self, todo: Todo, schema: AppSchema, report: ValidationReport, inputs: str | None
+    ) -> None:
         """Write the validation stamp and start a key cache for it."""
         stamp = ValidationStamp.of(
             self.manifest,
@@ -294,15 +246,14 @@ class _Run(Todo):
             submissions=report.submissions,
             inputs=inputs,
         )
-        if self._cache is not None:
-            self._cache.close()
-        self._cache = KeyCache.open(self.folder.root, stamp.stamp)
+        todo.use_cache(KeyCache.open(self.folder.root, stamp.stamp))
         write_stamp(self.folder.root, stamp)
 
     async def _schedule(
         self,
         store: ResultsStore,
-        started: float,
+        todo: Todo,
+        end: Ending,
         pool: ReplicaPool,
         schema: AppSchema,
         total: int,
@@ -310,22 +261,26 @@ class _Run(Todo):
     ) -> RunSummary:
         """Send what is left; record each outcome; summarise however it ends."""
         endpoint = schema.endpoint(self.manifest.app.endpoint)
-        scheduler = self._scheduler(pool, store, endpoint)
+        sink = OutcomeSink(
+            store=store,
+            endpoint=endpoint,
+            folder=self.folder,
+            redactor=self.redactor,
+            summary=self.outcomes,
+            notifier=self.notifier,
+            on_record=self.options.on_record,
+            landed=todo.landed,
+        )
+        scheduler = run_scheduler(
+            self.manifest, pool, sink, endpoint=endpoint, fleet=self.fleet,
+            progress=self.progress, folder=self.folder,
+        )  # fmt: skip
         self.handle.attach(scheduler)
         self.progress.start(total=total)
         down: AllReplicasDown | None = None
         try:
             async with anyio.create_task_group() as group:
-                if self.options.handle_signals:
-                    group.start_soon(self._watch_signals, scheduler)
-                group.start_soon(self.progress.tick)
-                self._follow_fleet(group, scheduler, pool, started)
-                self._watch(group, scheduler, pool)
-                if (budget := self.manifest.run.budget) is not None:
-                    grace = self.manifest.run.grace
-                    group.start_soon(
-                        lambda: watch_budget(self.fleet, scheduler, budget=budget, grace=grace)
-                    )
+                self._follow(group, scheduler, pool, end)
                 try:
                     await scheduler.run(source)
                 except AllReplicasDown as exc:
@@ -334,32 +289,26 @@ class _Run(Todo):
         finally:
             self.progress.close()
             await self.fleet.release()  # paid copies stop billing before the summary
-        self.pauses, self.halted_by = scheduler.pauses, scheduler.halted_by
-        summary = self._finish(
-            store,
-            started,
-            total=total,
-            replicas=pool.replicas,
-            stopped_by=str(down) if down else None,
-        )
+        end.pauses, end.halted_by = scheduler.pauses, scheduler.halted_by
+        summary = end.finish(store, todo.counts, total=total, replicas=pool.replicas,
+                             stopped_by=str(down) if down else None)  # fmt: skip
         if down is not None:
             raise down
         return summary
 
-    def _follow_fleet(
-        self, group: TaskGroup, scheduler: Scheduler, pool: ReplicaPool, started: float
+    def _follow(
+        self, group: TaskGroup, scheduler: Scheduler, pool: ReplicaPool, end: Ending
     ) -> None:
-        """Start the stuck-copy watch, and the elastic fleet's control when it has one."""
-        stuck = StuckWatch(
-            pool,
-            scheduler,
-            self.fleet,
-            after=self.manifest.run.stuck_after,
-            on_message=self.progress.message,
-        )
+        """Start what watches the run as it goes: signals, progress, stuck copies, the
+        elastic fleet, the budget, the live report and the notifier."""
+        if self.options.handle_signals:
+            group.start_soon(self._watch_signals, scheduler, end)
+        group.start_soon(self.progress.tick)
+        stuck = StuckWatch(pool, scheduler, self.fleet, after=self.manifest.run.stuck_after,
+                           on_message=self.progress.message)  # fmt: skip
         group.start_soon(stuck.run)
         if self.fleet.groups:
-            self.elastic = ElasticControl(
+            end.elastic = ElasticControl(
                 self.fleet.groups,
                 pool,
                 self.fleet,
@@ -367,14 +316,20 @@ class _Run(Todo):
                 deadline=self.manifest.run.deadline,
                 budget=self.manifest.run.budget,
                 on_message=self.progress.message,
-                started=started,
+                started=end.started,
             )
-            group.start_soon(self.elastic.run)
+            group.start_soon(end.elastic.run)
+        self._watch(group, scheduler, pool)
+        if (budget := self.manifest.run.budget) is not None:
+            grace = self.manifest.run.grace
+            group.start_soon(
+                lambda: watch_budget(self.fleet, scheduler, budget=budget, grace=grace)
+            )
 
     def _watch(self, group: TaskGroup, scheduler: Scheduler, pool: ReplicaPool) -> None:
         """Start the live report and the notifier's watch, as the run's options ask."""
         if (every := self.options.live_report) is not None:
-            sources = LiveSources(self.progress, pool, scheduler.pauses, self.fleet, self.summary)
+            sources = LiveSources(self.progress, pool, scheduler.pauses, self.fleet, self.outcomes)
             live = LiveReport(
                 self.folder.root, lambda refresh: live_state(sources, refresh=refresh), every=every
             )
@@ -384,124 +339,19 @@ class _Run(Todo):
                 self.notifier.watch, lambda: _paused(scheduler, pool), lambda: scheduler.halted_by
             )
 
-    async def _prefetch(self, todo: Iterator[Submission], out: list[Submission]) -> None:
-        first = await anyio.to_thread.run_sync(next, todo, None)
-        if first is not None:
-            out.append(first)
-
-    def _finish(
-        self,
-        store: ResultsStore,
-        started: float,
-        *,
-        total: int | None,
-        replicas: list[Replica],
-        stopped_by: str | None = None,
-    ) -> RunSummary:
-        done = self.already_ok + self.duplicates + self.summary.counts[RecordStatus.OK.value]
-        mask = self.redactor.mask
-        summary = self.summary.build(
-            name=self.manifest.name,
-            run_dir=str(self.folder.root),
-            wall=time.monotonic() - started,
-            total=total,
-            skipped=self.already_ok,
-            done=done,
-            failed_kept=self.failed_kept,
-            duplicates=self.duplicates,
-            folder_counts={s.value: n for s, n in store.counts().items()},
-            replicas=replicas,
-            interrupted=self.interrupted or self.handle.stopped or self.halted_by is not None,
-            resume_command=self._resume_command(),
-            stopped_by=None if stopped_by is None else mask(stopped_by),
-            halted_by=None if self.halted_by is None else mask(self.halted_by),
-            pauses=self.pauses.records if self.pauses is not None else (),
-            costs=self.fleet.costs(),
-            fleet=self.elastic.records if self.elastic is not None else (),
-            api_changes=self.pool.api_changes if self.pool is not None else (),
-        )
-        write_summary(self.folder.root, self.redactor.mask_value(summary.to_dict()))
-        self.ended = summary
-        for fmt in self.manifest.output.export:
-            self._export(fmt)
-        if self.progress.mode != "quiet":
-            self.progress.message(format_summary(summary))
-        return summary
-
-    def _export(self, fmt: str) -> None:
-        if self.folder.export_is_current(fmt):
-            return  # nothing new since the last export
-        from ..store import export  # pandas, loaded only when a run exports
-
-        export(self.folder.root, fmt)  # type: ignore[arg-type]
-
-    def _scheduler(self, pool: ReplicaPool, store: ResultsStore, endpoint: Endpoint) -> Scheduler:
-        run_spec = self.manifest.run
-        rate = run_spec.rate.per_second if run_spec.rate is not None else None
-
-        async def on_outcome(outcome: Outcome) -> None:
-            key = outcome.submission.key
-            try:
-                self.summary.add(outcome)
-                if self.notifier is not None:
-                    self.notifier.outcome(outcome)
-                if outcome.status is RecordStatus.CANCELLED and outcome.attempts == 0:
-                    return  # never sent: nothing to record, it simply runs on resume
-                record = masked_record(record_of(outcome, endpoint, self.folder), self.redactor)
-                store.append(record)
-                if self.options.on_record is not None:
-                    self.options.on_record(record)
-            except DuplicateResultError:
-                # Cannot happen while identical rows wait for each other; never fatal.
-                log.warning("%s was already recorded ok; the second result is dropped", key)
-            finally:
-                # Only once the record is on disk may an identical row be looked at again.
-                self.in_flight_keys.discard(key)
-
-        pauses = AccountPauses(
-            pool.replicas,
-            max_wait=run_spec.max_wait,
-            lookups=self.fleet.quota_lookups(),
-            on_message=self.progress.message,
-        )
-        self.progress.pause_text = pauses.describe
-        return Scheduler(
-            pool,
-            pauses=pauses,
-            on_log=self.progress.app_log,
-            on_outcome=on_outcome,
-            endpoint=endpoint.api_name,
-            rate=RateLimiter(rate),
-            policy=RetryPolicy(
-                retries=run_spec.retries,
-                retry_app_errors=run_spec.retry_app_errors,
-                retry_timeouts=run_spec.retry_timeouts,
-            ),
-            timeout=run_spec.timeout,
-            grace=run_spec.grace,
-            share_session=run_spec.share_session,
-            download_dir=self.folder.files_dir if self.manifest.output.download_files else None,
-            listener=self.progress,
-        )
-
-    async def _watch_signals(self, scheduler: Scheduler) -> None:
+    async def _watch_signals(self, scheduler: Scheduler, end: Ending) -> None:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for _ in signals:
                 if scheduler.stopping:
                     self.progress.message("second interrupt: stopping now")
                     scheduler.abort()
                     return
-                self.interrupted = True
+                end.interrupted = True
                 self.progress.message(
                     f"interrupted: cancelling queued jobs, giving running ones "
                     f"{self.manifest.run.grace:g} s (Ctrl-C again to stop at once)"
                 )
                 scheduler.stop()
-
-    def _resume_command(self) -> str:
-        command = list(self.options.command or ["spacerun", "run", str(self.manifest.display_path)])
-        command = [c for c in command if c != "--restart"]
-        return shlex.join(command)
 
 
 def _paused(scheduler: Scheduler, pool: ReplicaPool) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Generator, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -18,7 +19,7 @@ from ._options import RunOptions
 from ._progress import Progress
 from ._resume import Plan, Skipped, walk
 
-__all__ = ["Needed", "Todo"]
+__all__ = ["Counts", "Needed", "Todo"]
 
 _FAILED = (RecordStatus.ERROR, RecordStatus.TIMEOUT)
 _OK_CODE = STATUS_CODES.index(RecordStatus.OK)
@@ -53,66 +54,100 @@ class Needed:
         return needed
 
 
+@dataclass(slots=True)
+class Counts:
+    """Submissions this run skipped: ok before, failed before and kept
+    (`--no-retry-failed`), identical to one already on its way."""
+
+    already_ok: int = 0
+    failed_kept: int = 0
+    duplicates: int = 0
+
+
 class Todo:
-    """The submissions to send, drawn lazily from the manifest (or the key cache)."""
+    """The submissions to send, drawn lazily from the manifest (or the key cache), and
+    the counts of those skipped. It owns the run's key cache (`use_cache`) and the keys
+    on their way (`landed` once recorded); close it to close the cache."""
 
-    def __init__(self, manifest: Manifest, options: RunOptions, progress: Progress) -> None:
-        self.manifest = manifest
-        self.options = options
-        self.progress = progress
-        self._cache: KeyCache | None = None
-        self.in_flight_keys: set[str] = set()
-        # Submissions skipped this run: ok before, failed before (--no-retry-failed),
-        # identical to one already on its way.
-        self.already_ok = self.failed_kept = self.duplicates = 0
+    def __init__(
+        self, manifest: Manifest, options: RunOptions, progress: Progress, store: ResultsStore
+    ) -> None:
+        self._manifest = manifest
+        self._retry_failed = options.retry_failed
+        self._fast_resume = options.fast_resume
+        self._progress = progress
+        self._store = store
+        self.cache: KeyCache | None = None
+        self.counts = Counts()
+        self._in_flight: set[str] = set()
 
-    def _reset_counts(self) -> None:
-        self.already_ok = self.failed_kept = self.duplicates = 0
-        self.in_flight_keys.clear()
-        self.progress.skipped = 0
+    def __enter__(self) -> Todo:
+        return self
 
-    def _count_done(self, store: ResultsStore, cache: KeyCache) -> None:
-        statuses = _statuses(store, cache, 0, cache.count)
-        self.already_ok = statuses[RecordStatus.OK]
-        self.failed_kept = statuses[RecordStatus.ERROR] + statuses[RecordStatus.TIMEOUT]
+    def __exit__(self, *_: object) -> None:
+        self.use_cache(None)
 
-    def _needed(self, store: ResultsStore) -> Needed:
-        return Needed(store, retry_failed=self.options.retry_failed, in_flight=self.in_flight_keys)
+    def use_cache(self, cache: KeyCache | None) -> None:
+        """Draw from `cache` from now on (closing the one used before)."""
+        if self.cache is not None:
+            self.cache.close()
+        self.cache = cache
 
-    def _todo(
-        self, store: ResultsStore, schema: AppSchema, the_plan: Plan | None
+    def landed(self, key: str) -> None:
+        """`key`'s outcome is recorded: an identical row may be looked at again."""
+        self._in_flight.discard(key)
+
+    def reset(self) -> None:
+        """Forget what was drawn (the rows are validated and drawn again from scratch)."""
+        self.counts = Counts()
+        self._in_flight.clear()
+        self._progress.skipped = 0
+
+    def count_done(self) -> None:
+        """Count the cache's keys as skipped (a resume with nothing left to send)."""
+        assert self.cache is not None
+        statuses = _statuses(self._store, self.cache, 0, self.cache.count)
+        self.counts.already_ok = statuses[RecordStatus.OK]
+        self.counts.failed_kept = statuses[RecordStatus.ERROR] + statuses[RecordStatus.TIMEOUT]
+
+    def needed(self) -> Needed:
+        return Needed(self._store, retry_failed=self._retry_failed, in_flight=self._in_flight)
+
+    def submissions(
+        self, schema: AppSchema, the_plan: Plan | None
     ) -> Generator[Submission, None, None]:
-        needed = self._needed(store)
-        cache = self._cache
+        """What is left to send, in order, counting what is skipped on the way."""
+        needed = self.needed()
+        cache = self.cache
         source: Iterator[Submission | Skipped]
-        if self.options.fast_resume:
-            source = walk(self.manifest, schema, cache, needed, plan_=the_plan)
+        if self._fast_resume:
+            source = walk(self._manifest, schema, cache, needed, plan_=the_plan)
         else:
-            source = iter_submissions(self.manifest, schema)
+            source = iter_submissions(self._manifest, schema)
         for item in source:
             if isinstance(item, Skipped):
                 if item.all_ok:
-                    self.already_ok += item.end - item.start
-                    self.progress.skip(item.end - item.start)
+                    self.counts.already_ok += item.end - item.start
+                    self._progress.skip(item.end - item.start)
                 else:
                     assert cache is not None
-                    self._skipped(_statuses(store, cache, item.start, item.end))
+                    self._skipped(_statuses(self._store, cache, item.start, item.end))
             elif not needed(item.key):
-                self._skipped(Counter([store.status_of(item.key)]))
+                self._skipped(Counter([self._store.status_of(item.key)]))
             else:
-                self.in_flight_keys.add(item.key)
+                self._in_flight.add(item.key)
                 yield item
 
     def _skipped(self, statuses: Counter[RecordStatus | None]) -> None:
         """Count submissions that need no work (`statuses`, the status of each): ok before,
         failed before (and not retried), or identical to one already on its way."""
         ok = statuses[RecordStatus.OK]
-        failed = 0 if self.options.retry_failed else sum(statuses[s] for s in _FAILED)
+        failed = 0 if self._retry_failed else sum(statuses[s] for s in _FAILED)
         total = statuses.total()
-        self.already_ok += ok
-        self.failed_kept += failed
-        self.duplicates += total - ok - failed
-        self.progress.skip(total)
+        self.counts.already_ok += ok
+        self.counts.failed_kept += failed
+        self.counts.duplicates += total - ok - failed
+        self._progress.skip(total)
 
 
 def _statuses(

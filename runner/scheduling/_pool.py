@@ -32,10 +32,11 @@ kept in `api_changes` for the summary.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -83,8 +84,8 @@ class AllReplicasDown(RunnerError):
 class ReplicaPool:
     """Hands out replicas with free capacity; tracks health; probes ejected ones.
 
-    Probes run in `probe_forever()`, in a task of the caller's (a `Scheduler` starts
-    one if nothing else runs it); `aclose()` closes the clients the pool connected.
+    Probes run while its owner holds `probing()`; `aclose()` closes the clients the
+    pool connected.
     """
 
     def __init__(
@@ -126,7 +127,6 @@ class ReplicaPool:
         #: Waiters woken that have not looked for their slot yet.
         self._woken = 0
         self._all_down_since: float | None = None
-        self._probing = False
         self._opened: list[AsyncClient] = []
         #: The replica whose API the run uses (the first that answered).
         self.reference: Replica | None = None
@@ -168,7 +168,7 @@ class ReplicaPool:
         `start_grace` seconds for the others (a Space still waking joins later). With
         none up, waits up to the deadline for one to answer (`AllReplicasDown` after
         it); with none able to answer ever, raises the first one's error. The
-        connections are made by `probe_forever()`, which must run meanwhile.
+        connections are made by the probe loop: call it inside `probing()`.
         """
         started = self._clock()
         for replica in self.replicas:
@@ -427,26 +427,37 @@ class ReplicaPool:
 
     # -- probes -----------------------------------------------------------------------
 
-    async def probe_forever(self) -> None:
-        """Probe replicas out of rotation (and connect pending ones), each in a task of
-        its own, bringing back those that answer. Runs until cancelled; returns at once
-        if another task already runs it."""
-        if self._probing:
-            return  # one prober is enough
-        self._probing = True
-        try:
-            async with anyio.create_task_group() as group:
-                while True:
-                    now = self._clock()
-                    for replica in self._due(now):
-                        replica.probing = True
-                        group.start_soon(self._probe, replica)
-                    upcoming = [r.down_until for r in self._waiting() if r.down_until is not None]
-                    delay = min(upcoming) - self._clock() if upcoming else self._max_probe
-                    with anyio.move_on_after(max(0.05, min(delay, self._max_probe))):
-                        await self._changed.wait()
-        finally:
-            self._probing = False
+    @contextlib.asynccontextmanager
+    async def probing(self) -> AsyncIterator[None]:
+        """Probe replicas out of rotation (and connect pending ones) while inside: the
+        one probe loop of the pool. Its owner (the run, or whoever made the pool) holds
+        it around `open()` and the scheduling; a `Scheduler` never starts one. What the
+        body raises comes out as itself, not in an exception group."""
+        error: Exception | None = None
+        async with anyio.create_task_group() as group:
+            group.start_soon(self._probe_loop)
+            try:
+                yield
+            except Exception as exc:  # the loop raises nothing: the body's is the only one
+                error = exc
+            finally:
+                group.cancel_scope.cancel()
+        if error is not None:
+            raise error
+
+    async def _probe_loop(self) -> None:
+        """Each due replica probed in a task of its own, bringing back those that
+        answer; runs until cancelled."""
+        async with anyio.create_task_group() as group:
+            while True:
+                now = self._clock()
+                for replica in self._due(now):
+                    replica.probing = True
+                    group.start_soon(self._probe, replica)
+                upcoming = [r.down_until for r in self._waiting() if r.down_until is not None]
+                delay = min(upcoming) - self._clock() if upcoming else self._max_probe
+                with anyio.move_on_after(max(0.05, min(delay, self._max_probe))):
+                    await self._changed.wait()
 
     def _waiting(self) -> list[Replica]:
         """Replicas with a probe due some time, not under way."""

@@ -226,7 +226,6 @@ class Scheduler:
         window = anyio.Semaphore(max(1, self.pool.capacity * 2 + ahead))
         async with anyio.create_task_group() as group:
             self._task_group = group
-            group.start_soon(self.pool.probe_forever)
             group.start_soon(self._watch_stop)
             async for submission in _pull(submissions):
                 if self._stopping:

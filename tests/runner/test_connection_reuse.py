@@ -17,10 +17,11 @@ import anyio
 import pytest
 from support.apps import RunningApp
 from support.fault_proxy import FaultProxy
+from support.scheduling import ProbingScheduler
 
 from jobs import AsyncClient, AsyncJob, Status
 from runner.run import RunOptions, run_async
-from runner.scheduling import AdaptiveLimit, Outcome, Replica, ReplicaPool, Scheduler
+from runner.scheduling import AdaptiveLimit, Outcome, Replica, ReplicaPool
 from runner.store import RecordStatus
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
@@ -78,7 +79,7 @@ async def test_a_cancelled_and_a_timed_out_job_leave_no_connection_behind(
     with FaultProxy(slow_app.url) as proxy:
         async with AsyncClient(proxy.url, download_files=False) as client:
             pool = ReplicaPool([Replica(name="r", client=client, limit=AdaptiveLimit(maximum=2))])
-            scheduler = Scheduler(
+            scheduler = ProbingScheduler(
                 pool, on_outcome=outcomes.append, endpoint="/slow_gen", timeout=0.8
             )
             await scheduler.run([_Sub("long", {"n": 20, "tag": "long"})])

@@ -234,10 +234,8 @@ async def test_after_its_node_is_lost_the_pool_moves_a_replica_to_its_restarted_
             pool.release(replica, failed.value)
         assert not replica.healthy
         try:
-            async with anyio.create_task_group() as group:
-                group.start_soon(pool.probe_forever)
+            async with pool.probing():
                 await back.wait()
-                group.cancel_scope.cancel()
             print(f"recovered {time.monotonic() - lost:.1f} s after the node was removed")
             assert replica.healthy and replica.client.url != old_url
             now = json.loads(await replica.client.predict("b", api_name="/where"))

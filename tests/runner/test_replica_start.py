@@ -159,8 +159,7 @@ async def test_a_replica_refused_at_start_is_brought_in_when_it_comes_back(
             [pending("r0", proxy.url), pending("r1", gauges[1].url)], on_message=log.message
         )
         try:
-            async with anyio.create_task_group() as group:
-                group.start_soon(pool.probe_forever)
+            async with pool.probing(), anyio.create_task_group() as group:
                 schema = await pool.open()
                 assert schema.endpoint("/predict").parameters[0].name == "x"
                 assert [r.state for r in pool.replicas] == [ReplicaState.PENDING, ReplicaState.UP]
@@ -237,8 +236,7 @@ async def test_a_replica_with_another_api_is_refused_with_what_differs(
         ]
         pool = ReplicaPool(replicas, api_name="/predict", on_message=log.message)
         try:
-            async with anyio.create_task_group() as group:
-                group.start_soon(pool.probe_forever)
+            async with pool.probing(), anyio.create_task_group() as group:
                 await pool.open()
 
                 async def reopen() -> None:
@@ -296,8 +294,7 @@ async def test_a_replica_whose_jobs_all_time_out_is_ejected(gauges: list[Running
             on_message=log.message,
         )
         try:
-            async with anyio.create_task_group() as group:
-                group.start_soon(pool.probe_forever)
+            async with pool.probing(), anyio.create_task_group() as group:
                 await pool.open()
                 policy = RetryPolicy(retries=3, retry_timeouts=True)
                 # r1 has ~1 s of work (40 x 0.05 s, 2 at a time): it is still busy when

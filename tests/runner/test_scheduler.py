@@ -28,6 +28,7 @@ import httpx
 import pytest
 from support.apps import RunningApp, start_apps
 from support.fault_proxy import CutStream, FaultProxy, Respond, Rule
+from support.scheduling import ProbingScheduler
 
 from jobs import AppError, AsyncClient, StreamLost
 from runner.run import RunHandle, RunOptions, run_async
@@ -154,7 +155,7 @@ async def no_wait(seconds: float) -> None:
 def scheduler(pool: ReplicaPool, recorder: Recorder, **options: Any) -> Scheduler:
     options.setdefault("endpoint", "/predict")
     options.setdefault("sleep", no_wait)
-    return Scheduler(pool, on_outcome=recorder.on_outcome, listener=recorder, **options)
+    return ProbingScheduler(pool, on_outcome=recorder.on_outcome, listener=recorder, **options)
 
 
 async def call_json(app: RunningApp, api_name: str) -> dict[str, Any]:
