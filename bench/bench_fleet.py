@@ -131,18 +131,16 @@ def measure(
     ]
     calls = [len(per) for per in spans]
     extra = sum(calls) - n
-    # The recorded rows' app time, each at its replica's delay (a record names its
-    # replica by URL); what the apps spent beyond it went to hedges' losers.
-    useful = None
+    # Calls beyond the rows recorded on a replica (a record names its replica by URL)
+    # are hedges' losers that ran: their app time, at that replica's mean call.
+    duplicated = None
     if "by_replica" in run:
         ports = [url.rsplit(":", 1)[1].rstrip("/") for url in urls]
-        useful = sum(
-            count * delays[index]
-            for name, count in run["by_replica"].items()
-            for index, port in enumerate(ports)
-            if port in name
-        )
-    app_seconds = sum(e - b for b, e in everything)
+        duplicated = 0.0
+        for index, per in enumerate(spans):
+            kept = sum(c for name, c in run["by_replica"].items() if ports[index] in name)
+            mean = sum(e - b for b, e in per) / len(per) if per else 0.0
+            duplicated += max(0, len(per) - kept) * mean
     return {
         "wall": end - start,
         "capacity": n / capacity / (end - start),
@@ -150,7 +148,7 @@ def measure(
         "tail": end - last_start,
         "calls": calls,
         "extra_calls": extra,
-        "duplicated_s": None if useful is None else max(0.0, app_seconds - useful),
+        "duplicated_s": duplicated,
         "ok": run["ok"],
         "cpu_ms": 1000 * run["cpu"] / n,
         "hedges": run["hedges"],

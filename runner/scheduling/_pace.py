@@ -6,10 +6,10 @@ Between one job's end on the app and the next one's start there is our round tri
 queue hop; a slot sits empty that long if the next job is only sent once a slot is
 free. A job already waiting in the app's own queue starts the moment a slot frees. The
 number worth keeping there is what the replica's slots finish during one such gap,
-`allowed x gap / run time`, with half as much again for the variation, rounded up: a fast or distant replica gets more, a slow
-one nearby none or one, so a slow replica never hoards rows a faster one would finish
-sooner. It grows one job at a time towards that (as AIMD grows a window), falls to it
-at once, and to zero on overload.
+`allowed x gap / run time`, with half as much again for the variation, rounded up: a
+fast or distant replica gets more, a slow one nearby none or one, so a slow replica
+never hoards rows a faster one would finish sooner. It grows one job at a time
+towards that (as AIMD grows a window), falls to it at once, and to zero on overload.
 
 The queue is only ours to fill where the app queues what runs beyond `concurrency`
 (its own `concurrency_limit` is ours). A job sent ahead that starts while our count says
