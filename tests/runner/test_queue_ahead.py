@@ -20,6 +20,7 @@ import httpx
 import pytest
 from support.apps import RunningApp, start_app
 from support.fault_proxy import CutStream, FaultProxy, Respond, Rule
+from support.scheduling import ProbingScheduler
 
 from jobs import AsyncClient
 from runner.scheduling import (
@@ -28,7 +29,6 @@ from runner.scheduling import (
     Replica,
     ReplicaPool,
     RetryPolicy,
-    Scheduler,
 )
 from runner.store import RecordStatus
 
@@ -184,7 +184,7 @@ async def test_a_job_queued_ahead_is_cancelled_exactly_on_stop(tail_apps: TailAp
     long = [Sub(f"long{i}", 6 + i, {"x": f"long{i}", "delay": 2.0}) for i in range(2)]
     async with replicas_at([tail_apps.gauge], concurrency=1) as replicas:
         pool = ReplicaPool(replicas, queue_ahead=1)
-        engine = Scheduler(
+        engine = ProbingScheduler(
             pool, on_outcome=outcomes.on_outcome, listener=outcomes, endpoint="/predict", grace=5
         )
 
@@ -222,7 +222,7 @@ async def test_queue_ahead_0_keeps_no_more_than_concurrency_on_the_app(
             on_app = [0]
             outcomes = Outcomes(functools.partial(_note_in_flight, on_app, replicas[0]))
             pool = ReplicaPool(replicas, queue_ahead=ahead)
-            await Scheduler(
+            await ProbingScheduler(
                 pool, on_outcome=outcomes.on_outcome, listener=outcomes, endpoint="/predict"
             ).run(rows)
         assert {o.status for o in outcomes.by_key.values()} == {RecordStatus.OK}
@@ -241,7 +241,7 @@ async def _tail_run(apps: TailApps, *, hedge: bool) -> tuple[dict[str, Outcome],
     outcomes = Outcomes()
     rows = [Sub(f"k{i}", i, {"x": f"k{i}"}) for i in range(12)]
     async with replicas_at([apps.fast, apps.slow], concurrency=1) as replicas:
-        engine = Scheduler(
+        engine = ProbingScheduler(
             ReplicaPool(replicas),
             on_outcome=outcomes.on_outcome,
             listener=outcomes,
@@ -300,7 +300,7 @@ async def test_hedging_with_streams_cut_records_every_row_once_with_its_result(
             Rule(path=r"queue/join$", method="POST", times=1, action=Respond.error(503))
         )
         async with replicas_at([fast.url, slow.url], concurrency=1) as replicas:
-            engine = Scheduler(
+            engine = ProbingScheduler(
                 ReplicaPool(replicas, queue_ahead=None),
                 on_outcome=outcomes.on_outcome,
                 listener=outcomes,
