@@ -13,6 +13,7 @@ import functools
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -23,6 +24,7 @@ from support.fault_proxy import CutStream, FaultProxy, Respond, Rule
 from support.scheduling import ProbingScheduler
 
 from jobs import AsyncClient
+from runner.run import RunOptions, run_async
 from runner.scheduling import (
     AdaptiveLimit,
     Outcome,
@@ -317,3 +319,37 @@ async def test_hedging_with_streams_cut_records_every_row_once_with_its_result(
     assert all(o.value == o.submission.inputs["x"] for o in outcomes.by_key.values())
     assert any(o.hedged for o in outcomes.by_key.values())
     assert any(o.attempts > 1 for o in outcomes.by_key.values())
+
+
+async def test_a_run_with_hedges_and_cut_streams_records_each_key_once(
+    tail_apps: TailApps, tmp_path: Path
+) -> None:
+    """The whole run path, hedging by default, the fast replica's streams cut now and
+    then: results.jsonl holds each row's key once, ok, with its own output; the
+    summary counts the copies."""
+    cut = Rule(
+        path=r"queue/data$",
+        method="GET",
+        probability=0.25,
+        seed=3,
+        action=CutStream(after_messages=1),
+    )
+    with FaultProxy(tail_apps.fast.url) as fast:
+        fast.add_rule(cut)
+        rows = "".join(f"    - {{x: r{i}}}\n" for i in range(12))
+        manifest = tmp_path / "hedge.yaml"
+        manifest.write_text(
+            f"name: hedge\napp:\n  endpoint: /predict\n  replicas:\n    - url: {fast.url}\n"
+            f"    - url: {tail_apps.slow.url}\ninputs:\n  rows:\n{rows}run:\n  concurrency: 1\n"
+            f"  retries: 5\noutput:\n  dir: {tmp_path / 'out'}\n  download_files: false\n"
+        )
+        summary = await run_async(manifest, RunOptions(progress="quiet", handle_signals=False))
+    lines = (tmp_path / "out" / "results.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    keys = [r["key"] for r in records]
+    assert len(keys) == len(set(keys)) == 12
+    assert {r["inputs"]["x"].upper(): r["status"] for r in records} == {
+        f"R{i}": "ok" for i in range(12)
+    }
+    assert all(r["outputs"]["y"] == r["inputs"]["x"] for r in records)
+    assert sum(r.hedges for r in summary.replicas) >= 1
