@@ -73,6 +73,19 @@ def test_defaults_of_a_minimal_manifest(tmp_path: Path) -> None:
     assert (m.run.concurrency, m.run.retries, m.run.timeout, m.run.rate) == (4, 3, 600.0, None)
     assert m.output.dir == tmp_path / "runs" / "my-batch"
     assert m.output.download_files is True
+    assert m.run.queue_ahead is None and m.run.hedge is True  # sized per replica; hedged
+
+
+def test_queue_ahead_and_hedge_can_be_turned_off(tmp_path: Path) -> None:
+    text = "app: http://127.0.0.1:7860\nrun:\n  queue_ahead: 0\n  hedge: false\n"
+    m = load_manifest(write(tmp_path, text))
+    assert (m.run.queue_ahead, m.run.hedge) == (0, False)
+    assert m.to_dict()["run"]["queue_ahead"] == 0 and m.to_dict()["run"]["hedge"] is False
+    capped = load_manifest(write(tmp_path, "app: http://h:1\nrun: {queue_ahead: 3}\n"))
+    assert capped.run.queue_ahead == 3
+    assert load_manifest(write(tmp_path, "app: http://h:1\n")).to_dict()["run"]["queue_ahead"] == (
+        "auto"
+    )
 
 
 def test_app_shorthands(tmp_path: Path) -> None:
