@@ -429,3 +429,41 @@ def test_error_trees_draw_every_error_class(package: str, roots: tuple[type, ...
     assert sorted(name for name, _ in drawn) == sorted(classes)
     for name, parent in drawn:
         assert parent is None or classes[parent] in classes[name].__bases__, name
+
+
+def _folder_entries(text: str) -> list[str]:
+    """The entry names of the first run-folder listing (`runs/<name>/`) in `text`."""
+    block = text[text.index("runs/<name>/\n") :].split("```", 1)[0]
+    return [line.split()[0] for line in block.splitlines()[1:] if line.strip()]
+
+
+def test_the_run_folder_has_one_map() -> None:
+    """`RunFolder` lists what the README's run folder lists, and no other module of
+    `runner` spells the name of one of its files: each path is one of its properties."""
+    mapped = _folder_entries((ROOT / "runner/store/_runfolder.py").read_text())
+    assert mapped == _folder_entries((ROOT / "README.md").read_text())
+    names = {"validation.json", "keys.txt", "index.bin"} | {
+        entry.split("/")[0] for entry in mapped if "." in entry.split("/")[0]
+    }
+    spelled = []
+    for path in (ROOT / "runner").rglob("*.py"):
+        if path.name == "_runfolder.py":
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+        }
+        spelled += [
+            f"{path.relative_to(ROOT)}:{node.lineno} {node.value!r}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant)
+            and id(node) not in docstrings
+            and isinstance(node.value, str)
+            and any(name in node.value for name in names | {"logs", "cache"})
+            and node.value.strip("/") in names | {"logs", "cache", "files"}
+        ]
+    assert not spelled, spelled

@@ -1,7 +1,7 @@
 """Local replicas: N copies of a Gradio app script, started and stopped by spacerun.
 
     spec = LocalAppSpec(script=Path("transcribe.py"), count=2)
-    async with LocalApps(spec, log_dir=run_folder / "logs", on_status=print) as apps:
+    async with LocalApps(spec, log_dir=folder.logs_dir, on_status=print) as apps:
         ...  # apps.urls == ["http://127.0.0.1:41873", "http://127.0.0.1:40219"]
 
 Each copy runs the script under spacerun's bootstrap (`_command.app_command`: every

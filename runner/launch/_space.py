@@ -23,12 +23,12 @@ from typing import Any
 import anyio
 import yaml
 
+from ..store import RunFolder
 from ._spec import LocalAppError
 
-__all__ = ["PIN_FILE", "SpaceCard", "SpaceFiles", "fetch_space", "read_card"]
+__all__ = ["SpaceCard", "SpaceFiles", "fetch_space", "read_card"]
 
 #: In the run folder: `{"owner/name": "<commit>", "owner/name@v2": "<commit>"}`.
-PIN_FILE = "spaces.json"
 _FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*(\n|\Z)", re.DOTALL)
 
 
@@ -162,7 +162,7 @@ def _read_pins(pin_dir: Path | None) -> dict[str, str]:
     if pin_dir is None:
         return {}
     try:
-        data: Any = json.loads((pin_dir / PIN_FILE).read_text(encoding="utf-8"))
+        data: Any = json.loads(RunFolder.at(pin_dir).spaces_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
@@ -170,7 +170,7 @@ def _read_pins(pin_dir: Path | None) -> dict[str, str]:
 
 def _write_pins(pin_dir: Path, pins: dict[str, str]) -> None:
     pin_dir.mkdir(parents=True, exist_ok=True)
-    path = pin_dir / PIN_FILE
+    path = RunFolder.at(pin_dir).spaces_path
     temporary = path.with_suffix(".tmp")
     temporary.write_text(json.dumps(pins, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     temporary.replace(path)

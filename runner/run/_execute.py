@@ -122,7 +122,7 @@ class _Run:
                     return await self._run_with(store, todo, end)
         finally:
             if opened:  # not over the folder of another run that holds its lock
-                scrub_logs(self.folder.root / "logs", self.redactor)  # local copies stopped
+                scrub_logs(self.folder.logs_dir, self.redactor)  # local copies stopped
                 end.report()
             if self.notifier is not None:
                 await self.notifier.finish(end.summary)
@@ -179,7 +179,7 @@ class _Run:
             self.manifest,
             stack,
             download_files=self.manifest.output.download_files,
-            log_dir=self.folder.root / "logs",
+            log_dir=self.folder.logs_dir,
             on_message=self.progress.message,
             hub_endpoint=self.options.hub_endpoint,
             work_dir=self.folder.root,

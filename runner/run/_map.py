@@ -28,7 +28,6 @@ from ..store import RecordStatus, ResultRecord, RunFolder, write_bytes_atomic
 
 __all__ = ["MapRequest", "MapResult", "build_manifest", "local_outputs", "result_of"]
 
-INPUTS_NAME = "inputs.jsonl"
 Rows = Any  # a pandas DataFrame, or an iterable of mappings (one per row)
 AppArg = Union[str, Mapping[str, Any], Sequence[Mapping[str, Any]]]  # noqa: UP007
 
@@ -78,8 +77,9 @@ class MapRequest:
 def build_manifest(rows: Rows, request: MapRequest) -> Manifest:
     """Write `rows` to the run folder and return the manifest that runs them. Blocking."""
     root = request.folder()
-    RunFolder.at(root).ensure()
-    inputs_path = root / INPUTS_NAME
+    folder = RunFolder.at(root)
+    folder.ensure()
+    inputs_path = folder.inputs_path
     _write_if_changed(inputs_path, _jsonl(rows))
     inputs: dict[str, Any] = {"jsonl": str(inputs_path)}
     if request.map is not None:
@@ -98,7 +98,7 @@ def build_manifest(rows: Rows, request: MapRequest) -> Manifest:
         "run": dict(request.run or {}),
         "output": {**dict(request.output or {}), "dir": str(root)},
     }
-    return manifest_from_data(data, path=root / "manifest.yaml", label="runner.map(...)")
+    return manifest_from_data(data, path=folder.manifest_path, label="runner.map(...)")
 
 
 def _replicas(app: AppArg) -> list[dict[str, Any]]:

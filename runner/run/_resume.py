@@ -46,7 +46,7 @@ from ..store import (
     CACHE_FORMAT,
     KeyCache,
     KeyMask,
-    cache_dir,
+    RunFolder,
     files_digest,
     mask_of,
     schema_digest,
@@ -68,8 +68,6 @@ __all__ = [
     "walk",
     "write_stamp",
 ]
-
-STAMP_NAME = "validation.json"
 
 
 # --- the stamp -------------------------------------------------------------------------
@@ -148,7 +146,7 @@ class ValidationStamp:
 def read_stamp(run_dir: Path) -> ValidationStamp | None:
     """The run folder's validation stamp, or None if there is none (or it is unreadable)."""
     try:
-        data = json.loads((cache_dir(run_dir) / STAMP_NAME).read_bytes())
+        data = json.loads(RunFolder.at(run_dir).stamp_path.read_bytes())
         if data.get("format") != CACHE_FORMAT:
             return None
         return ValidationStamp(
@@ -178,11 +176,11 @@ def write_stamp(run_dir: Path, stamp: ValidationStamp) -> None:
         "schema": stamp.schema,
     }
     text = json.dumps(data, ensure_ascii=False, default=repr)
-    write_bytes_atomic(cache_dir(run_dir) / STAMP_NAME, text.encode("utf-8"))
+    write_bytes_atomic(RunFolder.at(run_dir).stamp_path, text.encode("utf-8"))
 
 
 def remove_stamp(run_dir: Path) -> None:
-    (cache_dir(run_dir) / STAMP_NAME).unlink(missing_ok=True)
+    RunFolder.at(run_dir).stamp_path.unlink(missing_ok=True)
 
 
 # --- walking the submissions -----------------------------------------------------------

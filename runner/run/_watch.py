@@ -36,8 +36,9 @@ __all__ = ["WatchServer"]
 log = logging.getLogger("runner")
 
 _Signature = tuple[float, int, float]
-#: The paths the page answers at (the rest are the folder's files).
-_PAGE_PATHS = ("/", "/report.html")
+#: The paths the page answers at (the rest are the folder's files): at the report's
+#: own name in the folder, the live page stands in for it.
+_PAGE_PATHS = ("/", "/" + RunFolder.at(".").report_path.name)
 
 
 class _Page:
@@ -57,7 +58,7 @@ class _Page:
     def signature(self) -> _Signature:
         folder = RunFolder.at(self.root)
         results = _stat(folder.results_path)
-        summary = _stat(folder.root / "summary.json")
+        summary = _stat(folder.summary_path)
         return (results.st_mtime if results else 0.0, results.st_size if results else 0,
                 summary.st_mtime if summary else 0.0)  # fmt: skip
 
@@ -72,7 +73,7 @@ class _Page:
         live = not summary_mtime or summary_mtime < results_mtime
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="spacerun-watch-") as tmp:
-            out = Path(tmp) / "report.html"
+            out = Path(tmp) / "page.html"
             stamp = read_stamp(self.root)
             state = None
             if live:

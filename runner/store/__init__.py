@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from ._errors import RunFolderError
 from ._index import CODES as STATUS_CODES
 from ._index import MISSING as NO_STATUS
-from ._keycache import CACHE_FORMAT, KeyCache, KeyMask, cache_dir, files_digest, mask_of
+from ._keycache import CACHE_FORMAT, KeyCache, KeyMask, files_digest, mask_of
 from ._record import RecordStatus, ResultRecord, utc_now
 from ._results import (
     DuplicateResultError,
@@ -75,7 +75,6 @@ __all__ = [
     "RunFolderLockedError",
     "RunStatus",
     "build_report",
-    "cache_dir",
     "export",
     "files_digest",
     "load_table",

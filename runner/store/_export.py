@@ -73,7 +73,7 @@ def export(
             f"unknown export format {format!r}; use one of {', '.join(EXPORT_FORMATS)}"
         )
     folder = RunFolder.at(run_dir)
-    target = Path(out) if out is not None else folder.root / f"export.{format}"
+    target = Path(out) if out is not None else folder.export_path(format)
     if target.resolve() == folder.results_path.resolve():
         raise ValueError(f"refusing to export over the results file itself ({target})")
     table = load_table(folder, nested="native" if format == "jsonl" else "json")

@@ -17,14 +17,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._errors import folder_errors
+from ._runfolder import RunFolder
 
 __all__ = [
-    "CACHE_DIR",
     "CACHE_FORMAT",
-    "KEYS_NAME",
     "KeyCache",
     "KeyMask",
-    "cache_dir",
     "files_digest",
     "mask_of",
 ]
@@ -32,8 +30,6 @@ __all__ = [
 #: Which of some keys, given as an (n, 20) array of their ASCII bytes, are wanted.
 KeyMask = Callable[[NDArray[np.uint8]], NDArray[np.bool_]]
 
-CACHE_DIR = "cache"
-KEYS_NAME = "keys.txt"
 CACHE_FORMAT = 1  # of both files in the cache folder
 _KEY_LEN = 20
 _FILES_LEN = 16
@@ -63,10 +59,6 @@ def mask_of(wanted: Callable[[str], bool]) -> KeyMask:
         )
 
     return mask
-
-
-def cache_dir(run_dir: Path) -> Path:
-    return run_dir / CACHE_DIR
 
 
 def files_digest(paths: Sequence[str]) -> str | None:
@@ -104,7 +96,7 @@ class KeyCache:
     def open(cls, run_dir: Path, stamp: str) -> KeyCache:
         """Open the cache for `stamp`, keeping its valid entries; a cache made for another
         stamp is emptied."""
-        path = cache_dir(run_dir) / KEYS_NAME
+        path = RunFolder.at(run_dir).keys_path
         with folder_errors("open the key cache", path):
             return cls._open(path, stamp)
 

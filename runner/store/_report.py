@@ -40,9 +40,8 @@ from ._report_fleet import fleet_figure
 from ._report_values import cell_view, input_media, short_inputs
 from ._runfolder import RunDir, RunFolder, safe_dir_name, write_bytes_atomic
 
-__all__ = ["REPORT_NAME", "build_report"]
+__all__ = ["build_report"]
 
-REPORT_NAME = "report.html"
 #: Outputs a live report shows as "newest", newest first.
 NEWEST = 8
 
@@ -60,7 +59,7 @@ def build_report(
     if not folder.root.is_dir():
         raise FileNotFoundError(f"no run folder at {folder.root}")
     context = full_context(folder.root, live)
-    target = Path(out) if out is not None else folder.root / REPORT_NAME
+    target = Path(out) if out is not None else folder.report_path
     render(context, target)
     return target
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ._record import RecordStatus
-from ._report import NEWEST, REPORT_NAME, full_context, item, render
+from ._report import NEWEST, full_context, item, render
 from ._runfolder import RunDir, RunFolder
 
 __all__ = ["LivePage", "newest_records"]
@@ -37,7 +37,7 @@ class LivePage:
 
     def __init__(self, run_dir: RunDir) -> None:
         self.folder = RunFolder.at(run_dir)
-        self.target = self.folder.root / REPORT_NAME
+        self.target = self.folder.report_path
         self._base: dict[str, Any] | None = None
 
     @property

@@ -1,12 +1,19 @@
-"""The layout of a run folder and the atomic writes of its small files.
+"""The map of a run folder (`RunFolder`: every path in it is one of its properties) and
+the atomic writes of its small files.
 
 ```
 runs/<name>/
-  manifest.yaml        the manifest as resolved for this run
+  manifest.yaml        the manifest as resolved for this run (secrets left out or masked)
   results.jsonl        one line per finished submission, appended as it finishes
   results.jsonl.torn   bytes of torn last lines cut away on resume, kept for the user
   files/<key>/...      output files downloaded for that submission
-  summary.json         counts, throughput, failures by cause
+  summary.json         counts, failures by cause, throughput, replicas, wall time
+  report.html          what a person looks at: timeline, latency, failures, gallery
+  export.csv           (and .parquet / .jsonl) when output.export asks for them
+  logs/                the logs of local replicas (and of a local Space's pip install)
+  spaces.json          the commit of each Space run locally, so a resume runs the same code
+  inputs.jsonl         the rows `runner.map` was given (a map's folder only)
+  cache/               validation stamp, keys and results index for fast resume (safe to delete)
 ```
 
 Small files (manifest, summary) are replaced atomically: written to a temporary
@@ -43,12 +50,6 @@ __all__ = [
 RunDir = Union[str, "os.PathLike[str]", "RunFolder"]
 """A run folder given as a path or as a `RunFolder`."""
 
-RESULTS_NAME = "results.jsonl"
-TORN_NAME = "results.jsonl.torn"
-MANIFEST_NAME = "manifest.yaml"
-SUMMARY_NAME = "summary.json"
-FILES_NAME = "files"
-
 # A key is used as a folder name as-is when it is plainly safe; anything else is
 # mapped to a readable stem plus a hash so that two keys never share a folder.
 _SAFE_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -75,24 +76,73 @@ class RunFolder:
         return cls(root=Path(run_dir))
 
     @property
+    def manifest_path(self) -> Path:
+        """`manifest.yaml`: the manifest as resolved for this run, without its secrets."""
+        return self.root / "manifest.yaml"
+
+    @property
     def results_path(self) -> Path:
-        return self.root / RESULTS_NAME
+        """`results.jsonl`: one record per finished submission, appended as it finishes."""
+        return self.root / "results.jsonl"
 
     @property
     def torn_path(self) -> Path:
-        return self.root / TORN_NAME
-
-    @property
-    def manifest_path(self) -> Path:
-        return self.root / MANIFEST_NAME
-
-    @property
-    def summary_path(self) -> Path:
-        return self.root / SUMMARY_NAME
+        """`results.jsonl.torn`: torn last lines cut away on opening, kept for the user."""
+        return self.root / "results.jsonl.torn"
 
     @property
     def files_root(self) -> Path:
-        return self.root / FILES_NAME
+        """`files/`: the output files downloaded, a folder per submission (`files_dir`)."""
+        return self.root / "files"
+
+    @property
+    def summary_path(self) -> Path:
+        """`summary.json`: counts, failures by cause, throughput, replicas, wall time."""
+        return self.root / "summary.json"
+
+    @property
+    def report_path(self) -> Path:
+        """`report.html`: the run's report, rewritten while it goes and when it ends."""
+        return self.root / "report.html"
+
+    def export_path(self, fmt: str) -> Path:
+        """`export.<fmt>`: the results as a table (csv, parquet, jsonl)."""
+        return self.root / f"export.{fmt}"
+
+    @property
+    def logs_dir(self) -> Path:
+        """`logs/`: the logs of local replicas and of a local Space's install."""
+        return self.root / "logs"
+
+    @property
+    def spaces_path(self) -> Path:
+        """`spaces.json`: the commit of each Space run locally, so a resume runs it again."""
+        return self.root / "spaces.json"
+
+    @property
+    def inputs_path(self) -> Path:
+        """`inputs.jsonl`: the rows `runner.map` was given (only in a map's folder)."""
+        return self.root / "inputs.jsonl"
+
+    @property
+    def cache_dir(self) -> Path:
+        """`cache/`: what makes a resume fast (safe to delete: it is made again)."""
+        return self.root / "cache"
+
+    @property
+    def stamp_path(self) -> Path:
+        """`cache/validation.json`: what the rows were last validated against."""
+        return self.cache_dir / "validation.json"
+
+    @property
+    def keys_path(self) -> Path:
+        """`cache/keys.txt`: the key of each submission, in order, for that stamp."""
+        return self.cache_dir / "keys.txt"
+
+    @property
+    def index_path(self) -> Path:
+        """`cache/index.bin`: the results file's index, saved when it was last closed."""
+        return self.cache_dir / "index.bin"
 
     def files_dir(self, key: str) -> Path:
         """The folder for the output files of submission `key` (not created).
@@ -133,7 +183,7 @@ class RunFolder:
 
     def export_is_current(self, fmt: str) -> bool:
         """Whether `export.<fmt>` was written after the last change to the results."""
-        target, results = self.root / f"export.{fmt}", self.results_path
+        target, results = self.export_path(fmt), self.results_path
         return (
             target.exists()
             and results.exists()

@@ -25,14 +25,12 @@ from pathlib import Path
 import numpy as np
 
 from ._index import CODES, KeyIndex
-from ._keycache import cache_dir
-from ._runfolder import write_bytes_atomic
+from ._runfolder import RunFolder, write_bytes_atomic
 
 __all__ = ["Snapshot", "crc_of", "read_snapshot", "write_snapshot"]
 
 logger = logging.getLogger("runner.results")
 
-SNAPSHOT_NAME = "index.bin"
 _MAGIC = b"spacerun results index v1\n"
 _READ = 16 << 20
 _TYPES = (np.dtype("<u8"), np.dtype("<u2"), np.dtype("i1"))
@@ -80,13 +78,13 @@ def write_snapshot(run_dir: Path, snapshot: Snapshot) -> None:
         "other": [[key, CODES.index(status)] for key, status in other.items()],
     }
     data = b"".join([_MAGIC, json.dumps(header, ensure_ascii=False).encode(), b"\n", body])
-    write_bytes_atomic(cache_dir(run_dir) / SNAPSHOT_NAME, data)
+    write_bytes_atomic(RunFolder.at(run_dir).index_path, data)
 
 
 def read_snapshot(run_dir: Path, results: Path) -> Snapshot | None:
     """The snapshot of the run folder if it still describes the start of `results`, else
     None (there is none, it is damaged, or that part of the file changed)."""
-    path = cache_dir(run_dir) / SNAPSHOT_NAME
+    path = RunFolder.at(run_dir).index_path
     try:
         data = path.read_bytes()
     except OSError:
