@@ -57,7 +57,6 @@ from jobs import (
 )
 
 from ..errors import ExitStatus, RunnerError
-from ._pace import Pace
 from ._replica import Replica, ReplicaState
 from ._retry import AttemptTimeout, cause_of, is_overload, retry_after_of
 from ._route import choose, finish_in
@@ -109,7 +108,7 @@ class ReplicaPool:
         self.replicas = list(replicas)
         for replica in self.replicas:
             most = min(_AHEAD_MOST, _AHEAD_PER_SLOT * replica.limit.maximum)
-            replica.pace = Pace(most if queue_ahead is None else queue_ahead)
+            replica.pace.cap = most if queue_ahead is None else queue_ahead
             # Connected before the pool existed (local copies, validation's client): its
             # API was read then, and it counts as idle from now.
             replica.last_used = clock()

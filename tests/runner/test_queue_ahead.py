@@ -353,3 +353,56 @@ async def test_a_run_with_hedges_and_cut_streams_records_each_key_once(
     }
     assert all(r["outputs"]["y"] == r["inputs"]["x"] for r in records)
     assert sum(r.hedges for r in summary.replicas) >= 1
+
+
+# -- the pool's routing and sizing, offline (no server is contacted) ---------------------
+
+
+def _offline(concurrency: int, runs: list[float], gap: float = 0.01) -> list[Replica]:
+    replicas = []
+    for index, run in enumerate(runs):
+        replica = Replica(
+            name=f"r{index}",
+            client=AsyncClient("http://127.0.0.1:9"),  # never called: the pool only counts
+            limit=AdaptiveLimit(maximum=concurrency),
+        )
+        replica.pace.run, replica.pace.gap = run, gap
+        replicas.append(replica)
+    return replicas
+
+
+async def test_the_tail_leaves_a_slow_free_slot_empty_when_a_fast_one_ends_sooner() -> None:
+    fast, slow = replicas = _offline(1, [0.05, 1.0])
+    pool = ReplicaPool(replicas)
+    assert await pool.acquire() is fast  # ends first, though both are free
+    assert await pool.acquire() is slow  # while rows are left to send, every slot is used
+    pool.release(fast, None)
+    pool.release(slow, None)
+    await pool.acquire()
+    pool.tail = True  # every row taken from the input
+    with anyio.move_on_after(0.3) as waited:
+        await pool.acquire()  # slow is free, but waiting for fast ends sooner
+    assert waited.cancelled_caught and slow.in_flight == 0
+    pool.release(fast, None)
+    assert await pool.acquire() is fast
+
+
+async def test_queue_ahead_is_sized_from_the_gap_and_run_time_and_capped() -> None:
+    near, far = replicas = _offline(2, [0.05, 0.05])
+    near.pace.gap, far.pace.gap = 0.01, 0.2
+    pool = ReplicaPool(replicas, queue_ahead=4)
+    for _ in range(10):
+        for replica in replicas:
+            replica.in_flight += 1
+            pool.release(replica, None, run_time=0.05, busy_seconds=0.05)
+    # 1.5 x 2 slots x gap / run: 0.6 -> 1 for the near one; 24 -> the cap for the far one
+    assert (near.pace.depth, far.pace.depth) == (1, 4)
+    assert far.free(0.0) and far.in_flight == 0
+    far.in_flight = 2 + 4
+    assert not far.free(0.0)
+    off = _offline(2, [0.05])
+    pool = ReplicaPool(off, queue_ahead=0)
+    off[0].in_flight += 1
+    pool.release(off[0], None, run_time=0.05, busy_seconds=0.5)
+    off[0].in_flight = 2
+    assert off[0].pace.depth == 0 and not off[0].free(0.0)  # no more than concurrency
