@@ -39,15 +39,13 @@ from __future__ import annotations
 
 import sys
 from enum import IntEnum
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from jobs import JobsError
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
 
-if TYPE_CHECKING:
-    from .inputs import ValidationReport
 
 __all__ = [
     "ApiChanged",
@@ -130,12 +128,21 @@ class UnsetVariable(ManifestError):
         )
 
 
+class _Report(Protocol):
+    """What `ValidationFailed` needs of its report: a `runner.inputs.ValidationReport`
+    (named here only as this shape, so this module imports no layer, not even for
+    types)."""
+
+    def format(self) -> str: ...
+
+
 class ValidationFailed(RunnerError):
-    """Submissions do not fit the app's API; `report` holds every problem, grouped."""
+    """Submissions do not fit the app's API; `report` holds every problem, grouped (a
+    `runner.inputs.ValidationReport`)."""
 
     exit_status = ExitStatus.FAILED
 
-    def __init__(self, report: ValidationReport) -> None:
+    def __init__(self, report: _Report) -> None:
         self.report = report
         super().__init__(report.format())
 

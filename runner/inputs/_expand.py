@@ -74,16 +74,9 @@ def iter_submissions(
     """
 
     expander = Expander(manifest, schema, hasher=hasher)
-    if expander.static_problems:
-        raise ValidationFailed(
-            ValidationReport.of(manifest, expander.static_problems, endpoint=expander.api_name)
-        )
-    for row, submissions, problems in expander.expand():
-        if problems:
-            report = ValidationReport.of(manifest, problems, endpoint=expander.api_name)
-            report.rows = row.index + 1
-            raise ValidationFailed(report)
-        yield from submissions
+    expander.raise_for(expander.static_problems, rows=0)
+    for row in iter_rows(manifest):
+        yield from expander.submissions_of(row)
 
 
 def batched(submissions: Iterable[Submission], size: int) -> Iterator[list[Submission]]:
@@ -215,8 +208,23 @@ class Expander:
     # -- once per row ----------------------------------------------------------------------
 
     def expand(self) -> Iterator[tuple[SourceRow, list[Submission], list[Problem]]]:
+        """Every row with its submissions or its problems (what validation collects)."""
         for row in iter_rows(self.manifest):
             yield (row, *self.expand_row(row))
+
+    def submissions_of(self, row: SourceRow) -> list[Submission]:
+        """The row's submissions; `ValidationFailed` if it has a problem (what a run and
+        its resume send: the rows were validated before, so this is never expected)."""
+        submissions, problems = self.expand_row(row)
+        self.raise_for(problems, rows=row.index + 1)
+        return submissions
+
+    def raise_for(self, problems: list[Problem], *, rows: int) -> None:
+        """Raise `ValidationFailed` with `problems`, if any, found in the first `rows`."""
+        if problems:
+            report = ValidationReport.of(self.manifest, problems, endpoint=self.api_name)
+            report.rows = rows
+            raise ValidationFailed(report)
 
     def expand_row(self, row: SourceRow) -> tuple[list[Submission], list[Problem]]:
         """One row's submissions (one per matrix combination), or its problems."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,49 +67,87 @@ async def open_replicas(
         "on_space_stage": None,
         "limits": manifest.app.limits,
     }
+    opening = _Opening(manifest, stack, options, fleet, log_dir, work_dir, on_message)
     replicas: list[Replica] = []
-    next_local = next_ray = 1  # copies are numbered across every local: (ray:) entry
     for spec in manifest.app.replicas:
         concurrency = spec.concurrency or manifest.run.concurrency
-        if isinstance(spec, UrlReplica):
-            # No account: its hardware is unknown, so it pauses alone if it is refused.
-            replicas.append(_replica(spec.url, _url(spec.url, options), concurrency))
-        elif isinstance(spec, SpaceReplica):
-            connect = _space(spec.space, options, on_message, fleet)
-            replica = _spending_replica(spec.space, connect, concurrency, fleet)
-            replica.stage = fleet.stage_reader(spec.space)
-            replicas.append(replica)
-        elif isinstance(spec, DuplicateReplica):
-            replicas.extend(_duplicates(spec, options, concurrency, fleet))
-        elif isinstance(spec, LocalReplica):
-            started = await open_local(
-                spec,
-                stack,
-                options=options,
-                concurrency=concurrency,
-                log_dir=log_dir,
-                work_dir=work_dir,
-                first_index=next_local,
-                on_message=on_message,
-                restarts=fleet.local_restarts,
-            )
-            next_local += len(started)
-            replicas.extend(started)
-        elif isinstance(spec, RayReplica):
-            placed = await open_ray_replicas(
-                spec,
-                manifest.run.ray,
-                stack,
-                options=options,
-                concurrency=concurrency,
-                first_index=next_ray,
-                on_message=on_message,
-            )
-            next_ray += len(placed)
-            replicas.extend(placed)
-        else:  # pragma: no cover - the manifest parser admits no other kind
-            raise TypeError(f"unknown replica kind {spec!r}")
+        replicas.extend(await _OPENERS[spec.kind](spec, concurrency, opening))
     return replicas
+
+
+@dataclass(slots=True)
+class _Opening:
+    """What every launcher is given, and the numbering of copies across entries."""
+
+    manifest: Manifest
+    stack: contextlib.AsyncExitStack
+    options: dict[str, Any]
+    fleet: Fleet
+    log_dir: Path
+    work_dir: Path | None
+    on_message: Callable[[str], None]
+    #: Copies are numbered across every `local:` (and every `ray:`) entry.
+    next_local: int = 1
+    next_ray: int = 1
+
+
+async def _open_url(spec: UrlReplica, concurrency: int, opening: _Opening) -> list[Replica]:
+    # No account: its hardware is unknown, so it pauses alone if it is refused.
+    return [_replica(spec.url, _url(spec.url, opening.options), concurrency)]
+
+
+async def _open_space(spec: SpaceReplica, concurrency: int, opening: _Opening) -> list[Replica]:
+    fleet = opening.fleet
+    connect = _space(spec.space, opening.options, opening.on_message, fleet)
+    replica = _spending_replica(spec.space, connect, concurrency, fleet)
+    replica.stage = fleet.stage_reader(spec.space)
+    return [replica]
+
+
+async def _open_duplicate(
+    spec: DuplicateReplica, concurrency: int, opening: _Opening
+) -> list[Replica]:
+    return _duplicates(spec, opening.options, concurrency, opening.fleet)
+
+
+async def _open_local(spec: LocalReplica, concurrency: int, opening: _Opening) -> list[Replica]:
+    started = await open_local(
+        spec,
+        opening.stack,
+        options=opening.options,
+        concurrency=concurrency,
+        log_dir=opening.log_dir,
+        work_dir=opening.work_dir,
+        first_index=opening.next_local,
+        on_message=opening.on_message,
+        restarts=opening.fleet.local_restarts,
+    )
+    opening.next_local += len(started)
+    return started
+
+
+async def _open_ray(spec: RayReplica, concurrency: int, opening: _Opening) -> list[Replica]:
+    placed = await open_ray_replicas(
+        spec,
+        opening.manifest.run.ray,
+        opening.stack,
+        options=opening.options,
+        concurrency=concurrency,
+        first_index=opening.next_ray,
+        on_message=opening.on_message,
+    )
+    opening.next_ray += len(placed)
+    return placed
+
+
+#: The launcher of each replica kind (`ReplicaSpec.kind`).
+_OPENERS: dict[str, Callable[[Any, int, _Opening], Awaitable[list[Replica]]]] = {
+    UrlReplica.kind: _open_url,
+    SpaceReplica.kind: _open_space,
+    DuplicateReplica.kind: _open_duplicate,
+    LocalReplica.kind: _open_local,
+    RayReplica.kind: _open_ray,
+}
 
 
 def _url(where: str | Callable[[], str], options: dict[str, Any]) -> Connect:

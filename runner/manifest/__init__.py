@@ -5,24 +5,18 @@ Uses nothing else of `runner` but its errors.
 
 from ._durations import Rate, format_duration, parse_duration, parse_rate
 from ._load import load_manifest, manifest_from_data
-from ._model import (
+from ._model import AppSpec, InputsSpec, Manifest, OutputSpec, RunSpec, Secret, SourceKind
+from ._notify import NotifySpec, Webhook
+from ._ray_spec import Placement, RayReplica, RaySpec
+from ._replica_specs import (
     ALL_GPUS,
     LOCAL_READY_TIMEOUT,
-    AppSpec,
     DuplicateReplica,
-    InputsSpec,
     LocalReplica,
-    Manifest,
-    OutputSpec,
     ReplicaSpec,
-    RunSpec,
-    Secret,
-    SourceKind,
     SpaceReplica,
     UrlReplica,
 )
-from ._notify import NotifySpec, Webhook
-from ._ray_spec import Placement, RayReplica, RaySpec
 from ._secrets import MIN_MASKED_LENGTH, Redactor, is_secret_name
 from ._yaml import dotted
 

@@ -6,15 +6,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 from jobs import Limits
 
 from ._durations import Rate, format_duration
-from ._ray_spec import RayReplica, RaySpec, dump_ray, dump_ray_replica
+from ._ray_spec import RaySpec, dump_ray
+from ._replica_specs import ReplicaSpec
 from ._secrets import Redactor, variables_in
 from ._yaml import KeyPath, Mark
 
@@ -22,20 +23,13 @@ if TYPE_CHECKING:
     from ._notify import NotifySpec
 
 __all__ = [
-    "ALL_GPUS",
-    "LOCAL_READY_TIMEOUT",
     "AppSpec",
-    "DuplicateReplica",
     "InputsSpec",
-    "LocalReplica",
     "Manifest",
     "OutputSpec",
-    "ReplicaSpec",
     "RunSpec",
     "Secret",
     "SourceKind",
-    "SpaceReplica",
-    "UrlReplica",
 ]
 
 
@@ -53,112 +47,6 @@ class Secret:
 
     def __str__(self) -> str:
         return "********"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class UrlReplica:
-    """A running Gradio server at `url` (http:// or https://)."""
-
-    url: str
-    #: Jobs in flight on this replica; None means `run.concurrency`.
-    concurrency: int | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SpaceReplica:
-    """A Hugging Face Space, `owner/name`, used as it is."""
-
-    space: str
-    concurrency: int | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DuplicateReplica:
-    """`count` copies of the Space `space` in the user's account (reused when they exist).
-
-    With `min_count` (`count: {min: N, max: M}`) the copies are elastic: `min_count` are
-    started with the run, and up to `count` while the backlog needs them."""
-
-    space: str
-    count: int = 1
-    #: The fewest copies kept running (`count: {min: N, ...}`); None: all `count` run.
-    min_count: int | None = None
-    hardware: str | None = None
-    private: bool = True
-    #: Seconds of inactivity before Hugging Face puts the copies to sleep.
-    sleep_timeout: float | None = None
-    #: Name of the copy (`name` or `owner/name`); copies 2.. get `-2`, `-3`, ... appended.
-    to_id: str | None = None
-    concurrency: int | None = None
-    #: What becomes of the copies when the run ends (`DUPLICATE_AFTER`): "pause" (paid
-    #: hardware is paused, and restarted by the next run), "sleep" (left to sleep after
-    #: `sleep_timeout`), "keep" (left running).
-    after: str = "pause"
-    #: What is done with a copy that answers but finishes no job (`DUPLICATE_STUCK`):
-    #: "restart" it through the Hub, "factory_reboot" it (rebuilt from scratch), or
-    #: "leave" it (only said).
-    stuck: str = "restart"
-
-
-#: `gpus: all`: every GPU of the machine, found when the replicas start.
-ALL_GPUS = "all"
-#: A script may load a model for minutes before it listens.
-LOCAL_READY_TIMEOUT = 600.0
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LocalReplica:
-    """Processes of a Gradio app that spacerun starts and stops itself: an app `script`,
-    or the files of the Space `space` (at `revision`) in a virtual environment of its own.
-
-    `count` copies; or, with `gpus`, `per_gpu` copies on each device (each copy sees only
-    its own through CUDA_VISIBLE_DEVICES)."""
-
-    script: Path | None = None
-    #: A Space id `owner/name` whose files are downloaded and run (instead of `script`).
-    space: str | None = None
-    #: The Space's branch, tag or commit; None means its main branch.
-    revision: str | None = None
-    count: int = 1
-    #: The interpreter (for a Space: the one its virtual environment is made from);
-    #: None means the Python that runs spacerun (a Space: its README's python_version).
-    python: str | None = None
-    env: Mapping[str, str] = field(default_factory=dict)
-    args: tuple[str, ...] = ()
-    concurrency: int | None = None
-    #: Seconds a copy may take from start until it answers.
-    ready_timeout: float = LOCAL_READY_TIMEOUT
-    #: Device ids for CUDA_VISIBLE_DEVICES, or `ALL_GPUS`; None runs `count` copies.
-    gpus: tuple[str, ...] | str | None = None
-    per_gpu: int = 1
-    #: A Space's environment also sees the packages of `python`'s environment, and pip
-    #: installs only what is missing there (instead of everything, from scratch).
-    inherit_packages: bool = False
-
-    @property
-    def label(self) -> str:
-        """What messages call it: the script's file name, or `Space owner/name`."""
-        if self.space is not None:
-            return f"Space {self.target}"
-        return self.script.name if self.script is not None else "?"
-
-    @property
-    def target(self) -> str:
-        """The `local:` value: the script's path, or `owner/name[@revision]`."""
-        if self.space is not None:
-            return self.space + (f"@{self.revision}" if self.revision else "")
-        return str(self.script)
-
-    def single(self) -> LocalReplica:
-        """One copy of the same app (what validation starts): on the first GPU listed,
-        or (`gpus: all`) seeing the machine's GPUs."""
-        gpus = self.gpus[:1] if isinstance(self.gpus, tuple) else None
-        return replace(self, count=1, gpus=gpus, per_gpu=1)
-
-
-ReplicaSpec = Union[  # noqa: UP007
-    UrlReplica, SpaceReplica, DuplicateReplica, LocalReplica, RayReplica
-]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -182,8 +70,7 @@ class AppSpec:
         """The replica to read the API from before the run: a URL or a Space if there is
         one, else the source Space of a duplicate (same API, nothing to create), else a
         local script (which must be started first)."""
-        order = (UrlReplica, SpaceReplica, DuplicateReplica, LocalReplica, RayReplica)
-        return min(self.replicas, key=lambda r: order.index(type(r)))
+        return min(self.replicas, key=lambda r: r.probe_rank)
 
 
 class SourceKind(str, Enum):
@@ -389,49 +276,9 @@ def _dump(manifest: Manifest, *, redact: bool) -> dict[str, Any]:
 
 
 def _dump_replica(replica: ReplicaSpec) -> dict[str, Any]:
-    if isinstance(replica, UrlReplica):
-        out: dict[str, Any] = {"url": replica.url}
-    elif isinstance(replica, SpaceReplica):
-        out = {"space": replica.space}
-    elif isinstance(replica, DuplicateReplica):
-        count: Any = replica.count
-        if replica.min_count is not None:
-            count = {"min": replica.min_count, "max": replica.count}
-        out = {"duplicate": replica.space, "count": count, "private": replica.private}
-        if replica.hardware is not None:
-            out["hardware"] = replica.hardware
-        if replica.sleep_timeout is not None:
-            out["sleep_timeout"] = format_duration(replica.sleep_timeout)
-        if replica.to_id is not None:
-            out["to_id"] = replica.to_id
-        out["after"] = replica.after
-        if replica.stuck != "restart":
-            out["stuck"] = replica.stuck
-    elif isinstance(replica, RayReplica):
-        out = dump_ray_replica(replica)
-    else:
-        out = _dump_local(replica)
+    out = replica.to_data()
     if replica.concurrency is not None:
         out["concurrency"] = replica.concurrency
-    return out
-
-
-def _dump_local(replica: LocalReplica) -> dict[str, Any]:
-    out: dict[str, Any] = {"local": replica.target}
-    if replica.gpus is None:
-        out["count"] = replica.count
-    else:
-        out["gpus"] = replica.gpus if isinstance(replica.gpus, str) else list(replica.gpus)
-        out["per_gpu"] = replica.per_gpu
-    out["ready_timeout"] = format_duration(replica.ready_timeout)
-    if replica.python is not None:
-        out["python"] = replica.python
-    if replica.env:
-        out["env"] = dict(replica.env)
-    if replica.args:
-        out["args"] = list(replica.args)
-    if replica.inherit_packages:
-        out["inherit_packages"] = True
     return out
 
 

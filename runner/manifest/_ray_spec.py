@@ -4,14 +4,22 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ._durations import format_duration
 
-__all__ = ["READY_TIMEOUT", "Placement", "RayReplica", "RaySpec", "dump_ray", "dump_ray_replica"]
+__all__ = [
+    "READY_TIMEOUT",
+    "Placement",
+    "RayReplica",
+    "RaySpec",
+    "dump_process",
+    "dump_ray",
+    "dump_ray_replica",
+]
 
 #: As for `local:` copies: a script may load a model for minutes before it listens.
 READY_TIMEOUT = 600.0
@@ -51,6 +59,17 @@ class RayReplica:
     ready_timeout: float = READY_TIMEOUT
     concurrency: int | None = None
 
+    kind: ClassVar[str] = "ray"
+    #: Actors must be placed and started first: the last choice to read the API from.
+    probe_rank: ClassVar[int] = 4
+
+    def for_validation(self) -> RayReplica:
+        """One actor on the cluster."""
+        return replace(self, count=1)
+
+    def to_data(self) -> dict[str, Any]:
+        return dump_ray_replica(self)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RaySpec:
@@ -63,6 +82,20 @@ class RaySpec:
     placement_timeout: float = 120.0
 
 
+def dump_process(
+    python: str | None, env: Mapping[str, str], args: tuple[str, ...]
+) -> dict[str, Any]:
+    """How a copy spacerun starts (`local:`, `ray:`) is run, as manifest data."""
+    out: dict[str, Any] = {}
+    if python is not None:
+        out["python"] = python
+    if env:
+        out["env"] = dict(env)
+    if args:
+        out["args"] = list(args)
+    return out
+
+
 def dump_ray_replica(replica: RayReplica) -> dict[str, Any]:
     out: dict[str, Any] = {
         "ray": str(replica.script),
@@ -73,12 +106,7 @@ def dump_ray_replica(replica: RayReplica) -> dict[str, Any]:
         "max_restarts": replica.max_restarts,
         "ready_timeout": format_duration(replica.ready_timeout),
     }
-    if replica.python is not None:
-        out["python"] = replica.python
-    if replica.env:
-        out["env"] = dict(replica.env)
-    if replica.args:
-        out["args"] = list(replica.args)
+    out.update(dump_process(replica.python, replica.env, replica.args))
     if replica.pip:
         out["pip"] = list(replica.pip)
     return out

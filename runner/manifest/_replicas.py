@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._fields import Fields
-from ._model import (
+from ._ray_spec import READY_TIMEOUT, Placement, RayReplica
+from ._replica_specs import (
     ALL_GPUS,
     LOCAL_READY_TIMEOUT,
     DuplicateReplica,
@@ -17,7 +18,6 @@ from ._model import (
     SpaceReplica,
     UrlReplica,
 )
-from ._ray_spec import READY_TIMEOUT, Placement, RayReplica
 from ._yaml import KeyPath
 
 __all__ = ["REPLICA_KEYS", "ReplicaFields", "text_kind"]

@@ -3,8 +3,8 @@
 of a run folder served as the run goes."""
 
 from ._api import run, run_async, validate_manifest
-from ._map import MapResult
 from ._map_api import map, map_async, map_iter
+from ._map_request import MapResult
 from ._options import RunHandle, RunOptions
 from ._progress import Progress, ProgressMode
 from ._redact import RedactingFilter

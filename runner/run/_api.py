@@ -21,14 +21,7 @@ import anyio
 from ..errors import anticipated
 from ..inputs import ValidationReport, validate_submissions
 from ..launch import open_replicas
-from ..manifest import (
-    DuplicateReplica,
-    LocalReplica,
-    Manifest,
-    RayReplica,
-    SpaceReplica,
-    load_manifest,
-)
+from ..manifest import Manifest, load_manifest
 from ._execute import execute
 from ._loop import backend_options
 from ._options import RunHandle, RunOptions
@@ -96,13 +89,7 @@ async def validate_manifest(
     """Read the app's API from one replica (starting one local or Ray copy if that is all
     there is; a duplicate's source Space rather than a new copy) and check every
     submission."""
-    target = manifest.app.probe_target
-    if isinstance(target, DuplicateReplica):
-        target = SpaceReplica(space=target.space)
-    elif isinstance(target, LocalReplica):
-        target = target.single()
-    elif isinstance(target, RayReplica):
-        target = dataclasses.replace(target, count=1)  # one actor on the cluster
+    target = manifest.app.probe_target.for_validation()
     single = dataclasses.replace(
         manifest, app=dataclasses.replace(manifest.app, replicas=(target,))
     )

@@ -33,7 +33,15 @@ from ..manifest import Manifest
 from ..store import ResultRecord, RunFolder
 from ._api import run_async
 from ._loop import backend_options
-from ._map import AppArg, MapRequest, MapResult, Rows, build_manifest, local_outputs, result_of
+from ._map_request import (
+    AppArg,
+    MapRequest,
+    MapResult,
+    Rows,
+    build_manifest,
+    local_outputs,
+    result_of,
+)
 from ._options import RunHandle, RunOptions
 from ._progress import ProgressMode
 from ._resume import read_stamp

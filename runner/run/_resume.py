@@ -31,7 +31,7 @@ import hashlib
 import itertools
 import json
 import os
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,8 +39,7 @@ from typing import Any
 
 from jobs import AppSchema
 
-from ..errors import ValidationFailed
-from ..inputs import Expander, Problem, SourceRow, Submission, ValidationReport, iter_rows
+from ..inputs import Expander, SourceRow, Submission, iter_rows
 from ..manifest import Manifest, SourceKind
 from ..store import (
     CACHE_FORMAT,
@@ -252,7 +251,7 @@ def walk(
     `ValidationFailed` at a row that does not fit the endpoint, like `iter_submissions`.
     """
     full = Expander(manifest, schema)
-    _raise_for(manifest, full, full.static_problems, rows=0)
+    full.raise_for(full.static_problems, rows=0)
     per_row = len(full.combos)
     if cache is not None and plan_ is None:
         plan_ = plan(manifest, schema, cache, mask_of(needed), retry_failed=False)
@@ -283,17 +282,17 @@ def walk(
             if _files_unchanged(light, row, cache, start, per_row):
                 yield Skipped(start, start + per_row)
                 continue
-        yield from _expand_and_record(manifest, full, row, cache, start)
+        yield from _expand_and_record(full, row, cache, start)
     index = cached_rows * per_row
     for row in rows:
-        submissions = yield from _expand_and_record(manifest, full, row, cache, index)
+        submissions = yield from _expand_and_record(full, row, cache, index)
         index += submissions
 
 
 def _expand_and_record(
-    manifest: Manifest, expander: Expander, row: SourceRow, cache: KeyCache | None, index: int
+    expander: Expander, row: SourceRow, cache: KeyCache | None, index: int
 ) -> Generator[Submission, None, int]:
-    submissions = _expand(manifest, expander, row)
+    submissions = expander.submissions_of(row)
     for offset, submission in enumerate(submissions):
         if cache is not None:
             try:
@@ -348,24 +347,6 @@ def _files_unchanged(
         except OSError:
             return False
     return True
-
-
-def _expand(manifest: Manifest, expander: Expander, row: SourceRow) -> list[Submission]:
-    submissions, problems = expander.expand_row(row)
-    if not problems:
-        return submissions
-    _raise_for(manifest, expander, problems, rows=row.index + 1)
-    return []
-
-
-def _raise_for(
-    manifest: Manifest, expander: Expander, problems: Sequence[Problem], *, rows: int
-) -> None:
-    if not problems:
-        return
-    report = ValidationReport.of(manifest, problems, endpoint=expander.api_name)
-    report.rows = rows
-    raise ValidationFailed(report)
 
 
 def _digest(value: Any) -> str:
