@@ -39,7 +39,7 @@ _OVERRUNS = 3
 class Pace:
     """Measured run time and gap of one replica, and its queue-ahead depth."""
 
-    __slots__ = ("ahead", "cap", "gap", "overruns", "run", "running", "target")
+    __slots__ = ("ahead", "cap", "checking", "gap", "overruns", "run", "running", "target")
 
     def __init__(self, cap: int) -> None:
         #: The most jobs ever kept waiting beyond the window (0: queue-ahead is off).
@@ -56,6 +56,8 @@ class Pace:
         #: Our jobs the app reported running and that have not ended.
         self.running = 0
         self.overruns = 0
+        #: A check of a start beyond the window is under way (`Scheduler`).
+        self.checking = False
 
     def __repr__(self) -> str:
         return f"<Pace run={self.run} gap={self.gap} ahead={self.ahead:g}/{self.cap}>"

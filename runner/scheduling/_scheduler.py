@@ -579,7 +579,11 @@ class Scheduler:
             pace = replica.pace
             pace.running += 1
             group = self._task_group
-            if attempt.ahead and pace.running > replica.limit.allowed and pace.cap and group:
+            over = attempt.ahead and pace.running > replica.limit.allowed
+            if over and pace.cap and not pace.checking and group is not None:
+                # One check at a time: a start seen before another job's end is common
+                # (their messages come on different streams), and a task per job is not.
+                pace.checking = True
                 group.start_soon(self._check_overrun, replica)
 
     async def _check_overrun(self, replica: Replica) -> None:
@@ -587,10 +591,13 @@ class Scheduler:
         their ends were only late (messages of another stream, a busy loop), the app
         runs more at once than allowed, and goes on doing so."""
         pace = replica.pace
-        for _ in range(3):
-            await anyio.sleep(max(0.1, 2 * (pace.gap or 0.0)))
-            if pace.running <= replica.limit.allowed:
-                return
+        try:
+            for _ in range(3):
+                await anyio.sleep(max(0.1, 2 * (pace.gap or 0.0)))
+                if pace.running <= replica.limit.allowed:
+                    return
+        finally:
+            pace.checking = False
         if pace.overrun():
             self.pool.message(
                 f"{replica.name} runs more than {replica.limit.allowed} of our jobs at "

@@ -406,3 +406,22 @@ async def test_queue_ahead_is_sized_from_the_gap_and_run_time_and_capped() -> No
     pool.release(off[0], None, run_time=0.05, busy_seconds=0.5)
     off[0].in_flight = 2
     assert off[0].pace.depth == 0 and not off[0].free(0.0)  # no more than concurrency
+
+
+async def test_queue_ahead_turns_itself_off_where_the_app_runs_more_at_once(
+    app_factory: Any,
+) -> None:
+    """An app whose own limit is higher than `concurrency` runs what was sent ahead at
+    once: after a few such starts nothing more is sent ahead to it, and it is said."""
+    roomy = app_factory("gauge")  # concurrency_limit=16
+    rows = [Sub(f"j{i}", i, {"x": f"j{i}", "delay": 0.05}) for i in range(120)]
+    said: list[str] = []
+    outcomes = Outcomes()
+    async with replicas_at([roomy], concurrency=1) as replicas:
+        pool = ReplicaPool(replicas, queue_ahead=None, on_message=said.append)
+        await ProbingScheduler(
+            pool, on_outcome=outcomes.on_outcome, listener=outcomes, endpoint="/predict"
+        ).run(rows)
+    assert {o.status for o in outcomes.by_key.values()} == {RecordStatus.OK}
+    assert replicas[0].pace.cap == 0 and replicas[0].pace.depth == 0
+    assert any("no job is queued ahead on it any more" in text for text in said)
