@@ -65,6 +65,8 @@ SERVER_NAMES = (
     "HostileServer",
     "forms_app",
     "spacerun(",
+    "SpacerunProcess(",
+    "spacerun_popen(",
     "LocalApps",
 )
 # Modules whose every test runs apps, often through spacerun starting local copies.

@@ -467,3 +467,30 @@ def test_the_run_folder_has_one_map() -> None:
             and node.value.strip("/") in names | {"logs", "cache", "files"}
         ]
     assert not spelled, spelled
+
+
+#: Modules of `runner` over the size rule, and why each is left so for now.
+_LONG_MODULES = {
+    # Queue-ahead and hedging (issue 27) rework both while this is written: split there.
+    "runner/scheduling/_pool.py",
+    "runner/scheduling/_scheduler.py",
+}
+
+
+def test_runner_modules_and_functions_stay_small() -> None:
+    """No module of `runner` over ~400 lines, no function body (its docstring aside)
+    over 50: one concept each, readable at a sitting."""
+    long_modules, long_functions = [], []
+    for path in sorted((ROOT / "runner").rglob("*.py")):
+        name = path.relative_to(ROOT).as_posix()
+        text = path.read_text()
+        if text.count("\n") > 410 and name not in _LONG_MODULES:
+            long_modules.append(f"{name}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text, name)):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            body = node.body[1:] if ast.get_docstring(node) is not None else node.body
+            if body and (size := body[-1].end_lineno - body[0].lineno + 1) > 50:  # type: ignore[operator]
+                long_functions.append(f"{name}:{node.lineno} {node.name}: {size} lines")
+    assert not long_modules, long_modules
+    assert not long_functions, long_functions

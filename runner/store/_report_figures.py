@@ -143,30 +143,20 @@ def rate_figure(data: ReportData) -> Figure:
     )
     x = _round(centres)
     traces = [
-        {
-            "type": "scatter",
-            "name": "ok / s",
-            "x": x,
-            "y": _round(ok),
-            "line": {"color": "#2e9e5b"},
-        },
-        {
-            "type": "scatter",
-            "name": "failed / s",
-            "x": x,
-            "y": _round(bad),
-            "line": {"color": "#d64545"},
-        },
-        {
-            "type": "scatter",
-            "name": "in flight",
-            "x": x,
-            "y": in_flight.tolist(),
-            "yaxis": "y2",
-            "line": {"shape": "hv", "color": "#3b7dd8"},
-        },
+        _line("ok / s", x, _round(ok), "#2e9e5b"),
+        _line("failed / s", x, _round(bad), "#d64545"),
+        {**_line("in flight", x, in_flight.tolist(), "#3b7dd8", shape="hv"), "yaxis": "y2"},
     ]
-    layout = {
+    return {"data": traces, "layout": _rate_layout()}
+
+
+def _line(name: str, x: Any, y: Any, color: str, **line: Any) -> dict[str, Any]:
+    return {"type": "scatter", "name": name, "x": x, "y": y, "line": {**line, "color": color}}
+
+
+def _rate_layout() -> dict[str, Any]:
+    """Rates above, jobs in flight below, on one time axis."""
+    return {
         "height": 320,
         "xaxis": {"title": {"text": "seconds since the first job was sent"}, "anchor": "y2"},
         "yaxis": {"title": {"text": "jobs / s"}, "domain": [0.55, 1.0], "rangemode": "tozero"},
@@ -179,7 +169,6 @@ def rate_figure(data: ReportData) -> Figure:
         "legend": {"orientation": "h", "y": -0.3},
         "margin": {"t": 10, "r": 10},
     }
-    return {"data": traces, "layout": layout}
 
 
 def _at_or_before(

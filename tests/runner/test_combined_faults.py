@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -30,8 +27,9 @@ from typing import Any
 
 import pytest
 from support.apps import RunningApp
-from support.cli import ROOT, cli_env
+from support.cli import SpacerunProcess
 from support.fault_proxy import CutStream, FaultProxy, Respond, Rule
+from support.results import ok_inputs, records, wait_until
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -40,92 +38,6 @@ ROWS = 500
 #: interval), the batch is paced slowly so that rows are left when it is back.
 SLOW, FAST = "3/s", "20/s"
 FAULT_RATE = 0.04
-
-
-class Spacerun:
-    """`spacerun run MANIFEST` in a subprocess; its output lines, as they come."""
-
-    def __init__(self, manifest: Path, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "runner.cli",
-                "run",
-                str(manifest),
-                "--progress",
-                "plain",
-                *args,
-            ],
-            cwd=ROOT,
-            env=cli_env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self._seen = threading.Condition()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            with self._seen:
-                self.lines.append(line.rstrip("\n"))
-                self._seen.notify_all()
-
-    def wait_line(self, *parts: str, timeout: float = 90) -> str:
-        """The first output line containing every one of `parts` (waits for it)."""
-
-        def found() -> str | None:
-            return next((s for s in self.lines if all(p in s for p in parts)), None)
-
-        with self._seen:
-            if not self._seen.wait_for(lambda: found() is not None, timeout):
-                raise AssertionError(f"no line with {parts} in:\n{self.output()}")
-            line = found()
-            assert line is not None
-            return line
-
-    def kill9(self) -> int:
-        self.proc.send_signal(signal.SIGKILL)
-        return self.wait()
-
-    def wait(self, timeout: float = 180) -> int:
-        code = self.proc.wait(timeout)
-        self._reader.join(10)
-        return code
-
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def records(run_dir: Path) -> list[dict[str, Any]]:
-    """The complete lines of results.jsonl (a torn tail, from a kill, is left out)."""
-    try:
-        data = (run_dir / "results.jsonl").read_bytes()
-    except FileNotFoundError:
-        return []
-    return [json.loads(line) for line in data[: data.rfind(b"\n") + 1].splitlines()]
-
-
-def ok_rows(run_dir: Path) -> Counter[str]:
-    return Counter(r["inputs"]["x"] for r in records(run_dir) if r["status"] == "ok")
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 90) -> None:
-    # Another process writes the results file: reading it is the only way to know.
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 class Batch:
@@ -160,12 +72,14 @@ class Batch:
         url = self.proxies[replica].url
         return sum(1 for r in records(self.run_dir) if r["replica"] == url)
 
-    def run(self, what: str, steer: Callable[[Spacerun], int | None], rate: str = FAST) -> Spacerun:
+    def run(
+        self, what: str, steer: Callable[[SpacerunProcess], int | None], rate: str = FAST
+    ) -> SpacerunProcess:
         """One `spacerun run` at `rate`, steered by `steer` (which may kill it); checks
         that no row ok before it reached an app again, and that a run that ended by
         itself exited 0."""
-        done_before, received_before = ok_rows(self.run_dir), self.received()
-        spacerun = Spacerun(self.manifest, "--set", f"run.rate={rate}")
+        done_before, received_before = ok_inputs(self.run_dir), self.received()
+        spacerun = SpacerunProcess(self.manifest, "--set", f"run.rate={rate}")
         try:
             code = steer(spacerun)
             if code is None:
@@ -229,7 +143,7 @@ def test_combined_faults_every_row_ok_exactly_once(batch: Batch) -> None:
     started = time.monotonic()
     down_url, mid_url = batch.proxies[2].url, batch.proxies[1].url
 
-    def replica_stops_mid_run(spacerun: Spacerun) -> int:
+    def replica_stops_mid_run(spacerun: SpacerunProcess) -> int:
         wait_until(lambda: batch.results() >= 30, "30 results")
         batch.apps[1].kill()
         spacerun.wait_line(mid_url, "taken out of rotation")
@@ -242,7 +156,7 @@ def test_combined_faults_every_row_ok_exactly_once(batch: Batch) -> None:
     batch.run("a replica stopped mid-run, killed", replica_stops_mid_run, SLOW)
     batch.apps[2].kill()  # replica 2 is down when the next run starts
 
-    def down_at_start(spacerun: Spacerun) -> int:
+    def down_at_start(spacerun: SpacerunProcess) -> int:
         spacerun.wait_line(down_url, "is down at start")
         before = batch.results()
         batch.apps[2].restart()  # on its port, while the run goes on without it
@@ -254,7 +168,7 @@ def test_combined_faults_every_row_ok_exactly_once(batch: Batch) -> None:
 
     batch.run("started with a replica down, killed", down_at_start, SLOW)
 
-    def killed_soon(spacerun: Spacerun) -> int:
+    def killed_soon(spacerun: SpacerunProcess) -> int:
         before = batch.results()
         wait_until(lambda: batch.results() >= before + 40, "40 more results")
         return spacerun.kill9()
@@ -269,7 +183,7 @@ def test_combined_faults_every_row_ok_exactly_once(batch: Batch) -> None:
     data = (batch.run_dir / "results.jsonl").read_bytes()
     assert data.endswith(b"\n")
     lines = [json.loads(line) for line in data.splitlines()]  # every line whole
-    ok = ok_rows(batch.run_dir)
+    ok = ok_inputs(batch.run_dir)
     assert set(ok) == set(batch.expected)
     assert all(n == 1 for n in ok.values()), {x: n for x, n in ok.items() if n > 1}
     assert set(batch.received()) == set(batch.expected)

@@ -11,18 +11,16 @@ fault is needed. Waits are on the pool's messages and the scheduler's listener.
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-from support.apps import RunningApp, start_apps
+from support.apps import RunningApp
 from support.cli import spacerun
 from support.fault_proxy import FaultProxy, Respond, Rule, Stall
 from support.hub import HubServer
+from support.scheduling import Timeline, gauge_fixtures, gauge_jobs, no_wait
 
 from jobs import AppError, AsyncClient, ConnectionFailed, ServerError
 from runner.run import RunOptions, run_async
@@ -30,7 +28,6 @@ from runner.scheduling import (
     AdaptiveLimit,
     AllReplicasDown,
     AttemptTimeout,
-    Outcome,
     Replica,
     ReplicaPool,
     ReplicaState,
@@ -48,79 +45,7 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture(scope="module")
-def _gauge_apps() -> Iterator[list[RunningApp]]:
-    apps = start_apps(["gauge"] * 2)
-    yield apps
-    for app in apps:
-        app.stop()
-
-
-@pytest.fixture
-def gauges(_gauge_apps: list[RunningApp]) -> list[RunningApp]:
-    """Two gauge apps, shared by the module (tests leave them running)."""
-    return _gauge_apps
-
-
-@dataclass(frozen=True, slots=True)
-class Sub:
-    key: str
-    row: int
-    inputs: dict[str, Any]
-
-
-def jobs(n: int, delay: float) -> list[Sub]:
-    return [Sub(f"j{i}", i, {"x": f"j{i}", "delay": delay}) for i in range(n)]
-
-
-class Log:
-    """The pool's messages, the scheduler's listener and outcome sink, in one timeline."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[float, str, str, str]] = []  # (time, kind, key, detail)
-        self.outcomes: dict[str, Outcome] = {}
-        self._waits: list[tuple[Callable[[], bool], anyio.Event]] = []
-
-    def _add(self, kind: str, key: str, detail: str) -> None:
-        self.events.append((time.monotonic(), kind, key, detail))
-        for predicate, event in self._waits:
-            if predicate():
-                event.set()
-
-    def message(self, text: str) -> None:
-        self._add("message", "", text)
-
-    def attempt_started(self, key: str, replica: str) -> None:
-        self._add("start", key, replica)
-
-    def retrying(self, key: str, cause: str, delay: float) -> None:
-        self._add("retry", key, cause)
-
-    def outcome(self, outcome: Outcome) -> None:
-        self._add("outcome", outcome.submission.key, outcome.replica or "")
-
-    def on_outcome(self, outcome: Outcome) -> None:
-        assert outcome.submission.key not in self.outcomes
-        self.outcomes[outcome.submission.key] = outcome
-
-    def messages(self, contains: str) -> list[tuple[float, str]]:
-        return [(t, d) for t, kind, _, d in self.events if kind == "message" and contains in d]
-
-    def starts(self, replica: str) -> list[float]:
-        return [t for t, kind, _, d in self.events if kind == "start" and d == replica]
-
-    async def until(self, predicate: Callable[[], bool], within: float = 30) -> None:
-        event = anyio.Event()
-        self._waits.append((predicate, event))
-        try:
-            if not predicate():
-                with anyio.fail_after(within):
-                    await event.wait()
-        finally:
-            self._waits.remove((predicate, event))
-
-    def statuses(self) -> set[RecordStatus]:
-        return {o.status for o in self.outcomes.values()}
+_gauge_apps, gauges = gauge_fixtures(2, settle=False)
 
 
 def pending(name: str, url: str, *, concurrency: int = 2, probe: float = 0.2) -> Replica:
@@ -137,11 +62,7 @@ def pending(name: str, url: str, *, concurrency: int = 2, probe: float = 0.2) ->
     )
 
 
-async def no_wait(seconds: float) -> None:
-    await anyio.lowlevel.checkpoint()
-
-
-def scheduler(pool: ReplicaPool, log: Log, **options: Any) -> Scheduler:
+def scheduler(pool: ReplicaPool, log: Timeline, **options: Any) -> Scheduler:
     options.setdefault("endpoint", "/predict")
     options.setdefault("sleep", no_wait)
     return Scheduler(pool, on_outcome=log.on_outcome, listener=log, **options)
@@ -152,7 +73,7 @@ async def test_a_replica_refused_at_start_is_brought_in_when_it_comes_back(
 ) -> None:
     """r0 refuses connections when the run starts: the run starts on r1 and says r0 is
     down; when r0 listens again it is connected, and it gets jobs from then on."""
-    log = Log()
+    log = Timeline()
     with FaultProxy(gauges[0].url) as proxy:
         await anyio.to_thread.run_sync(proxy.refuse_connections)
         pool = ReplicaPool(
@@ -169,14 +90,14 @@ async def test_a_replica_refused_at_start_is_brought_in_when_it_comes_back(
                     await anyio.to_thread.run_sync(proxy.refuse_connections, False)
 
                 group.start_soon(reopen)
-                await scheduler(pool, log).run(jobs(40, 0.1))
+                await scheduler(pool, log).run(gauge_jobs(40, 0.1))
                 group.cancel_scope.cancel()
         finally:
             await pool.aclose()
     ((_, down),) = log.messages("r0 is down at start")
     assert "ConnectionFailed" in down and "probed again" in down
     ((back_at, _),) = log.messages("r0 answers now; in rotation")
-    assert log.statuses() == {RecordStatus.OK} and len(log.outcomes) == 40
+    assert set(log.statuses().values()) == {RecordStatus.OK} and len(log.outcomes) == 40
     assert log.starts("r0") and min(log.starts("r0")) > back_at
     assert any(o.replica == "r0" for o in log.outcomes.values())
     assert pool.replicas[0].state is ReplicaState.UP
@@ -226,7 +147,7 @@ async def test_a_replica_with_another_api_is_refused_with_what_differs(
     /predict(x, n): refused at start. r2 is that other app too, down at start: when it
     answers it is refused as well, and no job ever goes to either."""
     other = app_factory("recorder", env={"RECORDER_LOG": str(tmp_path / "received.log")})
-    log = Log()
+    log = Timeline()
     with FaultProxy(other.url) as proxy:
         await anyio.to_thread.run_sync(proxy.refuse_connections)
         replicas = [
@@ -245,7 +166,7 @@ async def test_a_replica_with_another_api_is_refused_with_what_differs(
 
                 group.start_soon(reopen)
                 await log.until(lambda: bool(log.messages("r2 is not used")))
-                await scheduler(pool, log).run(jobs(10, 0.0))
+                await scheduler(pool, log).run(gauge_jobs(10, 0.0))
                 group.cancel_scope.cancel()
         finally:
             await pool.aclose()
@@ -262,7 +183,7 @@ async def test_a_replica_with_another_api_is_refused_with_what_differs(
         ReplicaState.REFUSED,
     ]
     assert {o.replica for o in log.outcomes.values()} == {"r0"}
-    assert log.statuses() == {RecordStatus.OK}
+    assert set(log.statuses().values()) == {RecordStatus.OK}
     assert not (tmp_path / "received.log").exists()  # the other app never got a job
 
 
@@ -286,7 +207,7 @@ async def test_api_difference_names_a_missing_endpoint_and_other_outputs(
 async def test_a_replica_whose_jobs_all_time_out_is_ejected(gauges: list[RunningApp]) -> None:
     """r0's event streams stall (its jobs never finish in time); after three timeouts
     in a row it is taken out of rotation, and its jobs are done on r1."""
-    log = Log()
+    log = Timeline()
     with FaultProxy(gauges[0].url) as proxy:
         proxy.add_rule(Rule(path=r"queue/data$", method="GET", action=Stall(after_messages=1)))
         pool = ReplicaPool(
@@ -301,7 +222,7 @@ async def test_a_replica_whose_jobs_all_time_out_is_ejected(gauges: list[Running
                 # r0's first jobs time out at 0.5 s, so r0 keeps getting jobs (retries
                 # and new ones) until its third timeout in a row. With fewer, a fast
                 # client could finish everything on r1 first and r0 time out only twice.
-                await scheduler(pool, log, timeout=0.5, policy=policy).run(jobs(40, 0.05))
+                await scheduler(pool, log, timeout=0.5, policy=policy).run(gauge_jobs(40, 0.05))
                 group.cancel_scope.cancel()
         finally:
             await pool.aclose()
@@ -310,7 +231,7 @@ async def test_a_replica_whose_jobs_all_time_out_is_ejected(gauges: list[Running
     ((_, ejected),) = log.messages("r0 taken out of rotation")
     assert "after 3 failures in a row (AttemptTimeout)" in ejected
     assert r0.stats.ejections == 1 and r0.state is ReplicaState.DOWN
-    assert log.statuses() == {RecordStatus.OK} and len(log.outcomes) == 40
+    assert set(log.statuses().values()) == {RecordStatus.OK} and len(log.outcomes) == 40
     assert all(o.replica == "r1" for o in log.outcomes.values())
     timed_out = [o for o in log.outcomes.values() if o.attempts > 1]
     # Three timeouts, not three jobs: with r1 busy, a job may time out on r0 twice.

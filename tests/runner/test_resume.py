@@ -13,8 +13,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -24,7 +22,8 @@ from typing import Any
 import anyio
 import pytest
 from support.apps import RunningApp
-from support.cli import cli_env, spacerun
+from support.cli import spacerun, spacerun_popen
+from support.results import ok_inputs, records, wait_until
 
 from runner.manifest import load_manifest
 from runner.run import RunHandle, RunOptions, RunSummary, run, run_async
@@ -102,44 +101,11 @@ def run_args(rows_csv: Path, url: str, run_dir: Path, *extra: str) -> list[str]:
     ]
 
 
-def spacerun_popen(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "runner.cli", *args],
-        cwd=ROOT,
-        env=cli_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def records(run_dir: Path) -> list[dict[str, Any]]:
-    """Every complete line of results.jsonl, parsed (a torn tail is left out)."""
-    try:
-        data = (run_dir / "results.jsonl").read_bytes()
-    except FileNotFoundError:
-        return []
-    complete = data[: data.rfind(b"\n") + 1]
-    return [json.loads(line) for line in complete.splitlines()]
-
-
 def result_lines(run_dir: Path) -> int:
     try:
         return (run_dir / "results.jsonl").read_bytes().count(b"\n")
     except FileNotFoundError:
         return 0
-
-
-def ok_inputs(run_dir: Path) -> Counter[str]:
-    return Counter(r["inputs"]["x"] for r in records(run_dir) if r["status"] == "ok")
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 60, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or condition}")
-        time.sleep(0.002)
 
 
 def assert_resumed_exactly_once(

@@ -10,25 +10,28 @@ messages, proxy counters) or on those server counters, each with a deadline.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
-import os
-import signal
-import subprocess
-import sys
-import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
 import pytest
-from support.apps import RunningApp, start_apps
+from support.apps import RunningApp
+from support.cli import SpacerunProcess
 from support.fault_proxy import CutStream, FaultProxy, Respond, Rule
-from support.scheduling import ProbingScheduler
+from support.scheduling import (
+    ProbingScheduler,
+    Sub,
+    Timeline,
+    call_json,
+    gauge_fixtures,
+    gauge_jobs,
+    no_wait,
+    server_until,
+)
 
 from jobs import AppError, AsyncClient, StreamLost
 from runner.run import RunHandle, RunOptions, run_async
@@ -36,7 +39,6 @@ from runner.scheduling import (
     AdaptiveLimit,
     AllReplicasDown,
     AttemptTimeout,
-    Outcome,
     RateLimiter,
     Replica,
     ReplicaPool,
@@ -56,74 +58,6 @@ def anyio_backend() -> str:
 
 
 # -- helpers ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Sub:
-    """A submission as the scheduler sees one."""
-
-    key: str
-    row: int
-    inputs: dict[str, Any]
-
-
-def gauge_jobs(n: int, delay: float, prefix: str = "j") -> list[Sub]:
-    return [Sub(f"{prefix}{i}", i, {"x": f"{prefix}{i}", "delay": delay}) for i in range(n)]
-
-
-class Recorder:
-    """The run's listener, outcome sink and message sink: a timestamped log to assert
-    on, and `until(...)` to wait for a condition on it."""
-
-    def __init__(self) -> None:
-        self.outcomes: dict[str, Outcome] = {}
-        self.log: list[tuple[float, str, str, str]] = []  # (monotonic, kind, key, detail)
-        self._waits: list[tuple[Callable[[], bool], anyio.Event]] = []
-
-    def _add(self, kind: str, key: str, detail: str) -> None:
-        self.log.append((time.monotonic(), kind, key, detail))
-        for predicate, event in self._waits:
-            if predicate():
-                event.set()
-
-    # SchedulerListener
-    def attempt_started(self, key: str, replica: str) -> None:
-        self._add("start", key, replica)
-
-    def retrying(self, key: str, cause: str, delay: float) -> None:
-        self._add("retry", key, cause)
-
-    def outcome(self, outcome: Outcome) -> None:
-        self._add("outcome", outcome.submission.key, outcome.replica or "")
-
-    # on_outcome and the pool's on_message
-    def on_outcome(self, outcome: Outcome) -> None:
-        assert outcome.submission.key not in self.outcomes, "one outcome per submission"
-        self.outcomes[outcome.submission.key] = outcome
-
-    def message(self, text: str) -> None:
-        self._add("message", "", text)
-
-    def messages(self, contains: str) -> list[tuple[float, str]]:
-        return [(t, d) for t, kind, _, d in self.log if kind == "message" and contains in d]
-
-    def starts(self, replica: str | None = None) -> list[float]:
-        return [
-            t for t, kind, _, d in self.log if kind == "start" and (replica is None or d == replica)
-        ]
-
-    async def until(self, predicate: Callable[[], bool], within: float = 30) -> None:
-        event = anyio.Event()
-        self._waits.append((predicate, event))
-        try:
-            if not predicate():
-                with anyio.fail_after(within):
-                    await event.wait()
-        finally:
-            self._waits.remove((predicate, event))
-
-    def statuses(self) -> dict[str, RecordStatus]:
-        return {key: o.status for key, o in self.outcomes.items()}
 
 
 @contextlib.asynccontextmanager
@@ -147,24 +81,10 @@ async def replicas_at(
         yield replicas
 
 
-async def no_wait(seconds: float) -> None:
-    """Retry backoff, skipped (the pool's own pauses still run on the real clock)."""
-    await anyio.lowlevel.checkpoint()
-
-
-def scheduler(pool: ReplicaPool, recorder: Recorder, **options: Any) -> Scheduler:
+def scheduler(pool: ReplicaPool, recorder: Timeline, **options: Any) -> Scheduler:
     options.setdefault("endpoint", "/predict")
     options.setdefault("sleep", no_wait)
     return ProbingScheduler(pool, on_outcome=recorder.on_outcome, listener=recorder, **options)
-
-
-async def call_json(app: RunningApp, api_name: str) -> dict[str, Any]:
-    """An app's own JSON-in-a-Textbox report (gauge /stats, slow /calls)."""
-    prefix = (app.config or {}).get("api_prefix", "")
-    async with httpx.AsyncClient(base_url=app.url, timeout=10, trust_env=False) as http:
-        answer = (await http.post(f"{prefix}/run/{api_name}", json={"data": []})).json()
-    report: dict[str, Any] = json.loads(answer["data"][0])
-    return report
 
 
 async def queue_size(app: RunningApp) -> int:
@@ -174,43 +94,10 @@ async def queue_size(app: RunningApp) -> int:
     return size
 
 
-async def server_until(check: Callable[[], Any], within: float = 20) -> None:
-    """Wait for a condition on another process's counters: asking is the only way."""
-    with anyio.fail_after(within):
-        while not await check():  # noqa: ASYNC110 - another process: no event to await
-            await anyio.sleep(0.05)
-
-
 # -- gauge apps: three, shared by the module, fresh counters per test -------------------
 
 
-@pytest.fixture(scope="module")
-def _gauge_apps() -> Iterator[list[RunningApp]]:
-    apps = start_apps(["gauge"] * 3)
-    yield apps
-    for app in apps:
-        app.stop()
-
-
-@pytest.fixture
-def gauges(_gauge_apps: list[RunningApp]) -> list[RunningApp]:
-    """Three gauge apps, all running (a test may kill one), idle, with zeroed counters."""
-    for app in _gauge_apps:
-        if not app.is_running():
-            app.restart()
-
-    async def settle() -> None:
-        for app in _gauge_apps:
-            # A force-cancelled sync call runs on in its thread; let it end first.
-            await server_until(functools.partial(_idle, app))
-            await call_json(app, "reset")
-
-    anyio.run(settle)
-    return _gauge_apps
-
-
-async def _idle(app: RunningApp) -> bool:
-    return bool((await call_json(app, "stats"))["running"] == 0)
+_gauge_apps, gauges = gauge_fixtures(3, settle=True)
 
 
 # -- ReplicaPool on its own (no server is contacted) ------------------------------------
@@ -254,7 +141,7 @@ async def test_pool_ejects_a_replica_after_faults_in_a_row_not_after_app_errors(
     from jobs import ConnectionFailed
 
     replicas = _offline_replicas(2, concurrency=4)
-    recorder = Recorder()
+    recorder = Timeline()
     pool = ReplicaPool(replicas, eject_after=3, on_message=recorder.message)
     r0 = replicas[0]
     for _ in range(5):
@@ -286,7 +173,7 @@ async def test_pool_ejects_a_replica_after_faults_in_a_row_not_after_app_errors(
 
 async def test_fans_out_across_three_replicas(gauges: list[RunningApp]) -> None:
     """Every replica gets work, every result is right, every job ran exactly once."""
-    recorder = Recorder()
+    recorder = Timeline()
     async with replicas_at([a.url for a in gauges], concurrency=2) as replicas:
         await scheduler(ReplicaPool(replicas), recorder).run(gauge_jobs(30, 0.05))
         assert set(recorder.statuses().values()) == {RecordStatus.OK}
@@ -301,7 +188,7 @@ async def test_fans_out_across_three_replicas(gauges: list[RunningApp]) -> None:
 
 async def test_per_replica_concurrency_is_never_exceeded(gauges: list[RunningApp]) -> None:
     """The apps allow 16 at once; the manifest says 3; the apps never see a 4th."""
-    recorder = Recorder()
+    recorder = Timeline()
     async with replicas_at([a.url for a in gauges[:2]], concurrency=3) as replicas:
         await scheduler(ReplicaPool(replicas), recorder).run(gauge_jobs(24, 0.15))
     assert set(recorder.statuses().values()) == {RecordStatus.OK}
@@ -319,7 +206,7 @@ async def test_global_rate_is_held_counted_on_an_injected_clock(gauges: list[Run
 
     sent_at: list[float] = []
 
-    class Clocked(Recorder):
+    class Clocked(Timeline):
         def attempt_started(self, key: str, replica: str) -> None:
             sent_at.append(virtual[0])
             super().attempt_started(key, replica)
@@ -335,7 +222,7 @@ async def test_global_rate_is_held_counted_on_an_injected_clock(gauges: list[Run
 async def test_global_rate_is_held_on_the_servers(gauges: list[RunningApp]) -> None:
     """N jobs at rate R over three replicas start no faster than (N-1)/R on the servers."""
     n, rate = 9, 20.0
-    recorder = Recorder()
+    recorder = Timeline()
     async with replicas_at([a.url for a in gauges], concurrency=4) as replicas:
         await scheduler(ReplicaPool(replicas), recorder, rate=RateLimiter(rate)).run(
             gauge_jobs(n, 0.0)
@@ -354,7 +241,7 @@ async def test_global_rate_is_held_on_the_servers(gauges: list[RunningApp]) -> N
 async def test_a_429_storm_is_backed_off_and_recovered(gauges: list[RunningApp]) -> None:
     """429 + Retry-After halves the replica's window and pauses it; then all succeed and
     the window grows back to the manifest's concurrency."""
-    recorder = Recorder()
+    recorder = Timeline()
     with FaultProxy(gauges[0].url) as proxy:
         async with replicas_at([proxy.url], concurrency=4) as replicas:
             storm = proxy.add_rule(
@@ -393,7 +280,7 @@ async def test_a_429_storm_is_backed_off_and_recovered(gauges: list[RunningApp])
 async def test_a_replica_killed_mid_batch_has_its_jobs_finished_elsewhere(
     gauges: list[RunningApp],
 ) -> None:
-    recorder = Recorder()
+    recorder = Timeline()
     victim = gauges[2]
     async with replicas_at([a.url for a in gauges], concurrency=2) as replicas:
         pool = ReplicaPool(replicas, on_message=recorder.message)
@@ -401,8 +288,8 @@ async def test_a_replica_killed_mid_batch_has_its_jobs_finished_elsewhere(
 
         def victim_busy() -> bool:
             # r2 has finished some jobs and has just taken another one.
-            done = sum(1 for _, kind, _, d in recorder.log if kind == "outcome" and d == "r2")
-            return done >= 2 and recorder.log[-1][1] == "start" and replicas[2].in_flight == 2
+            done = sum(1 for _, kind, _, d in recorder.events if kind == "outcome" and d == "r2")
+            return done >= 2 and recorder.events[-1][1] == "start" and replicas[2].in_flight == 2
 
         async def kill_when_busy() -> None:
             await recorder.until(victim_busy)
@@ -422,7 +309,7 @@ async def test_a_replica_killed_mid_batch_has_its_jobs_finished_elsewhere(
 
 
 async def test_a_stream_cut_mid_job_is_retried_and_succeeds(gauges: list[RunningApp]) -> None:
-    recorder = Recorder()
+    recorder = Timeline()
     with FaultProxy(gauges[0].url) as proxy:
         cut = proxy.add_rule(
             Rule(path=r"queue/data$", method="GET", times=1, action=CutStream(after_messages=2))
@@ -442,7 +329,7 @@ async def test_a_refusing_replica_is_ejected_then_put_back_after_probing(
 ) -> None:
     """Connection refused: r0 leaves the rotation and r1 does the work; when r0 listens
     again the probe brings it back and it gets jobs again."""
-    recorder = Recorder()
+    recorder = Timeline()
     with FaultProxy(gauges[0].url) as proxy:
         async with replicas_at(
             [proxy.url, gauges[1].url], concurrency=2, probe_interval=0.2
@@ -472,7 +359,7 @@ async def test_a_replica_that_comes_back_at_another_url_is_moved_there(
     """r0 stops answering at its URL (a Ray actor whose node died); its jobs finish on
     r1. Its revive says it answers at another URL now (the actor restarted elsewhere):
     the pool moves r0 there, and r0's later jobs are served at the new address."""
-    recorder = Recorder()
+    recorder = Timeline()
     moved_to = gauges[2]
     with FaultProxy(gauges[0].url) as proxy:
         async with replicas_at(
@@ -509,7 +396,7 @@ async def test_a_replica_that_comes_back_at_another_url_is_moved_there(
 async def test_all_replicas_down_waits_with_a_message_then_fails_after_the_deadline(
     gauges: list[RunningApp],
 ) -> None:
-    recorder = Recorder()
+    recorder = Timeline()
     with FaultProxy(gauges[0].url) as proxy:
         async with replicas_at([proxy.url], concurrency=2) as replicas:
             await anyio.to_thread.run_sync(proxy.refuse_connections)
@@ -533,7 +420,7 @@ async def test_all_replicas_down_waits_with_a_message_then_fails_after_the_deadl
 # -- app errors and timeouts ---------------------------------------------------------------
 
 
-async def _calculate(app_url: str, recorder: Recorder, **options: Any) -> FaultProxy:
+async def _calculate(app_url: str, recorder: Timeline, **options: Any) -> FaultProxy:
     rows = [
         Sub("ok", 0, {"num1": 6, "operation": "divide", "num2": 3}),
         Sub("zero", 1, {"num1": 1, "operation": "divide", "num2": 0}),
@@ -545,7 +432,7 @@ async def _calculate(app_url: str, recorder: Recorder, **options: Any) -> FaultP
 
 
 async def test_an_app_error_is_a_failure_without_retries(calculator_app: RunningApp) -> None:
-    recorder = Recorder()
+    recorder = Timeline()
     proxy = await _calculate(calculator_app.url, recorder, policy=RetryPolicy(retries=3))
     try:
         assert proxy.counts(r"queue/join$", method="POST") == 2  # one per row
@@ -561,7 +448,7 @@ async def test_an_app_error_is_a_failure_without_retries(calculator_app: Running
 
 
 async def test_an_app_error_is_retried_when_the_manifest_asks(calculator_app: RunningApp) -> None:
-    recorder = Recorder()
+    recorder = Timeline()
     proxy = await _calculate(
         calculator_app.url, recorder, policy=RetryPolicy(retries=2, retry_app_errors=True)
     )
@@ -578,7 +465,7 @@ async def test_an_app_error_is_retried_when_the_manifest_asks(calculator_app: Ru
 
 async def test_a_job_over_the_timeout_is_cancelled_on_the_server(slow_app: RunningApp) -> None:
     """/slow_gen would take 6 s; at 0.8 s it is cancelled: the app stops it early."""
-    recorder = Recorder()
+    recorder = Timeline()
     async with replicas_at([slow_app.url], concurrency=1) as replicas:
         run = scheduler(ReplicaPool(replicas), recorder, endpoint="/slow_gen", timeout=0.8)
         await run.run([Sub("long", 0, {"n": 20, "tag": "long"})])
@@ -598,7 +485,7 @@ async def test_a_job_over_the_timeout_is_cancelled_on_the_server(slow_app: Runni
 
 
 async def test_a_timeout_is_retried_when_the_manifest_asks(slow_app: RunningApp) -> None:
-    recorder = Recorder()
+    recorder = Timeline()
     with FaultProxy(slow_app.url) as proxy:
         async with replicas_at([proxy.url], concurrency=1) as replicas:
             run = scheduler(
@@ -626,7 +513,7 @@ async def test_stop_cancels_queued_jobs_on_the_server_and_lets_running_ones_fini
 
     (Two in flight, not three: the app's queue holds two, and three joins that all
     arrive before the first starts would overflow it.)"""
-    recorder = Recorder()
+    recorder = Timeline()
     rows = [Sub(f"s{i}", i, {"seconds": 1.0, "tag": f"s{i}"}) for i in range(4)]
     async with replicas_at([slow_app.url], concurrency=2) as replicas:
         run = scheduler(ReplicaPool(replicas), recorder, endpoint="/sleep", grace=20)
@@ -683,62 +570,16 @@ def _results(tmp_path: Path) -> dict[str, dict[str, Any]]:
     return {r["inputs"]["tag"]: r for r in records}
 
 
-class Spacerun:
-    """`spacerun run` in a subprocess; its stderr lines arrive as events."""
-
-    def __init__(self, manifest: Path) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "runner.cli", "run", str(manifest), "--progress", "plain"],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
-        self.lines: list[str] = []
-        self._seen = threading.Condition()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            with self._seen:
-                self.lines.append(line.rstrip("\n"))
-                self._seen.notify_all()
-
-    def wait_line(self, contains: str, timeout: float = 20) -> None:
-        with self._seen:
-            if not self._seen.wait_for(lambda: any(contains in s for s in self.lines), timeout):
-                raise TimeoutError(f"no line with {contains!r} in:\n" + "\n".join(self.lines))
-
-    def interrupt(self) -> None:
-        self.proc.send_signal(signal.SIGINT)
-
-    def wait(self, timeout: float = 30) -> int:
-        code = self.proc.wait(timeout)
-        self._reader.join(5)
-        return code
-
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-
 async def test_ctrl_c_cancels_queued_jobs_on_the_server_and_says_how_to_resume(
     slow_app: RunningApp, tmp_path: Path
 ) -> None:
-    spacerun = Spacerun(_manifest(tmp_path, slow_app, seconds=1.5, grace="20s"))
+    spacerun = SpacerunProcess(_manifest(tmp_path, slow_app, seconds=1.5, grace="20s"))
     try:
         await server_until(lambda: _one_running_one_queued(slow_app), within=60)
         spacerun.interrupt()
         code = await anyio.to_thread.run_sync(spacerun.wait)
     finally:
-        spacerun.kill()
+        spacerun.stop()
     output = spacerun.output()
     assert code == 130, output
     assert "interrupted: cancelling queued jobs" in output
@@ -756,7 +597,7 @@ async def test_ctrl_c_cancels_queued_jobs_on_the_server_and_says_how_to_resume(
 
 
 async def test_a_second_ctrl_c_stops_at_once(slow_app: RunningApp, tmp_path: Path) -> None:
-    spacerun = Spacerun(_manifest(tmp_path, slow_app, seconds=8, grace="60s"))
+    spacerun = SpacerunProcess(_manifest(tmp_path, slow_app, seconds=8, grace="60s"))
     try:
         await server_until(lambda: _one_running_one_queued(slow_app), within=60)
         spacerun.interrupt()
@@ -766,7 +607,7 @@ async def test_a_second_ctrl_c_stops_at_once(slow_app: RunningApp, tmp_path: Pat
         code = await anyio.to_thread.run_sync(spacerun.wait)
         stopped_after = time.monotonic() - second
     finally:
-        spacerun.kill()
+        spacerun.stop()
     assert code == 130, spacerun.output()
     assert stopped_after < 5  # not the 8 s job, not the 60 s grace
     calls = await call_json(slow_app, "calls")
