@@ -414,7 +414,9 @@ async def test_queue_ahead_turns_itself_off_where_the_app_runs_more_at_once(
     """An app whose own limit is higher than `concurrency` runs what was sent ahead at
     once: after a few such starts nothing more is sent ahead to it, and it is said."""
     roomy = app_factory("gauge")  # concurrency_limit=16
-    rows = [Sub(f"j{i}", i, {"x": f"j{i}", "delay": 0.05}) for i in range(120)]
+    # Calls long against the round trip: a job sent ahead is seen running beside the
+    # other for most of each call, not only between two calls.
+    rows = [Sub(f"j{i}", i, {"x": f"j{i}", "delay": 0.2}) for i in range(80)]
     said: list[str] = []
     outcomes = Outcomes()
     async with replicas_at([roomy], concurrency=1) as replicas:
