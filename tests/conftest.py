@@ -46,6 +46,7 @@ SERVER_FIXTURES = {
     "hub",
     "schema",
     "_gauge_apps",
+    "_tail_apps",
     "recorder",
     "recorder_app",
     "transcriber",

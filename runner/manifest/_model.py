@@ -118,6 +118,13 @@ class RunSpec:
     retry_timeouts: bool = False
     grace: float = 30.0
     share_session: bool = False
+    #: Jobs kept waiting in each replica's own queue beyond `concurrency`, so that its
+    #: slots never wait for a round trip: None sizes it per replica from the measured
+    #: run time and gap; 0 turns it off; N caps it.
+    queue_ahead: int | None = None
+    #: Near the end, copy a straggler onto a faster free replica (the first result
+    #: wins, the other is cancelled). Off for apps whose calls must not run twice.
+    hedge: bool = True
     #: Longest account-level pause (a ZeroGPU quota) waited for; longer ones stop the run
     #: resumably. None: wait however long it takes.
     max_wait: float | None = 3600.0
@@ -252,6 +259,8 @@ def _dump(manifest: Manifest, *, redact: bool) -> dict[str, Any]:
             "retry_timeouts": run.retry_timeouts,
             "grace": format_duration(run.grace),
             "share_session": run.share_session,
+            "queue_ahead": "auto" if run.queue_ahead is None else run.queue_ahead,
+            "hedge": run.hedge,
             "max_wait": None if run.max_wait is None else format_duration(run.max_wait),
             **({"budget": f"${run.budget:g}"} if run.budget is not None else {}),
             **({} if run.deadline is None else {"deadline": format_duration(run.deadline)}),

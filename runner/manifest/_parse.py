@@ -49,6 +49,8 @@ RUN_KEYS = (
     "retry_timeouts",
     "grace",
     "share_session",
+    "queue_ahead",
+    "hedge",
     "max_wait",
     "budget",
     "deadline",
@@ -265,6 +267,18 @@ class _Parser(ReplicaFields, NotifyFields, DatasetFields):
             out[key] = tuple(values)
         return out
 
+    def _queue_ahead(self, value: Any) -> int | None:
+        """`auto` (None: sized per replica from its measured pace), or at most N (0: off)."""
+        if value == "auto":
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            self.fail(
+                ("run", "queue_ahead"),
+                "expected `auto` or a whole number of at least 0 (0 turns queueing ahead "
+                f"off), got {self.show(('run', 'queue_ahead'), value)}",
+            )
+        return value
+
     def run(self, value: Any) -> RunSpec:
         path: KeyPath = ("run",)
         spec = self.section(path, value or {}, RUN_KEYS)
@@ -289,6 +303,8 @@ class _Parser(ReplicaFields, NotifyFields, DatasetFields):
             ),
             grace=self.duration((*path, "grace"), spec.get("grace", defaults.grace)),
             share_session=self.boolean((*path, "share_session"), spec.get("share_session", False)),
+            queue_ahead=self._queue_ahead(spec.get("queue_ahead", "auto")),
+            hedge=self.boolean((*path, "hedge"), spec.get("hedge", defaults.hedge)),
             max_wait=self._max_wait(spec.get("max_wait", defaults.max_wait)),
             budget=None if budget is None else self.money((*path, "budget"), budget),
             deadline=None

@@ -202,6 +202,7 @@ class _Run:
             replicas,
             api_name=self.manifest.app.endpoint,
             down_deadline=self.options.all_down_deadline,
+            queue_ahead=self.manifest.run.queue_ahead,
             on_message=self.progress.message,
         )
         stack.push_async_callback(pool.aclose)

@@ -106,6 +106,7 @@ def run_scheduler(
         timeout=run_spec.timeout,
         grace=run_spec.grace,
         share_session=run_spec.share_session,
+        hedge=run_spec.hedge,
         download_dir=folder.files_dir if manifest.output.download_files else None,
         listener=progress,
     )

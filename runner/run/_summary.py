@@ -46,6 +46,10 @@ class ReplicaSummary:
     ejections: int
     busy_seconds: float
     mean_run_seconds: float | None
+    #: Copies of stragglers sent to it (`run.hedge`), and the app seconds the losing
+    #: jobs cost on it.
+    hedges: int = 0
+    hedge_seconds: float = 0.0
     #: Where a local copy ran: its CUDA_VISIBLE_DEVICES (None when not given a GPU).
     gpu: str | None = None
     #: Hardware of a Space replica (None for URLs and local copies).
@@ -242,6 +246,8 @@ class SummaryBuilder:
             overloads=stats.overloads,
             ejections=stats.ejections,
             busy_seconds=round(stats.busy_seconds, 3),
+            hedges=stats.hedges,
+            hedge_seconds=round(stats.hedge_seconds, 3),
             mean_run_seconds=round(times.total / times.count, 4) if times else None,
             gpu=replica.gpu,
             hardware=cost.hardware if cost else None,
@@ -310,6 +316,10 @@ def _replica_line(replica: ReplicaSummary) -> str:
         f"  {replica.name}{gpu}: {replica.ok} ok, {replica.failed} failed, "
         f"{replica.overloads} overloads, {replica.ejections} ejections"
     )
+    if replica.hedges:
+        line += f", {replica.hedges} hedged copies"
+    if replica.hedge_seconds:
+        line += f", {replica.hedge_seconds:.1f} s of app time lost to hedges"
     if replica.protocol is not None:
         line += f"; gradio {replica.gradio} ({replica.protocol})"
     if replica.hardware is not None:

@@ -1,9 +1,12 @@
 """The pool of replicas: which one gets the next job, and which are out of rotation.
 
-A job goes to the healthy replica with the most headroom: fewest jobs in flight plus
-jobs the app says are queued ahead of ours (other users of a public Space), relative to
-its current concurrency window. A slow or distant replica frees its slots later, so it
-naturally gets less work. A replica that fails several attempts in a row (unreachable,
+A job goes to the healthy replica where it is expected to end first (`_route`): by
+headroom (fewest jobs in flight plus jobs the app says are queued ahead of ours, other
+users of a public Space, relative to its concurrency window) until its pace is measured.
+A slow or distant replica frees its slots later, so it naturally gets less work. With
+`queue_ahead` (None: sized per replica, up to `16 x concurrency`; 0: off), a few jobs
+beyond the window are kept waiting in a replica's own queue, so that its slots never
+wait for our round trip (`_pace`). A replica that fails several attempts in a row (unreachable,
 died, restarted, only 5xx, every job timing out) is ejected, probed with growing
 intervals, and put back when it answers; if every replica is down the pool waits, with
 a message, until a deadline. A replica that cannot come back (its Space crashed or was
@@ -56,6 +59,7 @@ from jobs import (
 from ..errors import ExitStatus, RunnerError
 from ._replica import Replica, ReplicaState
 from ._retry import AttemptTimeout, cause_of, is_overload, retry_after_of
+from ._route import choose, finish_in
 from ._signature import compare_by_name, endpoint_difference
 from ._throttle import Clock
 
@@ -65,6 +69,9 @@ log = logging.getLogger("runner")
 
 #: A probe's ping that takes longer than this counts as no answer.
 _PING_TIMEOUT = 15.0
+#: Queue-ahead sized by itself keeps at most this many jobs waiting per allowed slot.
+_AHEAD_PER_SLOT = 16
+_AHEAD_MOST = 64
 
 
 class AllReplicasDown(RunnerError):
@@ -90,13 +97,18 @@ class ReplicaPool:
         down_deadline: float = 600.0,
         start_grace: float = 5.0,
         recheck_idle: float = 2.0,
+        queue_ahead: int | None = 0,
         clock: Clock = time.monotonic,
         on_message: Callable[[str], None] | None = None,
     ) -> None:
         if not replicas:
             raise ValueError("a pool needs at least one replica")
+        if queue_ahead is not None and queue_ahead < 0:
+            raise ValueError("queue_ahead must be 0 (off), a positive count, or None (sized)")
         self.replicas = list(replicas)
         for replica in self.replicas:
+            most = min(_AHEAD_MOST, _AHEAD_PER_SLOT * replica.limit.maximum)
+            replica.pace.cap = most if queue_ahead is None else queue_ahead
             # Connected before the pool existed (local copies, validation's client): its
             # API was read then, and it counts as idle from now.
             replica.last_used = clock()
@@ -124,6 +136,9 @@ class ReplicaPool:
         self.api_changes: list[dict[str, Any]] = []
         #: Per replica, the signature whose change was last said (each is said once).
         self._said: dict[str, str] = {}
+        #: Every row has been taken from the input: the last ones go where they end
+        #: first (`_route.choose`), and a slow replica's free slot may stay empty.
+        self.tail = False
 
     def __repr__(self) -> str:
         return f"<ReplicaPool {self.replicas}>"
@@ -236,14 +251,43 @@ class ReplicaPool:
             now = self._clock()
             free = [r for r in self.replicas if r.free(now) and not self._idle_too_long(r, now)]
             preferred = [r for r in free if r.name not in avoided] or free
-            if preferred:
-                replica = min(preferred, key=Replica.load)
-                replica.in_flight += 1
-                replica.stats.submitted += 1
-                replica.last_used = now
+            waiting = len(self._waiters)
+            replica = choose(preferred, self.replicas, tail=self.tail, waiting=waiting, now=now)
+            if replica is not None:
+                self._take(replica, now)
                 return replica
             self._check_all_down(now)
             await self._wait_for_slot(now)
+
+    def take(self, replica: Replica) -> bool:
+        """Take a slot on `replica` itself if it has one free now (a hedge's copy)."""
+        now = self._clock()
+        if not replica.free(now) or self._idle_too_long(replica, now):
+            return False
+        self._take(replica, now)
+        return True
+
+    def _take(self, replica: Replica, now: float) -> None:
+        replica.in_flight += 1
+        replica.stats.submitted += 1
+        replica.last_used = now
+
+    def free_replicas(self) -> list[Replica]:
+        """Replicas with a slot free now (for hedges), fastest expected first."""
+        now = self._clock()
+        free = [(finish_in(r), r) for r in self.replicas if r.free(now)]
+        return [r for finish, r in sorted(free, key=lambda f: f[0] or 0.0) if finish is not None]
+
+    @property
+    def waiting(self) -> int:
+        """Jobs waiting in `acquire` for a slot."""
+        return len(self._waiters)
+
+    async def changed(self, longest: float) -> None:
+        """Wait until something changes (a slot freed, a replica came back), at most
+        `longest` seconds."""
+        with anyio.move_on_after(longest):
+            await self._changed.wait()
 
     def _idle_too_long(self, replica: Replica, now: float) -> bool:
         """An idle replica may have restarted unseen: read its API before the next job."""
@@ -289,11 +333,20 @@ class ReplicaPool:
             self._waiters.remove(event)
 
     def release(
-        self, replica: Replica, error: BaseException | None, *, busy_seconds: float = 0.0
+        self,
+        replica: Replica,
+        error: BaseException | None,
+        *,
+        busy_seconds: float = 0.0,
+        run_time: float | None = None,
+        direct: bool = False,
     ) -> None:
-        """Return the slot, and learn from how the attempt ended."""
+        """Return the slot, and learn from how the attempt ended: `run_time` is what the
+        app took to run it, `direct` says it was sent to a free slot (not ahead)."""
         replica.in_flight -= 1
-        replica.stats.busy_seconds += busy_seconds
+        # A job sent ahead held no slot while it waited in the app's queue.
+        held = busy_seconds if direct or run_time is None else min(busy_seconds, run_time)
+        replica.stats.busy_seconds += held
         now = self._clock()
         replica.last_used = now
         if error is not None and (
@@ -304,9 +357,12 @@ class ReplicaPool:
             replica.stats.ok += 1
             replica.job_succeeded()
             replica.limit.on_success()
+            replica.pace.measured(run_time, busy_seconds, direct=direct)
+            replica.pace.grow(replica.limit.allowed)
         elif is_overload(error):
             replica.stats.overloads += 1
             replica.limit.on_overload(now, retry_after_of(error))
+            replica.pace.overload()
             self._message(
                 f"{replica.name} is overloaded ({type(error).__name__}); "
                 f"slowing down to {replica.limit.allowed} in flight"
@@ -335,6 +391,10 @@ class ReplicaPool:
         self._message(f"{reason}; its jobs go to the other replicas")
         self.notify()
 
+    def message(self, text: str) -> None:
+        """Say `text` where the pool says what happens to replicas."""
+        self._message(text)
+
     def notify(self) -> None:
         """Wake the jobs waiting for a replica (a pause ended, a replica came back)."""
         self._notify()
@@ -351,8 +411,10 @@ class ReplicaPool:
             self._notify()
 
     def note_queue(self, replica: Replica, queued_ahead: int | None) -> None:
-        """What the app reported about its queue (jobs ahead of ours)."""
-        replica.queued_ahead = max(0, queued_ahead or 0)
+        """What the app reported about its queue (jobs ahead of ours). Those of ours
+        sent ahead of it are not someone else's."""
+        ours = max(0, replica.in_flight - replica.limit.allowed)
+        replica.queued_ahead = max(0, (queued_ahead or 0) - ours)
 
     def relocate(self, replica: Replica, client: AsyncClient) -> None:
         """`replica` (DOWN) answers at `client`'s address now: its app restarted
@@ -603,7 +665,9 @@ class ReplicaPool:
         woken earlier; waking them all had each of them look, and all but one wait
         again, for every job that ended."""
         now = self._clock()
-        free = sum(r.limit.allowed - r.in_flight for r in self.replicas if r.free(now))
+        free = sum(
+            r.limit.allowed + r.pace.depth - r.in_flight for r in self.replicas if r.free(now)
+        )
         self._wake(free - self._woken)
 
     def _wake(self, count: int) -> None:

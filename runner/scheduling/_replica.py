@@ -34,6 +34,7 @@ from enum import Enum
 
 from jobs import AsyncClient
 
+from ._pace import Pace
 from ._throttle import AdaptiveLimit
 
 __all__ = ["Connect", "Replica", "ReplicaState", "ReplicaStats", "Revive"]
@@ -64,6 +65,10 @@ class ReplicaStats:
     overloads: int = 0
     ejections: int = 0
     busy_seconds: float = 0.0
+    #: Copies of a straggler sent here (`run.hedge`), and app seconds the copies that
+    #: lost cost here (a running plain function runs to its end; a queued one, nothing).
+    hedges: int = 0
+    hedge_seconds: float = 0.0
 
 
 class Replica:
@@ -82,6 +87,7 @@ class Replica:
         "last_used",
         "limit",
         "name",
+        "pace",
         "probe_interval",
         "probing",
         "queued_ahead",
@@ -152,6 +158,9 @@ class Replica:
         self.queued_ahead = 0
         self.failures_in_row = 0
         self.stats = ReplicaStats()
+        #: Its measured run time and gap, and the jobs kept waiting in its queue (the
+        #: pool sets how many at most).
+        self.pace = Pace(0)
 
     def __repr__(self) -> str:
         return (
@@ -177,7 +186,7 @@ class Replica:
         return (
             self.healthy
             and self.checked
-            and self.in_flight < self.limit.allowed
+            and self.in_flight < self.limit.allowed + self.pace.depth
             and self.limit.paused(now) == 0
         )
 

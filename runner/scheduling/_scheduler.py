@@ -19,10 +19,15 @@ account's replicas pause until the reset (`AccountPauses`) and the job is sent a
 then. A pause past `run.max_wait` (or the budget, from outside) `halt()`s the run: it
 stops as on Ctrl-C and `halted_by` says why. A 5xx from a Space replica has its stage
 read again (`StageWatch`).
+
+Once every submission has been taken, the last ones go where they end first (the pool's
+`tail`), and with `hedge` a straggler may be copied onto a free replica (`Hedger`):
+its outcome is the first result of the two, recorded once.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
@@ -48,6 +53,7 @@ from jobs import (
 )
 
 from ..store import RecordStatus
+from ._hedge import Copy, Hedger, drop
 from ._pause import AccountPauses, RunHalted
 from ._pool import AllReplicasDown, ReplicaPool
 from ._replica import Replica
@@ -95,6 +101,10 @@ class Outcome:
     endpoint: Endpoint | None = None
     #: Which API computed it: the endpoint's signature hash and the app's gradio version.
     api: dict[str, str] | None = None
+    #: A copy was sent to another replica (`run.hedge`); the app seconds the losing job
+    #: cost (0 when it was still queued, so cancelled exactly).
+    hedged: bool = False
+    hedge_seconds: float = 0.0
 
 
 class SchedulerListener(Protocol):
@@ -106,8 +116,20 @@ class SchedulerListener(Protocol):
 
 
 @dataclass(slots=True)
+class _Attempt:
+    """One job sent to one replica, as its status messages tell it."""
+
+    replica: Replica
+    #: Sent beyond the replica's window, to wait in its queue.
+    ahead: bool
+    #: The app said it runs it.
+    started: bool = False
+
+
+@dataclass(slots=True)
 class _Task:
     scope: anyio.CancelScope
+    submission: SubmissionLike
     replica: Replica | None = None
     #: The current attempt's job; None while waiting for a slot, a token or a retry.
     job: AsyncJob | None = None
@@ -120,6 +142,12 @@ class _Task:
     #: The endpoint the current attempt was bound to, and the API's identity.
     endpoint: Endpoint | None = None
     api: dict[str, str] | None = None
+    #: Cancelled when a copy of this job wins (`Hedger`); None when no race is on.
+    race: anyio.CancelScope | None = None
+    copy: Copy | None = None
+    winner: Copy | None = None
+    hedged: bool = False
+    hedge_seconds: float = 0.0
 
 
 class Scheduler:
@@ -142,6 +170,7 @@ class Scheduler:
         pauses: AccountPauses | None = None,
         stages: StageWatch | None = None,
         on_log: Callable[[StatusUpdate], None] | None = None,
+        hedge: bool = False,
     ) -> None:
         self.pool = pool
         self._on_outcome = on_outcome
@@ -171,6 +200,17 @@ class Scheduler:
         self._abandoned: dict[str, str] = {}
         #: The identity of each API schema jobs were bound to (by the schema's id).
         self._identities: dict[int, tuple[AppSchema, dict[str, str]]] = {}
+        self._hedger = (
+            Hedger(
+                pool,
+                submit=self._submit_copy,
+                result=self._await,
+                release=self._release_copy,
+                stopping=lambda: self._stopping,
+            )
+            if hedge
+            else None
+        )
 
     @property
     def stopping(self) -> bool:
@@ -182,7 +222,8 @@ class Scheduler:
 
     async def run(self, submissions: Iterable[SubmissionLike]) -> None:
         """Run every submission (pulled lazily) until done, stopped or aborted."""
-        window = anyio.Semaphore(max(1, self.pool.capacity * 2))
+        ahead = sum(r.pace.cap for r in self.pool.replicas)
+        window = anyio.Semaphore(max(1, self.pool.capacity * 2 + ahead))
         async with anyio.create_task_group() as group:
             self._task_group = group
             group.start_soon(self._watch_stop)
@@ -195,6 +236,10 @@ class Scheduler:
                     break
                 self._idle = anyio.Event()
                 group.start_soon(self._run_one, submission, window)
+            self.pool.tail = True
+            self.pool.notify()  # waiters look again: a slow replica may be left now
+            if self._hedger is not None and not self._stopping:
+                group.start_soon(self._hedger.run, group, lambda: list(self._tasks.values()))
             if self._tasks:
                 await self._idle.wait()
             group.cancel_scope.cancel()
@@ -225,6 +270,8 @@ class Scheduler:
         waiting = (Status.STARTING, Status.JOINING_QUEUE, Status.IN_QUEUE)
         async with anyio.create_task_group() as group:
             for task in list(self._tasks.values()):
+                if task.copy is not None:
+                    task.copy.scope.cancel()  # a copy is only ever a spare
                 job = task.job
                 if job is None or job.done():
                     # Waiting for a slot, a token or its next attempt: nothing to cancel
@@ -243,7 +290,7 @@ class Scheduler:
             task.scope.cancel()
 
     async def _run_one(self, submission: SubmissionLike, window: anyio.Semaphore) -> None:
-        task = _Task(scope=anyio.CancelScope())
+        task = _Task(scope=anyio.CancelScope(), submission=submission)
         self._tasks[id(task)] = task
         causes: list[str] = []
         status, value, error = RecordStatus.CANCELLED, None, None
@@ -333,26 +380,28 @@ class Scheduler:
         task.replica = replica
         started = time.monotonic()
         error: BaseException | None = None
+        job: AsyncJob | None = None
+        attempt = _Attempt(replica, ahead=replica.in_flight > replica.limit.allowed)
         try:
             if self._stopping:
                 raise JobCancelled("the run is stopping")
-            job = self._submit(replica, submission, task)
+            job = self._submit(replica, submission, task, attempt)
             task.job = job
             task.sent += 1
             if task.first_sent is None:
                 task.first_sent = time.time()
             if self._listener is not None:
                 self._listener.attempt_started(submission.key, replica.name)
-            job.add_status_listener(lambda update: self._on_status(replica, update))
-            return await self._await_unless_abandoned(task, job, replica)
+            value = await self._race(task, job, replica)
+            if task.winner is not None:
+                error = JobCancelled("a copy on another replica ended first")
+            return value
         except BaseException as exc:
             error = exc
             tried.append(replica.name)
             raise
         finally:
-            self.pool.release(replica, error, busy_seconds=time.monotonic() - started)
-            if self._task_group is not None and self._stages.wants(replica, error):
-                self._task_group.start_soon(self._stages.check, replica)
+            self._released(attempt, job, error, time.monotonic() - started)
 
     async def _checked_replica(self, tried: list[str]) -> Replica:
         """A replica slot and a rate token, on a replica whose API was compared with the
@@ -374,16 +423,51 @@ class Scheduler:
                 return replica
             self.pool.give_back(replica)
 
-    def _submit(self, replica: Replica, submission: SubmissionLike, task: _Task) -> AsyncJob:
+    def _released(
+        self, attempt: _Attempt, job: AsyncJob | None, error: BaseException | None, took: float
+    ) -> None:
+        replica = attempt.replica
+        if attempt.started:
+            replica.pace.running -= 1
+        self.pool.release(
+            replica,
+            error,
+            busy_seconds=took,
+            run_time=job.timings.run_time if job is not None else None,
+            direct=not attempt.ahead,
+        )
+        if self._task_group is not None and self._stages.wants(replica, error):
+            self._task_group.start_soon(self._stages.check, replica)
+
+    def _submit(
+        self, replica: Replica, submission: SubmissionLike, task: _Task, attempt: _Attempt
+    ) -> AsyncJob:
+        job, task.endpoint, task.api = self._bound(replica, submission, attempt)
+        return job
+
+    def _submit_copy(self, copy: Copy, submission: SubmissionLike) -> AsyncJob:
+        copy.attempt = _Attempt(copy.replica, ahead=False)
+        copy.job, copy.endpoint, copy.api = self._bound(copy.replica, submission, copy.attempt)
+        return copy.job
+
+    def _release_copy(self, copy: Copy, error: BaseException | None, took: float) -> None:
+        assert isinstance(copy.attempt, _Attempt)
+        self._released(copy.attempt, copy.job, error, took)
+
+    def _bound(
+        self, replica: Replica, submission: SubmissionLike, attempt: _Attempt
+    ) -> tuple[AsyncJob, Endpoint, dict[str, str]]:
         client = replica.client
         # Bound by name to the replica's API as it is now (it may have been re-read).
         endpoint = client.endpoint(self._endpoint)
-        task.endpoint, task.api = endpoint, self._identity(client.schema, endpoint)
+        api = self._identity(client.schema, endpoint)
         if endpoint.uses_state:
             client = self._session_for(replica, submission)
         values = endpoint.bind((), submission.inputs)
         folder = self._download_dir(submission.key) if self._download_dir else None
-        return client.submit_values(endpoint, values, download_to=folder)
+        job = client.submit_values(endpoint, values, download_to=folder)
+        job.add_status_listener(functools.partial(self._on_status, attempt))
+        return job, endpoint, api
 
     def _identity(self, schema: AppSchema, endpoint: Endpoint) -> dict[str, str]:
         found = self._identities.get(id(schema))
@@ -430,6 +514,32 @@ class Scheduler:
         self._abandoned[replica.name] = reason
         return count
 
+    async def _race(self, task: _Task, job: AsyncJob, replica: Replica) -> Any:
+        """The job's result, or its copy's if that came first (`Hedger`): then the job
+        is cancelled on its server and the task takes the copy's replica and job."""
+        try:
+            with anyio.CancelScope() as race:
+                task.race = race
+                try:
+                    return await self._await_unless_abandoned(task, job, replica)
+                finally:
+                    task.race = None
+                    if task.winner is None and self._hedger is not None:
+                        self._hedger.lost(task)
+        except Exception:
+            if task.winner is None:
+                raise
+        winner = task.winner
+        assert winner is not None and winner.job is not None
+        await drop(job)
+        task.replica, task.job, task.endpoint, task.api = (
+            winner.replica,
+            winner.job,
+            winner.endpoint,
+            winner.api,
+        )
+        return winner.value
+
     async def _await_unless_abandoned(self, task: _Task, job: AsyncJob, replica: Replica) -> Any:
         with anyio.CancelScope() as scope:
             task.abandon = scope
@@ -456,14 +566,43 @@ class Scheduler:
         if self._stopping:
             raise JobCancelled("the run stopped before the next attempt")
 
-    def _on_status(self, replica: Replica, update: StatusUpdate) -> None:
+    def _on_status(self, attempt: _Attempt, update: StatusUpdate) -> None:
+        replica = attempt.replica
         if update.code is Status.LOG and self._on_log is not None:
             self._on_log(update)
         elif update.code is Status.IN_QUEUE and update.rank is not None:
             self.pool.note_queue(replica, update.rank)
-        elif update.code is Status.PROCESSING:
+        elif update.code is Status.PROCESSING and not attempt.started:
             # Our job reached the front: whatever was queued ahead of it is gone.
             self.pool.note_queue(replica, 0)
+            attempt.started = True
+            pace = replica.pace
+            pace.running += 1
+            group = self._task_group
+            over = attempt.ahead and pace.running > replica.limit.allowed
+            if over and pace.cap and not pace.checking and group is not None:
+                # One check at a time: a start seen before another job's end is common
+                # (their messages come on different streams), and a task per job is not.
+                pace.checking = True
+                group.start_soon(self._check_overrun, replica)
+
+    async def _check_overrun(self, replica: Replica) -> None:
+        """A job sent ahead started while our count says `allowed` others run: unless
+        their ends were only late (messages of another stream, a busy loop), the app
+        runs more at once than allowed, and goes on doing so."""
+        pace = replica.pace
+        try:
+            for _ in range(3):
+                await anyio.sleep(max(0.1, 2 * (pace.gap or 0.0)))
+                if pace.running <= replica.limit.allowed:
+                    return
+        finally:
+            pace.checking = False
+        if pace.overrun():
+            self.pool.message(
+                f"{replica.name} runs more than {replica.limit.allowed} of our jobs at "
+                "once (its own limit is higher): no job is queued ahead on it any more"
+            )
 
     def _note_retry(
         self, submission: SubmissionLike, state: RetryCallState, causes: list[str]
@@ -516,6 +655,8 @@ def _outcome_of(
         submitted_at=task.first_sent,
         endpoint=task.endpoint,
         api=task.api,
+        hedged=task.hedged,
+        hedge_seconds=round(task.hedge_seconds, 3),
     )
 
 

@@ -73,6 +73,19 @@ def test_defaults_of_a_minimal_manifest(tmp_path: Path) -> None:
     assert (m.run.concurrency, m.run.retries, m.run.timeout, m.run.rate) == (4, 3, 600.0, None)
     assert m.output.dir == tmp_path / "runs" / "my-batch"
     assert m.output.download_files is True
+    assert m.run.queue_ahead is None and m.run.hedge is True  # sized per replica; hedged
+
+
+def test_queue_ahead_and_hedge_can_be_turned_off(tmp_path: Path) -> None:
+    text = "app: http://127.0.0.1:7860\nrun:\n  queue_ahead: 0\n  hedge: false\n"
+    m = load_manifest(write(tmp_path, text))
+    assert (m.run.queue_ahead, m.run.hedge) == (0, False)
+    assert m.to_dict()["run"]["queue_ahead"] == 0 and m.to_dict()["run"]["hedge"] is False
+    capped = load_manifest(write(tmp_path, "app: http://h:1\nrun: {queue_ahead: 3}\n"))
+    assert capped.run.queue_ahead == 3
+    assert load_manifest(write(tmp_path, "app: http://h:1\n")).to_dict()["run"]["queue_ahead"] == (
+        "auto"
+    )
 
 
 def test_app_shorthands(tmp_path: Path) -> None:
@@ -130,8 +143,8 @@ def test_override_mistake_names_the_command_line(tmp_path: Path) -> None:
     assert str(info.value) == (
         "--set run.concurency=8: run.concurency: unknown key 'concurency' (did you mean "
         "'concurrency'?); expected one of concurrency, rate, retries, timeout, "
-        "retry_app_errors, retry_timeouts, grace, share_session, max_wait, budget, deadline, "
-        "stuck_after, notify, ray"
+        "retry_app_errors, retry_timeouts, grace, share_session, queue_ahead, hedge, max_wait, "
+        "budget, deadline, stuck_after, notify, ray"
     )
     with pytest.raises(ManifestError, match="expected KEY=VALUE"):
         load_manifest(DATA / "full.yaml", environ=TOKEN_ENV, overrides=["run.concurrency"])
@@ -227,6 +240,15 @@ MALFORMED = {
     "bool_as_text": (
         "app: a/b\nrun:\n  share_session: yes\n",
         "{file}:3:3: run.share_session: expected true or false, got 'yes'",
+    ),
+    "queue_ahead_negative": (
+        "app: a/b\nrun:\n  queue_ahead: -1\n",
+        "{file}:3:3: run.queue_ahead: expected `auto` or a whole number of at least 0 (0 turns "
+        "queueing ahead off), got -1",
+    ),
+    "hedge_as_text": (
+        "app: a/b\nrun:\n  hedge: off\n",
+        "{file}:3:3: run.hedge: expected true or false, got 'off'",
     ),
     "bad_space_id": (
         "app:\n  replicas:\n    - space: just-a-name\n",
