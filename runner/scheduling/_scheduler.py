@@ -70,6 +70,11 @@ _BATCH = 256
 #: Longest wait for a server to acknowledge a cancel before we stop asking.
 _CANCEL_TIMEOUT = 10.0
 
+# A hedge copy downloads into a folder of its own inside the row's: the two jobs may
+# both be writing files of the same names when one wins, and the loser's must never
+# replace the winner's (the record names the winner's paths).
+_COPY_FILES = "hedge-copy"
+
 
 class SubmissionLike(Protocol):
     @property
@@ -447,7 +452,9 @@ class Scheduler:
 
     def _submit_copy(self, copy: Copy, submission: SubmissionLike) -> AsyncJob:
         copy.attempt = _Attempt(copy.replica, ahead=False)
-        copy.job, copy.endpoint, copy.api = self._bound(copy.replica, submission, copy.attempt)
+        copy.job, copy.endpoint, copy.api = self._bound(
+            copy.replica, submission, copy.attempt, files=_COPY_FILES
+        )
         return copy.job
 
     def _release_copy(self, copy: Copy, error: BaseException | None, took: float) -> None:
@@ -455,7 +462,7 @@ class Scheduler:
         self._released(copy.attempt, copy.job, error, took)
 
     def _bound(
-        self, replica: Replica, submission: SubmissionLike, attempt: _Attempt
+        self, replica: Replica, submission: SubmissionLike, attempt: _Attempt, files: str = ""
     ) -> tuple[AsyncJob, Endpoint, dict[str, str]]:
         client = replica.client
         # Bound by name to the replica's API as it is now (it may have been re-read).
@@ -464,7 +471,7 @@ class Scheduler:
         if endpoint.uses_state:
             client = self._session_for(replica, submission)
         values = endpoint.bind((), submission.inputs)
-        folder = self._download_dir(submission.key) if self._download_dir else None
+        folder = self._download_dir(submission.key) / files if self._download_dir else None
         job = client.submit_values(endpoint, values, download_to=folder)
         job.add_status_listener(functools.partial(self._on_status, attempt))
         return job, endpoint, api
