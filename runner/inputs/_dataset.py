@@ -11,7 +11,8 @@ What is written here is what it does not do for a batch that resumes:
   after the owner pushed, and a local folder that changed is said, not mixed in;
   `--restart` moves the run folder aside and so reads the newest;
 * Audio, Image and Video cells are read undecoded (`decode=False`: the bytes as stored)
-  and become files in the run folder's `media/` (`runner.inputs._media`).
+  and become files in the run folder's `media/` when their row is sent, not when it is
+  read (`runner.inputs._media`).
 
 The paths are `RunFolder.dataset_pin_path` and `RunFolder.media_root`.
 """
@@ -56,7 +57,7 @@ def require_datasets(what: str) -> Any:
 
 
 def dataset_rows(manifest: Manifest, skip: int) -> Iterator[SourceRow]:
-    """The dataset's rows from row `skip` on, media cells as files in the run folder."""
+    """The dataset's rows from row `skip` on, media cells as `MediaFile`s of the run folder."""
     spec = manifest.inputs.dataset
     assert spec is not None
     require_datasets("inputs.dataset")

@@ -135,7 +135,7 @@ def test_a_save_to_disk_folder_and_a_change_under_its_pin(tmp_path: Path) -> Non
     manifest = local_manifest(tmp_path, "saved", {"audio": "{audio.path}"})
     rows = list(iter_rows(manifest, skip=1))
     assert [r.index for r in rows] == [1, 2]
-    assert Path(rows[0].values["audio"]).read_bytes() == sentences()[1][0].read_bytes()
+    assert Path(rows[0].values["audio"].write()).read_bytes() == sentences()[1][0].read_bytes()
     assert len(list(iter_rows(manifest))) == 3  # same folder, same pin
 
     (tmp_path / "saved" / "extra.txt").write_text("changed")
@@ -192,7 +192,8 @@ def test_the_sample_manifest_validates_against_the_stand_in(
     done = spacerun("validate", str(sample), "--set", run_dir, env=env, timeout=180)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "10 rows" in done.stdout, done.stdout
-    assert len(list((tmp_path / "run" / "media").glob("*.wav"))) == 10
+    media = tmp_path / "run" / "media"  # checked, not written: a run writes each when sent
+    assert not media.exists() or not any(media.iterdir())
 
 
 def test_the_manifest_keys_and_their_mistakes(tmp_path: Path) -> None:
