@@ -213,6 +213,40 @@ def test_spacerun_push_sends_a_finished_run_folder(
     assert refused.returncode != 0 and "alice/other" in refused.stderr
 
 
+RUN_AT = """
+import sys
+import runner
+options = runner.RunOptions(hub_endpoint=sys.argv[2], progress="quiet", overrides=sys.argv[3:])
+summary = runner.run(sys.argv[1], options)
+print(summary)
+"""
+
+
+def test_the_dataset_is_read_from_the_runs_hub_endpoint_as_the_push_goes(
+    dataset_hub: HubServer, speech_app: RunningApp, tmp_path: Path
+) -> None:
+    """`hub_endpoint` (not HF_ENDPOINT, which points nowhere here) is where the dataset
+    is read from, as it is where the results are pushed."""
+    manifest = write_manifest(tmp_path / "speech.yaml", speech_app)
+    nowhere = "http://127.0.0.1:9"  # the discard port: nothing listens
+    env = {**cli_env(), **hub_env(dataset_hub, tmp_path / "home"), "HF_ENDPOINT": nowhere}
+    args = [str(manifest), dataset_hub.url, "inputs.limit=2"]
+    done = subprocess.run(
+        [sys.executable, "-c", RUN_AT, *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    pin = json.loads((tmp_path / "run" / "dataset.json").read_text())
+    assert pin["revision"] == dataset_hub.datasets["bob/speech"].head()
+    rows = pushed_rows(dataset_hub, "alice/speech-text")
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    assert {r["audio"]["bytes"] for r in rows} == {p.read_bytes() for p, _ in sentences()[:2]}
+
+
 def test_media_cells_are_written_when_sent_once_per_content(
     speech_app: RunningApp, tmp_path: Path
 ) -> None:
