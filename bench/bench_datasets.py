@@ -5,7 +5,8 @@ distinct short WAV per row, and a `text` column), read through `runner.inputs.it
 to the last row, each in a fresh subprocess (peak RSS is its own, `VmHWM`):
 
 - `dataset`: `inputs.dataset: bench/speech` from the Hub stand-in (tests/support/hub.py,
-  in this process) through `datasets` streaming; each audio cell written to `media/`;
+  in this process) through `datasets` streaming; each audio cell written to `media/` (as
+  a run writes it when its row is sent);
 - `parquet`: `inputs.parquet:` of the same file on local disk (the audio cells stay
   dicts of bytes: nothing is written), the baseline.
 
@@ -41,6 +42,7 @@ READ = """
 import json, sys, time
 from pathlib import Path
 from runner.inputs import iter_rows
+from runner.inputs._media import MediaFile
 from runner.manifest import manifest_from_data
 inputs, run = json.loads(sys.argv[1]), sys.argv[2]
 data = {"app": {"url": "http://127.0.0.1:9"}, "inputs": inputs, "output": {"dir": run}}
@@ -48,6 +50,9 @@ manifest = manifest_from_data(data, path=Path(run).parent / "m.yaml", label="m")
 start = time.perf_counter()
 rows = 0
 for row in iter_rows(manifest):
+    for value in row.values.values():
+        if isinstance(value, MediaFile):
+            value.write()  # as a run does when the row is sent
     rows += 1
 seconds = time.perf_counter() - start
 with open("/proc/self/status") as status:

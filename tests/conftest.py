@@ -54,7 +54,7 @@ SERVER_FIXTURES = {
     "imagegen",
     "transcribe_url",
     "speech_app",  # test_datasets: the bundled transcription app
-    "dataset_hub",  # test_datasets: the Hub stand-in with an audio dataset
+    "dataset_hub",  # test_datasets, test_dataset_images: the Hub stand-in with a dataset
     "spaces",
     "hostile",
     "clients",  # test_compat_gradio_client: the app fixture named by its parameter

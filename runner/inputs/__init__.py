@@ -3,6 +3,7 @@
 Lazy: rows are read and expanded as they are consumed; a million never sit in memory.
 """
 
+from ._dataset import reading_from_hub
 from ._expand import Expander, Submission, batched, iter_submissions
 from ._keys import FileHasher, submission_key
 from ._media import media_columns
@@ -24,6 +25,7 @@ __all__ = [
     "iter_rows",
     "iter_submissions",
     "media_columns",
+    "reading_from_hub",
     "submission_key",
     "validate_submissions",
 ]

@@ -17,6 +17,7 @@ import stat
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._media import MediaFile
 from ._problems import Invalid, ProblemKind
 
 if TYPE_CHECKING:
@@ -250,6 +251,11 @@ def _file(param: Parameter, base_dir: str, max_file_size: int | None) -> Coercer
     too_big = f"{_label(param)}: the file is over the app's limit of {_size(max_file_size or 0)}"
 
     def coerce(value: Any) -> str:
+        if isinstance(value, MediaFile):  # a dataset's cell: a file by its kind, unwritten
+            if max_file_size is not None and len(value.data) > max_file_size:
+                size = _size(len(value.data))
+                raise Invalid(ProblemKind.FILE_TOO_LARGE, too_big, f"{value!r} is {size}")
+            return value
         if isinstance(value, os.PathLike):
             value = os.fspath(value)
         if not isinstance(value, str) or not value.strip():

@@ -11,18 +11,24 @@ What is written here is what it does not do for a batch that resumes:
   after the owner pushed, and a local folder that changed is said, not mixed in;
   `--restart` moves the run folder aside and so reads the newest;
 * Audio, Image and Video cells are read undecoded (`decode=False`: the bytes as stored)
-  and become files in the run folder's `media/` (`runner.inputs._media`).
+  and become files in the run folder's `media/` when their row is sent, not when it is
+  read (`runner.inputs._media`).
+
+The Hub read is the run's `hub_endpoint` (`reading_from_hub`, the endpoint the push uses
+too), else `HF_ENDPOINT`, else huggingface.co.
 
 The paths are `RunFolder.dataset_pin_path` and `RunFolder.media_root`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 from collections.abc import Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,12 +41,27 @@ from ._sources import SourceRow
 if TYPE_CHECKING:
     from datasets import IterableDataset
 
-__all__ = ["dataset_rows", "require_datasets"]
+__all__ = ["dataset_rows", "reading_from_hub", "require_datasets"]
 
 _BATCH_ROWS = 1000
 _FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "json", ".json": "json"}
 
 logger = logging.getLogger(__name__)
+
+# A context variable, not an argument: the rows are read deep inside validation and the
+# run's submissions (threads and tasks started within `reading_from_hub` inherit it).
+_HUB_ENDPOINT: ContextVar[str | None] = ContextVar("spacerun_hub_endpoint", default=None)
+
+
+@contextlib.contextmanager
+def reading_from_hub(endpoint: str | None) -> Iterator[None]:
+    """Within this block (and the threads and tasks it starts), `inputs.dataset` is read
+    from the Hub at `endpoint`; None: `HF_ENDPOINT`, else huggingface.co."""
+    token = _HUB_ENDPOINT.set(endpoint.rstrip("/") if endpoint else None)
+    try:
+        yield
+    finally:
+        _HUB_ENDPOINT.reset(token)
 
 
 def require_datasets(what: str) -> Any:
@@ -56,14 +77,15 @@ def require_datasets(what: str) -> Any:
 
 
 def dataset_rows(manifest: Manifest, skip: int) -> Iterator[SourceRow]:
-    """The dataset's rows from row `skip` on, media cells as files in the run folder."""
+    """The dataset's rows from row `skip` on, media cells as `MediaFile`s of the run folder."""
     spec = manifest.inputs.dataset
     assert spec is not None
     require_datasets("inputs.dataset")
     token = manifest.app.hf_token.reveal() if manifest.app.hf_token is not None else None
     folder = RunFolder(root=manifest.output.dir)
-    revision = _pinned_revision(spec, folder, token)
-    stream = _open(spec, revision, token)
+    hub = _Hub(_HUB_ENDPOINT.get(), token)
+    revision = _pinned_revision(spec, folder, hub)
+    stream = _open(spec, revision, hub)
     media = media_columns(stream)
     for name, kind in media.items():
         stream = stream.cast_column(name, _undecoded(kind))
@@ -97,7 +119,7 @@ def _undecoded(kind: str) -> Any:
 # -- the revision ---------------------------------------------------------------------
 
 
-def _pinned_revision(spec: DatasetSpec, folder: RunFolder, token: str | None) -> str:
+def _pinned_revision(spec: DatasetSpec, folder: RunFolder, hub: _Hub) -> str:
     """The revision to read: the one pinned for this run folder, else the newest (pinned)."""
     pin = folder.dataset_pin_path
     stored = _read_pin(pin)
@@ -120,7 +142,7 @@ def _pinned_revision(spec: DatasetSpec, folder: RunFolder, token: str | None) ->
             "differ from what the earlier rows were read from",
             folder.root,
         )
-    revision = current or _resolve(spec, token)
+    revision = current or _resolve(spec, hub)
     record = {"dataset": spec.to_dict(), "revision": revision}
     pin.parent.mkdir(parents=True, exist_ok=True)
     tmp = pin.with_name(f".{pin.name}.{os.getpid()}.tmp")
@@ -137,7 +159,7 @@ def _read_pin(pin: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) and "revision" in data else None
 
 
-def _resolve(spec: DatasetSpec, token: str | None) -> str:
+def _resolve(spec: DatasetSpec, hub: _Hub) -> str:
     """A Hub dataset's commit id for the revision asked for; a local folder's listing."""
     if spec.kind == "local":
         return _folder_fingerprint(Path(spec.name))
@@ -145,7 +167,7 @@ def _resolve(spec: DatasetSpec, token: str | None) -> str:
 
     repo, revision = _repo_and_revision(spec)
     with _hub_errors_for(spec):
-        info = HfApi(token=token).dataset_info(repo, revision=revision)
+        info = HfApi(endpoint=hub.endpoint, token=hub.token).dataset_info(repo, revision=revision)
     assert info.sha is not None
     return info.sha
 
@@ -170,10 +192,45 @@ def _folder_fingerprint(folder: Path) -> str:
 # -- opening --------------------------------------------------------------------------
 
 
-def _open(spec: DatasetSpec, revision: str, token: str | None) -> IterableDataset:
+class _Hub:
+    """Where and as whom a Hub dataset is read (`endpoint` None: `datasets`' own)."""
+
+    def __init__(self, endpoint: str | None, token: str | None) -> None:
+        self.endpoint, self.token = endpoint, token
+
+    def options(self) -> dict[str, Any]:
+        """`load_dataset`'s arguments for reading: the files of a streamed dataset are
+        opened through `storage_options["hf"]`, which takes an endpoint."""
+        options: dict[str, Any] = {"streaming": True, "token": self.token}
+        if self.endpoint is not None:
+            options["storage_options"] = {"hf": {"endpoint": self.endpoint, "token": self.token}}
+        return options
+
+    @contextlib.contextmanager
+    def finding(self) -> Iterator[None]:
+        """While a dataset is opened: `datasets` finds its card, configs and files through
+        `datasets.config.HF_ENDPOINT`, a module global set from HF_ENDPOINT when it is
+        imported, which no argument of `load_dataset` overrides (load.py and data_files.py
+        build their HfApi and HfFileSystem from it). So it is set for the opening and put
+        back; another thread opening a dataset at the same moment would see it too."""
+        if self.endpoint is None:
+            yield
+            return
+        from datasets import config
+
+        saved = config.HF_ENDPOINT, config.HUB_DATASETS_URL
+        config.HF_ENDPOINT = self.endpoint
+        config.HUB_DATASETS_URL = self.endpoint + "/datasets/{repo_id}/resolve/{revision}/{path}"
+        try:
+            yield
+        finally:
+            config.HF_ENDPOINT, config.HUB_DATASETS_URL = saved
+
+
+def _open(spec: DatasetSpec, revision: str, hub: _Hub) -> IterableDataset:
     import datasets
 
-    with _hub_errors_for(spec):
+    with _hub_errors_for(spec), hub.finding():
         if spec.kind == "hf_path":
             repo, _ = _repo_and_revision(spec)
             rest = spec.name.removeprefix("hf://datasets/").split("/", 2)[2]
@@ -184,15 +241,13 @@ def _open(spec: DatasetSpec, revision: str, token: str | None) -> IterableDatase
                     f"inputs.dataset: {spec.name} names no Parquet, CSV or JSONL files "
                     f"(by their extension: {', '.join(_FORMATS)})"
                 )
-            data = datasets.load_dataset(
-                builder, data_files=pinned, split="train", streaming=True, token=token
-            )
+            data = datasets.load_dataset(builder, data_files=pinned, split="train", **hub.options())
         elif spec.kind == "local" and _saved_to_disk(Path(spec.name)):
             saved = datasets.load_from_disk(spec.name)
             data = _split(spec, saved).to_iterable_dataset()
         else:
             name = spec.name
-            options: dict[str, Any] = {"streaming": True, "token": token}
+            options = hub.options()
             if spec.kind == "hub":
                 options["revision"] = revision
             data = _split(spec, datasets.load_dataset(name, spec.config, **options))

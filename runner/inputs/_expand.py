@@ -28,6 +28,7 @@ from ..errors import ValidationFailed
 from ..manifest import Manifest, dotted
 from ._coerce import Coercer, coercer_for, is_url
 from ._keys import KEY_LENGTH, FileHasher, default_hasher, key_of, submission_key
+from ._media import MediaFile
 from ._problems import Invalid, Problem, ProblemKind
 from ._report import ValidationReport
 from ._sources import SourceRow, iter_rows
@@ -91,7 +92,8 @@ class Expander:
 
     `static_problems` are found once, from the manifest alone (a `map` key that is not a
     parameter, a required parameter nothing provides, a bad matrix value); `expand()`
-    then yields `(row, submissions, problems)` per input row.
+    then yields `(row, submissions, problems)` per input row. With `write_media` False
+    (validation), a dataset's media cells stay unwritten `MediaFile`s in the submissions.
     """
 
     def __init__(
@@ -101,12 +103,14 @@ class Expander:
         *,
         hasher: FileHasher | None = None,
         keys: bool = True,
+        write_media: bool = True,
     ) -> None:
         self.manifest = manifest
         self.endpoint: Endpoint = schema.endpoint(manifest.app.endpoint)
         self.api_name = self.endpoint.display_name
         self.hasher = hasher or default_hasher
         self.keys = keys
+        self.write_media = write_media
         params = self.endpoint.parameters
         self.names = [p.name for p in params]
         self.params = {p.name: p for p in params}
@@ -339,15 +343,17 @@ class Expander:
 
     def _submission(self, row: SourceRow, inputs: dict[str, Any]) -> Submission:
         ordered = {name: inputs[name] for name in self.names}
-        files: list[str] = []
-        for name in self.file_params:
-            value = ordered[name]
-            for item in value if isinstance(value, list) else [value]:
-                if isinstance(item, str) and not is_url(item):
-                    files.append(item)
         key = ""
         if self.keys:
             key = key_of(self.api_name, ordered, self.file_set, self.hasher)
+        files: list[str] = []
+        for name in self.file_params:
+            value = ordered[name]
+            if self.write_media:
+                ordered[name] = value = _written(value)
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, str) and not is_url(item):
+                    files.append(item)
         return Submission(
             key=key,
             row=row.index,
@@ -356,6 +362,16 @@ class Expander:
             inputs=ordered,
             files=tuple(files),
         )
+
+
+def _written(value: Any) -> Any:
+    """A file parameter's value with its dataset media cells written as files (plain paths:
+    the submission then holds no bytes)."""
+    if isinstance(value, MediaFile):
+        return value.write()
+    if isinstance(value, list) and any(isinstance(v, MediaFile) for v in value):
+        return [v.write() if isinstance(v, MediaFile) else v for v in value]
+    return value
 
 
 def _problem(

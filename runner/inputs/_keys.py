@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ._coerce import is_url
+from ._media import MediaFile
 
 __all__ = ["KEY_LENGTH", "FileHasher", "default_hasher", "key_of", "submission_key"]
 
@@ -91,6 +92,8 @@ def _canon(value: Any) -> Any:
 def _canon_file(value: Any, hasher: FileHasher) -> Any:
     if isinstance(value, list):
         return [_canon_file(v, hasher) for v in value]
+    if isinstance(value, MediaFile):  # its content's hash, known without the file
+        return {"sha256": value.sha256}
     if isinstance(value, str):
         return {"url": value} if is_url(value) else {"sha256": hasher.digest(value)}
     return value

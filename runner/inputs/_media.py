@@ -5,6 +5,11 @@ alike). Each distinct content is written once into the run folder's `media/` fol
 `<sha256>.<ext>` (the same name for the same bytes, whatever row or run it came from), so
 a resume writes nothing again, the upload cache (keyed by content) uploads it once, and a
 submission's key, which hashes a file's content, does not depend on where it was read.
+
+A cell read is a `MediaFile`: the path it will have, holding its bytes. It is written
+when its row becomes a submission to send (`Expander`), not when the row is read, so a
+first run's validation pass, which reads every row, puts nothing on disk: a large audio
+dataset is not all in `media/` before the first job is sent.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MEDIA_KINDS", "MediaCache", "is_media_cell", "media_columns"]
+__all__ = ["MEDIA_KINDS", "MediaCache", "MediaFile", "is_media_cell", "media_columns"]
 
 #: The `datasets` feature types whose cells become files, with the extension used when
 #: neither the cell's `path` nor its bytes tell one.
@@ -48,6 +53,30 @@ def is_media_cell(value: Any) -> bool:
     return isinstance(value, Mapping) and set(value) == {"bytes", "path"}
 
 
+class MediaFile(str):
+    """A media cell's path in `media/`, not necessarily written yet, with its bytes and
+    their SHA-256 (what a key hashes, so a key needs no file). A `str`, so templates and
+    checks see the path; `write()` makes it a file and returns it as a plain `str`."""
+
+    data: bytes
+    sha256: str
+    _cache: MediaCache
+
+    def __new__(cls, path: str, data: bytes, sha256: str, cache: MediaCache) -> MediaFile:
+        self = super().__new__(cls, path)
+        self.data, self.sha256, self._cache = data, sha256, cache
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (MediaFile, (str(self), self.data, self.sha256, self._cache))
+
+    def write(self) -> str:
+        """The file, written if it is not there yet (once per content)."""
+        path = str(self)
+        self._cache.write(Path(path), self.data)
+        return path
+
+
 class MediaCache:
     """Writes media cells under `folder` (created on first use), one file per content."""
 
@@ -56,18 +85,19 @@ class MediaCache:
         self._made = False
 
     def file_for(self, cell: Mapping[str, Any], kind: str) -> str | None:
-        """The local file for one cell: its cached copy, or the file its `path` names
-        when it holds no bytes (a dataset saved with external files); None if empty."""
+        """The local file for one cell: its `MediaFile` (written when sent), or the file
+        its `path` names when it holds no bytes (a dataset saved with external files);
+        None if empty."""
         data, path = cell.get("bytes"), cell.get("path")
         if data is None:
             return path if isinstance(path, str) and path else None
         digest = hashlib.sha256(data).hexdigest()
         target = self.folder / (digest + _extension(path, data, kind))
-        if not target.exists():
-            self._write(target, data)
-        return str(target)
+        return MediaFile(str(target), data, digest, self)
 
-    def _write(self, target: Path, data: bytes) -> None:
+    def write(self, target: Path, data: bytes) -> None:
+        if target.exists():
+            return
         if not self._made:
             self.folder.mkdir(parents=True, exist_ok=True)
             self._made = True

@@ -19,7 +19,7 @@ from pathlib import Path
 import anyio
 
 from ..errors import anticipated
-from ..inputs import ValidationReport, validate_submissions
+from ..inputs import ValidationReport, reading_from_hub, validate_submissions
 from ..launch import open_replicas
 from ..manifest import Manifest, load_manifest
 from ._execute import execute
@@ -115,7 +115,9 @@ async def validate_manifest(
                 else:
                     client = await replica.open_client()
                     stack.push_async_callback(client.aclose)
-                return await anyio.to_thread.run_sync(validate_submissions, manifest, client.schema)
+                with reading_from_hub(hub_endpoint):
+                    check = validate_submissions
+                    return await anyio.to_thread.run_sync(check, manifest, client.schema)
     except Exception as error:
         mask_error(error, manifest.redactor)  # a replica that did not start quotes its log
         raise

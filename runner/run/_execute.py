@@ -18,7 +18,7 @@ from anyio.abc import TaskGroup
 from jobs import AppSchema
 
 from ..errors import ValidationFailed
-from ..inputs import Submission, ValidationReport, validate_submissions
+from ..inputs import Submission, ValidationReport, reading_from_hub, validate_submissions
 from ..launch import Fleet, open_replicas
 from ..manifest import Manifest
 from ..scheduling import AllReplicasDown, ReplicaPool, ReplicaState, Scheduler
@@ -44,7 +44,8 @@ __all__ = ["execute"]
 
 async def execute(manifest: Manifest, options: RunOptions, handle: RunHandle) -> RunSummary:
     """Run `manifest` to the end and return its summary, as `runner.run.run_async` does."""
-    return await _Run(manifest, options, handle).run()
+    with reading_from_hub(options.hub_endpoint):  # the dataset read where the push goes
+        return await _Run(manifest, options, handle).run()
 
 
 @dataclass(frozen=True, slots=True)

@@ -213,30 +213,77 @@ def test_spacerun_push_sends_a_finished_run_folder(
     assert refused.returncode != 0 and "alice/other" in refused.stderr
 
 
-def test_media_cells_become_files_named_by_content(tmp_path: Path) -> None:
+RUN_AT = """
+import sys
+import runner
+options = runner.RunOptions(hub_endpoint=sys.argv[2], progress="quiet", overrides=sys.argv[3:])
+summary = runner.run(sys.argv[1], options)
+print(summary)
+"""
+
+
+def test_the_dataset_is_read_from_the_runs_hub_endpoint_as_the_push_goes(
+    dataset_hub: HubServer, speech_app: RunningApp, tmp_path: Path
+) -> None:
+    """`hub_endpoint` (not HF_ENDPOINT, which points nowhere here) is where the dataset
+    is read from, as it is where the results are pushed."""
+    manifest = write_manifest(tmp_path / "speech.yaml", speech_app)
+    nowhere = "http://127.0.0.1:9"  # the discard port: nothing listens
+    env = {**cli_env(), **hub_env(dataset_hub, tmp_path / "home"), "HF_ENDPOINT": nowhere}
+    args = [str(manifest), dataset_hub.url, "inputs.limit=2"]
+    done = subprocess.run(
+        [sys.executable, "-c", RUN_AT, *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    pin = json.loads((tmp_path / "run" / "dataset.json").read_text())
+    assert pin["revision"] == dataset_hub.datasets["bob/speech"].head()
+    rows = pushed_rows(dataset_hub, "alice/speech-text")
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    assert {r["audio"]["bytes"] for r in rows} == {p.read_bytes() for p, _ in sentences()[:2]}
+
+
+def test_media_cells_are_written_when_sent_once_per_content(
+    speech_app: RunningApp, tmp_path: Path
+) -> None:
+    """Validation reads every row but writes no media (a large audio dataset is not all
+    on disk before the first job); the submissions write each content once, by its hash."""
     os.environ.pop("HF_DATASETS_OFFLINE", None)
     parquet = tmp_path / "src" / "data" / "train-00000-of-00001.parquet"
     parquet.parent.mkdir(parents=True)
     parquet.write_bytes(audio_parquet(sentences()[:3] + sentences()[:1]))  # one twice
-    from runner.inputs import iter_rows
+    from jobs import Client
+    from runner.inputs import iter_submissions, validate_submissions
     from runner.manifest import manifest_from_data
 
     manifest = manifest_from_data(
         {
-            "app": {"url": "http://127.0.0.1:9"},
+            "app": {"url": speech_app.url, "endpoint": "/transcribe"},
             "inputs": {"dataset": "src", "map": {"audio": "{audio.path}"}},
             "output": {"dir": "run"},
         },
         path=tmp_path / "m.yaml",
         label="m",
     )
-    rows = list(iter_rows(manifest))
-    files = [Path(r.values["audio"]) for r in rows]
+    with Client(speech_app.url) as client:
+        schema = client.schema
+    report = validate_submissions(manifest, schema)
+    assert report.exit_status == 0 and report.rows == 4, report.format()
+    media = tmp_path / "run" / "media"
+    assert not media.exists() or not any(media.iterdir())
+
+    submissions = list(iter_submissions(manifest, schema))
+    files = [Path(s.inputs["audio"]) for s in submissions]
     assert files[0] == files[3] and len(set(files)) == 3
+    assert submissions[0].key == submissions[3].key != submissions[1].key
+    assert sorted(media.iterdir()) == sorted(set(files))
     for file, (source, _) in zip(files, sentences()[:3], strict=False):
-        assert file.parent == tmp_path / "run" / "media" and file.suffix == ".wav"
+        assert file.parent == media and file.suffix == ".wav"
         assert file.read_bytes() == source.read_bytes()
-    assert [r.values["text"] for r in rows[:2]] == [t for _, t in sentences()[:2]]
 
 
 def test_runner_map_takes_a_dataset_and_returns_one(speech_app: RunningApp, tmp_path: Path) -> None:
