@@ -75,6 +75,30 @@ def test_sse_lines_split_anywhere_decode_the_same() -> None:
         assert [e.data for e in parts] == whole, cut
 
 
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        [b"data: one\n\ndata: two\n\n"],
+        [b"data:tight\n\n", b"data: one\n\n"],
+        [b"event: named\ndata: x\n\n", b"data: y\n\n"],
+        [b": comment\n\ndata: x\n\n"],
+        [b"data: a\ndata: b\n\n", b"data: \xc3\xa9\n\n"],
+        [b"data: half", b" way\n\n", b"data: next\n\n"],
+        [b"data: x\r\n", b"\r\ndata: y\n\n"],
+        [b"\n\n", b"data: \n\n"],
+    ],
+)
+def test_chunks_of_whole_events_decode_as_line_by_line(chunks: list[bytes]) -> None:
+    """A chunk of whole one-line `data: ` events takes a short path: the events must be
+    those of the same bytes fed one at a time (the line-by-line path)."""
+    decoder = SSEDecoder()
+    events = [e for chunk in chunks for e in decoder.feed(chunk)]
+    single = SSEDecoder()
+    stream = b"".join(chunks)
+    expected = [e for i in range(len(stream)) for e in single.feed(stream[i : i + 1])]
+    assert events == expected and events
+
+
 def test_a_line_over_the_limit_raises_before_it_ends() -> None:
     decoder = SSEDecoder(max_bytes=1000, url="http://x.test/queue/data")
     decoder.feed(b"data: " + b"x" * 900)
