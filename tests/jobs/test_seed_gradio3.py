@@ -49,7 +49,7 @@ EXPECTED: dict[str, Any] = {
         "cancel_running": False,
         "cancel_queued": True,
         "queued_ended": {"error": "cancelled"},
-        "running_result": "slept 1.5 s",
+        "running_result": "slept 2 s",
     },
 }
 

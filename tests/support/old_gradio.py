@@ -165,7 +165,9 @@ def start_old_apps(
 
 class OldApps:
     """Old-gradio apps shared by a test session: each (version, app) starts once, on
-    first use. `wanted` versions are started together with the first one asked for."""
+    first use. `wanted` versions of the seed app (the one app written for every version)
+    are started together with the first one asked for; an app written for one version
+    (`seed3`, `gradio3`) starts alone."""
 
     def __init__(self, wanted: list[str] | None = None) -> None:
         self.wanted = list(wanted or [])
@@ -173,9 +175,8 @@ class OldApps:
 
     def get(self, version: str, app: str = "seed") -> RunningApp:
         if (version, app) not in self._running:
-            batch = [
-                v for v in dict.fromkeys([version, *self.wanted]) if (v, app) not in self._running
-            ]
+            along = self.wanted if app == "seed" else []
+            batch = [v for v in dict.fromkeys([version, *along]) if (v, app) not in self._running]
             for v, running in zip(batch, start_old_apps(batch, app), strict=True):
                 self._running[(v, app)] = running
         return self._running[(version, app)]
