@@ -17,7 +17,7 @@ import pytest
 from support import seed_calls as calls_module
 from support.apps import RunningApp
 from support.old_gradio import SERVERS, OldApps, venv_python
-from support.seed_calls import CALL_NAMES, seed_calls
+from support.seed_calls import CALL_NAMES, EXPECTED, seed_calls
 
 import jobs
 from jobs import AsyncClient, Client, Limits, handle_file
@@ -26,37 +26,6 @@ pytestmark = pytest.mark.timeout(900)
 
 #: The releases the calls run on: one per protocol from 4.0 on, and two of sse_v3.
 VERSIONS = [v for v in SERVERS if not v.startswith("3.")]
-
-#: What a user of the guide gets from each call on every version.
-EXPECTED: dict[str, Any] = {
-    "view_api": {
-        "/count": ["n"],
-        "/count_word": ["word"],
-        "/describe": ["name", "greeting", "times"],
-        "/echo_file": ["path"],
-        "/predict": ["num1", "operation", "num2"],
-        "/sleep": ["seconds"],
-        "/translate": ["text"],
-    },
-    "positional": 9,
-    "keyword": 9,
-    "defaults": "Hello, Ada! Hello, Ada!",
-    "default_overridden": "Hi, Ada!",
-    "one_string": "Bonjour",
-    "file_in_out": {"file": "hello from the seed guide"},
-    "generator_result": "0 1 2",
-    "generator_outputs": ["0", "0 1", "0 1 2"],
-    "session_state": [1, 2, 1],
-    "app_error": {"error": "AppError", "message": "Cannot divide by zero!"},
-    "submit_status": [9, "FINISHED", True],
-    "cancel_generator": {"cancelled": True, "ended": {"error": "cancelled"}, "fast": True},
-    "cancel_queued": {
-        "cancel_running": False,
-        "cancel_queued": True,
-        "queued_ended": {"error": "cancelled"},
-        "running_result": "slept 2 s",
-    },
-}
 
 _BEFORE_4_22 = (
     "before gradio 4.22 the info route names no parameters and gives no defaults: "

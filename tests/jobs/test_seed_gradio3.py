@@ -1,7 +1,7 @@
 """The seed guide's calls on a real gradio 3.50.2 server (`ws`), made with `jobs` and
 with gradio_client 1.13.3 (websockets 13.1: the last client that speaks `ws`, in its own
 venv), compared call by call: the same harness as test_old_gradio.py uses for 4.x+, on
-`tests/old_gradio/apps/seed3.py` (seed.py written for gradio 3.x)."""
+`tests/old_gradio/apps/seed.py`, which runs on 3.x too."""
 
 from __future__ import annotations
 
@@ -15,43 +15,11 @@ import pytest
 from support import seed_calls as calls_module
 from support.apps import RunningApp
 from support.old_gradio import OldApps, venv_python
-from support.seed_calls import CALL_NAMES, seed_calls
+from support.seed_calls import CALL_NAMES, EXPECTED, seed_calls
 
 from jobs import Client, handle_file
 
 pytestmark = pytest.mark.timeout(600)
-
-#: What a user of the guide gets from each call on gradio 3.50.2: the answers
-#: test_old_gradio.py expects on every 4.x and later release.
-EXPECTED: dict[str, Any] = {
-    "view_api": {
-        "/count": ["n"],
-        "/count_word": ["word"],
-        "/describe": ["name", "greeting", "times"],
-        "/echo_file": ["path"],
-        "/predict": ["num1", "operation", "num2"],
-        "/sleep": ["seconds"],
-        "/translate": ["text"],
-    },
-    "positional": 9,
-    "keyword": 9,
-    "defaults": "Hello, Ada! Hello, Ada!",
-    "default_overridden": "Hi, Ada!",
-    "one_string": "Bonjour",
-    "file_in_out": {"file": "hello from the seed guide"},
-    "generator_result": "0 1 2",
-    "generator_outputs": ["0", "0 1", "0 1 2"],
-    "session_state": [1, 2, 1],
-    "app_error": {"error": "AppError", "message": "Cannot divide by zero!"},
-    "submit_status": [9, "FINISHED", True],
-    "cancel_generator": {"cancelled": True, "ended": {"error": "cancelled"}, "fast": True},
-    "cancel_queued": {
-        "cancel_running": False,
-        "cancel_queued": True,
-        "queued_ended": {"error": "cancelled"},
-        "running_result": "slept 2 s",
-    },
-}
 
 _POSITIONAL_ONLY = (
     "gradio_client 1.13.3 calls a 3.x endpoint with positional arguments only, every one "
@@ -81,7 +49,7 @@ KEPT_DIFFERENCES: dict[str, str] = {
 
 @pytest.fixture(scope="module")
 def seed3(old_apps: OldApps) -> RunningApp:
-    return old_apps.get("3.50.2", "seed3")
+    return old_apps.get("3.50.2")
 
 
 @pytest.fixture(scope="module")

@@ -167,7 +167,7 @@ class OldApps:
     """Old-gradio apps shared by a test session: each (version, app) starts once, on
     first use. `wanted` versions of the seed app (the one app written for every version)
     are started together with the first one asked for; an app written for one version
-    (`seed3`, `gradio3`) starts alone."""
+    (`gradio3`) starts alone."""
 
     def __init__(self, wanted: list[str] | None = None) -> None:
         self.wanted = list(wanted or [])

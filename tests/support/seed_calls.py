@@ -103,6 +103,38 @@ def _cancel_generator(client: Any) -> Any:
     return {"cancelled": cancelled, "ended": ended, "fast": time.monotonic() - started < 5}
 
 
+#: What a user of the guide gets from each call on every version (3.x included).
+EXPECTED: dict[str, Any] = {
+    "view_api": {
+        "/count": ["n"],
+        "/count_word": ["word"],
+        "/describe": ["name", "greeting", "times"],
+        "/echo_file": ["path"],
+        "/predict": ["num1", "operation", "num2"],
+        "/sleep": ["seconds"],
+        "/translate": ["text"],
+    },
+    "positional": 9,
+    "keyword": 9,
+    "defaults": "Hello, Ada! Hello, Ada!",
+    "default_overridden": "Hi, Ada!",
+    "one_string": "Bonjour",
+    "file_in_out": {"file": "hello from the seed guide"},
+    "generator_result": "0 1 2",
+    "generator_outputs": ["0", "0 1", "0 1 2"],
+    "session_state": [1, 2, 1],
+    "app_error": {"error": "AppError", "message": "Cannot divide by zero!"},
+    "submit_status": [9, "FINISHED", True],
+    "cancel_generator": {"cancelled": True, "ended": {"error": "cancelled"}, "fast": True},
+    "cancel_queued": {
+        "cancel_running": False,
+        "cancel_queued": True,
+        "queued_ended": {"error": "cancelled"},
+        "running_result": "slept 2 s",
+    },
+}
+
+
 def seed_calls(client: Any, make_client: Callable[[], Any], handle_file: Any) -> dict[str, Any]:
     """Every call, each result (or error) made plain, by call name."""
     sample = Path(tempfile.mkdtemp()) / "sample.txt"

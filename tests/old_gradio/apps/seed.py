@@ -1,5 +1,6 @@
 """The seed guide's kinds of endpoint, written with what gradio 4.0 already had, so the
-same app runs unchanged on every release the tests start (4.8 to 5.50).
+same app runs on every release the tests start (3.50 to 5.50; where 3.x differs, as a
+3.x Space would have it: `GRADIO3`).
 
     /predict(num1, operation, num2)     the calculator; divide by zero -> gr.Error
     /translate(text)                    a one-string function, like abidlabs/en2fr
@@ -12,8 +13,11 @@ same app runs unchanged on every release the tests start (4.8 to 5.50).
 
 import os
 import time
+from typing import Any
 
 import gradio as gr
+
+GRADIO3 = gr.__version__.startswith("3.")
 
 
 def calculate(num1: float, operation: str, num2: float) -> float:
@@ -36,8 +40,9 @@ def describe(name: str, greeting: str, times: float) -> str:
     return " ".join([f"{greeting}, {name}!"] * int(times))
 
 
-def echo_file(path: str) -> str:
-    return path
+def echo_file(path: Any) -> str:
+    # 3.x hands a File input over as a temporary file; 4.0 on, as its path.
+    return path.name if GRADIO3 else path
 
 
 def count(n: float):
@@ -73,7 +78,8 @@ with gr.Blocks() as demo:
     description = gr.Textbox(label="description")
     gr.Button("describe").click(describe, [name, greeting, times], description, api_name="describe")
 
-    file_in, file_out = gr.File(label="path", type="filepath"), gr.File(label="copy")
+    file_kind = {} if GRADIO3 else {"type": "filepath"}
+    file_in, file_out = gr.File(label="path", **file_kind), gr.File(label="copy")
     gr.Button("echo").click(echo_file, file_in, file_out, api_name="echo_file")
 
     n, counted = gr.Number(value=3, label="n"), gr.Textbox(label="counted")
@@ -85,7 +91,9 @@ with gr.Blocks() as demo:
     seconds, slept = gr.Number(value=1, label="seconds"), gr.Textbox(label="slept")
     gr.Button("sleep").click(sleep, seconds, slept, api_name="sleep")
 
-demo.queue(default_concurrency_limit=1).launch(
+# One worker, as a 3.x Space had it, and one at a time on 4.x+.
+queued = demo.queue(concurrency_count=1) if GRADIO3 else demo.queue(default_concurrency_limit=1)
+queued.launch(
     server_name="127.0.0.1",
     server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
     show_error=True,
