@@ -34,7 +34,7 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def _manifest(tmp_path: Path, url: str, rows: int) -> Path:
+def _manifest(tmp_path: Path, url: str, rows: int, queue_ahead: int = 0) -> Path:
     (tmp_path / "rows.csv").write_text("x\n" + "".join(f"row {i}\n" for i in range(rows)))
     path = tmp_path / "batch.yaml"
     path.write_text(f"""\
@@ -47,6 +47,7 @@ inputs:
   csv: {tmp_path / "rows.csv"}
 run:
   concurrency: {CONCURRENCY}
+  queue_ahead: {queue_ahead}
   rate: 10000/s
   retries: 2
 output:
@@ -55,17 +56,20 @@ output:
     return path
 
 
-async def test_a_300_row_batch_opens_no_more_connections_than_its_concurrency_and_4(
-    app_factory: Any, tmp_path: Path
+@pytest.mark.parametrize("queue_ahead", [0, 4])
+async def test_a_300_row_batch_opens_no_more_connections_than_it_has_jobs_out_and_4(
+    app_factory: Any, tmp_path: Path, queue_ahead: int
 ) -> None:
-    """The whole `spacerun run` path: validation, joins, streams, results on disk."""
+    """The whole `spacerun run` path: validation, joins, streams, results on disk. Jobs
+    out at once are `concurrency` running plus up to `queue_ahead` waiting in the app's
+    queue; connections are reused across the 300 rows, never one per row."""
     app = app_factory("bench", env={"BENCH_DELAY": "0.01", "BENCH_CONCURRENCY": str(CONCURRENCY)})
     with FaultProxy(app.url) as proxy:
         options = RunOptions(progress="off", handle_signals=False)
-        summary = await run_async(_manifest(tmp_path, proxy.url, 300), options)
+        summary = await run_async(_manifest(tmp_path, proxy.url, 300, queue_ahead), options)
         assert summary.this_run["ok"] == 300, summary
         assert proxy.counts(r"queue/join$", method="POST") == 300
-        assert proxy.connections_accepted <= CONCURRENCY + 4
+        assert proxy.connections_accepted <= CONCURRENCY + queue_ahead + 4
         assert proxy.open_connections == 0  # the run closed its pool when it ended
 
 
