@@ -86,7 +86,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .hub_data import HARDWARE_LIST, ZeroGpuQuota
@@ -266,6 +266,24 @@ class _Reply(Exception):
         super().__init__(error)
         self.status, self.error, self.code, self.extra = status, error, code, extra
         self.headers = headers or {}
+
+
+_Repo = TypeVar("_Repo", bound="_Owned")
+
+
+class _Owned(Protocol):
+    @property
+    def private(self) -> bool: ...
+    @property
+    def owner(self) -> str: ...
+
+
+def visible(repo: _Repo | None, user: User | None) -> _Repo:
+    """`repo` as `user` may see it. The Hub hides private repos: the same answer as a
+    missing one, 401 when anonymous (Spaces and datasets alike)."""
+    if repo is None or (repo.private and (user is None or not user.owns(repo.owner))):
+        raise _Reply(401 if user is None else 404, "Repository not found", code="RepoNotFound")
+    return repo
 
 
 def _git_oid(content: bytes) -> str:
@@ -497,11 +515,7 @@ class HubServer:
         return user
 
     def _readable(self, space_id: str, user: User | None) -> Space:
-        space = self.spaces.get(space_id)
-        if space is None or (space.private and (user is None or not user.owns(space.owner))):
-            # The Hub hides private repos: same answer as missing, 401 when anonymous.
-            raise _Reply(401 if user is None else 404, "Repository not found", code="RepoNotFound")
-        return space
+        return visible(self.spaces.get(space_id), user)
 
     def _writer(self, space: Space, user: User | None) -> User:
         if user is None:

@@ -148,12 +148,9 @@ class DatasetRoutes:
         self.commit_faults: list[str] = []
 
     def readable(self, repo_id: str, user: User | None) -> DatasetRepo:
-        from .hub import _Reply
+        from .hub import visible
 
-        repo = self.repos.get(repo_id)
-        if repo is None or (repo.private and (user is None or not user.owns(repo.owner))):
-            raise _Reply(401 if user is None else 404, "Repository not found", code="RepoNotFound")
-        return repo
+        return visible(self.repos.get(repo_id), user)
 
     def writable(self, repo_id: str, user: User | None) -> DatasetRepo:
         from .hub import _Reply
