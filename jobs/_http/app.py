@@ -4,6 +4,7 @@ HTTP statuses become `jobs` errors."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
@@ -434,8 +435,10 @@ def parse_json(body: bytes, url: str) -> Any:
         ) from exc
 
 
+@functools.lru_cache(maxsize=16)
 def limits_timeout(limits: Limits) -> httpx.Timeout:
-    """`limits`' per operation (not total) timeouts, as httpx takes them."""
+    """`limits`' per operation (not total) timeouts, as httpx takes them (made once per
+    `Limits`: every request and stream of a batch asks)."""
     return httpx.Timeout(
         connect=limits.connect_timeout,
         read=limits.read_timeout,

@@ -39,7 +39,17 @@ _OVERRUNS = 3
 class Pace:
     """Measured run time and gap of one replica, and its queue-ahead depth."""
 
-    __slots__ = ("ahead", "cap", "checking", "gap", "overruns", "run", "running", "target")
+    __slots__ = (
+        "ahead",
+        "cap",
+        "checking",
+        "depth",
+        "gap",
+        "overruns",
+        "run",
+        "running",
+        "target",
+    )
 
     def __init__(self, cap: int) -> None:
         #: The most jobs ever kept waiting beyond the window (0: queue-ahead is off).
@@ -51,6 +61,9 @@ class Pace:
         self.gap: float | None = None
         #: Jobs kept waiting now (grows by one job per window of successes).
         self.ahead = 0.0
+        #: Jobs that may be sent beyond the replica's window now: `ahead`, whole. Kept
+        #: as a field, not worked out: every look for a free slot reads it.
+        self.depth = 0
         #: What the measurements ask for.
         self.target = 0
         #: Our jobs the app reported running and that have not ended.
@@ -61,11 +74,6 @@ class Pace:
 
     def __repr__(self) -> str:
         return f"<Pace run={self.run} gap={self.gap} ahead={self.ahead:g}/{self.cap}>"
-
-    @property
-    def depth(self) -> int:
-        """Jobs that may be sent beyond the replica's window now."""
-        return int(self.ahead) if self.cap else 0
 
     def measured(self, run: float | None, total: float, *, direct: bool) -> None:
         """A job ended well after `total` seconds from send to result, having run `run`
@@ -89,9 +97,11 @@ class Pace:
             self.ahead = min(float(self.target), self.ahead + 1.0 / max(1.0, self.ahead))
         else:
             self.ahead = float(self.target)
+        self.depth = int(self.ahead)
 
     def overload(self) -> None:
         self.ahead = 0.0
+        self.depth = 0
 
     def overrun(self) -> bool:
         """An ahead job started beyond the window; True when queue-ahead turns off now."""
@@ -99,6 +109,7 @@ class Pace:
         if self.cap and self.overruns >= _OVERRUNS:
             self.cap = 0
             self.ahead = 0.0
+            self.depth = 0
             return True
         return False
 

@@ -183,11 +183,14 @@ class Replica:
         return self.state is ReplicaState.UP
 
     def free(self, now: float) -> bool:
+        # Looked at for every replica each time a job wants a slot or one ends: spelled
+        # out rather than through `healthy`, `allowed`, `depth` and `paused`.
+        limit = self.limit
         return (
-            self.healthy
+            self.state is ReplicaState.UP
             and self.checked
-            and self.in_flight < self.limit.allowed + self.pace.depth
-            and self.limit.paused(now) == 0
+            and self.in_flight < limit.allowed + self.pace.depth
+            and limit.paused_until <= now
         )
 
     def load(self) -> float:

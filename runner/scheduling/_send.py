@@ -114,6 +114,8 @@ class Sender:
         self._stopping = False
         self._stopped = anyio.Event()
         self._idle = anyio.Event()
+        #: Set when a submission ends (room in the window; see `Scheduler._window`).
+        self._task_ended = anyio.Event()
         self._task_group: TaskGroup | None = None
         self._failure: AllReplicasDown | None = None
         self.pauses = pauses or AccountPauses(pool.replicas)
