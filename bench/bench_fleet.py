@@ -1,8 +1,8 @@
 """An uneven fleet, measured on the servers' clock: every app slot busy, and the tail.
 
-    python bench/bench_fleet.py [--jobs 1000] [--rtt 0 0.05 0.15]
-                                [--baseline-root OTHER_CHECKOUT] [--gradio-client]
-                                [--slow-tail]
+    python bench/bench_fleet.py [--jobs 1000] [--rtt 0 0.05 0.15] [--repeat N]
+                                [--baseline-root OTHER_CHECKOUT] [--sweep K ...]
+                                [--gradio-client] [--slow-tail]
 
 Three copies of the `bench` test app, each `concurrency_limit=2`, taking 0.05 s,
 0.25 s and 1.0 s a call (40 + 8 + 2 = 50 calls/s of app capacity), get the same batch
@@ -10,17 +10,28 @@ through the whole `spacerun run` path with `run.concurrency: 2` (and the manifes
 defaults otherwise: queue-ahead and hedging as shipped). With `--rtt`, each replica
 sits behind `bench/latency_proxy.py` adding that round trip (0: direct). With
 `--baseline-root`, the same run from another checkout (`@base`) goes right before
-ours, against the same servers: side by side. `--gradio-client` adds a 6-thread pool
-over one `Client` per replica. `--slow-tail` adds a run whose slow replica takes 5 s a
-call, where hedging has something to do: its duplicated app time is reported.
+ours, against the same servers: side by side. `--sweep K` adds runs with `queue_ahead`
+fixed at K (a queue kept fed whatever it costs: what the servers give then).
+`--gradio-client` adds a 6-thread pool over one `Client` per replica. `--slow-tail`
+adds a run whose slow replica takes 5 s a call, where hedging has something to do: its
+duplicated app time is reported. `--repeat N` runs every client N times, in turn, and
+reports each figure's median.
 
-Every figure comes from the apps' own records of each call (start and end, on the
-machine's monotonic clock, `/spans`): wall is the first call's start to the last one's
-end; "of capacity" is the ideal time (jobs / 50 calls/s) over it; "busy" is each
-replica's app seconds over its 2 slots x the time while rows were left to send (to the
-last call's start); "tail" is from the last call's start to the last end. Duplicated
-calls are the apps' calls beyond one per row, and their app seconds. Client CPU is the
-run's own process (`CPU ms/job`). Each client runs in a fresh subprocess.
+Every client first makes a short run of a few rows that is not measured (imports, the
+report, first connections: what a run costs once is not spread over its jobs), and the
+apps forget those calls. Every figure then comes from the apps' own records of each
+call (start and end, on the machine's monotonic clock, `/spans`): wall is the first
+call's start to the last one's end; "of capacity" is the ideal time (jobs / 50
+calls/s) over it. Rows are left to send until the client sent its last one (its n-th
+`queue/join`, half a round trip before the app has it): "busy" is each replica's app
+seconds over its 2 slots x that time, and "slot idle ms per call" the slots' idle
+time then over the calls started, which is the round trip a client did not hide plus
+the server's own hop from one call's end to the next one's start. "server CPU ms per
+call" is each app process's CPU during the run (Linux `/proc`) over its calls: gradio's
+own work per call, on the same two cores as everything else. "tail" is from the last
+call's start to the last end. Extra calls are the apps' calls beyond one per row, and
+their app seconds. Client CPU is the run's own process (`CPU ms/job`). Each client
+runs in a fresh subprocess.
 """
 
 from __future__ import annotations
@@ -28,6 +39,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,25 +56,61 @@ sys.path.insert(0, str(ROOT / "bench"))
 DELAYS = (0.05, 0.25, 1.0)
 SLOW_TAIL = (0.05, 0.25, 5.0)
 SLOTS = 2
+#: Rows of the unmeasured run each client makes first.
+WARM_ROWS = 6
 
 
-def run_spacerun(urls: list[str], n: int) -> dict[str, Any]:
-    from runner.run import RunOptions, run
-
+def _manifest(urls: list[str], n: int, queue_ahead: str) -> Path:
     folder = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
     (folder / "rows.csv").write_text("x\n" + "".join(f"{i}\n" for i in range(n)))
     replicas = "".join(f"    - url: {url}\n" for url in urls)
+    # The shipped default is not written out: a baseline from before the key ran too.
+    ahead = "" if queue_ahead == "default" else f"  queue_ahead: {queue_ahead}\n"
     manifest = folder / "batch.yaml"
     manifest.write_text(
         "name: fleet\napp:\n  endpoint: /predict\n  replicas:\n"
         f"{replicas}inputs:\n  csv: {folder / 'rows.csv'}\n"
-        f"run:\n  concurrency: {SLOTS}\n  timeout: 120s\noutput:\n  dir: {folder / 'out'}\n"
+        f"run:\n  concurrency: {SLOTS}\n  timeout: 120s\n{ahead}"
+        f"output:\n  dir: {folder / 'out'}\n"
     )
-    cpu0, wall0 = time.process_time(), time.perf_counter()
+    return manifest
+
+
+def _record_joins() -> list[float]:
+    """The clock time of every `queue/join` this process sends from now on."""
+    from jobs._session import Session
+
+    joins: list[float] = []
+    join = Session.join
+
+    async def recorded(self: Any, *args: Any, **kwargs: Any) -> Any:
+        joins.append(time.monotonic())
+        return await join(self, *args, **kwargs)
+
+    Session.join = recorded  # type: ignore[method-assign]
+    return joins
+
+
+def run_spacerun(urls: list[str], n: int, queue_ahead: str = "default") -> dict[str, Any]:
+    from runner.run import RunOptions, run
+
+    # A short run first, whose calls the apps then forget: what a run costs once
+    # (imports, the report, the first connections) is not counted against each job.
+    run(_manifest(urls, WARM_ROWS, queue_ahead), RunOptions(progress="off", handle_signals=False))
+    _wait_idle(urls)  # a hedge's loser runs to its end
+    for url in urls:
+        _call(url, "reset")
+    manifest = _manifest(urls, n, queue_ahead)
+    folder = manifest.parent
+    joins = _record_joins()
+    servers0, cpu0, wall0 = _server_cpu(), time.process_time(), time.perf_counter()
     run(manifest, RunOptions(progress="off", handle_signals=False))
     result: dict[str, Any] = {
         "wall": time.perf_counter() - wall0,
         "cpu": time.process_time() - cpu0,
+        "server_cpu": [b - a for a, b in zip(servers0, _server_cpu(), strict=True)],
+        # Retries and hedges' copies come after every row was sent once.
+        "sent_all": sorted(joins)[n - 1] if len(joins) >= n else None,
     }
     with (folder / "out" / "results.jsonl").open() as lines:
         records = [json.loads(line) for line in lines]
@@ -85,7 +134,10 @@ def run_gradio_client(urls: list[str], n: int) -> dict[str, Any]:
     from gradio_client import Client
 
     clients = [Client(url, verbose=False) for url in urls]
-    cpu0, wall0 = time.process_time(), time.perf_counter()
+    for client, url in zip(clients, urls, strict=True):
+        client.predict("warm-up", api_name="/predict")
+        _call(url, "reset")
+    servers0, cpu0, wall0 = _server_cpu(), time.process_time(), time.perf_counter()
 
     def one(i: int) -> bool:
         with contextlib.suppress(BaseException):
@@ -95,9 +147,26 @@ def run_gradio_client(urls: list[str], n: int) -> dict[str, Any]:
     with ThreadPoolExecutor(SLOTS * len(urls)) as pool:
         ok = sum(pool.map(one, range(n)))
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    server_cpu = [b - a for a, b in zip(servers0, _server_cpu(), strict=True)]
     for client in clients:
         client.close()
-    return {"ok": ok, "wall": wall, "cpu": cpu, "hedges": 0, "hedge_seconds": 0.0}
+    return {
+        "ok": ok,
+        "wall": wall,
+        "cpu": cpu,
+        "server_cpu": server_cpu,
+        "hedges": 0,
+        "hedge_seconds": 0.0,
+    }
+
+
+def _server_cpu() -> list[float]:
+    """CPU seconds each app's process has used (Linux: `/proc`), from `BENCH_FLEET_PIDS`."""
+    seconds = []
+    for pid in os.environ.get("BENCH_FLEET_PIDS", "").split(","):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        seconds.append((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))
+    return seconds
 
 
 def _call(url: str, api_name: str) -> Any:
@@ -116,20 +185,34 @@ def _wait_idle(urls: list[str]) -> None:
 
 
 def measure(
-    direct: list[str], urls: list[str], delays: tuple[float, ...], n: int, run: dict[str, Any]
+    direct: list[str],
+    urls: list[str],
+    delays: tuple[float, ...],
+    n: int,
+    run: dict[str, Any],
+    rtt: float,
 ) -> dict[str, Any]:
     """The figures of one run, from the apps' records of their calls."""
     spans = [_call(url, "spans")["spans"] for url in direct]
     everything = [s for per in spans for s in per]
     start, end = min(s[0] for s in everything), max(s[1] for s in everything)
     last_start = max(s[0] for s in everything)
-    backlog = max(1e-9, last_start - start)
+    # Rows are left to send until the client sent the last one (it reaches the app half
+    # a round trip later); what the apps do after that is the tail.
+    sent_all = last_start if run.get("sent_all") is None else run["sent_all"] + rtt / 2
+    backlog = max(1e-9, sent_all - start)
     capacity = sum(SLOTS / d for d in delays)
     busy = [
-        sum(min(e, last_start) - b for b, e in per if b < last_start) / (SLOTS * backlog)
+        sum(min(e, sent_all) - b for b, e in per if b < sent_all) / (SLOTS * backlog)
         for per in spans
     ]
     calls = [len(per) for per in spans]
+    # A slot's idle time per call while rows were left: the round trip a client did not
+    # hide plus the server's own hop from one call's end to the next one's start.
+    idle = [
+        1000 * (1 - b) * SLOTS * backlog / max(1, sum(1 for s in per if s[0] < sent_all))
+        for b, per in zip(busy, spans, strict=True)
+    ]
     extra = sum(calls) - n
     # Calls beyond the rows recorded on a replica (a record names its replica by URL)
     # are hedges' losers that ran: their app time, at that replica's mean call.
@@ -145,6 +228,10 @@ def measure(
         "wall": end - start,
         "capacity": n / capacity / (end - start),
         "busy": busy,
+        "idle_ms": idle,
+        "server_cpu_ms": [
+            1000 * c / max(1, k) for c, k in zip(run["server_cpu"], calls, strict=True)
+        ],
         "tail": end - last_start,
         "calls": calls,
         "extra_calls": extra,
@@ -159,28 +246,51 @@ def measure(
 def child(kind: str, n: int, urls: list[str], root: str | None) -> None:
     if root is not None:
         sys.path.insert(0, str(Path(root).resolve()))
-    runner = run_gradio_client if kind == "gradio_client" else run_spacerun
-    print(json.dumps(runner(urls, n)))
+    if kind == "gradio_client":
+        print(json.dumps(run_gradio_client(urls, n)))
+    else:
+        print(json.dumps(run_spacerun(urls, n, kind.partition(":")[2] or "default")))
 
 
-def _run_child(kind: str, n: int, urls: list[str], root: str | None) -> dict[str, Any]:
+def _run_child(
+    kind: str, n: int, urls: list[str], root: str | None, pids: list[int]
+) -> dict[str, Any]:
     command = [sys.executable, __file__, "--child", kind, str(n), ",".join(urls)]
     if root is not None:
         command += ["--baseline-root", root]
-    out = subprocess.run(command, capture_output=True, text=True, timeout=3600, check=False)
+    env = dict(os.environ, BENCH_FLEET_PIDS=",".join(map(str, pids)))
+    out = subprocess.run(
+        command, capture_output=True, text=True, timeout=3600, check=False, env=env
+    )
     if out.returncode != 0:
         raise RuntimeError(f"{kind} child failed:\n{out.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
 
 
-def _fleet(delays: tuple[float, ...]) -> list[Any]:
+def _fleet(delays: tuple[float, ...], *, analytics: bool) -> list[Any]:
     from support.apps import start_app
 
-    return [
-        start_app("bench", env={"BENCH_DELAY": str(d), "BENCH_CONCURRENCY": str(SLOTS)})
-        for d in delays
-    ]
+    env = {"BENCH_CONCURRENCY": str(SLOTS)}
+    if not analytics:
+        # gradio 6 rebuilds a pandas DataFrame of the last 10,000 events after every call
+        # (its monitoring summary): an O(calls served) cost per call, on the server's
+        # event loop, that makes the same servers slower run after run and the last
+        # client measured pay the most. Computed once per 10^9 calls, it is gone.
+        env["GRADIO_ANALYTICS_CACHE_FREQUENCY"] = str(10**9)
+    return [start_app("bench", env={**env, "BENCH_DELAY": str(d)}) for d in delays]
+
+
+def _variants(args: argparse.Namespace) -> list[tuple[str, str, str | None]]:
+    """(label, child kind, checkout) of every client measured at each round trip."""
+    variants: list[tuple[str, str, str | None]] = []
+    if args.baseline_root:
+        variants.append(("spacerun@base", "spacerun", args.baseline_root))
+    variants.append(("spacerun", "spacerun", None))
+    variants += [(f"spacerun, queue_ahead {k}", f"spacerun:{k}", None) for k in args.sweep]
+    if args.gradio_client:
+        variants.append(("gradio_client", "gradio_client", None))
+    return variants
 
 
 def _runs(
@@ -188,7 +298,7 @@ def _runs(
 ) -> list[dict[str, Any]]:
     from latency_proxy import LatencyProxies
 
-    apps = _fleet(delays)
+    apps = _fleet(delays, analytics=args.gradio_analytics)
     rows = []
     try:
         direct = [app.url for app in apps]
@@ -198,45 +308,56 @@ def _runs(
                 if rtt:
                     proxies = stack.enter_context(LatencyProxies([a.port for a in apps], rtt=rtt))
                     urls = [f"http://127.0.0.1:{port}" for port in proxies.ports]
-                variants: list[tuple[str, str | None]] = []
-                if args.baseline_root:
-                    variants.append(("spacerun@base", args.baseline_root))
-                variants.append(("spacerun", None))
-                if args.gradio_client:
-                    variants.append(("gradio_client", None))
-                for kind, root in variants:
-                    _wait_idle(direct)
-                    for url in direct:
-                        _call(url, "reset")
-                    run = _run_child(kind.split("@")[0], args.jobs, urls, root)
-                    _wait_idle(direct)  # a hedge's loser runs to its end
-                    row = measure(direct, urls, delays, args.jobs, run)
-                    row.update(fleet=label, rtt=rtt, client=kind)
-                    rows.append(row)
-                    print(_format(row), file=sys.stderr, flush=True)
+                taken: dict[str, list[dict[str, Any]]] = {}
+                # Repeats go round the clients, so a change in the machine's load
+                # falls on all of them alike.
+                for _ in range(args.repeat):
+                    for name, kind, root in _variants(args):
+                        _wait_idle(direct)
+                        run = _run_child(kind, args.jobs, urls, root, [app.pid for app in apps])
+                        _wait_idle(direct)  # a hedge's loser runs to its end
+                        row = measure(direct, urls, delays, args.jobs, run, rtt)
+                        row.update(fleet=label, rtt=rtt, client=name)
+                        taken.setdefault(name, []).append(row)
+                        print(_format(row), file=sys.stderr, flush=True)
+                rows += [_median(runs) for runs in taken.values()]
     finally:
         for app in apps:
             app.stop()
     return rows
 
 
+def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each figure's median over the repeats (the run of median wall for the counts)."""
+    middle = sorted(runs, key=lambda r: r["wall"])[len(runs) // 2]
+    row = dict(middle, repeats=len(runs))
+    for key in ("wall", "capacity", "tail", "cpu_ms"):
+        row[key] = statistics.median(r[key] for r in runs)
+    for key in ("busy", "idle_ms", "server_cpu_ms"):
+        row[key] = [statistics.median(r[key][i] for r in runs) for i in range(len(row[key]))]
+    return row
+
+
 HEADER = (
-    "| fleet | RTT ms | client | wall s | of capacity | busy fast, middle, slow | tail s "
-    "| calls per replica | extra calls | duplicated app s | hedges | hedge app s (summary) | ok "
-    "| CPU ms/job |\n"
-    "|---|---:|---|---:|---:|---|---:|---|---:|---:|---:|---:|---:|---:|"
+    "| fleet | RTT ms | client | wall s | of capacity | busy fast, middle, slow "
+    "| slot idle ms per call | server CPU ms per call | tail s | calls per replica "
+    "| extra calls (app s) | hedges (app s, summary) | ok | CPU ms/job |\n"
+    "|---|---:|---|---:|---:|---|---|---|---:|---|---:|---:|---:|---:|"
 )
 
 
 def _format(row: dict[str, Any]) -> str:
-    busy = ", ".join(f"{b:.2f}" for b in row["busy"])
+    def each(values: list[float], spec: str) -> str:
+        return ", ".join(format(v, spec) for v in values)
+
     calls = " / ".join(str(c) for c in row["calls"])
-    duplicated = "" if row["duplicated_s"] is None else f"{row['duplicated_s']:.1f}"
+    duplicated = "" if row["duplicated_s"] is None else f" ({row['duplicated_s']:.1f})"
     return (
         f"| {row['fleet']} | {1000 * row['rtt']:.0f} | {row['client']} | {row['wall']:.1f} "
-        f"| {row['capacity']:.2f} | {busy} | {row['tail']:.2f} | {calls} | {row['extra_calls']} "
-        f"| {duplicated} "
-        f"| {row['hedges']} | {row['hedge_seconds']:.1f} | {row['ok']} | {row['cpu_ms']:.2f} |"
+        f"| {row['capacity']:.2f} | {each(row['busy'], '.2f')} | {each(row['idle_ms'], '.1f')} "
+        f"| {each(row['server_cpu_ms'], '.1f')} | {row['tail']:.2f} | {calls} "
+        f"| {row['extra_calls']}{duplicated} | {row['hedges']} ({row['hedge_seconds']:.1f}) "
+        f"| {row['ok']} | {row['cpu_ms']:.2f} |"
     )
 
 
@@ -247,6 +368,20 @@ def main() -> None:
     parser.add_argument("--baseline-root", help="also run this other checkout (as @base)")
     parser.add_argument("--gradio-client", action="store_true")
     parser.add_argument("--slow-tail", action="store_true")
+    parser.add_argument(
+        "--gradio-analytics",
+        action="store_true",
+        help="leave gradio's per-call monitoring summary on (its default)",
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each client (medians)")
+    parser.add_argument(
+        "--sweep",
+        nargs="*",
+        default=[],
+        metavar="K",
+        help="also run with queue_ahead fixed at each K: what the servers give when their "
+        "queues are kept fed",
+    )
     parser.add_argument("--child", nargs=3, metavar=("KIND", "N", "URLS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -255,7 +390,7 @@ def main() -> None:
         return
     rows = _runs("0.05/0.25/1.0 s", DELAYS, args.rtt, args)
     if args.slow_tail:
-        args.gradio_client = False
+        args.gradio_client, args.sweep = False, []
         rows += _runs("0.05/0.25/5.0 s", SLOW_TAIL, [0.0], args)
     print(f"{args.jobs} rows, run.concurrency {SLOTS}, concurrency_limit {SLOTS} per replica\n")
     print(HEADER)
