@@ -27,6 +27,7 @@ its outcome is the first result of the two, recorded once.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -44,6 +45,8 @@ from ._send import Sender, Task, cancel
 __all__ = ["Outcome", "Scheduler", "SchedulerListener", "SubmissionLike"]
 
 _BATCH = 256
+#: The most rows taken early for the tail.
+_TAIL_MOST = 256
 
 
 class Scheduler(Sender):
@@ -54,11 +57,14 @@ class Scheduler(Sender):
         return len(self._tasks)
 
     def _window(self) -> int:
-        """Submissions taken at once: the slots and the jobs queued ahead now, and as
-        many again ready for a slot. Sized from the depth queue-ahead has now, not the
-        most it may reach: each task beyond that only waits for a slot, and wakes to
+        """Submissions taken at once: the slots and the jobs queued ahead now, as many
+        again ready for a slot, and the rows the fleet finishes while its slowest
+        replica runs one job (`_tail_rows`). Sized from what queue-ahead keeps now, not
+        the most it may keep: each task beyond that only waits for a slot and wakes to
         look at the replicas now and then (at 150 ms round trip, 96 of them did)."""
-        return max(1, self.pool.capacity * 2 + sum(r.pace.depth for r in self.pool.replicas))
+        replicas = self.pool.replicas
+        ahead = sum(r.pace.depth for r in replicas)
+        return max(1, self.pool.capacity * 2 + ahead + _tail_rows(replicas))
 
     async def _room(self) -> None:
         """Wait until fewer submissions than the window are in flight."""
@@ -183,6 +189,18 @@ class Scheduler(Sender):
                 count += 1
         self._abandoned[replica.name] = reason
         return count
+
+
+def _tail_rows(replicas: list[Replica]) -> int:
+    """Rows the replicas finish, at their measured pace, during the slowest one's run
+    time beyond the fastest one's. The tail (`ReplicaPool.tail`) begins once every row
+    is taken: taken that much earlier, the last rows no longer go to a slow replica
+    just before it begins, to end that much after the others."""
+    runs = [(r.limit.allowed, r.pace.run) for r in replicas if r.pace.run and r.healthy]
+    if len(runs) < 2:
+        return 0
+    spread = max(run for _, run in runs) - min(run for _, run in runs)
+    return min(_TAIL_MOST, math.ceil(spread * sum(allowed / run for allowed, run in runs)))
 
 
 def _outcome_of(
