@@ -427,3 +427,25 @@ async def test_queue_ahead_turns_itself_off_where_the_app_runs_more_at_once(
     assert {o.status for o in outcomes.by_key.values()} == {RecordStatus.OK}
     assert replicas[0].pace.cap == 0 and replicas[0].pace.depth == 0
     assert any("no job is queued ahead on it any more" in text for text in said)
+
+
+async def test_jobs_taken_at_once_follow_the_depth_queued_ahead_not_its_cap(
+    tail_apps: TailApps,
+) -> None:
+    """With queue-ahead sized by itself (up to 16 per slot), the scheduler holds no more
+    submissions than its slots, the depth kept ahead now, and as many again ready: not
+    one per job it might some day keep ahead, each waiting for a slot."""
+    rows = [Sub(f"j{i}", i, {"x": f"j{i}", "delay": 0.02}) for i in range(60)]
+    held: list[tuple[int, int]] = []
+    outcomes = Outcomes(on_sent=lambda: held.append((scheduler.in_flight, replicas[0].pace.depth)))
+    async with replicas_at([tail_apps.gauge], concurrency=1) as replicas:
+        pool = ReplicaPool(replicas, queue_ahead=None)
+        scheduler = ProbingScheduler(
+            pool, on_outcome=outcomes.on_outcome, listener=outcomes, endpoint="/predict"
+        )
+        await scheduler.run(rows)
+    assert {o.status for o in outcomes.by_key.values()} == {RecordStatus.OK}
+    assert replicas[0].pace.cap == 16
+    # 1 slot: 2 x 1, plus the depth; a depth raised since the job was taken counts.
+    most_depth = max(depth for _, depth in held)
+    assert max(count for count, _ in held) <= 2 + most_depth < 2 + 16
