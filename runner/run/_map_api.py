@@ -19,6 +19,7 @@ import math
 import sys
 import warnings
 from collections.abc import AsyncIterator, Mapping
+from concurrent import futures
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
@@ -59,6 +60,8 @@ __all__ = ["map", "map_async", "map_iter"]
 
 #: Shortcuts for the manifest's `run:` keys most calls set.
 _RUN_SHORTCUTS = ("concurrency", "rate", "retries", "timeout")
+#: How often `map`'s waiting thread looks for a Ctrl-C.
+_WAKE_SECONDS = 0.1
 
 
 @overload
@@ -118,7 +121,12 @@ def map(
         interrupts = 0
         while True:
             try:
-                return future.result()
+                # Waited for in short spells: a Ctrl-C the kernel hands to another
+                # thread (the portal's, a worker's) is raised here only once this thread
+                # runs Python again, which an unbroken wait does when the run has ended.
+                futures.wait([future], timeout=_WAKE_SECONDS)
+                if future.done():
+                    return future.result()
             except KeyboardInterrupt:
                 # The run lives in the portal's thread; Ctrl-C reaches this one.
                 interrupts += 1

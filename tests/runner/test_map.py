@@ -5,6 +5,9 @@ sends only what is missing, counted by the app itself."""
 from __future__ import annotations
 
 import os
+import signal
+import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -147,6 +150,34 @@ def test_map_iter_yields_results_as_they_finish(app_factory: Any, tmp_path: Path
     by_row = {r.row: r for r in got}
     assert by_row[3].status is RecordStatus.ERROR and "Refused" in (by_row[3].error or "")
     assert by_row[5].outputs == {"y": "R5"}
+
+
+def test_a_ctrl_c_delivered_to_another_thread_stops_map(app_factory: Any, tmp_path: Path) -> None:
+    """The kernel hands a process's SIGINT to any of its threads: one that lands on a
+    thread other than the one waiting in `map` (here a helper thread that signals
+    itself once row 30 reached the app) still stops the run, with the warning."""
+    app = Recorder(app_factory, tmp_path, RECORDER_DELAY="0.02")
+    rows = [{"x": f"r{i}"} for i in range(200)]
+
+    def interrupt_from_this_thread() -> None:
+        deadline = time.monotonic() + 60
+        while "r30" not in app.received() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+
+    helper = threading.Thread(target=interrupt_from_this_thread, daemon=True)
+    helper.start()
+    with pytest.warns(RuntimeWarning, match="interrupted"):
+        out = runner.map(
+            rows,
+            app=app.app.url,
+            endpoint="/predict",
+            concurrency=2,
+            run_dir=tmp_path / "run",
+            progress="quiet",
+        )
+    helper.join()
+    assert 0 < int((out["status"] == "ok").sum()) < 200
 
 
 def test_unknown_options_are_named() -> None:
