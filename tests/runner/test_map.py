@@ -9,6 +9,7 @@ import signal
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,18 @@ import runner
 from runner.store import RecordStatus
 
 pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture(autouse=True)
+def default_ctrl_c() -> Iterator[None]:
+    """Ctrl-C as a fresh process has it (KeyboardInterrupt). Earlier tests of the same
+    pytest process run event loops with signal handlers of their own; in the whole
+    suite these tests saw no KeyboardInterrupt at all, alone they always do."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 class Recorder:
